@@ -1,0 +1,112 @@
+"""The forward process q for one fixed image and one fixed noise draw: any frame in O(1), for a slider.
+
+Here t counts noising steps: frame 0 is x₀ itself and frame t (1 … T) is √ᾱ·x₀ + √(1−ᾱ)·ε with ᾱ at table index
+t − 1 (see :mod:`pipelines.schedules` for the index convention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers.utils.torch_utils import randn_tensor
+
+from pipelines.schedules import ScheduleTables
+
+
+@dataclass(frozen=True)
+class StepValues:
+    """The schedule's numbers after t noising steps (t = 0 is the clean image: ᾱ = 1, SNR = ∞)."""
+
+    t: int
+    beta: float
+    alpha_bar: float
+    sqrt_alpha_bar: float
+    sqrt_one_minus_alpha_bar: float
+    snr: float
+
+
+def q_step(tables: ScheduleTables, x_prev: torch.Tensor, t: int, noise: torch.Tensor) -> torch.Tensor:
+    """One Markov step of q(x_t | x_{t−1}) = N(√(1−β_t)·x_{t−1}, β_t·I) (Ho et al. eq. 2), t a table index."""
+    if not 0 <= t < tables.num_timesteps:
+        raise ValueError(f"t must lie in [0, {tables.num_timesteps - 1}], got {t}.")
+    beta_t = float(tables.betas[t])
+    return (1.0 - beta_t) ** 0.5 * x_prev + beta_t**0.5 * noise
+
+
+def q_chain(
+    tables: ScheduleTables,
+    x0: torch.Tensor,
+    num_steps: int,
+    generator: torch.Generator | None = None,
+    return_all: bool = False,
+) -> torch.Tensor:
+    """Iterate :func:`q_step` ``num_steps`` times from x₀, with fresh noise from ``generator`` at each step.
+
+    Returns x after ``num_steps`` steps (x₀ for 0), or with ``return_all`` all of them, (num_steps + 1, *x0.shape).
+    Same distribution as the closed form, different pixels.
+    """
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or not 0 <= num_steps <= tables.num_timesteps:
+        raise ValueError(f"num_steps must be an integer in [0, {tables.num_timesteps}], got {num_steps!r}.")
+    x = x0
+    frames = [x0]
+    for t in range(num_steps):
+        z = randn_tensor(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        x = q_step(tables, x, t, z)
+        if return_all:
+            frames.append(x)
+    return torch.stack(frames) if return_all else x
+
+
+class ForwardTrajectory:
+    """x₀ and ε fixed once, so that scrubbing t shows one coherent noising with no flicker of new noise.
+
+    Args:
+        x0: the clean image in [−1, 1], (C, H, W) or (B, C, H, W).
+        tables: the schedule.
+        generator: draws ε once, with x0's shape.
+    """
+
+    def __init__(self, x0: torch.Tensor, tables: ScheduleTables, generator: torch.Generator | None = None):
+        self.x0 = x0.float()
+        self.tables = tables
+        self.noise = randn_tensor(self.x0.shape, generator=generator, dtype=self.x0.dtype)
+        # python floats: one frame costs two scalar-tensor multiplies, no table indexing
+        self._sqrt_ab = [1.0, *tables.sqrt_alphas_cumprod.tolist()]
+        self._sqrt_1mab = [0.0, *tables.sqrt_one_minus_alphas_cumprod.tolist()]
+
+    @property
+    def num_timesteps(self) -> int:
+        return self.tables.num_timesteps
+
+    def _check_t(self, t) -> int:
+        if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= self.num_timesteps:
+            raise ValueError(f"t must be an integer in [0, {self.num_timesteps}], got {t!r}.")
+        return t
+
+    def values(self, t: int) -> StepValues:
+        t = self._check_t(t)
+        if t == 0:
+            return StepValues(0, 0.0, 1.0, 1.0, 0.0, float("inf"))
+        i = t - 1
+        tb = self.tables
+        return StepValues(
+            t, float(tb.betas[i]), float(tb.alphas_cumprod[i]), self._sqrt_ab[t], self._sqrt_1mab[t], float(tb.snr[i])
+        )
+
+    def signal_and_noise(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two parts of x_t: √ᾱ_t·x₀ and √(1−ᾱ_t)·ε."""
+        t = self._check_t(t)
+        return self._sqrt_ab[t] * self.x0, self._sqrt_1mab[t] * self.noise
+
+    def frame(self, t: int) -> torch.Tensor:
+        """x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε, in closed form (Ho et al. eq. 4)."""
+        signal, noise = self.signal_and_noise(t)
+        return signal + noise
+
+    def markov_chain(self, t: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x_t by iterating q(x_s | x_{s−1}) = N(√(1−β_s)·x_{s−1}, β_s·I) t times, with fresh noise at each step.
+
+        Same distribution as :meth:`frame`, different pixels: its noise is not ε.
+        """
+        return q_chain(self.tables, self.x0, self._check_t(t), generator)

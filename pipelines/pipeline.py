@@ -1,0 +1,211 @@
+"""The step-by-step DDPM pipeline: diffusers' ``DDPMPipeline`` that also shows its work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from diffusers import DiffusionPipeline, ImagePipelineOutput, UNet2DModel
+from diffusers.utils.torch_utils import randn_tensor
+
+from pipelines.scheduler import DDPMExplorerScheduler, respaced_timesteps
+from pipelines.trajectory import Trajectory, TrajectoryRecorder
+
+OUTPUT_TYPES = ("pil", "np", "pt")
+
+
+class NonFiniteSampleError(RuntimeError):
+    """The model produced NaN or Inf; the run stops instead of streaming garbage."""
+
+
+@dataclass
+class TrajectoryStep:
+    """What one reverse step saw and produced. Tensors are (B, C, H, W).
+
+    A consumer of :meth:`DDPMExplorerPipeline.iter_trajectory` may replace ``prev_sample``; the loop continues from it.
+    """
+
+    step_index: int
+    num_steps: int
+    timestep: int  # t
+    sample: torch.Tensor  # x_t
+    pred_original_sample: torch.Tensor  # x̂₀
+    pred_epsilon: torch.Tensor  # ε̂
+    prev_sample: torch.Tensor  # x_{t'}
+
+
+def _check_positive_int(name: str, value, upper: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (upper is not None and value > upper):
+        bound = f" and at most {upper}" if upper is not None else ""
+        raise ValueError(f"{name} must be an integer of at least 1{bound}, got {value!r}.")
+    return value
+
+
+class DDPMExplorerPipeline(DiffusionPipeline):
+    """Unconditional DDPM sampling (Ho et al. 2020) that yields x_t, x̂₀ and ε̂ at every step.
+
+    Args:
+        unet: ε_θ (or x₀/v, per the scheduler's ``prediction_type``), a ``UNet2DModel``.
+        scheduler: a :class:`~pipelines.scheduler.DDPMExplorerScheduler`.
+
+    The registered scheduler is never mutated by sampling: every run works on a copy with its own timesteps, so one
+    pipeline can serve concurrent requests.
+    """
+
+    model_cpu_offload_seq = "unet"
+
+    def __init__(self, unet: UNet2DModel, scheduler: DDPMExplorerScheduler):
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler)
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one sample."""
+        size = self.unet.config.sample_size
+        h, w = (size, size) if isinstance(size, int) else tuple(size)
+        return self.unet.config.in_channels, h, w
+
+    def run_timesteps(self, num_inference_steps: int | None = None, start_timestep: int | None = None) -> list[int]:
+        """The timesteps a run will visit: all T, or N respaced ones, from ``start_timestep`` (default T−1) down."""
+        T = self.scheduler.config.num_train_timesteps
+        start = T - 1 if start_timestep is None else start_timestep
+        if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < T:
+            raise ValueError(f"start_timestep must be an integer in [0, {T - 1}], got {start_timestep!r}.")
+        n = (
+            start + 1
+            if num_inference_steps is None
+            else _check_positive_int("num_inference_steps", num_inference_steps)
+        )
+        return respaced_timesteps(n, start)
+
+    @torch.inference_mode()
+    def iter_trajectory(
+        self,
+        batch_size: int = 1,
+        generator: torch.Generator | None = None,
+        num_inference_steps: int | None = None,
+        eta: float | None = None,
+        image: torch.Tensor | None = None,
+        start_timestep: int | None = None,
+        show_progress: bool = True,
+    ) -> Iterator[TrajectoryStep]:
+        """Denoise step by step, yielding a :class:`TrajectoryStep` after each.
+
+        Args:
+            batch_size: number of samples, B.
+            generator: the only source of randomness: x_T and every step's noise.
+            num_inference_steps: N respaced steps; ``None`` runs all T (or all from ``start_timestep``).
+            eta: ``None`` for DDPM's ancestral sampling, or DDIM's η in [0, 1].
+            image: x₀ in [−1, 1], (B, C, H, W), to noise to ``start_timestep`` in closed form and denoise
+                from there (SDEdit, Meng et al. 2022). ``batch_size`` is then the image's.
+            start_timestep: the first timestep; default T−1.
+            show_progress: wrap the loop in ``self.progress_bar`` (tqdm).
+        """
+        timesteps = self.run_timesteps(num_inference_steps, start_timestep)
+        scheduler = self.scheduler.with_timesteps(timesteps=timesteps)
+        unet = self.unet
+        if image is not None:
+            if image.ndim != 4 or tuple(image.shape[1:]) != self.sample_shape:
+                raise ValueError(
+                    f"image must be (B, {', '.join(map(str, self.sample_shape))}), got {tuple(image.shape)}."
+                )
+            image = image.to(device=self.device, dtype=unet.dtype)
+            noise = randn_tensor(image.shape, generator=generator, device=self.device, dtype=unet.dtype)
+            x = scheduler.add_noise(image, noise, torch.tensor([timesteps[0]]))
+        else:
+            batch_size = _check_positive_int("batch_size", batch_size)
+            x = randn_tensor(
+                (batch_size, *self.sample_shape), generator=generator, device=self.device, dtype=unet.dtype
+            )
+
+        steps = scheduler.timesteps
+        loop = self.progress_bar(steps) if show_progress else steps
+        for i, t in enumerate(loop):
+            # 1. predict ε (or x₀, v) at (x_t, t)
+            model_output = unet(x, t).sample
+            # 2. one reverse step x_t → x_{t'}
+            out = scheduler.step(model_output, t, x, generator=generator, eta=eta)
+            if not torch.isfinite(out.prev_sample).all():
+                raise NonFiniteSampleError(
+                    f"The model produced NaN or Inf at timestep {int(t)} (step {i + 1} of {len(steps)}); stopped."
+                )
+            step = TrajectoryStep(
+                step_index=i,
+                num_steps=len(steps),
+                timestep=int(t),
+                sample=x,
+                pred_original_sample=out.pred_original_sample,
+                pred_epsilon=out.pred_epsilon,
+                prev_sample=out.prev_sample,
+            )
+            yield step
+            x = step.prev_sample
+
+    def sample_trajectory(self, max_frames: int | None = None, **kwargs) -> Trajectory:
+        """Run :meth:`iter_trajectory` and keep its frames as uint8, at most ``max_frames`` of them (evenly spread).
+
+        (K, B, C, H, W) uint8 frames, K ≤ ``max_frames``; ``final`` is the float sample x₀.
+        """
+        recorder = None
+        final = None
+        for step in self.iter_trajectory(**kwargs):
+            if recorder is None:
+                timesteps = self.run_timesteps(kwargs.get("num_inference_steps"), kwargs.get("start_timestep"))
+                recorder = TrajectoryRecorder(timesteps, tuple(step.sample.shape), max_frames)
+            recorder.record(step.step_index, step.sample, step.pred_original_sample, step.pred_epsilon)
+            final = step.prev_sample
+        recorder.trajectory.final = final
+        return recorder.trajectory
+
+    @torch.inference_mode()
+    def __call__(
+        self,
+        batch_size: int = 1,
+        generator: torch.Generator | None = None,
+        num_inference_steps: int | None = None,
+        eta: float | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Callable[[DiffusionPipeline, int, int, dict], dict] | None = None,
+        callback_on_step_end_tensor_inputs: tuple[str, ...] = ("sample",),
+    ) -> ImagePipelineOutput | tuple:
+        """Sample images, like diffusers' ``DDPMPipeline``.
+
+        Args:
+            batch_size, generator, num_inference_steps, eta: see :meth:`iter_trajectory`
+                (``num_inference_steps=None`` runs all T steps).
+            output_type: ``"pil"``, ``"np"`` ((B, H, W, C) in [0, 1]) or ``"pt"`` ((B, C, H, W) in [0, 1]).
+            return_dict: return an ``ImagePipelineOutput`` rather than a tuple.
+            callback_on_step_end: called after every step as ``callback(pipe, step_index, timestep, kwargs)``, where
+                ``kwargs`` holds the tensors named in ``callback_on_step_end_tensor_inputs`` (``sample`` is x_{t'},
+                also ``pred_original_sample`` and ``pred_epsilon``); a returned ``sample`` replaces x_{t'}.
+        """
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"Unknown output_type {output_type!r}; choose one of {', '.join(OUTPUT_TYPES)}.")
+        allowed = {"sample", "pred_original_sample", "pred_epsilon"}
+        if not set(callback_on_step_end_tensor_inputs) <= allowed:
+            raise ValueError(f"callback_on_step_end_tensor_inputs must be among {sorted(allowed)}.")
+        image = None
+        for step in self.iter_trajectory(
+            batch_size=batch_size, generator=generator, num_inference_steps=num_inference_steps, eta=eta
+        ):
+            if callback_on_step_end is not None:
+                tensors = {
+                    "sample": step.prev_sample,
+                    "pred_original_sample": step.pred_original_sample,
+                    "pred_epsilon": step.pred_epsilon,
+                }
+                callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
+                callback_outputs = callback_on_step_end(self, step.step_index, step.timestep, callback_kwargs) or {}
+                step.prev_sample = callback_outputs.get("sample", step.prev_sample)
+            image = step.prev_sample
+
+        image = (image / 2 + 0.5).clamp(0, 1)
+        if output_type != "pt":
+            image = image.cpu().permute(0, 2, 3, 1).numpy()
+            if output_type == "pil":
+                image = self.numpy_to_pil(image)
+        if not return_dict:
+            return (image,)
+        return ImagePipelineOutput(images=image)
