@@ -1,0 +1,183 @@
+"""The variational bound (ELBO) of a DDPM in bits/dim, as in Ho et al. 2020 §3.3 and Nichol & Dhariwal 2021 §2:
+
+    L_vlb = L_T + Σ_{t=1}^{T−1} L_{t−1} + L_0                      (indices as in our tables, t = 0 … T−1)
+    L_T     = KL(q(x_T | x₀) ‖ N(0, I))                             (the prior term; no parameters)
+    L_{t−1} = KL(q(x_{t−1} | x_t, x₀) ‖ p_θ(x_{t−1} | x_t))         (two Gaussians, closed form)
+    L_0     = −log p_θ(x₀ | x₁), a discretized Gaussian decoder over the 256 pixel bins
+
+Every term is per image, averaged over dimensions and divided by log 2 (bits/dim).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from pipelines.scheduler import DDPMExplorerScheduler
+from pipelines.schedules import extract
+
+LOG2 = math.log(2.0)
+
+
+def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
+    """KL(N(mean1, e^logvar1) ‖ N(mean2, e^logvar2)), elementwise, in nats."""
+    return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2))
+
+
+def _std_normal_cdf(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """log P(x) of uint8 data rescaled to [−1, 1] under N(mean, e^{2·log_scale}) integrated over each pixel's bin
+    of width 2/255; the edge bins extend to ±∞ (Ho et al. eq. 13). Elementwise, in nats."""
+    centered = x - mean
+    inv_std = torch.exp(-log_scale)
+    cdf_plus = _std_normal_cdf(inv_std * (centered + 1.0 / 255.0))
+    cdf_min = _std_normal_cdf(inv_std * (centered - 1.0 / 255.0))
+    log_cdf_plus = torch.log(cdf_plus.clamp(min=1e-12))
+    log_one_minus_cdf_min = torch.log((1.0 - cdf_min).clamp(min=1e-12))
+    log_probs = torch.where(
+        x < -0.999,
+        log_cdf_plus,
+        torch.where(x > 0.999, log_one_minus_cdf_min, torch.log((cdf_plus - cdf_min).clamp(min=1e-12))),
+    )
+    return log_probs
+
+
+def _mean_over_dims(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1).mean(1)
+
+
+def prior_bpd(scheduler: DDPMExplorerScheduler, x0: torch.Tensor) -> torch.Tensor:
+    """L_T = KL(q(x_T | x₀) ‖ N(0, I)) in bits/dim, (B,)."""
+    tb = scheduler.tables
+    t = torch.full((x0.shape[0],), tb.num_timesteps - 1)
+    mean = extract(tb.sqrt_alphas_cumprod, t, x0.shape, x0.dtype) * x0
+    logvar = torch.log1p(-extract(tb.alphas_cumprod, t, x0.shape, torch.float64)).to(x0.dtype)
+    return _mean_over_dims(normal_kl(mean, logvar, torch.zeros_like(mean), torch.zeros_like(mean))) / LOG2
+
+
+def p_mean_variance(unet, scheduler: DDPMExplorerScheduler, x_t: torch.Tensor, t: torch.Tensor, clip: bool = True):
+    """p_θ(x_{t−1} | x_t) = N(μ_θ, Σ_t): μ_θ is the posterior mean at the model's x̂₀ (Ho et al. eq. 11);
+    log Σ_t is log β̃_t (``fixed_small``) or log β_t (``fixed_large``, with β̃_1 at t = 0 as improved-diffusion).
+
+    Returns (mean, log_variance, x̂₀, model_output)."""
+    tb = scheduler.tables
+    dtype = x_t.dtype
+    model_output = unet(x_t, t).sample
+    sqrt_ab = extract(tb.sqrt_alphas_cumprod, t, x_t.shape, dtype)
+    sqrt_1mab = extract(tb.sqrt_one_minus_alphas_cumprod, t, x_t.shape, dtype)
+    prediction_type = scheduler.config.prediction_type
+    if prediction_type == "epsilon":
+        pred_x0 = (x_t - sqrt_1mab * model_output) / sqrt_ab
+    elif prediction_type == "sample":
+        pred_x0 = model_output
+    else:
+        pred_x0 = sqrt_ab * x_t - sqrt_1mab * model_output
+    if clip:
+        pred_x0 = pred_x0.clamp(-1.0, 1.0)
+    mean, _, log_var = scheduler.q_posterior_mean_variance(pred_x0, x_t, t)
+    if scheduler.config.variance_type == "fixed_large":
+        log_betas = torch.log(torch.cat([tb.posterior_variance[1:2], tb.betas[1:]])) if len(tb.betas) > 1 else None
+        log_var = extract(log_betas if log_betas is not None else tb.betas.log(), t, x_t.shape, dtype)
+    return mean, log_var, pred_x0, model_output
+
+
+@torch.inference_mode()
+def vb_terms_bpd(unet, scheduler: DDPMExplorerScheduler, x0: torch.Tensor, t: torch.Tensor, noise=None):
+    """The bound's term at table index t for each image, in bits/dim, (B,): L_{t−1} for t ≥ 1 and the decoder NLL
+    L_0 for t = 0. Also returns the L_simple term ‖ε − ε̂‖² (mean over dims), (B,), for plotting beside it.
+
+    Args:
+        x0: (B, C, H, W) images in [−1, 1] (uint8 data rescaled).
+        t: (B,) table indices.
+        noise: the ε of x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε; drawn if None.
+    """
+    if noise is None:
+        noise = torch.randn_like(x0)
+    t = t.long()
+    tb = scheduler.tables
+    x_t = (extract(tb.sqrt_alphas_cumprod, t, x0.shape, x0.dtype) * x0
+           + extract(tb.sqrt_one_minus_alphas_cumprod, t, x0.shape, x0.dtype) * noise)  # fmt: skip
+    true_mean, _, true_logvar = scheduler.q_posterior_mean_variance(x0, x_t, t)
+    mean, logvar, pred_x0, model_output = p_mean_variance(unet, scheduler, x_t, t)
+    kl = _mean_over_dims(normal_kl(true_mean, true_logvar, mean, logvar)) / LOG2
+    decoder_nll = -_mean_over_dims(discretized_gaussian_log_likelihood(x0, mean, 0.5 * logvar)) / LOG2
+    vb = torch.where(t == 0, decoder_nll, kl)
+    sqrt_ab = extract(tb.sqrt_alphas_cumprod, t, x0.shape, x0.dtype)
+    sqrt_1mab = extract(tb.sqrt_one_minus_alphas_cumprod, t, x0.shape, x0.dtype)
+    pred_eps = (x_t - sqrt_ab * pred_x0) / sqrt_1mab if scheduler.config.prediction_type != "epsilon" else model_output
+    mse = _mean_over_dims((noise - pred_eps) ** 2)
+    return vb, mse
+
+
+@dataclass
+class ELBOEstimate:
+    """Per-image bits/dim of the whole bound (B,), and its parts."""
+
+    total: torch.Tensor
+    prior: torch.Tensor
+    decoder: torch.Tensor
+    diffusion: torch.Tensor  # Σ_{t=1}^{T−1} L_{t−1}, estimated
+
+    @property
+    def mean(self) -> float:
+        return self.total.mean().item()
+
+    @property
+    def standard_error(self) -> float:
+        return (self.total.std(unbiased=True) / math.sqrt(len(self.total))).item() if len(self.total) > 1 else math.nan
+
+
+@torch.inference_mode()
+def elbo_bpd(
+    unet, scheduler: DDPMExplorerScheduler, x0: torch.Tensor, num_timesteps: int | None = None, generator=None
+) -> ELBOEstimate:
+    """The variational bound in bits/dim for each image.
+
+    With ``num_timesteps=None`` every term t = 1 … T−1 is computed (exact, T−1 UNet calls per image). With K =
+    ``num_timesteps`` it is a stratified Monte-Carlo estimate: {1, …, T−1} is split into K equal strata, one t is drawn
+    uniformly in each, and each term is weighted by its stratum's size. Its expectation is the exact sum (unbiased);
+    the standard error of the mean over images covers both the images' and the draws' variance.
+    """
+    B, T = x0.shape[0], scheduler.config.num_train_timesteps
+    prior = prior_bpd(scheduler, x0)
+    decoder, _ = vb_terms_bpd(unet, scheduler, x0, torch.zeros(B, dtype=torch.long), _randn(x0, generator))
+    diffusion = torch.zeros(B, dtype=x0.dtype)
+    if T > 1:
+        if num_timesteps is None or num_timesteps >= T - 1:
+            ts = [(torch.full((B,), t), 1.0) for t in range(1, T)]
+        else:
+            edges = torch.linspace(1, T, num_timesteps + 1).round().long()
+            ts = []
+            for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist()):
+                t = torch.randint(lo, hi, (B,), generator=generator)
+                ts.append((t, float(hi - lo)))
+        for t, weight in ts:
+            vb, _ = vb_terms_bpd(unet, scheduler, x0, t, _randn(x0, generator))
+            diffusion += weight * vb
+    return ELBOEstimate(total=prior + decoder + diffusion, prior=prior, decoder=decoder, diffusion=diffusion)
+
+
+def _randn(x: torch.Tensor, generator) -> torch.Tensor:
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype)
+
+
+@torch.inference_mode()
+def per_timestep_terms(unet, scheduler: DDPMExplorerScheduler, x0: torch.Tensor, timesteps, generator=None):
+    """For one or a few images: the bound's term (bits/dim) and L_simple at each table index in ``timesteps``,
+    plus L_T. Returns dict(timesteps, vb (len,), mse (len,), prior) averaged over the images — what the app plots."""
+    vbs, mses = [], []
+    for t in timesteps:
+        vb, mse = vb_terms_bpd(unet, scheduler, x0, torch.full((x0.shape[0],), int(t)), _randn(x0, generator))
+        vbs.append(vb.mean().item())
+        mses.append(mse.mean().item())
+    return {
+        "timesteps": list(map(int, timesteps)),
+        "vb": vbs,
+        "mse": mses,
+        "prior": prior_bpd(scheduler, x0).mean().item(),
+    }

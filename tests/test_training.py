@@ -1,0 +1,115 @@
+import csv
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+from diffusers import UNet2DModel
+from PIL import Image
+
+from pipelines import DDPMExplorerPipeline
+from pipelines.data import DatasetNotFoundError, load_fashion_mnist, read_idx, uint8_to_model_range
+from pipelines.models import MODEL_PRESETS, build_unet
+from pipelines.train import main as train_main
+
+
+def write_idx(path, array: np.ndarray, dtype_code=0x08, gz=True):
+    header = bytes([0, 0, dtype_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype(">u1" if dtype_code == 0x08 else array.dtype).tobytes()
+    (gzip.open if gz else open)(path, "wb").write(data)
+
+
+@pytest.fixture
+def fake_fashion_mnist(tmp_path):
+    """64 learnable 28×28 'garments': bright rectangles of random size on black."""
+    rng = np.random.default_rng(0)
+    images = np.zeros((64, 28, 28), np.uint8)
+    for im in images:
+        h, w = rng.integers(8, 24, 2)
+        im[14 - h // 2 : 14 + h // 2, 14 - w // 2 : 14 + w // 2] = rng.integers(150, 255)
+    labels = rng.integers(0, 10, 64).astype(np.uint8)
+    for split in ("train", "t10k"):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", images)
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", labels)
+    return tmp_path
+
+
+def test_read_idx_hand_made(tmp_path):
+    arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a.idx", arr, gz=False)
+    np.testing.assert_array_equal(read_idx(tmp_path / "a.idx"), arr)
+    write_idx(tmp_path / "a.idx.gz", arr)
+    np.testing.assert_array_equal(read_idx(tmp_path / "a.idx.gz"), arr)
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x08\x01\x00\x00\x00\x01x")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        read_idx(tmp_path / "bad")
+    (tmp_path / "short").write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", 10) + b"abc")
+    with pytest.raises(ValueError, match="bytes follow"):
+        read_idx(tmp_path / "short")
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        load_fashion_mnist(tmp_path)
+
+
+def test_padding_keeps_fashion_mnist_pixels():
+    x = torch.randint(0, 256, (2, 28, 28), dtype=torch.uint8)
+    y = uint8_to_model_range(x, 32)
+    assert y.shape == (2, 1, 32, 32) and y[:, :, :2].eq(-1).all()
+    torch.testing.assert_close(y[:, 0, 2:30, 2:30], x.float() / 127.5 - 1)
+
+
+def test_presets_build():
+    assert sum(p.numel() for p in build_unet("tiny", 32, 1).parameters()) < 100_000
+    small = sum(p.numel() for p in build_unet("small", 32, 1).parameters())
+    assert 1e6 < small < 3e6
+    assert set(MODEL_PRESETS) >= {"tiny", "small", "base"}
+
+
+def losses(run_dir):
+    with (run_dir / "loss.csv").open() as f:
+        return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f)]
+
+
+def test_train_resume_export_and_sample(fake_fashion_mnist, tmp_path):
+    out = tmp_path / "run"
+    common = ["--data-dir", str(fake_fashion_mnist), "--preset", "tiny", "--batch-size", "16", "--lr", "3e-3",
+              "--warmup-steps", "2", "--num-train-timesteps", "50", "--output-dir", str(out), "--sample-steps", "3",
+              "--checkpoint-every", "10", "--sample-every", "20", "--threads", "2"]  # fmt: skip
+    train_main([*common, "--steps", "20"])
+    first = losses(out)
+    assert [s for s, _ in first] == list(range(1, 21))
+    head, tail = np.mean([v for _, v in first[:4]]), np.mean([v for _, v in first[-4:]])
+    assert tail < head, f"loss did not decrease: {head:.3f} -> {tail:.3f}"
+    assert (out / "samples_000020.png").exists() and (out / "loss.png").exists()
+
+    with pytest.raises(SystemExit, match="pass --resume"):
+        train_main([*common, "--steps", "30"])
+    train_main([*common, "--steps", "30", "--resume"])
+    steps = [s for s, _ in losses(out)]
+    assert steps == list(range(1, 31)), "resume must continue from the saved step 20"
+
+    export = out / "pipeline"
+    pipe = DDPMExplorerPipeline.from_pretrained(export, use_safetensors=True)
+    assert pipe.scheduler.config.num_train_timesteps == 50
+    unet = UNet2DModel.from_pretrained(export, subfolder="unet")
+    assert unet.config.sample_size == 32 and unet.config.in_channels == 1
+    pipe.set_progress_bar_config(disable=True)
+    images = pipe(batch_size=2, num_inference_steps=5, output_type="np").images
+    assert images.shape == (2, 32, 32, 1) and np.isfinite(images).all()
+
+
+def test_train_on_an_image_folder_in_rgb(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    out = tmp_path / "run"
+    train_main(["--image-folder", str(folder), "--channels", "3", "--resolution", "16", "--preset", "tiny",
+                "--batch-size", "4", "--steps", "3", "--output-dir", str(out), "--sample-steps", "2",
+                "--num-train-timesteps", "20", "--save-fp16"])  # fmt: skip
+    unet = UNet2DModel.from_pretrained(out / "pipeline", subfolder="unet")
+    assert unet.config.in_channels == 3 and unet.config.sample_size == 16
