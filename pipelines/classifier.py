@@ -33,14 +33,19 @@ class FashionClassifier(nn.Module):
 
         def block(c_in, c_out):
             return nn.Sequential(
-                nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-                nn.Conv2d(c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(c_out, c_out, 3, padding=1),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
                 nn.MaxPool2d(2),
-            )  # fmt: skip
+            )
 
         self.body = nn.Sequential(block(1, 32), block(32, 64), block(64, 128))  # 32 -> 16 -> 8 -> 4
-        self.features_head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(128 * 16, self.feature_dim),
-                                           nn.ReLU(inplace=True))  # fmt: skip
+        self.features_head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(0.3), nn.Linear(128 * 16, self.feature_dim), nn.ReLU(inplace=True)
+        )
         self.head = nn.Linear(self.feature_dim, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,8 +114,14 @@ def train(args) -> None:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / WEIGHTS_FILE))
-    report = {"test_accuracy": acc, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-              "seed": args.seed, "wall_s": round(time.time() - start, 1)}  # fmt: skip
+    report = {
+        "test_accuracy": acc,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "wall_s": round(time.time() - start, 1),
+    }
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report))
 

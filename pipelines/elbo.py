@@ -100,8 +100,10 @@ def vb_terms_bpd(unet, scheduler: DDPMExplorerScheduler, x0: torch.Tensor, t: to
         noise = torch.randn_like(x0)
     t = t.long()
     tb = scheduler.tables
-    x_t = (extract(tb.sqrt_alphas_cumprod, t, x0.shape, x0.dtype) * x0
-           + extract(tb.sqrt_one_minus_alphas_cumprod, t, x0.shape, x0.dtype) * noise)  # fmt: skip
+    x_t = (
+        extract(tb.sqrt_alphas_cumprod, t, x0.shape, x0.dtype) * x0
+        + extract(tb.sqrt_one_minus_alphas_cumprod, t, x0.shape, x0.dtype) * noise
+    )
     true_mean, _, true_logvar = scheduler.q_posterior_mean_variance(x0, x_t, t)
     mean, logvar, pred_x0, model_output = p_mean_variance(unet, scheduler, x_t, t)
     kl = _mean_over_dims(normal_kl(true_mean, true_logvar, mean, logvar)) / LOG2

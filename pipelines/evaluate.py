@@ -108,15 +108,19 @@ def main(argv=None) -> None:
 
     if "quality" in results:
         q = results["quality"]
-        print(f"Fréchet distance (classifier features), N={q['n']}: {q['frechet_distance']:.3f} "
-              f"(real floor, train vs test: {q['frechet_distance_real_floor']:.3f}; "
-              f"ratio {q['frechet_distance'] / q['frechet_distance_real_floor']:.1f}×)")  # fmt: skip
+        print(
+            f"Fréchet distance (classifier features), N={q['n']}: {q['frechet_distance']:.3f} "
+            f"(real floor, train vs test: {q['frechet_distance_real_floor']:.3f}; "
+            f"ratio {q['frechet_distance'] / q['frechet_distance_real_floor']:.1f}×)"
+        )
         print(f"Mean max-softmax: {q['mean_max_softmax']:.3f}")
         print("Class histogram: " + ", ".join(f"{k} {v}" for k, v in q["class_histogram"].items()))
     if "elbo" in results:
         e = results["elbo"]
-        print(f"ELBO on {e['images']} test images: {e['bits_per_dim']:.3f} ± {e['standard_error']:.3f} bits/dim "
-              f"(terms per image: {e['terms_per_image']}; L_T {e['prior_L_T']:.2e}, L_0 {e['decoder_L_0']:.3f})")  # fmt: skip
+        print(
+            f"ELBO on {e['images']} test images: {e['bits_per_dim']:.3f} ± {e['standard_error']:.3f} bits/dim "
+            f"(terms per image: {e['terms_per_image']}; L_T {e['prior_L_T']:.2e}, L_0 {e['decoder_L_0']:.3f})"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -66,8 +66,10 @@ def test_elbo_total_is_sum_of_terms_and_mc_is_unbiased():
     s, x0, oracle = make_case("fixed_large")
     exact = elbo_bpd(oracle, s, x0)
     torch.testing.assert_close(exact.total, exact.prior + exact.decoder + exact.diffusion)
-    estimates = [elbo_bpd(oracle, s, x0, num_timesteps=7, generator=torch.Generator().manual_seed(i)).total.mean()
-                 for i in range(30)]  # fmt: skip
+    estimates = [
+        elbo_bpd(oracle, s, x0, num_timesteps=7, generator=torch.Generator().manual_seed(i)).total.mean()
+        for i in range(30)
+    ]
     mc = torch.stack(estimates)
     assert abs(mc.mean() - exact.total.mean()) < 4 * mc.std() / math.sqrt(len(mc)) + 1e-9
 

@@ -75,9 +75,30 @@ def losses(run_dir):
 
 def test_train_resume_export_and_sample(fake_fashion_mnist, tmp_path):
     out = tmp_path / "run"
-    common = ["--data-dir", str(fake_fashion_mnist), "--preset", "tiny", "--batch-size", "16", "--lr", "3e-3",
-              "--warmup-steps", "2", "--num-train-timesteps", "50", "--output-dir", str(out), "--sample-steps", "3",
-              "--checkpoint-every", "10", "--sample-every", "20", "--threads", "2"]  # fmt: skip
+    common = [
+        "--data-dir",
+        str(fake_fashion_mnist),
+        "--preset",
+        "tiny",
+        "--batch-size",
+        "16",
+        "--lr",
+        "3e-3",
+        "--warmup-steps",
+        "2",
+        "--num-train-timesteps",
+        "50",
+        "--output-dir",
+        str(out),
+        "--sample-steps",
+        "3",
+        "--checkpoint-every",
+        "10",
+        "--sample-every",
+        "20",
+        "--threads",
+        "2",
+    ]
     train_main([*common, "--steps", "20"])
     first = losses(out)
     assert [s for s, _ in first] == list(range(1, 21))
@@ -108,8 +129,28 @@ def test_train_on_an_image_folder_in_rgb(tmp_path):
     for i in range(8):
         Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     out = tmp_path / "run"
-    train_main(["--image-folder", str(folder), "--channels", "3", "--resolution", "16", "--preset", "tiny",
-                "--batch-size", "4", "--steps", "3", "--output-dir", str(out), "--sample-steps", "2",
-                "--num-train-timesteps", "20", "--save-fp16"])  # fmt: skip
+    train_main(
+        [
+            "--image-folder",
+            str(folder),
+            "--channels",
+            "3",
+            "--resolution",
+            "16",
+            "--preset",
+            "tiny",
+            "--batch-size",
+            "4",
+            "--steps",
+            "3",
+            "--output-dir",
+            str(out),
+            "--sample-steps",
+            "2",
+            "--num-train-timesteps",
+            "20",
+            "--save-fp16",
+        ]
+    )
     unet = UNet2DModel.from_pretrained(out / "pipeline", subfolder="unet")
     assert unet.config.in_channels == 3 and unet.config.sample_size == 16
