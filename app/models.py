@@ -1,0 +1,119 @@
+"""The model registry: which checkpoints the app offers, and loading each once per process.
+
+Only names from this registry are accepted from users: no user-supplied paths, and Hub ids from an allowlist.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from app import settings
+from pipelines.loading import CheckpointError, load_pipeline
+
+HUB_MODELS = (
+    "google/ddpm-cifar10-32",
+    "google/ddpm-celebahq-256",
+    "google/ddpm-cat-256",
+    "google/ddpm-church-256",
+    "google/ddpm-bedroom-256",
+)
+HUB_SUFFIX = " (Hugging Face Hub)"
+
+
+class ModelUnavailable(RuntimeError):
+    """A model that can't be used here; the message says why, for the user."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str  # what the dropdown shows and the API takes
+    source: str  # a local folder or a Hub id
+    is_hub: bool
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def local_entries(directory: Path | None = None) -> list[ModelEntry]:
+    """Every pipeline folder (with model_index.json) in the checkpoint directory, the default first."""
+    directory = Path(directory or settings.CHECKPOINT_DIR)
+    found = sorted(p for p in directory.glob("*/model_index.json")) if directory.is_dir() else []
+    entries = [ModelEntry(p.parent.name, str(p.parent), False) for p in found]
+    return sorted(entries, key=lambda e: (e.name != settings.DEFAULT_MODEL, e.name))
+
+
+def registry() -> dict[str, ModelEntry]:
+    entries = local_entries() + [ModelEntry(h + HUB_SUFFIX, h, True) for h in HUB_MODELS]
+    return {e.name: e for e in entries}
+
+
+@lru_cache(maxsize=1)
+def hub_reachable() -> bool:
+    """Whether the Hub can be reached: not when HF_HUB_OFFLINE is set, nor without a network (checked once)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=1.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def availability(entry: ModelEntry) -> str | None:
+    """None when usable, else the reason."""
+    if entry.is_hub and not hub_reachable():
+        return "offline: the Hugging Face Hub can't be reached from this machine (or HF_HUB_OFFLINE is set)."
+    return None
+
+
+_cache: dict[str, object] = {}
+_errors: dict[str, str] = {}
+_lock = threading.Lock()
+
+
+def get_pipeline(name: str):
+    """The loaded pipeline for a registry name, loaded once per process and shared (read-only) by all sessions.
+
+    Raises:
+        ModelUnavailable: an unknown name, an offline Hub model, or a broken checkpoint (other models stay usable).
+    """
+    entry = registry().get(name)
+    if entry is None:
+        raise ModelUnavailable(f"Unknown model {name!r}; choose one of the list.")
+    reason = availability(entry)
+    if reason:
+        raise ModelUnavailable(f"{name} is unavailable: {reason}")
+    with _lock:
+        if name in _cache:
+            return _cache[name]
+        if name in _errors:
+            raise ModelUnavailable(_errors[name])
+        try:
+            pipe = load_pipeline(entry.source, device=device())
+        except (CheckpointError, OSError, ValueError) as e:
+            _errors[name] = f"{name} could not be loaded: {e}"
+            raise ModelUnavailable(_errors[name]) from e
+        _cache[name] = pipe
+        return pipe
+
+
+@lru_cache(maxsize=64)
+def seconds_per_unet_call(name: str, batch_size: int) -> float:
+    """Measured once per model and batch size: the time of one UNet forward (for run-time estimates)."""
+    pipe = get_pipeline(name)
+    x = torch.randn((batch_size, *pipe.sample_shape), device=pipe.device)
+    t = torch.tensor(pipe.scheduler.config.num_train_timesteps // 2, device=pipe.device)
+    with torch.inference_mode():
+        pipe.unet(x, t)
+        start = time.perf_counter()
+        pipe.unet(x, t)
+    return time.perf_counter() - start

@@ -1,0 +1,158 @@
+"""Frames, grids, curve plots with a cheap cursor, and GIF export. No gradio and no math here."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image
+
+from pipelines.trajectory import NOISE_RANGE, to_uint8
+from pipelines.visualize import make_grid
+
+CURSOR_RGB = (220, 40, 40)
+LATEX_DELIMITERS = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+
+
+def image_to_uint8(x: torch.Tensor, value_range: float = 1.0) -> np.ndarray:
+    """(C, H, W) in [−value_range, value_range] -> (H, W) or (H, W, 3) uint8 for display."""
+    return uint8_to_hwc(to_uint8(x, value_range))
+
+
+def noise_to_uint8(x: torch.Tensor) -> np.ndarray:
+    """ε-like tensors: ±3σ mapped to black … white."""
+    return image_to_uint8(x, NOISE_RANGE)
+
+
+def uint8_to_hwc(x: torch.Tensor) -> np.ndarray:
+    """(C, H, W) uint8 -> (H, W) or (H, W, 3)."""
+    arr = x.permute(1, 2, 0).numpy()
+    return arr[..., 0] if arr.shape[-1] == 1 else arr
+
+
+def uint8_grid(frames: torch.Tensor, ncols: int | None = None) -> np.ndarray:
+    """(B, C, H, W) uint8 -> one grid image, (H', W') or (H', W', 3); a single image comes back as itself."""
+    if frames.shape[0] == 1:
+        return uint8_to_hwc(frames[0])
+    grid = make_grid(frames.permute(0, 2, 3, 1).numpy(), ncols, pad=1, pad_value=255)
+    return grid[..., 0] if grid.shape[-1] == 1 else grid
+
+
+@dataclass
+class CursorPlot:
+    """A plot rendered once, whose vertical cursor is drawn per slider move in microseconds (no matplotlib)."""
+
+    background: np.ndarray  # (H, W, 3) uint8
+    x_to_col: tuple[float, float]  # col = a·x + b
+    axes_rows: list[tuple[int, int]]  # (top, bottom) pixel rows of each panel
+
+    def at(self, x: float) -> np.ndarray:
+        img = self.background.copy()
+        col = round(self.x_to_col[0] * x + self.x_to_col[1])
+        col = min(max(col, 0), img.shape[1] - 2)
+        for top, bottom in self.axes_rows:
+            img[top:bottom, col : col + 2] = CURSOR_RGB
+        return img
+
+
+def cursor_plot(x: np.ndarray, panels: list[tuple[str, np.ndarray, str]], width=5.2, height=4.2) -> CursorPlot:
+    """Stacked panels sharing x. ``panels``: (y label, y values, y scale)."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, height), dpi=100, sharex=True)
+    axes = np.atleast_1d(axes)
+    for ax, (label, y, scale) in zip(axes, panels):
+        ax.plot(x, y, lw=1.6, color="#3b5bdb")
+        ax.set_ylabel(label)
+        ax.set_yscale(scale)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("t")
+    axes[-1].set_xlim(x[0], x[-1])
+    fig.tight_layout(pad=0.4)
+    fig.canvas.draw()
+    background = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    height_px = background.shape[0]
+    (x0, _), (x1, _) = axes[-1].transData.transform([(x[0], 0), (x[-1], 0)])
+    a = (x1 - x0) / (x[-1] - x[0]) if x[-1] != x[0] else 0.0
+    rows = []
+    for ax in axes:
+        bbox = ax.get_window_extent()
+        rows.append((int(height_px - bbox.y1), int(height_px - bbox.y0)))
+    plt.close(fig)
+    return CursorPlot(background, (a, x0 - a * x[0]), rows)
+
+
+def schedule_plot(betas: np.ndarray, alphas_cumprod: np.ndarray, log_snr: np.ndarray) -> CursorPlot:
+    """β_t, ᾱ_t and log SNR(t) over t = 1 … T."""
+    t = np.arange(1, len(betas) + 1)
+    return cursor_plot(t, [("β_t", betas, "log"), ("ᾱ_t", alphas_cumprod, "linear"), ("log SNR", log_snr, "linear")])
+
+
+def figure_compare_alpha_bar(curves: dict[str, np.ndarray], t_marker: int | None = None):
+    """ᾱ_t of several schedules on one plot."""
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    for name, ab in curves.items():
+        ax.plot(np.arange(1, len(ab) + 1), ab, label=name, lw=1.6)
+    if t_marker:
+        ax.axvline(t_marker, color="#dc2828", lw=1)
+    ax.set_xlabel("t")
+    ax.set_ylabel("ᾱ_t")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def figure_elbo_terms(terms: dict):
+    """The bound's per-timestep terms L_{t−1} (bits/dim, log scale) and L_simple over t."""
+    t = np.asarray(terms["timesteps"]) + 1
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(6.4, 5), dpi=100, sharex=True)
+    vb = np.maximum(np.asarray(terms["vb"]), 1e-8)
+    a1.plot(t[t > 1], vb[t > 1], "o-", ms=3, label="L_{t−1} (KL terms)")
+    if (t == 1).any():
+        a1.plot(t[t == 1], vb[t == 1], "s", color="#dc2828", label="L_0 (decoder NLL)")
+    a1.axhline(terms["prior"], color="gray", ls="--", lw=1, label=f"L_T = {terms['prior']:.2e}")
+    a1.set_yscale("log")
+    a1.set_ylabel("bits/dim")
+    a1.legend(fontsize=8)
+    a1.grid(alpha=0.3)
+    a2.plot(t, terms["mse"], "o-", ms=3, color="#2b8a3e")
+    a2.set_ylabel("‖ε − ε̂‖² (L_simple)")
+    a2.set_yscale("log")
+    a2.set_xlabel("t")
+    a2.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def side_by_side(images: list[np.ndarray], pad: int = 4) -> np.ndarray:
+    """Equal-height uint8 images (H, W) or (H, W, 3) joined left to right on white."""
+    rgb = [np.repeat(im[..., None], 3, -1) if im.ndim == 2 else im for im in images]
+    h = max(im.shape[0] for im in rgb)
+    out = np.full((h, sum(im.shape[1] for im in rgb) + pad * (len(rgb) - 1), 3), 255, np.uint8)
+    x = 0
+    for im in rgb:
+        out[: im.shape[0], x : x + im.shape[1]] = im
+        x += im.shape[1] + pad
+    return out
+
+
+def upscale(img: np.ndarray, min_size: int = 128) -> np.ndarray:
+    """Nearest-neighbour upscale of small images, for GIFs (browsers smooth them otherwise)."""
+    k = max(1, math.ceil(min_size / max(img.shape[:2])))
+    return img.repeat(k, 0).repeat(k, 1) if k > 1 else img
+
+
+def write_gif(frames: list[np.ndarray], directory: str | None = None, duration_ms: int = 60) -> str:
+    """Write frames to a fresh, uniquely named GIF (never a fixed, shared path) and return its path."""
+    fd, path = tempfile.mkstemp(prefix="ddpm-", suffix=".gif", dir=directory)
+    os.close(fd)
+    images = [Image.fromarray(upscale(f)) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0, optimize=False)
+    return path

@@ -1,0 +1,43 @@
+"""Limits and defaults, each overridable by an environment variable of the same name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINT_DIR = Path(os.environ.get("CHECKPOINT_DIR", ROOT / "checkpoints"))
+DEFAULT_MODEL = os.environ.get("DEFAULT_MODEL", "fashion-mnist-32")
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+DEFAULT_EXAMPLE = "grace_hopper.png"
+
+# uploads and images
+MAX_FILE_SIZE = os.environ.get("MAX_FILE_SIZE", "10mb")  # gradio's upload limit
+MAX_IMAGE_PIXELS = _int("MAX_IMAGE_PIXELS", 40_000_000)  # decompression-bomb guard (PIL's own is 89 M)
+MIN_RESOLUTION, MAX_RESOLUTION = 8, _int("MAX_RESOLUTION", 256)
+RESOLUTIONS = (32, 64, 128, 256)
+
+# the forward process
+MAX_T = _int("MAX_T", 4000)
+MAX_CHAIN_STEPS = _int("MAX_CHAIN_STEPS", 4000)  # Markov-chain view iterates this many steps at most
+MAX_SEED = 2**32 - 1
+
+# the reverse process
+MAX_BATCH = _int("MAX_BATCH", 16)
+MAX_STEPS = _int("MAX_STEPS", 1000)
+# steps × batch × pixels one request may ask for: 1000 steps of 16 images at 32×32 (or 62 steps of one at 256×256)
+MAX_WORK = _int("MAX_WORK", 1000 * 16 * 32 * 32)
+# uint8 frames a session's trajectory may hold: small models keep every frame of a 1000-step run at batch 1
+TRAJECTORY_BUDGET_SMALL = _int("TRAJECTORY_BUDGET_SMALL", 4 * 2**20)  # models of ≤ 64 px
+TRAJECTORY_BUDGET_LARGE = _int("TRAJECTORY_BUDGET_LARGE", 64 * 2**20)
+STREAM_EVERY_S = float(os.environ.get("STREAM_EVERY_S", 0.25))  # how often a running generation updates the page
+
+# serving
+QUEUE_MAX_SIZE = _int("QUEUE_MAX_SIZE", 64)
+SAMPLING_CONCURRENCY = _int("SAMPLING_CONCURRENCY", 2)
+SESSION_TTL_S = _int("SESSION_TTL_S", 3600)

@@ -1,0 +1,51 @@
+"""Tab "Loss and the ELBO": the variational bound's terms over t for one image, and the formulas."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from app import callbacks as cb
+from app import settings
+from app.rendering import LATEX_DELIMITERS
+from app.tab_reverse import model_choices
+
+FORMULAS = r"""
+**Forward step** (a fixed Markov chain that adds Gaussian noise):
+$$q(x_t \mid x_{t-1}) = \mathcal N\big(x_t;\ \sqrt{1-\beta_t}\,x_{t-1},\ \beta_t I\big),\qquad \alpha_t = 1-\beta_t,\quad \bar\alpha_t = \prod_{s=1}^{t}\alpha_s$$
+
+**Closed form** (any t in one step):
+$$q(x_t \mid x_0) = \mathcal N\big(x_t;\ \sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t) I\big),\qquad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\ \ \epsilon\sim\mathcal N(0, I)$$
+
+**Posterior** (tractable given $x_0$):
+$$q(x_{t-1} \mid x_t, x_0) = \mathcal N\big(x_{t-1};\ \tilde\mu_t,\ \tilde\beta_t I\big),\quad \tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0 + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,\quad \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t$$
+
+**Reverse model** (the network predicts $\epsilon$; $\Sigma_t$ is $\beta_t$ or $\tilde\beta_t$):
+$$p_\theta(x_{t-1} \mid x_t) = \mathcal N\big(x_{t-1};\ \mu_\theta(x_t, t),\ \Sigma_t\big),\qquad \mu_\theta = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\epsilon_\theta(x_t, t)\Big)$$
+
+**Objective**: the variational bound, and the simplified loss the network trains on:
+$$L_{\text{vlb}} = \underbrace{D_{KL}\big(q(x_T\mid x_0)\,\|\,p(x_T)\big)}_{L_T} + \sum_{t=2}^{T} \underbrace{D_{KL}\big(q(x_{t-1}\mid x_t, x_0)\,\|\,p_\theta(x_{t-1}\mid x_t)\big)}_{L_{t-1}} \underbrace{-\log p_\theta(x_0 \mid x_1)}_{L_0},\qquad L_{\text{simple}} = \mathbb E_{t, x_0, \epsilon}\,\big\|\epsilon - \epsilon_\theta(x_t, t)\big\|^2$$
+"""
+
+
+def create_tab(demo: gr.Blocks) -> None:
+    choices = model_choices()
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            model = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Model")
+            upload = gr.File(label="Image", file_types=["image"], height=110)
+            gr.Examples(cb.examples(), inputs=[upload])
+            points = gr.Slider(2, 200, value=40, step=1, label="Timesteps evaluated")
+            seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
+            button = gr.Button("Compute the bound's terms", variant="primary")
+        with gr.Column(scale=2):
+            summary = gr.Markdown("Terms in bits/dim: L_T (prior), L_{t−1} (KL per step) and L_0 (the decoder).")
+            plot = gr.Plot(label="Per-timestep terms of the variational bound, and L_simple")
+    gr.Markdown(FORMULAS, latex_delimiters=LATEX_DELIMITERS)
+    button.click(
+        cb.elbo_terms,
+        [model, upload, points, seed],
+        [plot, summary],
+        api_name="elbo_terms",
+        concurrency_limit=settings.SAMPLING_CONCURRENCY,
+        concurrency_id="sampling",
+    )

@@ -1,0 +1,39 @@
+"""Builds the Gradio app from its tabs."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from app import callbacks as cb
+from app import settings, tab_forward, tab_loss, tab_reverse
+
+CSS = """
+.pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
+"""
+
+INTRO = """# DDPM Explorer
+Watch a diffusion model work. **Forward:** any image is noised step by step under a β schedule.
+**Reverse:** a trained UNet denoises pure noise into an image. A slider scrubs both, frame by frame.
+"""
+
+
+def build_demo() -> gr.Blocks:
+    with gr.Blocks(title="DDPM Explorer", delete_cache=(1800, 3600)) as demo:
+        gr.Markdown(INTRO)
+        session_files = gr.State(
+            cb.SessionFiles(), time_to_live=settings.SESSION_TTL_S, delete_callback=cb.delete_session_files
+        )
+        with gr.Tab("Forward process"):
+            tab_forward.create_tab(demo, session_files)
+        with gr.Tab("Reverse process"):
+            tab_reverse.create_tab(demo, session_files)
+        with gr.Tab("Loss and the ELBO"):
+            tab_loss.create_tab(demo)
+    demo.queue(max_size=settings.QUEUE_MAX_SIZE, default_concurrency_limit=settings.SAMPLING_CONCURRENCY)
+    return demo
+
+
+def launch_kwargs() -> dict:
+    """What every launch passes: host and port come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (gradio reads
+    them), share stays off, uploads are capped, and no extra paths are served."""
+    return dict(css=CSS, max_file_size=settings.MAX_FILE_SIZE, allowed_paths=[], share=False, show_error=True)
