@@ -419,7 +419,6 @@ def reverse_gif(state: ReverseState | None, session: SessionFiles | None = None)
         rendering.side_by_side([rendering.uint8_grid(traj.samples[k]), rendering.uint8_grid(traj.pred_original[k])])
         for k in range(len(traj))
     ]
-    frames += [frames[-1]] * 10  # linger on the result
     path = rendering.write_gif(frames, directory=export_dir())
     session = session or SessionFiles()
     session.paths.append(path)

@@ -149,10 +149,14 @@ def upscale(img: np.ndarray, min_size: int = 128) -> np.ndarray:
     return img.repeat(k, 0).repeat(k, 1) if k > 1 else img
 
 
-def write_gif(frames: list[np.ndarray], directory: str | None = None, duration_ms: int = 60) -> str:
-    """Write frames to a fresh, uniquely named GIF (never a fixed, shared path) and return its path."""
+def write_gif(
+    frames: list[np.ndarray], directory: str | None = None, duration_ms: int = 60, hold_ms: int = 1000
+) -> str:
+    """Write frames to a fresh, uniquely named GIF (never a fixed, shared path) and return its path. The last frame
+    stays ``hold_ms``."""
     fd, path = tempfile.mkstemp(prefix="ddpm-", suffix=".gif", dir=directory)
     os.close(fd)
     images = [Image.fromarray(upscale(f)) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0, optimize=False)
+    durations = [duration_ms] * (len(images) - 1) + [hold_ms]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=False)
     return path

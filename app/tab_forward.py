@@ -34,7 +34,9 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
                 seed = gr.Number(0, label="Seed (fixes ε)", precision=0, minimum=0, maximum=settings.MAX_SEED)
                 resolution = gr.Dropdown(list(settings.RESOLUTIONS), value=64, label="Working resolution")
     with gr.Row():
-        t = gr.Slider(0, 1000, value=0, step=1, label="t: noising steps applied (0 = clean image, T = noise)")
+        t = gr.Slider(
+            0, settings.MAX_T, value=0, step=1, label="t: noising steps applied (0 = clean image, T = noise)"
+        )
     with gr.Row():
         play = gr.Button("▶ Play", size="sm")
         pause = gr.Button("⏸ Pause", size="sm")
@@ -78,6 +80,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     # public events first: gradio suffixes the api_name of later events that reuse a function
     t.change(**scrub, api_name="forward_scrub", trigger_mode="always_last")
     api_button.click(cb.forward_frame, [*setup_inputs, t], api_frame, api_name="forward_frame")
+    api_button.click(cb.forward_setup, setup_inputs, [state, x0_view, t], api_name="forward_setup")
     for component in setup_inputs:
         component.change(
             cb.forward_setup, setup_inputs, [state, x0_view, t], api_visibility="private", show_progress="hidden"

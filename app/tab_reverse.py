@@ -43,7 +43,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
                 live_x0 = gr.Image(label="x̂₀, the model's guess of the clean image (live)", **IMAGE)
                 final = gr.Image(label="Result x₀", **IMAGE)
     gr.Markdown("### Scrub the recorded run")
-    t = gr.Slider(0, 999, value=0, step=1, label="t (after a run: the nearest recorded step)")
+    t = gr.Slider(0, settings.MAX_T - 1, value=0, step=1, label="t (after a run: the nearest recorded step)")
     with gr.Row():
         play = gr.Button("▶ Play", size="sm")
         pause = gr.Button("⏸ Pause", size="sm")
@@ -68,7 +68,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
             with gr.Column():
                 sd_upload = gr.File(label="Image", file_types=["image"], height=110)
                 gr.Examples(cb.examples(), inputs=[sd_upload])
-                sd_t = gr.Slider(0, 999, value=400, step=1, label="t to noise to")
+                sd_t = gr.Slider(0, settings.MAX_T - 1, value=400, step=1, label="t to noise to")
                 sd_steps = gr.Slider(1, 200, value=40, step=1, label="Denoising steps (respaced)")
                 sd_seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
                 sd_button = gr.Button("Noise and denoise")

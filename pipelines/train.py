@@ -198,6 +198,10 @@ def main(argv=None) -> None:
         accelerator.print(f"{len(images)} images, UNet {n_params / 1e6:.2f} M parameters, {args.steps} steps.")
 
     log_path = out_dir / LOG_FILE
+    if resuming and log_path.exists() and accelerator.is_main_process:  # drop rows logged after the saved state
+        rows = log_path.read_text().splitlines()
+        kept = [rows[0]] + [r for r in rows[1:] if int(r.split(",", 1)[0]) <= step]
+        log_path.write_text("\n".join(kept) + "\n")
     progress = tqdm(total=args.steps, initial=step, disable=not accelerator.is_local_main_process, desc="train")
     unet.train()
     t_last, seen = time.perf_counter(), 0

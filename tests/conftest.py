@@ -1,7 +1,10 @@
 import os
+import socket
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="ddpm-explorer-tests-gradio-"))
 
 import pytest
 import torch
@@ -9,7 +12,7 @@ from diffusers import UNet2DModel
 
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("TEST_TORCH_THREADS", "1")))  # tiny models: threads only add overhead
 
 
 def make_tiny_unet(sample_size: int = 8, channels: int = 1, seed: int = 0) -> UNet2DModel:
@@ -43,3 +46,56 @@ def tiny_pipeline(tiny_unet):
     pipe = DDPMExplorerPipeline(unet=tiny_unet, scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """A checkpoint folder holding one tiny random pipeline, 'tiny-random' (8×8, 1 channel, T = 100)."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    pipe = DDPMExplorerPipeline(
+        unet=make_tiny_unet(sample_size=8),
+        scheduler=DDPMExplorerScheduler(num_train_timesteps=100, beta_schedule="cosine"),
+    )
+    pipe.save_pretrained(root / "tiny-random")
+    return root
+
+
+@pytest.fixture
+def app_models(tiny_checkpoints, monkeypatch):
+    """Point the app's model registry at the tiny checkpoints, with a fresh cache."""
+    from app import callbacks, models, settings
+
+    monkeypatch.setattr(settings, "CHECKPOINT_DIR", tiny_checkpoints)
+    monkeypatch.setattr(settings, "DEFAULT_MODEL", "tiny-random")
+    monkeypatch.setattr(models, "_cache", {})
+    monkeypatch.setattr(models, "_errors", {})
+    callbacks._model_plot.cache_clear()
+    models.seconds_per_unet_call.cache_clear()
+    return tiny_checkpoints
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_app(tiny_checkpoints):
+    """The whole app, launched on a free local port with the tiny checkpoints; yields its URL."""
+    from app import models, settings
+    from app.ui import build_demo, launch_kwargs
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(settings, "CHECKPOINT_DIR", tiny_checkpoints)
+        mp.setattr(settings, "DEFAULT_MODEL", "tiny-random")
+        mp.setattr(models, "_cache", {})
+        mp.setattr(models, "_errors", {})
+        demo = build_demo()
+        _, url, _ = demo.launch(
+            prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_kwargs()
+        )
+        try:
+            yield url
+        finally:
+            demo.close()

@@ -154,3 +154,31 @@ def test_train_on_an_image_folder_in_rgb(tmp_path):
     )
     unet = UNet2DModel.from_pretrained(out / "pipeline", subfolder="unet")
     assert unet.config.in_channels == 3 and unet.config.sample_size == 16
+
+
+def test_resume_drops_log_rows_after_the_saved_state(fake_fashion_mnist, tmp_path):
+    out = tmp_path / "run"
+    common = [
+        "--data-dir",
+        str(fake_fashion_mnist),
+        "--preset",
+        "tiny",
+        "--batch-size",
+        "8",
+        "--output-dir",
+        str(out),
+        "--checkpoint-every",
+        "4",
+        "--sample-every",
+        "100",
+        "--sample-steps",
+        "2",
+        "--num-train-timesteps",
+        "20",
+    ]
+    train_main([*common, "--steps", "4"])
+    with (out / "loss.csv").open("a") as f:  # a run killed after logging steps 5 and 6 but before saving them
+        f.write("5,0.9,1e-4,1.0,0\n6,0.9,1e-4,1.0,0\n")
+    train_main([*common, "--steps", "6", "--resume"])
+    assert [s for s, _ in losses(out)] == [1, 2, 3, 4, 5, 6]
+    assert all(v != 0.9 for _, v in losses(out)[4:]), "the stale rows must be replaced"

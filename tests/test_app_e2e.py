@@ -1,0 +1,108 @@
+"""Launch the app and drive every api_name through gradio_client."""
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from app import callbacks as cb
+
+pytestmark = pytest.mark.e2e
+EXAMPLE = "app/assets/fashion_tshirt.png"
+VARIANCE = next(iter(cb.VARIANCE_TYPES))
+
+
+@pytest.fixture(scope="module")
+def client(live_app):
+    return Client(live_app, verbose=False)
+
+
+def load(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def forward(client, t, seed=0, T=1000, schedule="linear"):
+    return load(client.predict(handle_file(EXAMPLE), schedule, T, 1e-4, 0.02, seed, 32, t, api_name="/forward_frame"))
+
+
+def test_every_api_name_is_exposed(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    expected = {
+        "/forward_frame",
+        "/forward_setup",
+        "/forward_scrub",
+        "/forward_markov_chain",
+        "/forward_compare",
+        "/forward_gif",
+        "/reverse_generate",
+        "/reverse_frame",
+        "/reverse_gif",
+        "/sdedit",
+        "/elbo_terms",
+    }
+    assert expected <= names
+
+
+def test_forward_frame(client):
+    x0 = forward(client, 0)
+    assert x0.shape == (32, 32)
+    expected = np.asarray(Image.open(EXAMPLE).convert("L").resize((32, 32), Image.LANCZOS))
+    assert np.abs(x0.astype(int) - expected.astype(int)).max() <= 1, "t = 0 returns the input"
+    xT = forward(client, 1000).astype(float)
+    assert abs(xT.mean() - 127.5) < 8 and 0.25 < np.mean((xT == 0) | (xT == 255)) < 0.39
+    np.testing.assert_array_equal(forward(client, 300), forward(client, 300))
+    assert not np.array_equal(forward(client, 300), forward(client, 300, seed=1))
+
+
+def test_forward_frame_rejects_bad_values(client):
+    for args in [(-1,), (1001,), ("abc",)]:
+        with pytest.raises(Exception, match="t must|less than|greater than|number"):
+            client.predict(handle_file(EXAMPLE), "linear", 1000, 1e-4, 0.02, 0, 32, *args, api_name="/forward_frame")
+
+
+def test_reverse_generate_then_scrub_and_export(client):
+    job = client.submit("tiny-random", cb.SAMPLERS[1], 6, 0.0, VARIANCE, True, 7, 2, api_name="/reverse_generate")
+    final = job.result()
+    xt, x0, status, slider, final_grid = final
+    assert "Done: 6 steps" in status and slider["maximum"] == 99
+    grid = load(final_grid)
+    assert grid.shape == (10, 19)  # two 8×8 samples side by side, 1 px borders
+    again = client.predict("tiny-random", cb.SAMPLERS[1], 6, 0.0, VARIANCE, True, 7, 2, api_name="/reverse_generate")
+    np.testing.assert_array_equal(load(again[-1]), grid)
+    frames = client.predict(99, api_name="/reverse_frame")
+    assert len(frames) == 5 and "t = 99" in frames[-1]
+    gif, _ = client.predict(api_name="/reverse_gif")
+    assert Image.open(gif).format == "GIF"
+
+
+def test_reverse_generate_rejects_bad_values(client):
+    for kw in [dict(batch=100), dict(steps=-3), dict(model="/etc/passwd")]:
+        args = {"model": "tiny-random", "steps": 6, "batch": 2, **kw}
+        with pytest.raises(
+            Exception, match="Batch|Steps|less than|greater than|Unknown model|not in the list|choices"
+        ):
+            client.predict(
+                args["model"],
+                cb.SAMPLERS[1],
+                args["steps"],
+                0.0,
+                VARIANCE,
+                True,
+                0,
+                args["batch"],
+                api_name="/reverse_generate",
+            )
+
+
+def test_forward_state_endpoints_and_sdedit_and_elbo(client):
+    client.predict(handle_file(EXAMPLE), "cosine", 200, 1e-4, 0.02, 0, 32, api_name="/forward_setup")
+    scrub = client.predict(100, api_name="/forward_scrub")
+    assert len(scrub) == 6 and "100 / 200" in scrub[-1]
+    chain = client.predict(50, 0, api_name="/forward_markov_chain")
+    assert len(chain) == 3
+    gallery, _ = client.predict(50, api_name="/forward_compare")
+    assert len(gallery) == len(cb.SCHEDULES)
+    sd_input, sd_gallery = client.predict("tiny-random", handle_file(EXAMPLE), 40, 4, 0, api_name="/sdedit")
+    assert len(sd_gallery) == 12
+    _, summary = client.predict("tiny-random", handle_file(EXAMPLE), 4, 0, api_name="/elbo_terms")
+    assert "bits/dim" in summary
