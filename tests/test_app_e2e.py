@@ -106,3 +106,82 @@ def test_forward_state_endpoints_and_sdedit_and_elbo(client):
     assert len(sd_gallery) == 12
     _, summary = client.predict("tiny-random", handle_file(EXAMPLE), 4, 0, api_name="/elbo_terms")
     assert "bits/dim" in summary
+
+
+BAD_UPLOADS = {
+    "empty.png": (b"", "empty"),
+    "text.png": (b"not an image at all\n" * 20, "not a readable image"),
+}
+
+
+def test_bad_uploads_get_clear_errors_and_the_server_keeps_serving(client, tmp_path):
+    for name, (data, message) in BAD_UPLOADS.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(Exception, match=message):
+            client.predict(handle_file(str(path)), "linear", 1000, 1e-4, 0.02, 0, 32, 5, api_name="/forward_frame")
+    assert forward(client, 0).shape == (32, 32)
+
+
+FILE_ROUTES = [
+    "/file={p}",
+    "/gradio_api/file={p}",
+    "/gradio_api/file/{p}",
+    "/static/{p}",
+    "/assets/{p}",
+    "/gradio_api/static/{p}",
+    "/gradio_api/file={p}?download=1",
+    "/favicon.ico/{p}",
+]
+TARGETS = [
+    "/etc/passwd",
+    "../../../../../../etc/passwd",
+    "..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+    "app.py",
+    "pipelines/scheduler.py",
+    "README.md",
+    "%2Fetc%2Fpasswd",
+]
+
+
+def test_no_file_route_serves_files_outside_the_app(live_app):
+    import httpx
+
+    checked = 0
+    with httpx.Client(base_url=live_app.rstrip("/"), follow_redirects=False, timeout=10) as http:
+        for route in FILE_ROUTES:
+            for target in TARGETS:
+                r = http.get(route.format(p=target))
+                assert r.status_code in (403, 404), (route, target, r.status_code)
+                assert "root:" not in r.text and "DDPMExplorerScheduler" not in r.text
+                checked += 1
+    assert checked == len(FILE_ROUTES) * len(TARGETS)
+
+
+def test_upload_size_is_capped(live_app):
+    import httpx
+
+    from app import settings
+
+    limit_mb = int(settings.MAX_FILE_SIZE.rstrip("mb"))
+    big = b"\x00" * ((limit_mb + 1) * 1024 * 1024)
+    r = httpx.post(live_app.rstrip("/") + "/gradio_api/upload", files={"files": ("big.png", big)}, timeout=30)
+    assert r.status_code == 413
+
+
+def test_no_endpoint_takes_a_path_or_free_text(client):
+    """String inputs are choices from the app's own lists; files come only as uploads."""
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    allowed = {"schedule", "model", "sampler", "variance_type"}
+    for name, spec in endpoints.items():
+        for param in spec["parameters"]:
+            if param["python_type"]["type"] == "str":
+                assert param["parameter_name"] in allowed, (name, param["parameter_name"])
+
+
+def test_gradio_is_pinned_past_the_fixed_advisories():
+    import re
+    from pathlib import Path
+
+    pin = re.search(r"^gradio\s*(==|>=)\s*([\d.]+)", Path("requirements.txt").read_text(), re.M)
+    assert pin and tuple(map(int, pin.group(2).split(".")[:2])) >= (6, 20)
