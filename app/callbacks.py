@@ -33,6 +33,7 @@ except ImportError:
 
 SCHEDULES = tuple(BETA_SCHEDULES)
 SAMPLERS = ("DDPM, all T steps", "DDPM, respaced to N steps", "DDIM (η), N steps")
+png = rendering.png_output
 VARIANCE_TYPES = {"fixed_small (β̃_t, posterior)": "fixed_small", "fixed_large (β_t)": "fixed_large"}
 
 
@@ -141,7 +142,7 @@ def forward_setup(image, schedule, T, beta_start, beta_end, seed, resolution):
     traj = ForwardTrajectory(x0, tables, generator=torch.Generator().manual_seed(seed))
     key = (schedule, int(T), float(beta_start), float(beta_end))
     state = ForwardState(traj, key, pil)
-    return state, rendering.image_to_uint8(x0), gr.update(maximum=tables.num_timesteps)
+    return state, png(rendering.image_to_uint8(x0)), gr.update(maximum=tables.num_timesteps)
 
 
 def format_values(v: StepValues, T: int) -> str:
@@ -169,11 +170,11 @@ def forward_scrub(state: ForwardState | None, t):
     x_t = signal + noise_part
     plot = _plot_for(*state.plot_key)
     return (
-        rendering.image_to_uint8(x_t),
-        rendering.noise_to_uint8(traj.noise),
-        rendering.image_to_uint8(signal),
-        rendering.noise_to_uint8(noise_part),
-        plot.at(max(t, 1)),
+        png(rendering.image_to_uint8(x_t)),
+        png(rendering.noise_to_uint8(traj.noise)),
+        png(rendering.image_to_uint8(signal)),
+        png(rendering.noise_to_uint8(noise_part)),
+        png(plot.at(max(t, 1))),
         format_values(traj.values(t), traj.num_timesteps),
     )
 
@@ -182,7 +183,7 @@ def forward_frame(image, schedule, T, beta_start, beta_end, seed, resolution, t)
     """Stateless API: x_t of an image under a schedule, a seed's ε and a timestep t ∈ [0, T]."""
     state, _, _ = forward_setup(image, schedule, T, beta_start, beta_end, seed, resolution)
     t = check_int("t", t, 0, state.traj.num_timesteps)
-    return rendering.image_to_uint8(state.traj.frame(t))
+    return png(rendering.image_to_uint8(state.traj.frame(t)))
 
 
 def forward_markov_chain(state: ForwardState | None, t, seed):
@@ -209,7 +210,7 @@ def forward_markov_chain(state: ForwardState | None, t, seed):
             "Standardized residual (x_t − √ᾱ_t·x₀)/√(1−ᾱ_t), which should be N(0, 1) for both:\n\n"
             "| | mean | std |\n|---|---|---|\n" + "\n".join(rows)
         )
-    return rendering.image_to_uint8(chain), rendering.image_to_uint8(closed), "\n\n".join(lines)
+    return png(rendering.image_to_uint8(chain)), png(rendering.image_to_uint8(closed)), "\n\n".join(lines)
 
 
 def forward_compare(state: ForwardState | None, t):
@@ -223,14 +224,14 @@ def forward_compare(state: ForwardState | None, t):
         try:
             tb = _tables(name, T, beta_start, beta_end)
         except ValueError as e:
-            gallery.append((np.zeros((8, 8), np.uint8), f"{name}: {e}"))
+            gallery.append((png(np.zeros((8, 8), np.uint8)), f"{name}: {e}"))
             continue
         ab = tb.alphas_cumprod
         sqrt_ab, sqrt_1mab = (1.0, 0.0) if t == 0 else (ab[t - 1].sqrt().item(), (1 - ab[t - 1]).sqrt().item())
         x_t = sqrt_ab * state.traj.x0 + sqrt_1mab * state.traj.noise
-        gallery.append((rendering.image_to_uint8(x_t), f"{name}: ᾱ = {sqrt_ab**2:.3g}"))
+        gallery.append((png(rendering.image_to_uint8(x_t)), f"{name}: ᾱ = {sqrt_ab**2:.3g}"))
         curves[name] = ab.numpy()
-    return gallery, rendering.figure_compare_alpha_bar(curves, t)
+    return gallery, png(rendering.figure_compare_alpha_bar(curves, t))
 
 
 def forward_gif(state: ForwardState | None, session: SessionFiles | None = None, frames: int = 60):
@@ -375,9 +376,9 @@ def traj_x0_last(traj: Trajectory) -> torch.Tensor:
     return from_uint8(traj.pred_original[-1])
 
 
-def _grid(x: torch.Tensor) -> np.ndarray:
-    """(B, C, H, W) in [−1, 1] -> one uint8 grid."""
-    return rendering.uint8_grid(to_uint8(x.detach().cpu()))
+def _grid(x: torch.Tensor) -> Image.Image:
+    """(B, C, H, W) in [−1, 1] -> one uint8 grid, as a PNG output."""
+    return png(rendering.uint8_grid(to_uint8(x.detach().cpu())))
 
 
 def reverse_frame(state: ReverseState | None, t):
@@ -396,10 +397,10 @@ def reverse_frame(state: ReverseState | None, t):
         f"SNR = {tb.snr[shown].item():.4g}"
     )
     return (
-        rendering.uint8_grid(traj.samples[k]),
-        rendering.uint8_grid(traj.pred_original[k]),
-        rendering.uint8_grid(traj.pred_epsilon[k]),
-        plot.at(shown + 1),
+        png(rendering.uint8_grid(traj.samples[k])),
+        png(rendering.uint8_grid(traj.pred_original[k])),
+        png(rendering.uint8_grid(traj.pred_epsilon[k])),
+        png(plot.at(shown + 1)),
         caption,
     )
 
@@ -460,7 +461,7 @@ def sdedit(model_name, image, t_start, steps, seed, progress=gr.Progress(track_t
         mark = " (chosen)" if t == t_start else ""
         gallery.append((_grid(noised), f"x_t at t = {t}{mark}"))
         gallery.append((_grid(result), f"denoised from t = {t}{mark}"))
-    return rendering.image_to_uint8(x0[0].cpu()), gallery
+    return png(rendering.image_to_uint8(x0[0].cpu())), gallery
 
 
 # ----------------------------------------------------------------------------- loss and the ELBO
@@ -487,7 +488,7 @@ def elbo_terms(model_name, image, num_points, seed, progress=gr.Progress(track_t
         f"timesteps, unbiased): L_T = {est.prior.mean().item():.2e}, L_0 = {est.decoder.mean().item():.3f}, "
         f"Σ L_(t−1) ≈ {est.diffusion.mean().item():.3f}."
     )
-    return rendering.figure_elbo_terms(terms), summary
+    return png(rendering.figure_elbo_terms(terms)), summary
 
 
 def reverse_play_tick(state: ReverseState | None, t):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import threading
+import uuid
 from dataclasses import dataclass
 
 import matplotlib
@@ -19,7 +21,30 @@ from pipelines.trajectory import NOISE_RANGE, to_uint8
 from pipelines.visualize import make_grid
 
 CURSOR_RGB = (220, 40, 40)
+# matplotlib (and the pyparsing behind its tick labels) is not thread-safe, and callbacks run in many threads:
+# every figure is drawn under this lock and handed to gradio as pixels, never as a Figure.
+_MPL_LOCK = threading.Lock()
+
+
+def figure_to_array(fig) -> np.ndarray:
+    """Draw a figure to (H, W, 3) uint8 and close it. Call with _MPL_LOCK held."""
+    fig.canvas.draw()
+    img = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return img
 LATEX_DELIMITERS = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+
+
+def png_output(arr: np.ndarray) -> Image.Image:
+    """A uint8 image for a ``gr.Image(format="png")`` output, tagged with a random nonce in a PNG text chunk.
+
+    gradio caches outputs under the hash of their bytes and rewrites that file in place when two responses are
+    identical (two users, one example image), so a concurrent reader can get a truncated file. The nonce gives every
+    response its own file: no output file name is shared between sessions.
+    """
+    im = Image.fromarray(arr)
+    im.info["response"] = uuid.uuid4().hex
+    return im
 
 
 def image_to_uint8(x: torch.Tensor, value_range: float = 1.0) -> np.ndarray:
@@ -65,6 +90,11 @@ class CursorPlot:
 
 def cursor_plot(x: np.ndarray, panels: list[tuple[str, np.ndarray, str]], width=5.2, height=4.2) -> CursorPlot:
     """Stacked panels sharing x. ``panels``: (y label, y values, y scale)."""
+    with _MPL_LOCK:
+        return _cursor_plot(x, panels, width, height)
+
+
+def _cursor_plot(x, panels, width, height) -> CursorPlot:
     fig, axes = plt.subplots(len(panels), 1, figsize=(width, height), dpi=100, sharex=True)
     axes = np.atleast_1d(axes)
     for ax, (label, y, scale) in zip(axes, panels):
@@ -94,8 +124,13 @@ def schedule_plot(betas: np.ndarray, alphas_cumprod: np.ndarray, log_snr: np.nda
     return cursor_plot(t, [("β_t", betas, "log"), ("ᾱ_t", alphas_cumprod, "linear"), ("log SNR", log_snr, "linear")])
 
 
-def figure_compare_alpha_bar(curves: dict[str, np.ndarray], t_marker: int | None = None):
-    """ᾱ_t of several schedules on one plot."""
+def figure_compare_alpha_bar(curves: dict[str, np.ndarray], t_marker: int | None = None) -> np.ndarray:
+    """ᾱ_t of several schedules on one plot, as pixels."""
+    with _MPL_LOCK:
+        return _figure_compare_alpha_bar(curves, t_marker)
+
+
+def _figure_compare_alpha_bar(curves, t_marker):
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
     for name, ab in curves.items():
         ax.plot(np.arange(1, len(ab) + 1), ab, label=name, lw=1.6)
@@ -106,11 +141,16 @@ def figure_compare_alpha_bar(curves: dict[str, np.ndarray], t_marker: int | None
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    return fig
+    return figure_to_array(fig)
 
 
-def figure_elbo_terms(terms: dict):
-    """The bound's per-timestep terms L_{t−1} (bits/dim, log scale) and L_simple over t."""
+def figure_elbo_terms(terms: dict) -> np.ndarray:
+    """The bound's per-timestep terms L_{t−1} (bits/dim, log scale) and L_simple over t, as pixels."""
+    with _MPL_LOCK:
+        return _figure_elbo_terms(terms)
+
+
+def _figure_elbo_terms(terms: dict) -> np.ndarray:
     t = np.asarray(terms["timesteps"]) + 1
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(6.4, 5), dpi=100, sharex=True)
     vb = np.maximum(np.asarray(terms["vb"]), 1e-8)
@@ -128,7 +168,7 @@ def figure_elbo_terms(terms: dict):
     a2.set_xlabel("t")
     a2.grid(alpha=0.3)
     fig.tight_layout()
-    return fig
+    return figure_to_array(fig)
 
 
 def side_by_side(images: list[np.ndarray], pad: int = 4) -> np.ndarray:

@@ -40,4 +40,5 @@ STREAM_EVERY_S = float(os.environ.get("STREAM_EVERY_S", 0.25))  # how often a ru
 # serving
 QUEUE_MAX_SIZE = _int("QUEUE_MAX_SIZE", 64)
 SAMPLING_CONCURRENCY = _int("SAMPLING_CONCURRENCY", 2)
-SESSION_TTL_S = _int("SESSION_TTL_S", 3600)
+SESSION_TTL_S = _int("SESSION_TTL_S", 3600)  # a session's trajectory and exports are released after this
+SESSION_CAPACITY = _int("SESSION_CAPACITY", 2000)  # sessions whose state gradio keeps at most (oldest dropped)

@@ -65,7 +65,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     with gr.Accordion("Compare schedules", open=False):
         compare_button = gr.Button("Compare every schedule at the slider's t")
         compare_gallery = gr.Gallery(label="Same x₀, same ε, same t", columns=4, height=220, format="png")
-        compare_plot = gr.Plot(label="ᾱ_t of each schedule")
+        compare_plot = gr.Image(label="ᾱ_t of each schedule", format="png", interactive=False)
     with gr.Accordion("Export (GIF)", open=False) as export_box, gr.Row():
         gif_view = gr.Image(label="Forward process (GIF)", format="gif", interactive=False, height=220)
         gif_file = gr.File(label="Download the GIF")

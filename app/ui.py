@@ -36,4 +36,11 @@ def build_demo() -> gr.Blocks:
 def launch_kwargs() -> dict:
     """What every launch passes: host and port come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (gradio reads
     them), share stays off, uploads are capped, and no extra paths are served."""
-    return dict(css=CSS, max_file_size=settings.MAX_FILE_SIZE, allowed_paths=[], share=False, show_error=True)
+    return dict(
+        css=CSS,
+        max_file_size=settings.MAX_FILE_SIZE,
+        allowed_paths=[],
+        share=False,
+        show_error=True,
+        state_session_capacity=settings.SESSION_CAPACITY,
+    )

@@ -1,3 +1,4 @@
+import contextlib
 import os
 import socket
 import tempfile
@@ -80,14 +81,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def live_app(tiny_checkpoints):
-    """The whole app, launched on a free local port with the tiny checkpoints; yields its URL."""
+@contextlib.contextmanager
+def launch_app(checkpoints):
+    """Launch the whole app on a free local port with the given checkpoint folder; yields its URL."""
     from app import models, settings
     from app.ui import build_demo, launch_kwargs
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(settings, "CHECKPOINT_DIR", tiny_checkpoints)
+        mp.setattr(settings, "CHECKPOINT_DIR", checkpoints)
         mp.setattr(settings, "DEFAULT_MODEL", "tiny-random")
         mp.setattr(models, "_cache", {})
         mp.setattr(models, "_errors", {})
@@ -99,3 +100,10 @@ def live_app(tiny_checkpoints):
             yield url
         finally:
             demo.close()
+
+
+@pytest.fixture(scope="module")
+def live_app(tiny_checkpoints):
+    """The whole app, launched on a free local port with the tiny checkpoints; yields its URL."""
+    with launch_app(tiny_checkpoints) as url:
+        yield url

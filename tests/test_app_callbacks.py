@@ -22,7 +22,12 @@ REVERSE = dict(
 
 def setup(**kw):
     state, x0_view, slider = cb.forward_setup(**{**FORWARD, **kw})
-    return state, x0_view, slider
+    return state, np.asarray(x0_view), slider
+
+
+def arrays(outputs):
+    """Callbacks return PIL images (PNG outputs); compare them as arrays."""
+    return [np.asarray(o) if isinstance(o, Image.Image) else o for o in outputs]
 
 
 def test_forward_setup_shows_the_model_input_and_sets_the_slider_range():
@@ -34,12 +39,12 @@ def test_forward_setup_shows_the_model_input_and_sets_the_slider_range():
 
 def test_forward_scrub_outputs_and_coherence():
     state, x0_view, _ = setup()
-    x_t, eps, signal, noise, plot, values = cb.forward_scrub(state, 0)
+    x_t, eps, signal, noise, plot, values = arrays(cb.forward_scrub(state, 0))
     np.testing.assert_array_equal(x_t, x0_view)
     assert noise.std() == 0  # √(1−ᾱ_0)·ε = 0 at t = 0
     assert "0 / 1000" in values and "∞" in values
-    a = cb.forward_scrub(state, 400)
-    b = cb.forward_scrub(state, 400)
+    a = arrays(cb.forward_scrub(state, 400))
+    b = arrays(cb.forward_scrub(state, 400))
     np.testing.assert_array_equal(a[0], b[0])  # no new noise per move
     np.testing.assert_array_equal(a[1], eps)  # ε is fixed
     assert plot.shape == a[4].shape and not np.array_equal(plot, a[4])  # the cursor moved
@@ -50,10 +55,10 @@ def test_forward_scrub_outputs_and_coherence():
 
 
 def test_forward_frame_at_T_is_noise_and_at_0_is_the_input():
-    x0 = cb.forward_frame(**FORWARD, t=0)
+    x0 = np.asarray(cb.forward_frame(**FORWARD, t=0))
     expected = rendering.image_to_uint8(to_model_tensor(Image.open(EXAMPLE).convert("L"), 32, 1))
     np.testing.assert_array_equal(x0, expected)
-    xT = cb.forward_frame(**FORWARD, t=1000).astype(float)
+    xT = np.asarray(cb.forward_frame(**FORWARD, t=1000)).astype(float)
     saturated = np.mean((xT == 0) | (xT == 255))  # N(0, 1) clipped to [−1, 1]: 31.7 % saturate
     assert abs(xT.mean() - 127.5) < 8 and 0.25 < saturated < 0.39
     assert abs(np.corrcoef(xT.ravel(), x0.ravel())[0, 1]) < 0.15
@@ -80,7 +85,7 @@ def test_forward_rejects_bad_values(kw, message):
 
 def test_markov_chain_and_compare_and_gif():
     state, _, _ = setup(T=100, schedule="cosine")
-    chain, closed, text = cb.forward_markov_chain(state, 50, 0)
+    chain, closed, text = arrays(cb.forward_markov_chain(state, 50, 0))
     assert chain.shape == closed.shape and not np.array_equal(chain, closed)
     assert "Standardized residual" in text
     gallery, fig = cb.forward_compare(state, 50)
@@ -100,16 +105,16 @@ def test_play_tick_advances_and_wraps():
 def test_reverse_generate_streams_then_records(app_models):
     outputs = list(cb.reverse_generate("tiny-random", **REVERSE))
     final = outputs[-1]
-    grid, x0, status, state, slider, final_grid = final
+    grid, x0, status, state, slider, final_grid = arrays(final)
     assert "Done: 5 steps" in status and len(state.trajectory) == 5
     assert state.trajectory.samples.shape == (5, 2, 1, 8, 8)
     assert slider["maximum"] == 99
-    x_t, x0_hat, eps_hat, plot, caption = cb.reverse_frame(state, 99)
+    x_t, x0_hat, eps_hat, plot, caption = arrays(cb.reverse_frame(state, 99))
     assert x_t.shape == x0_hat.shape == eps_hat.shape and "t = 99" in caption
     again = list(cb.reverse_generate("tiny-random", **REVERSE))[-1]
-    assert np.array_equal(again[0], final_grid), "same seed, same frames"
+    assert np.array_equal(np.asarray(again[0]), final_grid), "same seed, same frames"
     other = list(cb.reverse_generate("tiny-random", **{**REVERSE, "seed": 1}))[-1]
-    assert not np.array_equal(other[0], final_grid)
+    assert not np.array_equal(np.asarray(other[0]), final_grid)
     path, _, files = cb.reverse_gif(state)
     assert Image.open(path).n_frames == 5  # one frame per recorded step
     cb.delete_session_files(files)
@@ -152,6 +157,8 @@ def test_estimate_runtime(app_models):
 
 def test_sdedit_and_elbo_terms(app_models):
     x0, gallery = cb.sdedit("tiny-random", EXAMPLE, 40, 5, 0)
-    assert x0.shape == (8, 8) and len(gallery) == 2 * 6  # chosen t and 5 fractions of T, noised and denoised
+    assert (
+        np.asarray(x0).shape == (8, 8) and len(gallery) == 2 * 6
+    )  # chosen t and 5 fractions of T, noised and denoised
     fig, summary = cb.elbo_terms("tiny-random", EXAMPLE, 6, 0)
     assert "bits/dim" in summary and fig is not None

@@ -1,0 +1,104 @@
+"""Many users at once: no cross-talk, queue limits that hold, cancellation that frees its slot, and session state
+that is released so memory does not grow."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from app import callbacks as cb
+from app import models, settings
+from pipelines import DDPMExplorerPipeline
+
+pytestmark = pytest.mark.e2e
+EXAMPLE = "app/assets/fashion_bag.png"
+VARIANCE = next(iter(cb.VARIANCE_TYPES))
+
+
+@pytest.fixture(scope="module")
+def app_url(live_app):
+    return live_app
+
+
+class ActiveCounter:
+    """Counts concurrent sampling runs by wrapping the pipeline's step loop."""
+
+    def __init__(self):
+        self.active = self.peak = self.unet_calls = 0
+        self.lock = threading.Lock()
+
+    def wrap(self, original):
+        counter = self
+
+        def iter_trajectory(pipe, *args, **kwargs):
+            with counter.lock:
+                counter.active += 1
+                counter.peak = max(counter.peak, counter.active)
+            try:
+                for step in original(pipe, *args, **kwargs):
+                    with counter.lock:
+                        counter.unet_calls += 1
+                    yield step
+            finally:
+                with counter.lock:
+                    counter.active -= 1
+
+        return iter_trajectory
+
+
+@pytest.fixture
+def counter(monkeypatch):
+    c = ActiveCounter()
+    monkeypatch.setattr(DDPMExplorerPipeline, "iter_trajectory", c.wrap(DDPMExplorerPipeline.iter_trajectory))
+    return c
+
+
+def user(url: str, seed: int) -> dict:
+    client = Client(url, verbose=False)
+    client.predict(handle_file(EXAMPLE), "cosine", 100, 1e-4, 0.02, seed, 32, api_name="/forward_setup")
+    scrub = np.asarray(Image.open(client.predict(60, api_name="/forward_scrub")[0]))
+    final = client.predict(
+        "tiny-random", cb.SAMPLERS[1], 10, 0.0, VARIANCE, True, seed, 2, api_name="/reverse_generate"
+    )[-1]
+    frame = client.predict(99, api_name="/reverse_frame")
+    return {"scrub": scrub, "final": np.asarray(Image.open(final)), "frame": np.asarray(Image.open(frame[0]))}
+
+
+def test_eight_parallel_users_get_exactly_their_own_frames(app_url, counter):
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda s: user(app_url, s), range(8)))
+    assert counter.peak <= settings.SAMPLING_CONCURRENCY, "the sampling concurrency limit holds"
+    for seed, got in enumerate(results):
+        expected = user(app_url, seed)  # the same seed, alone
+        for key in ("scrub", "final", "frame"):
+            np.testing.assert_array_equal(got[key], expected[key], err_msg=f"seed {seed}: {key}")
+    finals = {r["final"].tobytes() for r in results}
+    assert len(finals) == 8, "different seeds, different images"
+
+
+def test_cancelling_a_generation_frees_its_slot(app_url, counter, monkeypatch):
+    pipe = models.get_pipeline("tiny-random")
+    slow = pipe.unet.register_forward_hook(lambda *_: time.sleep(0.05))  # 100 steps: 5 s
+    try:
+        client = Client(app_url, verbose=False)
+        args = ("tiny-random", cb.SAMPLERS[0], 100, 0.0, VARIANCE, True, 0, 1)
+        jobs = [client.submit(*args, api_name="/reverse_generate") for _ in range(settings.SAMPLING_CONCURRENCY)]
+        deadline = time.time() + 20
+        while counter.active < settings.SAMPLING_CONCURRENCY and time.time() < deadline:
+            time.sleep(0.05)
+        assert counter.active == settings.SAMPLING_CONCURRENCY, "both slots busy"
+        for job in jobs:
+            job.cancel()
+        deadline = time.time() + 20
+        while counter.active and time.time() < deadline:
+            time.sleep(0.05)
+        assert counter.active == 0, "cancelled runs stopped"
+        assert counter.unet_calls < 100 * len(jobs), "they stopped early, not at the end"
+    finally:
+        slow.remove()
+    final = client.predict("tiny-random", cb.SAMPLERS[1], 5, 0.0, VARIANCE, True, 0, 1, api_name="/reverse_generate")
+    assert "Done: 5 steps" in final[2], "the freed slots serve the next request"
