@@ -304,14 +304,21 @@ def run_plan(model_name, sampler, steps, eta, batch_size):
     else:
         n = check_int("Steps", steps, 1, min(T, settings.MAX_STEPS))
         eta = check_float("η", eta, 0.0, 1.0) if sampler == SAMPLERS[2] else None
-    _, h, w = pipe.sample_shape
-    work = n * batch_size * h * w
-    if work > settings.MAX_WORK or n > settings.MAX_STEPS:
-        raise gr.Error(
-            f"That asks for {n} steps × {batch_size} images × {h}×{w} px = {work:,}, over this server's limit of "
-            f"{settings.MAX_WORK:,} (and {settings.MAX_STEPS} steps). Use fewer steps or a smaller batch."
-        )
+    if n > settings.MAX_STEPS:
+        raise gr.Error(f"That asks for {n} steps, over this server's limit of {settings.MAX_STEPS}; use respacing.")
+    check_work(pipe, n, batch_size)
     return pipe, (None if n == T else n), eta, batch_size
+
+
+def check_work(pipe, unet_calls: int, batch_size: int) -> None:
+    """Cap what one request may ask for: UNet calls × batch × pixels ≤ MAX_WORK."""
+    _, h, w = pipe.sample_shape
+    work = unet_calls * batch_size * h * w
+    if work > settings.MAX_WORK:
+        raise gr.Error(
+            f"That asks for {unet_calls} UNet calls × {batch_size} images × {h}×{w} px = {work:,}, over this "
+            f"server's limit of {settings.MAX_WORK:,}. Use fewer steps or a smaller batch."
+        )
 
 
 def estimate_runtime(model_name, sampler, steps, eta, batch_size) -> str:
@@ -444,8 +451,9 @@ def sdedit(model_name, image, t_start, steps, seed, progress=gr.Progress(track_t
     t_start = check_int("t", t_start, 0, T - 1)
     steps = check_int("Steps", steps, 1, settings.MAX_STEPS)
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
-    x0 = model_image_tensor(pipe, image).to(pipe.device)
     sweep = sorted({t_start, *(round(f * (T - 1)) for f in (0.1, 0.3, 0.5, 0.7, 0.9))})
+    check_work(pipe, sum(min(steps, t + 1) for t in sweep), 1)
+    x0 = model_image_tensor(pipe, image).to(pipe.device)
     gallery = []
     for t in sweep:
         generator = torch.Generator(device=pipe.device).manual_seed(seed)
@@ -476,6 +484,7 @@ def elbo_terms(model_name, image, num_points, seed, progress=gr.Progress(track_t
         raise gr.Error(str(e)) from None
     num_points = check_int("Number of timesteps", num_points, 2, 200)
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
+    check_work(pipe, 2 * num_points + 1, 1)
     # the decoder NLL uses 256 bins: quantize the image as real data is
     x0 = (model_image_tensor(pipe, image).add(1).mul(127.5).round().div(127.5).sub(1)).to(pipe.device)
     T = pipe.scheduler.config.num_train_timesteps

@@ -39,8 +39,9 @@ def create_tab(demo: gr.Blocks) -> None:
             button = gr.Button("Compute the bound's terms", variant="primary")
         with gr.Column(scale=2):
             summary = gr.Markdown("Terms in bits/dim: L_T (prior), L_{t−1} (KL per step) and L_0 (the decoder).")
-            plot = gr.Image(label="Per-timestep terms of the variational bound, and L_simple", format="png",
-                            interactive=False)
+            plot = gr.Image(
+                label="Per-timestep terms of the variational bound, and L_simple", format="png", interactive=False
+            )
     gr.Markdown(FORMULAS, latex_delimiters=LATEX_DELIMITERS)
     button.click(
         cb.elbo_terms,

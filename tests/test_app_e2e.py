@@ -185,3 +185,55 @@ def test_gradio_is_pinned_past_the_fixed_advisories():
 
     pin = re.search(r"^gradio\s*(==|>=)\s*([\d.]+)", Path("requirements.txt").read_text(), re.M)
     assert pin and tuple(map(int, pin.group(2).split(".")[:2])) >= (6, 20)
+
+
+GOOD_ARGS = {
+    "/forward_frame": lambda: [handle_file(EXAMPLE), "linear", 1000, 1e-4, 0.02, 0, 32, 10],
+    "/forward_setup": lambda: [handle_file(EXAMPLE), "linear", 1000, 1e-4, 0.02, 0, 32],
+    "/reverse_generate": lambda: ["tiny-random", cb.SAMPLERS[1], 4, 0.0, VARIANCE, True, 0, 2],
+    "/sdedit": lambda: ["tiny-random", handle_file(EXAMPLE), 40, 4, 0],
+    "/elbo_terms": lambda: ["tiny-random", handle_file(EXAMPLE), 4, 0],
+}
+# (endpoint, index of the argument, bad value)
+BAD_VALUES = [
+    # (a fractional seed is rounded by gr.Number(precision=0), like a typed one; that is not an error)
+    *[("/forward_frame", i, v) for i in (2, 5, 6, 7) for v in (-1, 10**12, "abc", 2.5) if (i, v) != (5, 2.5)],
+    *[("/forward_frame", i, v) for i in (3, 4) for v in (-1.0, 5.0, "abc")],
+    ("/forward_frame", 1, "not-a-schedule"),
+    *[("/reverse_generate", i, v) for i in (2, 6, 7) for v in (-1, 10**12, "abc", 2.5) if (i, v) != (6, 2.5)],
+    ("/reverse_generate", 3, 7.0),
+    ("/reverse_generate", 0, "../../etc/passwd"),
+    ("/reverse_generate", 1, "magic"),
+    *[("/sdedit", i, v) for i in (2, 3, 4) for v in (-1, 10**12, "abc")],
+    *[("/elbo_terms", i, v) for i in (2, 3) for v in (-1, 10**12, "abc")],
+]
+
+
+@pytest.mark.parametrize("endpoint, index, value", BAD_VALUES, ids=[f"{e}[{i}]={v!r}" for e, i, v in BAD_VALUES])
+def test_out_of_range_and_wrong_type_values_get_clear_errors(client, endpoint, index, value):
+    args = GOOD_ARGS[endpoint]()
+    args[index] = value
+    with pytest.raises(Exception) as info:
+        client.predict(*args, api_name=endpoint)
+    message = str(info.value)
+    assert message.strip() and "Traceback" not in message, message
+    assert any(
+        word in message
+        for word in (
+            "must",
+            "less than",
+            "greater than",
+            "Unknown",
+            "not in",
+            "choices",
+            "limit",
+            "Value",
+            "valid",
+            "number",
+        )
+    ), message
+
+
+def test_every_endpoint_still_works_after_bad_values(client):
+    for endpoint, make_args in GOOD_ARGS.items():
+        client.predict(*make_args(), api_name=endpoint)
