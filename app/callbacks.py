@@ -142,7 +142,8 @@ def forward_setup(image, schedule, T, beta_start, beta_end, seed, resolution):
     traj = ForwardTrajectory(x0, tables, generator=torch.Generator().manual_seed(seed))
     key = (schedule, int(T), float(beta_start), float(beta_end))
     state = ForwardState(traj, key, pil)
-    return state, png(rendering.image_to_uint8(x0)), gr.update(maximum=tables.num_timesteps)
+    eps = png(rendering.noise_to_uint8(traj.noise))  # fixed: sent once here, never per slider move
+    return state, png(rendering.image_to_uint8(x0)), eps, gr.update(maximum=tables.num_timesteps)
 
 
 def format_values(v: StepValues, T: int) -> str:
@@ -161,7 +162,8 @@ def format_values(v: StepValues, T: int) -> str:
 
 
 def forward_scrub(state: ForwardState | None, t):
-    """One slider move: x_t, ε, the two parts of x_t, the curves with a cursor, and the numbers. No model work."""
+    """One slider move: x_t, the two parts of x_t, the curves with a cursor, and the numbers. No model work, and
+    nothing but this one frame is computed (ε is fixed and was sent by :func:`forward_setup`)."""
     if state is None:
         raise gr.Error("Choose an image first.")
     traj = state.traj
@@ -171,7 +173,6 @@ def forward_scrub(state: ForwardState | None, t):
     plot = _plot_for(*state.plot_key)
     return (
         png(rendering.image_to_uint8(x_t)),
-        png(rendering.noise_to_uint8(traj.noise)),
         png(rendering.image_to_uint8(signal)),
         png(rendering.noise_to_uint8(noise_part)),
         png(plot.at(max(t, 1))),
@@ -181,7 +182,7 @@ def forward_scrub(state: ForwardState | None, t):
 
 def forward_frame(image, schedule, T, beta_start, beta_end, seed, resolution, t):
     """Stateless API: x_t of an image under a schedule, a seed's ε and a timestep t ∈ [0, T]."""
-    state, _, _ = forward_setup(image, schedule, T, beta_start, beta_end, seed, resolution)
+    state, *_ = forward_setup(image, schedule, T, beta_start, beta_end, seed, resolution)
     t = check_int("t", t, 0, state.traj.num_timesteps)
     return png(rendering.image_to_uint8(state.traj.frame(t)))
 

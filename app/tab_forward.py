@@ -73,17 +73,17 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     api_frame = gr.Image(visible=False, format="png")
 
     setup_inputs = [upload, schedule, T, beta_start, beta_end, seed, resolution]
-    scrub_outputs = [x_t, eps, signal, noise, curves, values]
+    scrub_outputs = [x_t, signal, noise, curves, values]
     scrub = dict(
         fn=cb.forward_scrub, inputs=[state, t], outputs=scrub_outputs, show_progress="hidden", concurrency_limit=None
     )
     # public events first: gradio suffixes the api_name of later events that reuse a function
     t.change(**scrub, api_name="forward_scrub", trigger_mode="always_last")
     api_button.click(cb.forward_frame, [*setup_inputs, t], api_frame, api_name="forward_frame")
-    api_button.click(cb.forward_setup, setup_inputs, [state, x0_view, t], api_name="forward_setup")
+    api_button.click(cb.forward_setup, setup_inputs, [state, x0_view, eps, t], api_name="forward_setup")
     for component in setup_inputs:
         component.change(
-            cb.forward_setup, setup_inputs, [state, x0_view, t], api_visibility="private", show_progress="hidden"
+            cb.forward_setup, setup_inputs, [state, x0_view, eps, t], api_visibility="private", show_progress="hidden"
         ).then(**scrub, api_visibility="private")
     play.click(lambda: gr.Timer(active=True), None, timer, api_visibility="private")
     pause.click(lambda: gr.Timer(active=False), None, timer, api_visibility="private")
@@ -95,6 +95,6 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     gif_button.click(lambda: gr.Accordion(open=True), None, export_box, api_visibility="private").then(
         cb.forward_gif, [state, session_files], [gif_view, gif_file, session_files], api_name="forward_gif"
     )
-    demo.load(cb.forward_setup, setup_inputs, [state, x0_view, t], api_visibility="private").then(
+    demo.load(cb.forward_setup, setup_inputs, [state, x0_view, eps, t], api_visibility="private").then(
         **scrub, api_visibility="private"
     )

@@ -97,7 +97,7 @@ def test_reverse_generate_rejects_bad_values(client):
 def test_forward_state_endpoints_and_sdedit_and_elbo(client):
     client.predict(handle_file(EXAMPLE), "cosine", 200, 1e-4, 0.02, 0, 32, api_name="/forward_setup")
     scrub = client.predict(100, api_name="/forward_scrub")
-    assert len(scrub) == 6 and "100 / 200" in scrub[-1]
+    assert len(scrub) == 5 and "100 / 200" in scrub[-1]
     chain = client.predict(50, 0, api_name="/forward_markov_chain")
     assert len(chain) == 3
     gallery, _ = client.predict(50, api_name="/forward_compare")
