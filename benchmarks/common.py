@@ -19,7 +19,7 @@ CHECKPOINT = ROOT / "checkpoints" / "fashion-mnist-32"
 
 def stats(samples: list[float]) -> dict:
     s = sorted(samples)
-    q = lambda p: s[min(len(s) - 1, round(p * (len(s) - 1)))]  # noqa: E731
+    q = lambda p: s[min(len(s) - 1, round(p * (len(s) - 1)))]
     return {"median": statistics.median(s), "min": s[0], "max": s[-1], "p50": q(0.5), "p95": q(0.95), "n": len(s)}
 
 
@@ -36,8 +36,10 @@ def table(header: list[str], rows: list[list]) -> str:
 
 
 def machine() -> str:
-    return (f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def write_section(name: str, command: str, body: str) -> None:
@@ -45,8 +47,10 @@ def write_section(name: str, command: str, body: str) -> None:
     DOC.parent.mkdir(exist_ok=True)
     text = DOC.read_text() if DOC.exists() else "# Performance\n"
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    section = (f"{start}\nMeasured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()} with\n"
-               f"`{command}`:\n\n{body}\n{end}")
+    section = (
+        f"{start}\nMeasured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()} with\n"
+        f"`{command}`:\n\n{body}\n{end}"
+    )
     if start in text:
         text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: section, text, flags=re.S)
     else:

@@ -43,19 +43,27 @@ def main() -> None:
     ours = load_pipeline(CHECKPOINT)
     ours.set_progress_bar_config(disable=True)
     cfg = ours.scheduler.config
-    ref_scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule="squaredcos_cap_v2",
-                                  variance_type=cfg.variance_type, prediction_type=cfg.prediction_type,
-                                  clip_sample=cfg.clip_sample, timestep_spacing="trailing")
+    ref_scheduler = DDPMScheduler(
+        num_train_timesteps=cfg.num_train_timesteps,
+        beta_schedule="squaredcos_cap_v2",
+        variance_type=cfg.variance_type,
+        prediction_type=cfg.prediction_type,
+        clip_sample=cfg.clip_sample,
+        timestep_spacing="trailing",
+    )
     ref = DDPMPipeline(unet=ours.unet, scheduler=ref_scheduler)
     ref.set_progress_bar_config(disable=True)
     T = cfg.num_train_timesteps
     variants = {
-        "ours+record": lambda b, n: ours.sample_trajectory(batch_size=b, generator=torch.Generator().manual_seed(0),
-                                                           num_inference_steps=n, show_progress=False),
-        "ours": lambda b, n: ours(batch_size=b, generator=torch.Generator().manual_seed(0), num_inference_steps=n,
-                                  output_type="np"),
-        "diffusers": lambda b, n: ref(batch_size=b, generator=torch.Generator().manual_seed(0),
-                                      num_inference_steps=n, output_type="np"),
+        "ours+record": lambda b, n: ours.sample_trajectory(
+            batch_size=b, generator=torch.Generator().manual_seed(0), num_inference_steps=n, show_progress=False
+        ),
+        "ours": lambda b, n: ours(
+            batch_size=b, generator=torch.Generator().manual_seed(0), num_inference_steps=n, output_type="np"
+        ),
+        "diffusers": lambda b, n: ref(
+            batch_size=b, generator=torch.Generator().manual_seed(0), num_inference_steps=n, output_type="np"
+        ),
     }
     peak = matmul_peak_gflops()
     rows = []
@@ -70,17 +78,30 @@ def main() -> None:
         for name in variants:
             s = stats(times[name])
             achieved = flop * steps / s["median"]
-            rows.append([f"{batch}", f"{steps}", name, f"{s['median']:.2f}", f"{s['min']:.2f}–{s['max']:.2f}",
-                         f"{s['median'] / base:.3f}×", f"{achieved:.1f}", f"{achieved / peak:.0%}"])
+            rows.append(
+                [
+                    f"{batch}",
+                    f"{steps}",
+                    name,
+                    f"{s['median']:.2f}",
+                    f"{s['min']:.2f}–{s['max']:.2f}",
+                    f"{s['median'] / base:.3f}×",
+                    f"{achieved:.1f}",
+                    f"{achieved / peak:.0%}",
+                ]
+            )
         print(rows[-3:])
     n_params = sum(p.numel() for p in ours.unet.parameters())
-    body = (f"UNet: {n_params / 1e6:.2f} M parameters, {unet_gflop(ours.unet, 1):.3f} GFLOP per forward at batch 1 "
-            f"(`torch.utils.flop_counter`). Matmul peak (2048² fp32): **{peak:.1f} GFLOP/s**. "
-            f"{args.repeats} interleaved repeats; time in seconds, median and range; ratio against diffusers' "
-            "median in the same run.\n\n"
-            + table(["batch", "steps", "variant", "median s", "range s", "vs diffusers", "GFLOP/s", "of peak"], rows))
-    write_section("reverse_loop", f"python benchmarks/reverse_loop.py --repeats {args.repeats} --configs "
-                  f"{args.configs}", body)
+    body = (
+        f"UNet: {n_params / 1e6:.2f} M parameters, {unet_gflop(ours.unet, 1):.3f} GFLOP per forward at batch 1 "
+        f"(`torch.utils.flop_counter`). Matmul peak (2048² fp32): **{peak:.1f} GFLOP/s**. "
+        f"{args.repeats} interleaved repeats; time in seconds, median and range; ratio against diffusers' "
+        "median in the same run.\n\n"
+        + table(["batch", "steps", "variant", "median s", "range s", "vs diffusers", "GFLOP/s", "of peak"], rows)
+    )
+    write_section(
+        "reverse_loop", f"python benchmarks/reverse_loop.py --repeats {args.repeats} --configs {args.configs}", body
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,104 @@
+"""Memory: peak RSS of the app's process with 8 sessions each holding a full 1,000-step trajectory, at 32 px (the
+bundled model) and with a random 256 px UNet.
+
+    python benchmarks/memory.py
+"""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+from pathlib import Path
+
+import psutil
+import torch
+from common import CHECKPOINT, table, write_section
+from diffusers import UNet2DModel
+
+from app import callbacks as cb
+from app import settings
+from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
+
+
+def rss_mb() -> float:
+    gc.collect()
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def sessions(model: str, batch: int, sampler: str, steps: int, n: int = 8) -> tuple[list, float]:
+    held = []
+    before = rss_mb()
+    for seed in range(n):
+        *_, state, _, _ = list(
+            cb.reverse_generate(model, sampler, steps, 0.0, next(iter(cb.VARIANCE_TYPES)), True, seed, batch)
+        )[-1]
+        held.append(state)
+    return held, rss_mb() - before
+
+
+def main() -> None:
+    rows = []
+    settings.CHECKPOINT_DIR = CHECKPOINT.parent
+    base = rss_mb()
+    held, growth = sessions("fashion-mnist-32", 1, cb.SAMPLERS[0], 1000)
+    per = held[0].trajectory
+    rows.append(
+        [
+            "fashion-mnist-32 (32 px), batch 1, all 1000 steps",
+            len(per),
+            f"{per.nbytes / 2**20:.2f}",
+            f"{growth:.1f}",
+            f"{rss_mb():.0f}",
+        ]
+    )
+    held, growth = sessions("fashion-mnist-32", 16, cb.SAMPLERS[0], 1000)
+    per = held[0].trajectory
+    rows.append(
+        [
+            "fashion-mnist-32 (32 px), batch 16, all 1000 steps",
+            len(per),
+            f"{per.nbytes / 2**20:.2f}",
+            f"{growth:.1f}",
+            f"{rss_mb():.0f}",
+        ]
+    )
+    del held
+    with tempfile.TemporaryDirectory() as tmp:  # a random 256 px UNet (3 channels), like google/ddpm-*-256's shape
+        unet = UNet2DModel(
+            sample_size=256,
+            in_channels=3,
+            out_channels=3,
+            block_out_channels=(8, 16, 32, 32),
+            down_block_types=("DownBlock2D",) * 4,
+            up_block_types=("UpBlock2D",) * 4,
+            norm_num_groups=8,
+            layers_per_block=1,
+        )
+        DDPMExplorerPipeline(unet=unet, scheduler=DDPMExplorerScheduler(num_train_timesteps=1000)).save_pretrained(
+            Path(tmp) / "random-256"
+        )
+        settings.CHECKPOINT_DIR = Path(tmp)
+        settings.MAX_WORK = 10**12  # this benchmark wants the full 1000-step run at 256 px
+        held, growth = sessions("random-256", 1, cb.SAMPLERS[1], 250)
+        per = held[0].trajectory
+        rows.append(
+            [
+                "random UNet at 256 px × 3, batch 1, 250 respaced steps",
+                len(per),
+                f"{per.nbytes / 2**20:.1f}",
+                f"{growth:.1f}",
+                f"{rss_mb():.0f}",
+            ]
+        )
+    body = (
+        f"Each row: 8 sessions, each holding one recorded run (uint8 x_t, x̂₀, ε̂; frames subsampled to the "
+        f"budget of {settings.TRAJECTORY_BUDGET_SMALL / 2**20:.0f} MB per session for models ≤ 64 px and "
+        f"{settings.TRAJECTORY_BUDGET_LARGE / 2**20:.0f} MB above). Process RSS at start: {base:.0f} MB.\n\n"
+        + table(["run", "frames kept", "MB per session", "RSS growth, 8 sessions, MB", "RSS after, MB"], rows)
+    )
+    write_section("memory", "python benchmarks/memory.py", body)
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    main()

@@ -1,0 +1,151 @@
+"""Slider latency: the forward and reverse frame callbacks server-side, through gradio_client, and in Chromium.
+
+python benchmarks/slider_latency.py --moves 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import time
+
+from common import CHECKPOINT, stats, table, timed, write_section
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from app import callbacks as cb
+from app import settings
+
+IMAGE = "app/assets/grace_hopper.png"
+
+
+def encode_png(outputs) -> None:
+    """What gradio does after the callback: every image output saved as PNG."""
+    for o in outputs:
+        if hasattr(o, "save"):
+            o.save(io.BytesIO(), format="png", pnginfo=None)
+
+
+def server_side(moves: int) -> list[list]:
+    rows = []
+    for res in (32, 128, 256):
+        state, *_ = cb.forward_setup(IMAGE, "linear", 1000, 1e-4, 0.02, 0, res)
+        ts = [random.randint(0, 1000) for _ in range(moves)]
+        cb.forward_scrub(state, 1)
+        callback = stats([timed(lambda t=t: cb.forward_scrub(state, t)) for t in ts])
+        with_png = stats([timed(lambda t=t: encode_png(cb.forward_scrub(state, t))) for t in ts])
+        rows.append(
+            [
+                f"forward_scrub, {res} px",
+                f"{callback['p50'] * 1e3:.2f}",
+                f"{callback['p95'] * 1e3:.2f}",
+                f"{with_png['p50'] * 1e3:.2f}",
+                f"{with_png['p95'] * 1e3:.2f}",
+            ]
+        )
+    traj_state = list(
+        cb.reverse_generate("fashion-mnist-32", cb.SAMPLERS[0], 1000, 0.0, next(iter(cb.VARIANCE_TYPES)), True, 0, 1)
+    )[-1][3]
+    ts = [random.randint(0, 999) for _ in range(moves)]
+    callback = stats([timed(lambda t=t: cb.reverse_frame(traj_state, t)) for t in ts])
+    with_png = stats([timed(lambda t=t: encode_png(cb.reverse_frame(traj_state, t))) for t in ts])
+    rows.append(
+        [
+            "reverse_frame, 32 px, 1000-step run",
+            f"{callback['p50'] * 1e3:.2f}",
+            f"{callback['p95'] * 1e3:.2f}",
+            f"{with_png['p50'] * 1e3:.2f}",
+            f"{with_png['p95'] * 1e3:.2f}",
+        ]
+    )
+    return rows
+
+
+def through_client(url: str, moves: int) -> list[list]:
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    rows = []
+    for res in (32, 256):
+        client.predict(handle_file(IMAGE), "linear", 1000, 1e-4, 0.02, 0, res, api_name="/forward_setup")
+        ts = [random.randint(0, 1000) for _ in range(moves)]
+        s = stats([timed(lambda t=t: client.predict(t, api_name="/forward_scrub")) for t in ts])
+        rows.append([f"/forward_scrub via gradio_client, {res} px", f"{s['p50'] * 1e3:.1f}", f"{s['p95'] * 1e3:.1f}"])
+    return rows
+
+
+def in_browser(url: str, moves: int) -> list[list]:
+    from playwright.sync_api import sync_playwright
+
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.goto(url)
+        block = page.locator(".block").filter(has=page.get_by_text("x_t", exact=True)).first
+        block.locator("img").first.wait_for(timeout=60_000)
+        slider = page.locator("input[type=range]").first
+        samples = []
+        for i in range(moves):
+            before = block.locator("img").first.get_attribute("src")
+            t = (i * 37) % 1000 + 1
+            start = time.perf_counter()
+            slider.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", t)
+            page.wait_for_function(
+                "([el, before]) => { const img = el.querySelector('img');"
+                " return img && img.src !== before && img.complete; }",
+                arg=[block.element_handle(), before],
+                timeout=10_000,
+                polling="raf",
+            )
+            samples.append(time.perf_counter() - start)
+        browser.close()
+    s = stats(samples)
+    return [["slider input → new x_t on screen (Chromium), 64 px", f"{s['p50'] * 1e3:.1f}", f"{s['p95'] * 1e3:.1f}"]]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--moves", type=int, default=200)
+    p.add_argument("--browser-moves", type=int, default=60)
+    args = p.parse_args()
+    random.seed(0)
+    settings.CHECKPOINT_DIR = CHECKPOINT.parent
+    rows = server_side(args.moves)
+    body = (
+        "Server side, over random slider positions: the callback alone, and the callback plus the PNG encoding "
+        "gradio then does for each image output (ms).\n\n"
+        + table(["handler", "callback p50", "callback p95", "+PNG p50", "+PNG p95"], rows)
+    )
+    from app.ui import build_demo, launch_kwargs
+
+    demo = build_demo()
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    try:
+        client_rows = through_client(url, args.moves)
+        browser_rows = in_browser(url, args.browser_moves)
+    finally:
+        demo.close()
+    body += (
+        "\n\nEnd to end (ms): a `/forward_scrub` request through `gradio_client` (queue, callback, PNG, HTTP "
+        "download), and in headless Chromium from a slider `input` event to the new image loaded.\n\n"
+        + table(["path", "p50", "p95"], client_rows + browser_rows)
+    )
+    write_section(
+        "slider_latency",
+        f"python benchmarks/slider_latency.py --moves {args.moves} --browser-moves {args.browser_moves}",
+        body,
+    )
+
+
+if __name__ == "__main__":
+    main()
