@@ -22,7 +22,7 @@ FLAGS = [
 @pytest.fixture(scope="module")
 def page(live_app):
     if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        if os.environ.get("REQUIRE_BROWSER"):
+        if os.environ.get("CI_STRICT"):
             pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
     from playwright.sync_api import sync_playwright
