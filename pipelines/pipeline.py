@@ -59,6 +59,18 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
 
+    def enable_fast_cpu(self, channels_last: bool = True, compile: bool = False, **compile_kwargs):
+        """Opt-in speed-ups of the UNet: the channels_last memory format and ``torch.compile``.
+
+        Outputs equal the eager model's up to float rounding (tested), so they are no longer bit-identical to
+        diffusers' own loop; that is why this is opt-in. Returns the pipeline.
+        """
+        if channels_last:
+            self.unet.to(memory_format=torch.channels_last)
+        if compile:
+            self.unet = torch.compile(self.unet, **compile_kwargs)
+        return self
+
     @property
     def sample_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one sample."""

@@ -158,3 +158,20 @@ def test_forward_trajectory_frames_are_the_closed_form():
         fwd.frame(101)
     chain = fwd.markov_chain(100, generator=torch.Generator().manual_seed(1))
     assert chain.shape == x0.shape and abs(chain.std().item() - 1) < 0.1
+
+
+@pytest.mark.slow
+def test_fast_cpu_paths_equal_eager(tiny_unet):
+    """channels_last and torch.compile give the eager model's frames up to float rounding."""
+    scheduler = DDPMExplorerScheduler(num_train_timesteps=20)
+    run = lambda pipe: (
+        pipe.sample_trajectory(batch_size=2, generator=torch.Generator().manual_seed(0), show_progress=False).final
+    )
+    eager = run(DDPMExplorerPipeline(unet=tiny_unet, scheduler=scheduler))
+    import copy
+
+    fast = DDPMExplorerPipeline(unet=copy.deepcopy(tiny_unet), scheduler=scheduler).enable_fast_cpu()
+    torch.testing.assert_close(run(fast), eager, atol=1e-4, rtol=1e-4)
+    compiled = DDPMExplorerPipeline(unet=copy.deepcopy(tiny_unet), scheduler=scheduler)
+    compiled.enable_fast_cpu(channels_last=False, compile=True)
+    torch.testing.assert_close(run(compiled), eager, atol=1e-4, rtol=1e-4)
