@@ -36,33 +36,16 @@ def sessions(model: str, batch: int, sampler: str, steps: int, n: int = 8) -> tu
     return held, rss_mb() - before
 
 
+def measure(label: str, model: str, batch: int, sampler: str, steps: int) -> list:
+    held, growth = sessions(model, batch, sampler, steps)
+    per = held[0].trajectory
+    return [label, len(per), f"{per.nbytes / 2**20:.2f}", f"{growth:.1f}", f"{rss_mb():.0f}"]
+
+
 def main() -> None:
-    rows = []
     settings.CHECKPOINT_DIR = CHECKPOINT.parent
     base = rss_mb()
-    held, growth = sessions("fashion-mnist-32", 1, cb.SAMPLERS[0], 1000)
-    per = held[0].trajectory
-    rows.append(
-        [
-            "fashion-mnist-32 (32 px), batch 1, all 1000 steps",
-            len(per),
-            f"{per.nbytes / 2**20:.2f}",
-            f"{growth:.1f}",
-            f"{rss_mb():.0f}",
-        ]
-    )
-    held, growth = sessions("fashion-mnist-32", 16, cb.SAMPLERS[0], 1000)
-    per = held[0].trajectory
-    rows.append(
-        [
-            "fashion-mnist-32 (32 px), batch 16, all 1000 steps",
-            len(per),
-            f"{per.nbytes / 2**20:.2f}",
-            f"{growth:.1f}",
-            f"{rss_mb():.0f}",
-        ]
-    )
-    del held
+    rows = [measure("fashion-mnist-32 (32 px), batch 1, all 1000 steps", "fashion-mnist-32", 1, cb.SAMPLERS[0], 1000)]
     with tempfile.TemporaryDirectory() as tmp:  # a random 256 px UNet (3 channels), like google/ddpm-*-256's shape
         unet = UNet2DModel(
             sample_size=256,
@@ -74,21 +57,12 @@ def main() -> None:
             norm_num_groups=8,
             layers_per_block=1,
         )
-        DDPMExplorerPipeline(unet=unet, scheduler=DDPMExplorerScheduler(num_train_timesteps=1000)).save_pretrained(
-            Path(tmp) / "random-256"
-        )
+        scheduler = DDPMExplorerScheduler(num_train_timesteps=1000)
+        DDPMExplorerPipeline(unet=unet, scheduler=scheduler).save_pretrained(Path(tmp) / "random-256")
         settings.CHECKPOINT_DIR = Path(tmp)
-        settings.MAX_WORK = 10**12  # this benchmark wants the full 1000-step run at 256 px
-        held, growth = sessions("random-256", 1, cb.SAMPLERS[1], 250)
-        per = held[0].trajectory
+        settings.MAX_WORK = 10**12  # this benchmark wants long runs at 256 px
         rows.append(
-            [
-                "random UNet at 256 px × 3, batch 1, 250 respaced steps",
-                len(per),
-                f"{per.nbytes / 2**20:.1f}",
-                f"{growth:.1f}",
-                f"{rss_mb():.0f}",
-            ]
+            measure("random UNet at 256 px × 3, batch 1, 120 respaced steps", "random-256", 1, cb.SAMPLERS[1], 120)
         )
     body = (
         f"Each row: 8 sessions, each holding one recorded run (uint8 x_t, x̂₀, ε̂; frames subsampled to the "
