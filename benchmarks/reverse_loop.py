@@ -6,6 +6,8 @@ Variants, all on the bundled checkpoint's UNet with the same seed:
   ours+record   DDPMExplorerPipeline.sample_trajectory: x_t, x̂₀ and ε̂ kept as uint8 at every step
   ours          DDPMExplorerPipeline.__call__ (no recording)
   diffusers     diffusers' DDPMPipeline with its DDPMScheduler set up to equal ours
+  ours+cl       ours with the opt-in channels_last UNet (enable_fast_cpu())
+  ours+compile  ours with the opt-in torch.compile'd UNet (enable_fast_cpu(compile=True)); compile time excluded
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--configs", default="1x100,16x100,1x1000,16x1000", help="batch x steps, comma-separated")
+    p.add_argument("--variants", default="ours+record,ours,diffusers,ours+cl,ours+compile")
     args = p.parse_args()
     torch.manual_seed(0)
     ours = load_pipeline(CHECKPOINT)
@@ -54,6 +57,11 @@ def main() -> None:
     ref = DDPMPipeline(unet=ours.unet, scheduler=ref_scheduler)
     ref.set_progress_bar_config(disable=True)
     T = cfg.num_train_timesteps
+    fast = {}
+    for name, kwargs in (("ours+cl", {}), ("ours+compile", {"channels_last": False, "compile": True})):
+        pipe = load_pipeline(CHECKPOINT)
+        pipe.set_progress_bar_config(disable=True)
+        fast[name] = pipe.enable_fast_cpu(**kwargs)
     variants = {
         "ours+record": lambda b, n: ours.sample_trajectory(
             batch_size=b, generator=torch.Generator().manual_seed(0), num_inference_steps=n, show_progress=False
@@ -65,11 +73,18 @@ def main() -> None:
             batch_size=b, generator=torch.Generator().manual_seed(0), num_inference_steps=n, output_type="np"
         ),
     }
+    for name, pipe in fast.items():
+        variants[name] = lambda b, n, pipe=pipe: pipe.sample_trajectory(
+            batch_size=b, generator=torch.Generator().manual_seed(0), num_inference_steps=n, show_progress=False
+        )
+    variants = {name: variants[name] for name in args.variants.split(",")}
     peak = matmul_peak_gflops()
     rows = []
     for config in args.configs.split(","):
         batch, steps = map(int, config.split("x"))
         times = {name: [] for name in variants}
+        for run in variants.values():  # warm-up (and compilation) outside the timings
+            run(batch, 2)
         for _ in range(args.repeats):  # interleaved: each repeat runs every variant once
             for name, run in variants.items():
                 times[name].append(timed(lambda run=run: run(batch, steps if steps < T else T)))
@@ -90,7 +105,7 @@ def main() -> None:
                     f"{achieved / peak:.0%}",
                 ]
             )
-        print(rows[-3:])
+        print(rows[-len(variants) :])
     n_params = sum(p.numel() for p in ours.unet.parameters())
     body = (
         f"UNet: {n_params / 1e6:.2f} M parameters, {unet_gflop(ours.unet, 1):.3f} GFLOP per forward at batch 1 "
@@ -100,7 +115,10 @@ def main() -> None:
         + table(["batch", "steps", "variant", "median s", "range s", "vs diffusers", "GFLOP/s", "of peak"], rows)
     )
     write_section(
-        "reverse_loop", f"python benchmarks/reverse_loop.py --repeats {args.repeats} --configs {args.configs}", body
+        f"reverse_loop_{args.configs}",
+        f"python benchmarks/reverse_loop.py --repeats {args.repeats} --configs {args.configs} "
+        f"--variants {args.variants}",
+        body,
     )
 
 
