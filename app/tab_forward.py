@@ -78,7 +78,8 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         fn=cb.forward_scrub, inputs=[state, t], outputs=scrub_outputs, show_progress="hidden", concurrency_limit=None
     )
     # public events first: gradio suffixes the api_name of later events that reuse a function
-    t.change(**scrub, api_name="forward_scrub", trigger_mode="always_last")
+    # a slider move skips the queue: it is a sub-millisecond lookup, and the queue's round trip would dominate it
+    t.change(**scrub, api_name="forward_scrub", trigger_mode="always_last", queue=False)
     api_button.click(cb.forward_frame, [*setup_inputs, t], api_frame, api_name="forward_frame")
     api_button.click(cb.forward_setup, setup_inputs, [state, x0_view, eps, t], api_name="forward_setup")
     for component in setup_inputs:

@@ -95,7 +95,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         show_progress="hidden",
         concurrency_limit=None,
     )
-    t.change(**scrub, api_name="reverse_frame", trigger_mode="always_last")
+    t.change(**scrub, api_name="reverse_frame", trigger_mode="always_last", queue=False)  # see tab_forward
     run.then(**scrub, api_visibility="private")
     stop.click(None, None, None, cancels=[run], api_visibility="private")
     play.click(lambda: gr.Timer(active=True), None, timer, api_visibility="private")
