@@ -93,11 +93,11 @@ def test_cancelling_a_generation_frees_its_slot(app_url, counter, monkeypatch):
         assert counter.active == settings.SAMPLING_CONCURRENCY, "both slots busy"
         for job in jobs:
             job.cancel()
-        deadline = time.time() + 20
-        while counter.active and time.time() < deadline:
-            time.sleep(0.05)
-        assert counter.active == 0, "cancelled runs stopped"
-        assert counter.unet_calls < 100 * len(jobs), "they stopped early, not at the end"
+        time.sleep(2)  # a cancelled run stops at its next yield (every STREAM_EVERY_S)
+        calls = counter.unet_calls
+        time.sleep(2)  # a run still going would make ~40 more UNet calls here
+        assert counter.unet_calls == calls, "cancelled runs stopped working"
+        assert calls < 100 * len(jobs), "they stopped early, not at the end"
     finally:
         slow.remove()
     final = client.predict("tiny-random", cb.SAMPLERS[1], 5, 0.0, VARIANCE, True, 0, 1, api_name="/reverse_generate")
