@@ -128,22 +128,26 @@ class ForwardState:
 
     traj: ForwardTrajectory
     plot_key: tuple
-    image: object = None  # the validated PIL image, for the schedule comparison
 
 
-def forward_setup(image, schedule, T, beta_start, beta_end, seed, resolution):
-    """Load and resize the image, fix ε from the seed, and precompute the schedule. Returns the session state, x₀ as
-    the model sees it, and the slider's new range."""
+def forward_state(image, schedule, T, beta_start, beta_end, seed, resolution) -> ForwardState:
+    """Validate the inputs, load and resize the image, fix ε from the seed, and precompute the schedule."""
     tables = schedule_tables(schedule, T, beta_start, beta_end)
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
     resolution = check_int("Resolution", resolution, settings.MIN_RESOLUTION, settings.MAX_RESOLUTION)
     pil = open_image(image)
     x0 = to_model_tensor(pil, resolution, 3 if pil.mode == "RGB" else 1)
     traj = ForwardTrajectory(x0, tables, generator=torch.Generator().manual_seed(seed))
-    key = (schedule, int(T), float(beta_start), float(beta_end))
-    state = ForwardState(traj, key, pil)
+    return ForwardState(traj, (schedule, int(T), float(beta_start), float(beta_end)))
+
+
+def forward_setup(image, schedule, T, beta_start, beta_end, seed, resolution):
+    """:func:`forward_state`, plus what the page shows once per setup: x₀ as the model sees it, the fixed ε, and the
+    slider's new range."""
+    state = forward_state(image, schedule, T, beta_start, beta_end, seed, resolution)
+    traj = state.traj
     eps = png(rendering.noise_to_uint8(traj.noise))  # fixed: sent once here, never per slider move
-    return state, png(rendering.image_to_uint8(x0)), eps, gr.update(maximum=tables.num_timesteps)
+    return state, png(rendering.image_to_uint8(traj.x0)), eps, gr.update(maximum=traj.num_timesteps)
 
 
 def format_values(v: StepValues, T: int) -> str:
@@ -182,7 +186,7 @@ def forward_scrub(state: ForwardState | None, t):
 
 def forward_frame(image, schedule, T, beta_start, beta_end, seed, resolution, t):
     """Stateless API: x_t of an image under a schedule, a seed's ε and a timestep t ∈ [0, T]."""
-    state, *_ = forward_setup(image, schedule, T, beta_start, beta_end, seed, resolution)
+    state = forward_state(image, schedule, T, beta_start, beta_end, seed, resolution)
     t = check_int("t", t, 0, state.traj.num_timesteps)
     return png(rendering.image_to_uint8(state.traj.frame(t)))
 

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 STATE_FILE = "state.safetensors"
@@ -46,8 +47,6 @@ def load_training_state(directory, unet, ema, optimizer, lr_scheduler) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"No training state to resume from at {path}.")
     tensors = load_file(str(path))
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["json"])
     unet.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("unet.")})
