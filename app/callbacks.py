@@ -265,15 +265,23 @@ def play_tick(t, maximum, stride_frac: float = 1 / 60):
 
 @dataclass
 class SessionFiles:
-    """Export files of one session, deleted when the session ends."""
+    """Export files of one session, deleted when the session ends.
+
+    gradio ends a session in two ways: its state expires (``delete_callback`` runs) or, past
+    ``state_session_capacity``, the oldest session is evicted and simply dropped. ``__del__`` covers the second, so
+    no export outlives the session that made it.
+    """
 
     paths: list[str] = field(default_factory=list)
 
+    def __del__(self):
+        delete_session_files(self)
+
 
 def delete_session_files(files: SessionFiles | None) -> None:
-    for path in files.paths if files else []:
+    while files is not None and files.paths:
         try:
-            os.remove(path)
+            os.remove(files.paths.pop())
         except OSError:
             pass
 

@@ -77,20 +77,9 @@ def through_client(url: str, moves: int) -> list[list]:
 
 
 def in_browser(url: str, moves: int) -> list[list]:
-    from playwright.sync_api import sync_playwright
+    from tests.chromium import chromium_page
 
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
-        page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        page.goto(url)
+    with chromium_page(url) as page:
         block = page.locator(".block").filter(has=page.get_by_text("x_t", exact=True)).first
         block.locator("img").first.wait_for(timeout=60_000)
         slider = page.locator("input[type=range]").first
@@ -108,7 +97,6 @@ def in_browser(url: str, moves: int) -> list[list]:
                 polling="raf",
             )
             samples.append(time.perf_counter() - start)
-        browser.close()
     s = stats(samples)
     return [["slider input → new x_t on screen (Chromium), 64 px", f"{s['p50'] * 1e3:.1f}", f"{s['p95'] * 1e3:.1f}"]]
 

@@ -1,3 +1,6 @@
+import gc
+import os
+
 import gradio as gr
 import numpy as np
 import pytest
@@ -95,7 +98,17 @@ def test_markov_chain_and_compare_and_gif():
         assert gif.format == "GIF" and gif.n_frames > 10
     assert files.paths == [path]
     cb.delete_session_files(files)
-    assert not __import__("os").path.exists(path)
+    assert not os.path.exists(path)
+
+
+def test_session_files_go_with_an_evicted_session():
+    """Past state_session_capacity gradio drops the oldest session without its delete_callback: the files still go."""
+    state, _, _ = setup(T=100, schedule="cosine")
+    path, _, files = cb.forward_gif(state)
+    assert os.path.exists(path)
+    del files
+    gc.collect()
+    assert not os.path.exists(path)
 
 
 def test_play_tick_advances_and_wraps():

@@ -5,18 +5,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from chromium import CHROMIUM, chromium_page
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +17,9 @@ def page(live_app):
         if os.environ.get("CI_STRICT"):
             pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        page.goto(live_app)
+    with chromium_page(live_app) as page:
         page.get_by_text("x_t", exact=True).first.wait_for(timeout=30_000)
         yield page
-        browser.close()
 
 
 def image_src(locator) -> str:

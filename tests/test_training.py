@@ -68,6 +68,16 @@ def test_presets_build():
     assert set(MODEL_PRESETS) >= {"tiny", "small", "base"}
 
 
+def cli(**options) -> list[str]:
+    """Command-line arguments from keywords: ``cli(batch_size=8, save_fp16=True)`` → ``--batch-size 8 --save-fp16``."""
+    args = []
+    for name, value in options.items():
+        args.append("--" + name.replace("_", "-"))
+        if value is not True:
+            args.append(str(value))
+    return args
+
+
 def losses(run_dir):
     with (run_dir / "loss.csv").open() as f:
         return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f)]
@@ -75,30 +85,19 @@ def losses(run_dir):
 
 def test_train_resume_export_and_sample(fake_fashion_mnist, tmp_path):
     out = tmp_path / "run"
-    common = [
-        "--data-dir",
-        str(fake_fashion_mnist),
-        "--preset",
-        "tiny",
-        "--batch-size",
-        "16",
-        "--lr",
-        "3e-3",
-        "--warmup-steps",
-        "2",
-        "--num-train-timesteps",
-        "50",
-        "--output-dir",
-        str(out),
-        "--sample-steps",
-        "3",
-        "--checkpoint-every",
-        "10",
-        "--sample-every",
-        "20",
-        "--threads",
-        "2",
-    ]
+    common = cli(
+        data_dir=fake_fashion_mnist,
+        preset="tiny",
+        batch_size=16,
+        lr=3e-3,
+        warmup_steps=2,
+        num_train_timesteps=50,
+        output_dir=out,
+        sample_steps=3,
+        checkpoint_every=10,
+        sample_every=20,
+        threads=2,
+    )
     train_main([*common, "--steps", "20"])
     first = losses(out)
     assert [s for s, _ in first] == list(range(1, 21))
@@ -130,27 +129,18 @@ def test_train_on_an_image_folder_in_rgb(tmp_path):
         Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     out = tmp_path / "run"
     train_main(
-        [
-            "--image-folder",
-            str(folder),
-            "--channels",
-            "3",
-            "--resolution",
-            "16",
-            "--preset",
-            "tiny",
-            "--batch-size",
-            "4",
-            "--steps",
-            "3",
-            "--output-dir",
-            str(out),
-            "--sample-steps",
-            "2",
-            "--num-train-timesteps",
-            "20",
-            "--save-fp16",
-        ]
+        cli(
+            image_folder=folder,
+            channels=3,
+            resolution=16,
+            preset="tiny",
+            batch_size=4,
+            steps=3,
+            output_dir=out,
+            sample_steps=2,
+            num_train_timesteps=20,
+            save_fp16=True,
+        )
     )
     unet = UNet2DModel.from_pretrained(out / "pipeline", subfolder="unet")
     assert unet.config.in_channels == 3 and unet.config.sample_size == 16
@@ -158,24 +148,16 @@ def test_train_on_an_image_folder_in_rgb(tmp_path):
 
 def test_resume_drops_log_rows_after_the_saved_state(fake_fashion_mnist, tmp_path):
     out = tmp_path / "run"
-    common = [
-        "--data-dir",
-        str(fake_fashion_mnist),
-        "--preset",
-        "tiny",
-        "--batch-size",
-        "8",
-        "--output-dir",
-        str(out),
-        "--checkpoint-every",
-        "4",
-        "--sample-every",
-        "100",
-        "--sample-steps",
-        "2",
-        "--num-train-timesteps",
-        "20",
-    ]
+    common = cli(
+        data_dir=fake_fashion_mnist,
+        preset="tiny",
+        batch_size=8,
+        output_dir=out,
+        checkpoint_every=4,
+        sample_every=100,
+        sample_steps=2,
+        num_train_timesteps=20,
+    )
     train_main([*common, "--steps", "4"])
     with (out / "loss.csv").open("a") as f:  # a run killed after logging steps 5 and 6 but before saving them
         f.write("5,0.9,1e-4,1.0,0\n6,0.9,1e-4,1.0,0\n")
