@@ -93,9 +93,12 @@ def test_cancelling_a_generation_frees_its_slot(app_url, counter, monkeypatch):
         assert counter.active == settings.SAMPLING_CONCURRENCY, "both slots busy"
         for job in jobs:
             job.cancel()
-        time.sleep(2)  # a cancelled run stops at its next yield (every STREAM_EVERY_S)
-        calls = counter.unet_calls
-        time.sleep(2)  # a run still going would make ~40 more UNet calls here
+        # A cancelled run stops at its next yield (every STREAM_EVERY_S). Wait until no UNet call comes for 2 s
+        # (a run still going makes ~40 in that time); runs left alone would only go quiet after all 100 steps.
+        calls, deadline = -1, time.time() + 30
+        while counter.unet_calls != calls and time.time() < deadline:
+            calls = counter.unet_calls
+            time.sleep(2)
         assert counter.unet_calls == calls, "cancelled runs stopped working"
         assert calls < 100 * len(jobs), "they stopped early, not at the end"
     finally:
