@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipelines.scheduler import DDPMExplorerScheduler
+from pipelines.scheduler import DDPMExplorerScheduler, x0_and_eps_from_model_output
 from pipelines.schedules import extract
 
 LOG2 = math.log(2.0)
@@ -64,26 +64,22 @@ def p_mean_variance(unet, scheduler: DDPMExplorerScheduler, x_t: torch.Tensor, t
     """p_θ(x_{t−1} | x_t) = N(μ_θ, Σ_t): μ_θ is the posterior mean at the model's x̂₀ (Ho et al. eq. 11);
     log Σ_t is log β̃_t (``fixed_small``) or log β_t (``fixed_large``, with β̃_1 at t = 0 as improved-diffusion).
 
-    Returns (mean, log_variance, x̂₀, model_output)."""
+    Returns (mean, log_variance, x̂₀ (clipped with ``clip``), ε̂ (from the raw output, never clipped))."""
     tb = scheduler.tables
     dtype = x_t.dtype
     model_output = unet(x_t, t).sample
     sqrt_ab = extract(tb.sqrt_alphas_cumprod, t, x_t.shape, dtype)
     sqrt_1mab = extract(tb.sqrt_one_minus_alphas_cumprod, t, x_t.shape, dtype)
-    prediction_type = scheduler.config.prediction_type
-    if prediction_type == "epsilon":
-        pred_x0 = (x_t - sqrt_1mab * model_output) / sqrt_ab
-    elif prediction_type == "sample":
-        pred_x0 = model_output
-    else:
-        pred_x0 = sqrt_ab * x_t - sqrt_1mab * model_output
+    pred_x0, pred_eps = x0_and_eps_from_model_output(
+        scheduler.config.prediction_type, model_output, x_t, sqrt_ab, sqrt_1mab
+    )
     if clip:
         pred_x0 = pred_x0.clamp(-1.0, 1.0)
     mean, _, log_var = scheduler.q_posterior_mean_variance(pred_x0, x_t, t)
     if scheduler.config.variance_type == "fixed_large":
         log_betas = torch.log(torch.cat([tb.posterior_variance[1:2], tb.betas[1:]])) if len(tb.betas) > 1 else None
         log_var = extract(log_betas if log_betas is not None else tb.betas.log(), t, x_t.shape, dtype)
-    return mean, log_var, pred_x0, model_output
+    return mean, log_var, pred_x0, pred_eps
 
 
 @torch.inference_mode()
@@ -100,18 +96,16 @@ def vb_terms_bpd(unet, scheduler: DDPMExplorerScheduler, x0: torch.Tensor, t: to
         noise = torch.randn_like(x0)
     t = t.long()
     tb = scheduler.tables
+    # q(x_t | x₀) in closed form on the float64 tables (the scheduler's q_sample reads diffusers' float32 ᾱ)
     x_t = (
         extract(tb.sqrt_alphas_cumprod, t, x0.shape, x0.dtype) * x0
         + extract(tb.sqrt_one_minus_alphas_cumprod, t, x0.shape, x0.dtype) * noise
     )
     true_mean, _, true_logvar = scheduler.q_posterior_mean_variance(x0, x_t, t)
-    mean, logvar, pred_x0, model_output = p_mean_variance(unet, scheduler, x_t, t)
+    mean, logvar, _, pred_eps = p_mean_variance(unet, scheduler, x_t, t)
     kl = _mean_over_dims(normal_kl(true_mean, true_logvar, mean, logvar)) / LOG2
     decoder_nll = -_mean_over_dims(discretized_gaussian_log_likelihood(x0, mean, 0.5 * logvar)) / LOG2
     vb = torch.where(t == 0, decoder_nll, kl)
-    sqrt_ab = extract(tb.sqrt_alphas_cumprod, t, x0.shape, x0.dtype)
-    sqrt_1mab = extract(tb.sqrt_one_minus_alphas_cumprod, t, x0.shape, x0.dtype)
-    pred_eps = (x_t - sqrt_ab * pred_x0) / sqrt_1mab if scheduler.config.prediction_type != "epsilon" else model_output
     mse = _mean_over_dims((noise - pred_eps) ** 2)
     return vb, mse
 

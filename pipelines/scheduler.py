@@ -97,6 +97,29 @@ def respaced_timesteps(num_inference_steps: int, start_timestep: int) -> list[in
     return steps.tolist()
 
 
+def x0_and_eps_from_model_output(
+    prediction_type: str, model_output: torch.Tensor, sample: torch.Tensor, sqrt_alpha_prod, sqrt_one_minus_alpha_prod
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """x̂₀ and ε̂ of x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε from the network's output, for every ``prediction_type``:
+    ε (Ho et al. eq. 15: x̂₀ = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t), x₀ itself, or v = √ᾱ_t·ε − √(1−ᾱ_t)·x₀ (Salimans & Ho).
+
+    ``sqrt_alpha_prod`` (√ᾱ_t) and ``sqrt_one_minus_alpha_prod`` (√(1−ᾱ_t)) are scalars or broadcastable tensors.
+    Neither output is clipped.
+    """
+    if prediction_type == "epsilon":
+        pred_epsilon = model_output
+        pred_x0 = (sample - sqrt_one_minus_alpha_prod * model_output) / sqrt_alpha_prod
+    elif prediction_type == "sample":
+        pred_x0 = model_output
+        pred_epsilon = (sample - sqrt_alpha_prod * model_output) / sqrt_one_minus_alpha_prod
+    elif prediction_type == "v_prediction":
+        pred_x0 = sqrt_alpha_prod * sample - sqrt_one_minus_alpha_prod * model_output
+        pred_epsilon = sqrt_alpha_prod * model_output + sqrt_one_minus_alpha_prod * sample
+    else:
+        raise ValueError(f"prediction_type must be epsilon, sample or v_prediction, got {prediction_type!r}.")
+    return pred_x0, pred_epsilon
+
+
 class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
     """Denoising Diffusion Probabilistic Models (Ho et al. 2020), with respacing (Nichol & Dhariwal 2021) and an
     optional deterministic DDIM step (Song et al. 2021).
@@ -282,19 +305,10 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
     # ------------------------------------------------------------------ reverse process p_θ
 
     def predict_x0_and_eps(self, model_output: torch.Tensor, sample: torch.Tensor, c: StepCoefficients):
-        """x̂₀ and ε̂ from the network's output, for every ``prediction_type`` (Ho et al. eq. 15 for ε)."""
-        sqrt_ab, sqrt_one_minus_ab = c.sqrt_alpha_prod_t, c.sqrt_one_minus_alpha_prod_t
-        prediction_type = self.config.prediction_type
-        if prediction_type == "epsilon":
-            pred_epsilon = model_output
-            pred_x0 = (sample - sqrt_one_minus_ab * model_output) / sqrt_ab
-        elif prediction_type == "sample":
-            pred_x0 = model_output
-            pred_epsilon = (sample - sqrt_ab * model_output) / sqrt_one_minus_ab
-        else:  # v_prediction
-            pred_x0 = sqrt_ab * sample - sqrt_one_minus_ab * model_output
-            pred_epsilon = sqrt_ab * model_output + sqrt_one_minus_ab * sample
-        return pred_x0, pred_epsilon
+        """x̂₀ and ε̂ from the network's output at one reverse step; see :func:`x0_and_eps_from_model_output`."""
+        return x0_and_eps_from_model_output(
+            self.config.prediction_type, model_output, sample, c.sqrt_alpha_prod_t, c.sqrt_one_minus_alpha_prod_t
+        )
 
     def step(
         self,
