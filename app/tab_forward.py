@@ -39,7 +39,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         )
     with gr.Row():
         play = gr.Button("▶ Play", size="sm")
-        pause = gr.Button("⏸ Pause", size="sm")
+        pause = gr.Button("❚❚ Pause", size="sm")
         gif_button = gr.Button("Export GIF", size="sm")
     timer = gr.Timer(0.1, active=False)
     with gr.Row():

@@ -46,7 +46,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     t = gr.Slider(0, settings.MAX_T - 1, value=0, step=1, label="t (after a run: the nearest recorded step)")
     with gr.Row():
         play = gr.Button("▶ Play", size="sm")
-        pause = gr.Button("⏸ Pause", size="sm")
+        pause = gr.Button("❚❚ Pause", size="sm")
         gif_button = gr.Button("Export GIF", size="sm")
     timer = gr.Timer(0.1, active=False)
     caption = gr.Markdown()
