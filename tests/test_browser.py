@@ -52,5 +52,17 @@ def test_reverse_generation_streams_frames(page):
     page.get_by_text("Done: 8 steps").wait_for(timeout=60_000)
     result = page.locator(".block").filter(has=page.get_by_text("Result x₀", exact=True)).first
     assert image_src(result).startswith(("http", "/", "data:"))
+    # the recorded run is shown at once, and its slider scrubs ε̂ (and every other panel) step by step
+    eps_hat = page.locator(".block").filter(has=page.get_by_text("ε̂, the predicted noise (±3σ)", exact=True)).first
+    before = image_src(eps_hat)
+    number = page.get_by_label("number input for t (after a run: the nearest recorded step)")
+    number.fill("90")
+    number.press("Enter")
+    page.wait_for_function(
+        "([el, before]) => el.querySelector('img') && el.querySelector('img').src !== before",
+        arg=[eps_hat.element_handle(), before],
+        timeout=15_000,
+    )
+    page.get_by_text("recorded, t = ").first.wait_for(timeout=15_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "reverse.png"), full_page=True)
