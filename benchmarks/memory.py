@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import tempfile
+import tracemalloc
 from pathlib import Path
 
 import psutil
@@ -42,8 +43,28 @@ def measure(label: str, model: str, batch: int, sampler: str, steps: int) -> lis
     return [label, len(per), f"{per.nbytes / 2**20:.2f}", f"{growth:.1f}", f"{rss_mb():.0f}"]
 
 
+def gradio_session_kb(n: int = 20) -> tuple[float, int]:
+    """What gradio itself keeps per session, with no state in it: its SessionState copies a config for every block of
+    the app. Measured with tracemalloc over n sessions; returns (KB per session, number of blocks)."""
+    from gradio.state_holder import SessionState
+
+    from app.ui import build_demo
+
+    demo = build_demo()
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    held = [SessionState(demo) for _ in range(n)]
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    del held
+    return grown / n / 1024, len(demo.blocks)
+
+
 def main() -> None:
     settings.CHECKPOINT_DIR = CHECKPOINT.parent
+    session_kb, blocks = gradio_session_kb()
     base = rss_mb()
     rows = [measure("fashion-mnist-32 (32 px), batch 1, all 1000 steps", "fashion-mnist-32", 1, cb.SAMPLERS[0], 1000)]
     with tempfile.TemporaryDirectory() as tmp:  # a random 256 px UNet (3 channels), like google/ddpm-*-256's shape
@@ -69,6 +90,10 @@ def main() -> None:
         f"budget of {settings.TRAJECTORY_BUDGET_SMALL / 2**20:.0f} MB per session for models ≤ 64 px and "
         f"{settings.TRAJECTORY_BUDGET_LARGE / 2**20:.0f} MB above). Process RSS at start: {base:.0f} MB.\n\n"
         + table(["run", "frames kept", "MB per session", "RSS growth, 8 sessions, MB", "RSS after, MB"], rows)
+        + f"\n\nBeside the trajectory, gradio keeps {session_kb:.0f} KB per session of its own (`SessionState`: a "
+        f"copy of the config of each of the app's {blocks} blocks; tracemalloc over 20 sessions). It stays until the "
+        f"session is evicted, so it is capped at `SESSION_CAPACITY` ({settings.SESSION_CAPACITY}) sessions: "
+        f"{session_kb * settings.SESSION_CAPACITY / 1024:.0f} MB at most."
     )
     write_section("memory", "python benchmarks/memory.py", body)
 
