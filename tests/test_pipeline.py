@@ -175,3 +175,5 @@ def test_fast_cpu_paths_equal_eager(tiny_unet):
     compiled = DDPMExplorerPipeline(unet=copy.deepcopy(tiny_unet), scheduler=scheduler)
     compiled.enable_fast_cpu(channels_last=False, compile=True)
     torch.testing.assert_close(run(compiled), eager, atol=1e-4, rtol=1e-4)
+    both = DDPMExplorerPipeline(unet=copy.deepcopy(tiny_unet), scheduler=scheduler).enable_fast_cpu(compile=True)
+    torch.testing.assert_close(run(both), eager, atol=1e-4, rtol=1e-4)
