@@ -248,7 +248,7 @@ def forward_gif(state: ForwardState | None, session: SessionFiles | None = None,
     images = [rendering.image_to_uint8(state.traj.frame(t)) for t in ts]
     path = rendering.write_gif(images, directory=export_dir())
     session = session or SessionFiles()
-    session.paths.append(path)
+    session.keep_only(path)
     return path, path, session
 
 
@@ -273,6 +273,12 @@ class SessionFiles:
     """
 
     paths: list[str] = field(default_factory=list)
+
+    def keep_only(self, path: str) -> None:
+        """Record a new export and delete the session's older ones: gradio has already served them from copies in its
+        own cache, so a session holds one export file however many it makes."""
+        delete_session_files(self)
+        self.paths.append(path)
 
     def __del__(self):
         delete_session_files(self)
@@ -442,7 +448,7 @@ def reverse_gif(state: ReverseState | None, session: SessionFiles | None = None)
     ]
     path = rendering.write_gif(frames, directory=export_dir())
     session = session or SessionFiles()
-    session.paths.append(path)
+    session.keep_only(path)
     return path, path, session
 
 

@@ -121,10 +121,12 @@ def test_markov_chain_and_compare_and_gif():
     assert not os.path.exists(path)
 
 
-def test_session_files_go_with_an_evicted_session():
+def test_session_files_are_bounded_and_go_with_an_evicted_session():
     """Past state_session_capacity gradio drops the oldest session without its delete_callback: the files still go."""
     state, _, _ = setup(T=100, schedule="cosine")
-    path, _, files = cb.forward_gif(state)
+    first, _, files = cb.forward_gif(state)
+    path, _, files = cb.forward_gif(state, files)
+    assert not os.path.exists(first) and files.paths == [path], "a session keeps only its latest export"
     assert os.path.exists(path)
     del files
     gc.collect()
