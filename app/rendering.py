@@ -101,8 +101,8 @@ class CursorPlot:
         col = min(max(col, 0), idx.shape[1] - 2)
         for top, bottom in self.axes_rows:
             idx[top:bottom, col : col + 2] = CURSOR_INDEX
-        img = Image.fromarray(idx, mode="P")
-        img.putpalette(self.palette)
+        img = Image.fromarray(idx)
+        img.putpalette(self.palette)  # an "L" image given a palette becomes "P"
         return img
 
 
