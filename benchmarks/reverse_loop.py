@@ -15,6 +15,7 @@ Variants, all on the bundled checkpoint's UNet with the same seed:
 from __future__ import annotations
 
 import argparse
+import statistics
 
 import torch
 from common import CHECKPOINT, stats, table, timed, write_section
@@ -22,6 +23,7 @@ from diffusers import DDPMPipeline, DDPMScheduler
 from torch.utils.flop_counter import FlopCounterMode
 
 from pipelines.loading import load_pipeline
+from pipelines.trajectory import TrajectoryRecorder
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -36,6 +38,14 @@ def unet_gflop(unet, batch: int) -> float:
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         unet(x, torch.tensor(500))
     return counter.get_total_flops() / 1e9
+
+
+def recording_cost_us(batch: int, shape: tuple[int, ...], steps: int = 100) -> float:
+    """What recording adds to one step, measured alone: three frames converted to uint8 and copied into the buffers
+    (microseconds; the median over ``steps`` calls, so the machine's run-to-run noise does not enter)."""
+    recorder = TrajectoryRecorder(list(range(steps)), (batch, *shape))
+    x = torch.randn(batch, *shape)
+    return statistics.median(timed(lambda i=i: recorder.record(i, x, x, x)) for i in range(steps)) * 1e6
 
 
 def main() -> None:
@@ -63,7 +73,7 @@ def main() -> None:
     for name, kwargs in (
         ("ours+cl", {}),
         ("ours+compile", {"channels_last": False, "compile": True}),
-        ("ours+cl+compile", {"channels_last": True, "compile": True}),
+        ("ours+cl+compile", {"compile": True}),
     ):
         pipe = load_pipeline(CHECKPOINT)
         pipe.set_progress_bar_config(disable=True)
@@ -85,7 +95,7 @@ def main() -> None:
         )
     variants = {name: variants[name] for name in args.variants.split(",")}
     peak = matmul_peak_gflops()
-    rows = []
+    rows, notes = [], []
     for config in args.configs.split(","):
         batch, steps = map(int, config.split("x"))
         times = {name: [] for name in variants}
@@ -96,6 +106,12 @@ def main() -> None:
                 times[name].append(timed(lambda run=run: run(batch, steps if steps < T else T)))
         flop = unet_gflop(ours.unet, batch)
         base = stats(times["diffusers"])["median"]
+        shape = (ours.unet.config.in_channels, ours.unet.config.sample_size, ours.unet.config.sample_size)
+        record_us = recording_cost_us(batch, shape)
+        notes.append(
+            f"batch {batch}: recording costs {record_us:.0f} µs a step, "
+            f"{record_us * 1e-6 / (base / steps):.2%} of diffusers' step time here"
+        )
         for name in variants:
             s = stats(times[name])
             achieved = flop * steps / s["median"]
@@ -119,6 +135,9 @@ def main() -> None:
         f"{args.repeats} interleaved repeats; time in seconds, median and range; ratio against diffusers' "
         "median in the same run.\n\n"
         + table(["batch", "steps", "variant", "median s", "range s", "vs diffusers", "GFLOP/s", "of peak"], rows)
+        + "\n\nRecording's own cost, timed alone (median of 100 calls, free of the run-to-run noise above): "
+        + "; ".join(notes)
+        + "."
     )
     write_section(
         f"reverse_loop_{args.configs}",
