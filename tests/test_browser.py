@@ -27,42 +27,48 @@ def image_src(locator) -> str:
     return locator.locator("img").first.get_attribute("src")
 
 
-def test_forward_slider_changes_the_image(page):
-    x_t = page.locator(".block").filter(has=page.get_by_text("x_t", exact=True)).first
-    before = image_src(x_t)
-    number = page.get_by_label("number input for t: noising steps applied (0 = clean image, T = noise)")
-    number.fill("600")
+def block(page, label: str):
+    """The component whose label reads exactly ``label``."""
+    return page.locator(".block").filter(has=page.get_by_text(label, exact=True)).first
+
+
+def set_number(page, label: str, value: int) -> None:
+    """Type a value into a slider's number box, as a user would."""
+    number = page.get_by_label(f"number input for {label}")
+    number.fill(str(value))
     number.press("Enter")
+
+
+def slider_changes_image(page, slider_label: str, value: int, image) -> None:
+    """Move a slider and wait until ``image`` shows a different picture."""
+    before = image_src(image)
+    set_number(page, slider_label, value)
     page.wait_for_function(
         "([el, before]) => el.querySelector('img') && el.querySelector('img').src !== before",
-        arg=[x_t.element_handle(), before],
+        arg=[image.element_handle(), before],
         timeout=15_000,
     )
-    assert image_src(x_t) != before
+    assert image_src(image) != before
+
+
+def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "forward.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def test_forward_slider_changes_the_image(page):
+    slider_changes_image(page, "t: noising steps applied (0 = clean image, T = noise)", 600, block(page, "x_t"))
+    screenshot(page, "forward.png")
 
 
 def test_reverse_generation_streams_frames(page):
     page.get_by_role("tab", name="Reverse process").click()
-    steps = page.get_by_label("number input for Steps N (respaced / DDIM)")
-    steps.fill("8")
-    steps.press("Enter")
+    set_number(page, "Steps N (respaced / DDIM)", 8)
     page.get_by_role("button", name="Generate").click()
     page.get_by_text("Done: 8 steps").wait_for(timeout=60_000)
-    result = page.locator(".block").filter(has=page.get_by_text("Result x₀", exact=True)).first
-    assert image_src(result).startswith(("http", "/", "data:"))
+    assert image_src(block(page, "Result x₀")).startswith(("http", "/", "data:"))
     # the recorded run is shown at once, and its slider scrubs ε̂ (and every other panel) step by step
-    eps_hat = page.locator(".block").filter(has=page.get_by_text("ε̂, the predicted noise (±3σ)", exact=True)).first
-    before = image_src(eps_hat)
-    number = page.get_by_label("number input for t (after a run: the nearest recorded step)")
-    number.fill("90")
-    number.press("Enter")
-    page.wait_for_function(
-        "([el, before]) => el.querySelector('img') && el.querySelector('img').src !== before",
-        arg=[eps_hat.element_handle(), before],
-        timeout=15_000,
-    )
+    eps_hat = block(page, "ε̂, the predicted noise (±3σ)")
+    slider_changes_image(page, "t (after a run: the nearest recorded step)", 90, eps_hat)
     page.get_by_text("recorded, t = ").first.wait_for(timeout=15_000)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "reverse.png"), full_page=True)
+    screenshot(page, "reverse.png")
