@@ -231,11 +231,10 @@ def forward_compare(state: ForwardState | None, t):
         except ValueError as e:
             gallery.append((png(np.zeros((8, 8), np.uint8)), f"{name}: {e}"))
             continue
-        ab = tb.alphas_cumprod
-        sqrt_ab, sqrt_1mab = (1.0, 0.0) if t == 0 else (ab[t - 1].sqrt().item(), (1 - ab[t - 1]).sqrt().item())
-        x_t = sqrt_ab * state.traj.x0 + sqrt_1mab * state.traj.noise
-        gallery.append((png(rendering.image_to_uint8(x_t)), f"{name}: ᾱ = {sqrt_ab**2:.3g}"))
-        curves[name] = ab.numpy()
+        same_noise = ForwardTrajectory(state.traj.x0, tb, noise=state.traj.noise)
+        caption = f"{name}: ᾱ = {same_noise.values(t).alpha_bar:.3g}"
+        gallery.append((png(rendering.image_to_uint8(same_noise.frame(t))), caption))
+        curves[name] = tb.alphas_cumprod.numpy()
     return gallery, png(rendering.figure_compare_alpha_bar(curves, t))
 
 

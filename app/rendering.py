@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -25,6 +26,17 @@ CURSOR_INDEX = 255  # the cursor's entry in a CursorPlot's palette
 # matplotlib (and the pyparsing behind its tick labels) is not thread-safe, and callbacks run in many threads:
 # every figure is drawn under this lock and handed to gradio as pixels, never as a Figure.
 _MPL_LOCK = threading.Lock()
+
+
+def drawn_under_lock(draw):
+    """Run a function that draws with matplotlib under _MPL_LOCK."""
+
+    @functools.wraps(draw)
+    def locked(*args, **kwargs):
+        with _MPL_LOCK:
+            return draw(*args, **kwargs)
+
+    return locked
 
 
 def figure_to_array(fig) -> np.ndarray:
@@ -106,13 +118,9 @@ class CursorPlot:
         return img
 
 
+@drawn_under_lock
 def cursor_plot(x: np.ndarray, panels: list[tuple[str, np.ndarray, str]], width=5.2, height=4.2) -> CursorPlot:
     """Stacked panels sharing x. ``panels``: (y label, y values, y scale)."""
-    with _MPL_LOCK:
-        return _cursor_plot(x, panels, width, height)
-
-
-def _cursor_plot(x, panels, width, height) -> CursorPlot:
     fig, axes = plt.subplots(len(panels), 1, figsize=(width, height), dpi=100, sharex=True)
     axes = np.atleast_1d(axes)
     for ax, (label, y, scale) in zip(axes, panels):
@@ -123,8 +131,7 @@ def _cursor_plot(x, panels, width, height) -> CursorPlot:
     axes[-1].set_xlabel("t")
     axes[-1].set_xlim(x[0], x[-1])
     fig.tight_layout(pad=0.4)
-    fig.canvas.draw()
-    background = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    background = figure_to_array(fig)
     height_px = background.shape[0]
     (x0, _), (x1, _) = axes[-1].transData.transform([(x[0], 0), (x[-1], 0)])
     a = (x1 - x0) / (x[-1] - x[0]) if x[-1] != x[0] else 0.0
@@ -132,7 +139,6 @@ def _cursor_plot(x, panels, width, height) -> CursorPlot:
     for ax in axes:
         bbox = ax.get_window_extent()
         rows.append((int(height_px - bbox.y1), int(height_px - bbox.y0)))
-    plt.close(fig)
     return CursorPlot.from_rgb(background, (a, x0 - a * x[0]), rows)
 
 
@@ -142,13 +148,9 @@ def schedule_plot(betas: np.ndarray, alphas_cumprod: np.ndarray, log_snr: np.nda
     return cursor_plot(t, [("β_t", betas, "log"), ("ᾱ_t", alphas_cumprod, "linear"), ("log SNR", log_snr, "linear")])
 
 
+@drawn_under_lock
 def figure_compare_alpha_bar(curves: dict[str, np.ndarray], t_marker: int | None = None) -> np.ndarray:
     """ᾱ_t of several schedules on one plot, as pixels."""
-    with _MPL_LOCK:
-        return _figure_compare_alpha_bar(curves, t_marker)
-
-
-def _figure_compare_alpha_bar(curves, t_marker):
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
     for name, ab in curves.items():
         ax.plot(np.arange(1, len(ab) + 1), ab, label=name, lw=1.6)
@@ -162,13 +164,9 @@ def _figure_compare_alpha_bar(curves, t_marker):
     return figure_to_array(fig)
 
 
+@drawn_under_lock
 def figure_elbo_terms(terms: dict) -> np.ndarray:
     """The bound's per-timestep terms L_{t−1} (bits/dim, log scale) and L_simple over t, as pixels."""
-    with _MPL_LOCK:
-        return _figure_elbo_terms(terms)
-
-
-def _figure_elbo_terms(terms: dict) -> np.ndarray:
     t = np.asarray(terms["timesteps"]) + 1
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(6.4, 5), dpi=100, sharex=True)
     vb = np.maximum(np.asarray(terms["vb"]), 1e-8)

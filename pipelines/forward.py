@@ -65,12 +65,19 @@ class ForwardTrajectory:
         x0: the clean image in [−1, 1], (C, H, W) or (B, C, H, W).
         tables: the schedule.
         generator: draws ε once, with x0's shape.
+        noise: a given ε instead (the same x₀ and ε under another schedule, say).
     """
 
-    def __init__(self, x0: torch.Tensor, tables: ScheduleTables, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        x0: torch.Tensor,
+        tables: ScheduleTables,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
+    ):
         self.x0 = x0.float()
         self.tables = tables
-        self.noise = randn_tensor(self.x0.shape, generator=generator, dtype=self.x0.dtype)
+        self.noise = randn_tensor(self.x0.shape, generator=generator, dtype=self.x0.dtype) if noise is None else noise
         # python floats: one frame costs two scalar-tensor multiplies, no table indexing
         self._sqrt_ab = [1.0, *tables.sqrt_alphas_cumprod.tolist()]
         self._sqrt_1mab = [0.0, *tables.sqrt_one_minus_alphas_cumprod.tolist()]
