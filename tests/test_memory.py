@@ -65,21 +65,23 @@ def wait_for_release(refs, timeout_s: float = 30.0) -> tuple[int, str]:
     return held, holders
 
 
-def test_200_sessions_release_their_state(app_url):
+def test_200_sessions_release_their_state(app_url, monkeypatch):
     """48 warm-up sessions fill gradio's and the allocator's caches; the next 152 must not keep their trajectories."""
     clients = [Client(app_url, verbose=False) for _ in range(4)]
     alive = []  # the ReverseState objects the server keeps, watched through weak references
-    original = cb.ReverseState.__init__
-    original_gif = cb.rendering.write_gif
-    exports = []
-
-    def write_gif(*args, **kwargs):
-        exports.append(original_gif(*args, **kwargs))
-        return exports[-1]
+    exports = []  # the export files the server writes
+    init, write_gif = cb.ReverseState.__init__, cb.rendering.write_gif
 
     def track(self, *args, **kwargs):
-        original(self, *args, **kwargs)
+        init(self, *args, **kwargs)
         alive.append(weakref.ref(self))
+
+    def record_export(*args, **kwargs):
+        exports.append(write_gif(*args, **kwargs))
+        return exports[-1]
+
+    monkeypatch.setattr(cb.ReverseState, "__init__", track)
+    monkeypatch.setattr(cb.rendering, "write_gif", record_export)
 
     def session(i):
         client = clients[i % 4]
@@ -92,19 +94,12 @@ def test_200_sessions_release_their_state(app_url):
         for chunk in range(first, last, 4):  # four at a time, one per client
             with ThreadPoolExecutor(4) as pool:
                 list(pool.map(session, range(chunk, chunk + 4)))
-        time.sleep(3)  # TTL 2 s, swept every second
+        time.sleep(3)  # TTL 2 s, swept every second: trajectories and export files alike
         return wait_for_release(alive)
 
-    cb.ReverseState.__init__ = track
-    cb.rendering.write_gif = write_gif
-    try:
-        run(0, 48)
-        baseline = rss_mb()
-        held, holders = run(48, 200)
-        exports_made = len(exports)
-    finally:
-        cb.ReverseState.__init__ = original
-        cb.rendering.write_gif = original_gif
+    run(0, 48)
+    baseline = rss_mb()
+    held, holders = run(48, 200)
     growth = rss_mb() - baseline
     per_session_mb = 20 * 3 * 16 * 32 * 32 / 2**20  # 20 frames of x_t, x̂₀, ε̂ at batch 16, 32×32: 0.94 MB
     print(
@@ -113,6 +108,6 @@ def test_200_sessions_release_their_state(app_url):
     )
     assert len(alive) == 200 and held == 0, f"{held} session trajectories were not released (held by: {holders})"
     left = [path for path in exports if os.path.exists(path)]
-    assert exports_made == 100 and not left, f"{len(left)} export files outlived their sessions"
+    assert len(exports) == 100 and not left, f"{len(left)} export files outlived their sessions"
     # measured: about +38 MB (0.25 MB a session, gradio's own per-session bookkeeping); leaked trajectories add 143
     assert growth < 0.5 * 152 * per_session_mb, f"RSS grew by {growth:.0f} MB over 152 sessions"
