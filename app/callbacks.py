@@ -18,8 +18,8 @@ from PIL import Image
 from app import models, rendering, settings
 from app.images import ImageLoadError, load_image, to_model_tensor
 from pipelines import BETA_SCHEDULES, DDPMExplorerPipeline, DDPMExplorerScheduler, ForwardTrajectory, make_schedule
-from pipelines.elbo import elbo_bpd, per_timestep_terms
 from pipelines.forward import StepValues
+from pipelines.objective import elbo_bpd, per_timestep_terms
 from pipelines.pipeline import NonFiniteSampleError
 from pipelines.schedules import RANGED_SCHEDULES
 from pipelines.trajectory import Trajectory, TrajectoryRecorder, from_uint8, to_uint8

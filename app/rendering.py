@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipelines.training.visualize import make_grid
 from pipelines.trajectory import NOISE_RANGE, to_uint8
-from pipelines.visualize import make_grid
 
 CURSOR_RGB = (220, 40, 40)
 CURSOR_INDEX = 255  # the cursor's entry in a CursorPlot's palette

@@ -13,13 +13,15 @@ from common import stats, table, timed, write_section
 from diffusers import DDPMScheduler
 from diffusers.training_utils import EMAModel
 
-from pipelines.models import build_unet
+from pipelines.objective import l_simple
 from pipelines.scheduler import DDPMExplorerScheduler
-from pipelines.train import diffusion_loss
+from pipelines.training.train import draw_training_inputs
+from pipelines.training.unet_presets import build_unet
 
 
 def ours_step(unet, opt, ema, scheduler, x0):
-    loss = diffusion_loss(unet, scheduler, x0)
+    noise, t, _ = draw_training_inputs(x0, None, scheduler.config.num_train_timesteps, None, 0.0)
+    loss = l_simple(unet, scheduler, x0, noise, t)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
     opt.step()

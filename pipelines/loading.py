@@ -57,6 +57,21 @@ def _scheduler_for(path_or_id, local: bool, **hub_kwargs) -> DDPMExplorerSchedul
         raise CheckpointError(f"{path_or_id}: unusable scheduler config: {e}") from e
 
 
+def _recommended_guidance_scale(path_or_id, local: bool, **hub_kwargs) -> float | None:
+    """The checkpoint's recommended classifier-free guidance w, from its model_index.json (None if it has none)."""
+    try:
+        if local:
+            index = json.loads((Path(path_or_id) / "model_index.json").read_text())
+        else:
+            index = DDPMExplorerPipeline.load_config(path_or_id, **hub_kwargs)
+    except (OSError, json.JSONDecodeError):
+        return None  # not a pipeline folder: a bare unet/ + scheduler/ pair has no recommendation
+    w = index.get("recommended_guidance_scale")
+    if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 50):
+        raise CheckpointError(f"{path_or_id}: recommended_guidance_scale must be a number in [0, 50], got {w!r}.")
+    return w
+
+
 def load_pipeline(
     path_or_id: str | Path,
     device: str | torch.device = "cpu",
@@ -94,6 +109,10 @@ def load_pipeline(
         raise CheckpointError(f"{path_or_id} has {cfg.in_channels} channels, expected {expected_channels}.")
     if expected_size is not None and cfg.sample_size != expected_size:
         raise CheckpointError(f"{path_or_id} works at {cfg.sample_size} px, expected {expected_size}.")
-    pipe = DDPMExplorerPipeline(unet=unet.eval().to(device), scheduler=scheduler)
+    pipe = DDPMExplorerPipeline(
+        unet=unet.eval().to(device),
+        scheduler=scheduler,
+        recommended_guidance_scale=_recommended_guidance_scale(path_or_id, local, **hub_kwargs),
+    )
     pipe.set_progress_bar_config(leave=False)
     return pipe

@@ -43,11 +43,15 @@ def _check_positive_int(name: str, value, upper: int | None = None) -> int:
 
 
 class DDPMExplorerPipeline(DiffusionPipeline):
-    """Unconditional DDPM sampling (Ho et al. 2020) that yields x_t, x̂₀ and ε̂ at every step.
+    """DDPM sampling (Ho et al. 2020) that yields x_t, x̂₀ and ε̂ at every step; unconditional, or class-conditional
+    with classifier-free guidance (Ho & Salimans 2022).
 
     Args:
-        unet: ε_θ (or x₀/v, per the scheduler's ``prediction_type``), a ``UNet2DModel``.
+        unet: ε_θ (or x₀/v, per the scheduler's ``prediction_type``), a ``UNet2DModel``. A class-conditional UNet
+            has ``num_class_embeds`` = classes + 1: its last label is the null label ∅ ("no class").
         scheduler: a :class:`~pipelines.scheduler.DDPMExplorerScheduler`.
+        recommended_guidance_scale: the guidance w a class-conditional checkpoint samples best with; saved in
+            ``model_index.json`` and used when a call passes ``guidance_scale=None``.
 
     The registered scheduler is never mutated by sampling: every run works on a copy with its own timesteps, so one
     pipeline can serve concurrent requests.
@@ -55,9 +59,66 @@ class DDPMExplorerPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "unet"
 
-    def __init__(self, unet: UNet2DModel, scheduler: DDPMExplorerScheduler):
+    def __init__(
+        self, unet: UNet2DModel, scheduler: DDPMExplorerScheduler, recommended_guidance_scale: float | None = None
+    ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
+        self.register_to_config(recommended_guidance_scale=recommended_guidance_scale)
+
+    @property
+    def null_class_label(self) -> int | None:
+        """The label ∅ of a class-conditional UNet (its last), or None for an unconditional one."""
+        n = self.unet.config.num_class_embeds
+        return n - 1 if n else None
+
+    def class_labels_for(self, class_labels, batch_size: int) -> torch.Tensor | None:
+        """(B,) long labels for a run: ``None`` is unconditional (∅ for a conditional UNet), an int is one class for
+        the whole batch, a list is one label per image (and sets B).
+
+        Raises:
+            ValueError: labels for an unconditional UNet, or a label outside [0, ∅].
+        """
+        null = self.null_class_label
+        if null is None:
+            if class_labels is not None:
+                raise ValueError(
+                    "This checkpoint is unconditional (its UNet has no class embedding): pass class_labels=None."
+                )
+            return None
+        if class_labels is None:
+            labels = [null] * batch_size
+        elif isinstance(class_labels, int) and not isinstance(class_labels, bool):
+            labels = [class_labels] * batch_size
+        else:
+            labels = [int(c) for c in torch.as_tensor(class_labels).reshape(-1).tolist()]
+        if not labels or any(not 0 <= c <= null for c in labels):
+            raise ValueError(
+                f"class_labels must be integers in [0, {null}] ({null} = no class), got {class_labels!r}."
+            )
+        return torch.tensor(labels, dtype=torch.long, device=self.device)
+
+    def guidance_scale_for(self, guidance_scale: float | None) -> float:
+        """w of a run: the given one, else the checkpoint's recommended value, else 1.0 (plain conditional)."""
+        w = self.config.recommended_guidance_scale if guidance_scale is None else guidance_scale
+        w = 1.0 if w is None else w
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 50.0:
+            raise ValueError(f"guidance_scale must be a number in [0, 50], got {guidance_scale!r}.")
+        return float(w)
+
+    def predict(self, x: torch.Tensor, t, class_labels: torch.Tensor | None, guidance_scale: float) -> torch.Tensor:
+        """The network's output at (x_t, t), guided: ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, c) − ε̂(x_t, ∅)), the conditional and
+        unconditional passes batched into one UNet call (one pass where w is 0 or 1, or every label is ∅)."""
+        if class_labels is None:
+            return self.unet(x, t).sample
+        null = torch.full_like(class_labels, self.null_class_label)
+        if guidance_scale == 0.0 or bool((class_labels == null).all()):
+            return self.unet(x, t, class_labels=null).sample
+        if guidance_scale == 1.0:
+            return self.unet(x, t, class_labels=class_labels).sample
+        both = self.unet(torch.cat([x, x]), t, class_labels=torch.cat([class_labels, null])).sample
+        conditional, unconditional = both.chunk(2)
+        return unconditional + guidance_scale * (conditional - unconditional)
 
     def enable_fast_cpu(self, channels_last: bool = True, compile: bool = False, **compile_kwargs):
         """Opt-in speed-ups of the UNet: the channels_last memory format and ``torch.compile``.
@@ -101,6 +162,8 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         image: torch.Tensor | None = None,
         start_timestep: int | None = None,
         show_progress: bool = True,
+        class_labels=None,
+        guidance_scale: float | None = None,
     ) -> Iterator[TrajectoryStep]:
         """Denoise step by step, yielding a :class:`TrajectoryStep` after each.
 
@@ -113,8 +176,14 @@ class DDPMExplorerPipeline(DiffusionPipeline):
                 from there (SDEdit, Meng et al. 2022). ``batch_size`` is then the image's.
             start_timestep: the first timestep; default T−1.
             show_progress: wrap the loop in ``self.progress_bar`` (tqdm).
+            class_labels: see :meth:`class_labels_for`; a list sets the batch size.
+            guidance_scale: classifier-free guidance w (0 unconditional, 1 conditional); ``None`` is the checkpoint's
+                recommended value. The recorded ε̂ and x̂₀ are the guided ones.
         """
         timesteps = self.run_timesteps(num_inference_steps, start_timestep)
+        if class_labels is not None and not isinstance(class_labels, int) and image is None:
+            batch_size = len(torch.as_tensor(class_labels).reshape(-1))
+        guidance_scale = self.guidance_scale_for(guidance_scale)
         scheduler = self.scheduler.with_timesteps(timesteps=timesteps)
         unet = self.unet
         if image is not None:
@@ -125,17 +194,21 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             image = image.to(device=self.device, dtype=unet.dtype)
             noise = randn_tensor(image.shape, generator=generator, device=self.device, dtype=unet.dtype)
             x = scheduler.add_noise(image, noise, torch.tensor([timesteps[0]]))
+            batch_size = image.shape[0]
         else:
             batch_size = _check_positive_int("batch_size", batch_size)
             x = randn_tensor(
                 (batch_size, *self.sample_shape), generator=generator, device=self.device, dtype=unet.dtype
             )
 
+        labels = self.class_labels_for(class_labels, batch_size)
+        if labels is not None and len(labels) != batch_size:
+            raise ValueError(f"class_labels has {len(labels)} labels for a batch of {batch_size}.")
         steps = scheduler.timesteps
         loop = self.progress_bar(steps) if show_progress else steps
         for i, t in enumerate(loop):
             # 1. predict ε (or x₀, v) at (x_t, t)
-            model_output = unet(x, t).sample
+            model_output = self.predict(x, t, labels, guidance_scale)
             # 2. one reverse step x_t → x_{t'}
             out = scheduler.step(model_output, t, x, generator=generator, eta=eta)
             if not torch.isfinite(out.prev_sample).all():
@@ -177,6 +250,8 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         generator: torch.Generator | None = None,
         num_inference_steps: int | None = None,
         eta: float | None = None,
+        class_labels=None,
+        guidance_scale: float | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
         callback_on_step_end: Callable[[DiffusionPipeline, int, int, dict], dict] | None = None,
@@ -185,7 +260,8 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         """Sample images, like diffusers' ``DDPMPipeline``.
 
         Args:
-            batch_size, generator, num_inference_steps, eta: see :meth:`iter_trajectory`
+            batch_size, generator, num_inference_steps, eta, class_labels, guidance_scale: see
+                :meth:`iter_trajectory`
                 (``num_inference_steps=None`` runs all T steps).
             output_type: ``"pil"``, ``"np"`` ((B, H, W, C) in [0, 1]) or ``"pt"`` ((B, C, H, W) in [0, 1]).
             return_dict: return an ``ImagePipelineOutput`` rather than a tuple.
@@ -200,7 +276,12 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             raise ValueError(f"callback_on_step_end_tensor_inputs must be among {sorted(allowed)}.")
         image = None
         for step in self.iter_trajectory(
-            batch_size=batch_size, generator=generator, num_inference_steps=num_inference_steps, eta=eta
+            batch_size=batch_size,
+            generator=generator,
+            num_inference_steps=num_inference_steps,
+            eta=eta,
+            class_labels=class_labels,
+            guidance_scale=guidance_scale,
         ):
             if callback_on_step_end is not None:
                 tensors = {

@@ -7,9 +7,9 @@ import pytest
 import torch
 from diffusers import UNet2DModel
 
-from pipelines.classifier import DEFAULT_CLASSIFIER_DIR, accuracy, load_classifier, predict
-from pipelines.data import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist, uint8_to_model_range
 from pipelines.loading import load_pipeline
+from pipelines.training.classifier import DEFAULT_CLASSIFIER_DIR, accuracy, load_classifier, predict
+from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist, uint8_to_model_range
 
 pytestmark = pytest.mark.slow
 CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "fashion-mnist-32"

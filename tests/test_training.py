@@ -9,9 +9,9 @@ from diffusers import UNet2DModel
 from PIL import Image
 
 from pipelines import DDPMExplorerPipeline
-from pipelines.data import DatasetNotFoundError, load_fashion_mnist, read_idx, uint8_to_model_range
-from pipelines.models import MODEL_PRESETS, build_unet
-from pipelines.train import main as train_main
+from pipelines.training.data import DatasetNotFoundError, load_fashion_mnist, read_idx, uint8_to_model_range
+from pipelines.training.train import main as train_main
+from pipelines.training.unet_presets import MODEL_PRESETS, build_unet
 
 
 def write_idx(path, array: np.ndarray, dtype_code=0x08, gz=True):

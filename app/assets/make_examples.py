@@ -6,7 +6,7 @@ import matplotlib.cbook
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipelines.data import load_fashion_mnist
+from pipelines.training.data import load_fashion_mnist
 
 HERE = Path(__file__).parent
 

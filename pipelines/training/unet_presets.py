@@ -52,8 +52,17 @@ def unet_config(preset: str, sample_size: int, channels: int) -> dict:
     )
 
 
-def build_unet(preset: str | None = None, sample_size: int = 32, channels: int = 1, config_path=None) -> UNet2DModel:
-    """A fresh ``UNet2DModel`` from a named preset or from a JSON config file (``UNet2DModel`` keyword arguments)."""
+def build_unet(
+    preset: str | None = None,
+    sample_size: int = 32,
+    channels: int = 1,
+    config_path=None,
+    num_class_embeds: int | None = None,
+) -> UNet2DModel:
+    """A fresh ``UNet2DModel`` from a named preset or from a JSON config file (``UNet2DModel`` keyword arguments).
+
+    ``num_class_embeds`` makes it class-conditional: a learned embedding per label, added to the time embedding.
+    """
     if (preset is None) == (config_path is None):
         raise ValueError("Give exactly one of a model preset or a JSON config path.")
     if config_path is not None:
@@ -64,4 +73,6 @@ def build_unet(preset: str | None = None, sample_size: int = 32, channels: int =
         config.setdefault("out_channels", channels)
     else:
         config = unet_config(preset, sample_size, channels)
+    if num_class_embeds is not None:
+        config["num_class_embeds"] = num_class_embeds
     return UNet2DModel(**config)

@@ -1,4 +1,8 @@
-"""The variational bound (ELBO) of a DDPM in bits/dim, as in Ho et al. 2020 §3.3 and Nichol & Dhariwal 2021 §2:
+"""The DDPM objective: the simplified loss the network trains on, and the variational bound (ELBO) it stands for.
+
+    L_simple = E_{t, x₀, ε} ‖ε − ε_θ(x_t, t)‖²                      (Ho et al. 2020 eq. 14; or on v, or min-SNR-γ)
+
+The bound in bits/dim, as in Ho et al. 2020 §3.3 and Nichol & Dhariwal 2021 §2:
 
     L_vlb = L_T + Σ_{t=1}^{T−1} L_{t−1} + L_0                      (indices as in our tables, t = 0 … T−1)
     L_T     = KL(q(x_T | x₀) ‖ N(0, I))                             (the prior term; no parameters)
@@ -14,11 +18,43 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from pipelines.scheduler import DDPMExplorerScheduler, x0_and_eps_from_model_output
 from pipelines.schedules import extract
 
 LOG2 = math.log(2.0)
+
+
+def l_simple(
+    unet,
+    scheduler: DDPMExplorerScheduler,
+    x0: torch.Tensor,
+    noise: torch.Tensor,
+    t: torch.Tensor,
+    class_labels: torch.Tensor | None = None,
+    snr_gamma: float | None = None,
+) -> torch.Tensor:
+    """L_simple = ‖target − model(x_t, t)‖², the mean over the batch (Ho et al. eq. 14).
+
+    The target is ε, or v = √ᾱ_t·ε − √(1−ᾱ_t)·x₀ for ``v_prediction`` models. With ``snr_gamma`` each image is
+    weighted by min(SNR_t, γ)/SNR_t (ε) or min(SNR_t, γ)/(SNR_t + 1) (v): min-SNR-γ (Hang et al. 2023).
+
+    Args:
+        x0: (B, C, H, W) clean images in [−1, 1].
+        noise: ε ~ N(0, I) of x0's shape; t: (B,) table indices.
+        class_labels: (B,) labels for a class-conditional UNet, else None.
+    """
+    x_t = scheduler.q_sample(x0, t, noise)
+    prediction_type = scheduler.config.prediction_type
+    target = noise if prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+    pred = unet(x_t, t, class_labels=class_labels).sample
+    if snr_gamma is None:
+        return F.mse_loss(pred.float(), target.float())
+    snr = extract(scheduler.tables.snr, t, (len(t),), torch.float32, x0.device)
+    weight = torch.clamp(snr, max=snr_gamma) / (snr if prediction_type == "epsilon" else snr + 1)
+    per_image = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    return (per_image * weight).mean()
 
 
 def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
@@ -83,17 +119,19 @@ def p_mean_variance(unet, scheduler: DDPMExplorerScheduler, x_t: torch.Tensor, t
 
 
 @torch.inference_mode()
-def vb_terms_bpd(unet, scheduler: DDPMExplorerScheduler, x0: torch.Tensor, t: torch.Tensor, noise=None):
+def vb_terms_bpd(
+    unet, scheduler: DDPMExplorerScheduler, x0: torch.Tensor, t: torch.Tensor, noise=None, generator=None
+):
     """The bound's term at table index t for each image, in bits/dim, (B,): L_{t−1} for t ≥ 1 and the decoder NLL
     L_0 for t = 0. Also returns the L_simple term ‖ε − ε̂‖² (mean over dims), (B,), for plotting beside it.
 
     Args:
         x0: (B, C, H, W) images in [−1, 1] (uint8 data rescaled).
         t: (B,) table indices.
-        noise: the ε of x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε; drawn if None.
+        noise: the ε of x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε; drawn from ``generator`` if None.
     """
     if noise is None:
-        noise = torch.randn_like(x0)
+        noise = _randn(x0, generator)
     t = t.long()
     tb = scheduler.tables
     # q(x_t | x₀) in closed form on the float64 tables (the scheduler's q_sample reads diffusers' float32 ᾱ)

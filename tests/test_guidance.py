@@ -1,0 +1,121 @@
+"""Class-conditional sampling with classifier-free guidance: ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, c) − ε̂(x_t, ∅))."""
+
+import pytest
+import torch
+from conftest import make_tiny_unet
+from diffusers import UNet2DModel
+
+from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
+from pipelines.loading import load_pipeline
+
+NULL = 3  # tiny conditional UNets here have labels 0, 1, 2 and the null label 3
+
+
+def make_conditional_unet(seed: int = 0) -> UNet2DModel:
+    torch.manual_seed(seed)
+    unet = UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+        num_class_embeds=NULL + 1,
+    ).eval()
+    with torch.no_grad():  # a fresh embedding is small; make the labels matter
+        unet.class_embedding.weight.normal_(0, 3.0)
+    return unet
+
+
+def count_batches(unet) -> list[int]:
+    """The batch size of every later call of ``unet``."""
+    batches = []
+    unet.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    return batches
+
+
+@pytest.fixture
+def conditional_pipeline():
+    scheduler = DDPMExplorerScheduler(num_train_timesteps=20, beta_schedule="cosine")
+    pipe = DDPMExplorerPipeline(unet=make_conditional_unet(), scheduler=scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def sample(pipe, **kwargs):
+    kwargs.setdefault("num_inference_steps", 5)
+    return pipe(generator=torch.Generator().manual_seed(0), output_type="pt", **kwargs).images
+
+
+def test_guided_prediction_is_the_cfg_combination(conditional_pipeline):
+    pipe = conditional_pipeline
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    labels = torch.tensor([0, 2])
+    t = torch.tensor(10)
+    with torch.no_grad():
+        cond = pipe.unet(x, t, class_labels=labels).sample
+        uncond = pipe.unet(x, t, class_labels=torch.full((2,), NULL)).sample
+        for w in (0.0, 1.0, 2.5):
+            expected = uncond + w * (cond - uncond)
+            torch.testing.assert_close(pipe.predict(x, t, labels, w), expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(cond, uncond, atol=1e-3)  # the labels do change the output
+
+
+def test_guidance_batches_both_passes_into_one_call(conditional_pipeline):
+    pipe = conditional_pipeline
+    batches = count_batches(pipe.unet)
+    sample(pipe, class_labels=[0, 1, 2], guidance_scale=3.0)
+    assert batches == [6] * 5  # one call per step, conditional and unconditional side by side
+    batches.clear()
+    sample(pipe, class_labels=[0, 1, 2], guidance_scale=1.0)
+    assert batches == [3] * 5  # w = 1 is plain conditional: one pass
+    batches.clear()
+    sample(pipe, class_labels=None, batch_size=2, guidance_scale=3.0)
+    assert batches == [2] * 5  # unconditional: only ∅, so guidance has nothing to add
+
+
+def test_w0_is_unconditional_and_labels_set_the_batch(conditional_pipeline):
+    pipe = conditional_pipeline
+    unconditional = sample(pipe, class_labels=None, batch_size=3)
+    w0 = sample(pipe, class_labels=[0, 1, 2], guidance_scale=0.0)
+    torch.testing.assert_close(w0, unconditional)
+    conditional = sample(pipe, class_labels=[0, 1, 2], guidance_scale=1.0)
+    assert conditional.shape == (3, 1, 8, 8) and not torch.allclose(conditional, unconditional, atol=1e-3)
+    one_class = sample(pipe, class_labels=1, batch_size=2, guidance_scale=2.0)
+    assert one_class.shape == (2, 1, 8, 8)
+
+
+def test_every_recorded_step_holds_the_guided_prediction(conditional_pipeline):
+    pipe = conditional_pipeline
+    g = torch.Generator().manual_seed(0)
+    steps = list(pipe.iter_trajectory(generator=g, num_inference_steps=4, class_labels=[2], guidance_scale=4.0))
+    for step in steps:
+        t = torch.tensor(step.timestep)
+        guided = pipe.predict(step.sample, t, torch.tensor([2]), 4.0)
+        torch.testing.assert_close(step.pred_epsilon, guided, atol=1e-5, rtol=1e-5)
+
+
+def test_recommended_guidance_scale_is_saved_and_used(conditional_pipeline, tmp_path):
+    pipe = conditional_pipeline
+    pipe.register_to_config(recommended_guidance_scale=2.5)
+    pipe.save_pretrained(tmp_path / "cond")
+    loaded = load_pipeline(tmp_path / "cond")
+    assert loaded.config.recommended_guidance_scale == 2.5
+    loaded.set_progress_bar_config(disable=True)
+    torch.testing.assert_close(
+        sample(loaded, class_labels=[0, 1], guidance_scale=None),
+        sample(loaded, class_labels=[0, 1], guidance_scale=2.5),
+    )
+
+
+def test_bad_labels_and_scales_are_refused(conditional_pipeline):
+    pipe = conditional_pipeline
+    with pytest.raises(ValueError, match=r"integers in \[0, 3\]"):
+        sample(pipe, class_labels=[0, 7])
+    with pytest.raises(ValueError, match="guidance_scale"):
+        sample(pipe, class_labels=[0], guidance_scale=float("nan"))
+    unconditional = DDPMExplorerPipeline(unet=make_tiny_unet(), scheduler=pipe.scheduler)
+    with pytest.raises(ValueError, match="unconditional"):
+        sample(unconditional, class_labels=[0])
