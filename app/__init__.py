@@ -1,1 +1,4 @@
-"""DDPM Explorer's Gradio UI: layout (tab_*), callbacks, rendering, images and the model registry."""
+"""DDPM Explorer's Gradio UI: tabs/ (layout), callbacks/ (handlers), validation, sessions, rendering, models.
+
+ui.py builds the app; images.py is the validated image loader; settings.py holds the limits.
+"""

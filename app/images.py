@@ -98,3 +98,14 @@ def to_model_tensor(im: Image.Image, resolution: int, channels: int) -> torch.Te
     arr = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).float()
     arr = arr.unsqueeze(0) if channels == 1 else arr.permute(2, 0, 1)
     return arr / 127.5 - 1.0
+
+
+def examples() -> list[str]:
+    """The shipped example images, the default first."""
+    found = sorted(settings.ASSETS_DIR.glob("*.png"), key=lambda p: (p.name != settings.DEFAULT_EXAMPLE, p.name))
+    return [str(p) for p in found]
+
+
+def default_example() -> str | None:
+    found = examples()
+    return found[0] if found else None

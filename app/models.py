@@ -5,6 +5,7 @@ Only names from this registry are accepted from users: no user-supplied paths, a
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -52,8 +53,27 @@ def local_entries(directory: Path | None = None) -> list[ModelEntry]:
 
 
 def registry() -> dict[str, ModelEntry]:
-    entries = local_entries() + [ModelEntry(h + HUB_SUFFIX, h, True) for h in HUB_MODELS]
+    """Every model the app offers, by name: the checkpoint folder's (read once per folder) and the Hub allowlist."""
+    return _registry(str(settings.CHECKPOINT_DIR), settings.DEFAULT_MODEL)
+
+
+@lru_cache(maxsize=4)
+def _registry(directory: str, default_model: str) -> dict[str, ModelEntry]:
+    entries = local_entries(Path(directory)) + [ModelEntry(h + HUB_SUFFIX, h, True) for h in HUB_MODELS]
     return {e.name: e for e in entries}
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """(label, name) pairs for a model dropdown; models that can't be used here say so in their label."""
+    return [
+        (f"{name} (unavailable offline)" if availability(entry) else name, name) for name, entry in registry().items()
+    ]
+
+
+def default_model() -> str | None:
+    """The name the dropdowns start on: settings.DEFAULT_MODEL when present, else the first model."""
+    names = list(registry())
+    return names[0] if names else None
 
 
 @lru_cache(maxsize=1)
@@ -73,6 +93,18 @@ def availability(entry: ModelEntry) -> str | None:
     if entry.is_hub and not hub_reachable():
         return "offline: the Hugging Face Hub can't be reached from this machine (or HF_HUB_OFFLINE is set)."
     return None
+
+
+def num_timesteps(name: str | None) -> int | None:
+    """T of a local model, read from its scheduler config without loading its weights; None when unknown."""
+    entry = registry().get(name)
+    if entry is None or entry.is_hub:
+        return None
+    try:
+        config = json.loads((Path(entry.source) / "scheduler" / "scheduler_config.json").read_text())
+        return int(config["num_train_timesteps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 _cache: dict[str, object] = {}

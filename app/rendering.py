@@ -142,10 +142,19 @@ def cursor_plot(x: np.ndarray, panels: list[tuple[str, np.ndarray, str]], width=
     return CursorPlot.from_rgb(background, (a, x0 - a * x[0]), rows)
 
 
-def schedule_plot(betas: np.ndarray, alphas_cumprod: np.ndarray, log_snr: np.ndarray) -> CursorPlot:
-    """β_t, ᾱ_t and log SNR(t) over t = 1 … T."""
-    t = np.arange(1, len(betas) + 1)
-    return cursor_plot(t, [("β_t", betas, "log"), ("ᾱ_t", alphas_cumprod, "linear"), ("log SNR", log_snr, "linear")])
+def schedule_plot(tables) -> CursorPlot:
+    """β_t, ᾱ_t and log SNR(t) of a :class:`~pipelines.schedules.ScheduleTables` over the paper's t = 0 … T
+    (t = 0 is the data: ᾱ_0 = 1, and neither β_0 nor a finite log SNR exists there)."""
+    t = np.arange(tables.num_timesteps + 1)
+    at_data = lambda first, table: np.concatenate([[first], table.numpy()])
+    return cursor_plot(
+        t,
+        [
+            ("β_t", at_data(np.nan, tables.betas), "log"),
+            ("ᾱ_t", at_data(1.0, tables.alphas_cumprod), "linear"),
+            ("log SNR", at_data(np.nan, tables.log_snr), "linear"),
+        ],
+    )
 
 
 @drawn_under_lock

@@ -1,11 +1,12 @@
-"""Builds the Gradio app from its tabs."""
+"""The Gradio app: its tabs in one Blocks, the queue, and the settings every launch passes."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from app import callbacks as cb
-from app import settings, tab_forward, tab_loss, tab_reverse
+from app import settings
+from app.sessions import SessionFiles, delete_session_files
+from app.tabs import forward, loss, reverse
 
 CSS = """
 .pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
@@ -21,14 +22,14 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(title="DDPM Explorer", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
         session_files = gr.State(
-            cb.SessionFiles(), time_to_live=settings.SESSION_TTL_S, delete_callback=cb.delete_session_files
+            SessionFiles(), time_to_live=settings.SESSION_TTL_S, delete_callback=delete_session_files
         )
         with gr.Tab("Forward process"):
-            tab_forward.create_tab(demo, session_files)
+            forward.create_tab(demo, session_files)
         with gr.Tab("Reverse process"):
-            tab_reverse.create_tab(demo, session_files)
+            reverse.create_tab(demo, session_files)
         with gr.Tab("Loss and the ELBO"):
-            tab_loss.create_tab(demo)
+            loss.create_tab(demo)
     demo.queue(max_size=settings.QUEUE_MAX_SIZE, default_concurrency_limit=settings.SAMPLING_CONCURRENCY)
     return demo
 

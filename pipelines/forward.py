@@ -1,7 +1,9 @@
-"""The forward process q for one fixed image and one fixed noise draw: any frame in O(1), for a slider.
+"""The forward process q: its closed form (:func:`q_sample`), its Markov step, and, for one fixed image and one fixed
+noise draw, any frame in O(1), for a slider (:class:`ForwardTrajectory`).
 
-Here t counts noising steps: frame 0 is x₀ itself and frame t (1 … T) is √ᾱ·x₀ + √(1−ᾱ)·ε with ᾱ at table index
-t − 1 (see :mod:`pipelines.schedules` for the index convention).
+In :class:`StepValues` and :class:`ForwardTrajectory`, t counts noising steps: frame 0 is x₀ itself and frame t
+(1 … T) is √ᾱ·x₀ + √(1−ᾱ)·ε with ᾱ at table index t − 1. :func:`q_step` takes a table index (see
+:mod:`pipelines.schedules` for the index convention).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pipelines.schedules import ScheduleTables
 
 @dataclass(frozen=True)
 class StepValues:
-    """The schedule's numbers after t noising steps (t = 0 is the clean image: ᾱ = 1, SNR = ∞)."""
+    """The schedule's numbers after t noising steps (t = 0 is the clean image: ᾱ = 1, SNR = ∞, log SNR = ∞)."""
 
     t: int
     beta: float
@@ -24,6 +26,48 @@ class StepValues:
     sqrt_alpha_bar: float
     sqrt_one_minus_alpha_bar: float
     snr: float
+    log_snr: float
+
+
+def step_values(tables: ScheduleTables, t: int) -> StepValues:
+    """The schedule's numbers at the paper's t ∈ [0, T] (table index t − 1; t = 0 is the data)."""
+    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= tables.num_timesteps:
+        raise ValueError(f"t must be an integer in [0, {tables.num_timesteps}], got {t!r}.")
+    if t == 0:
+        return StepValues(0, 0.0, 1.0, 1.0, 0.0, float("inf"), float("inf"))
+    i = t - 1
+    return StepValues(
+        t=t,
+        beta=float(tables.betas[i]),
+        alpha_bar=float(tables.alphas_cumprod[i]),
+        sqrt_alpha_bar=float(tables.sqrt_alphas_cumprod[i]),
+        sqrt_one_minus_alpha_bar=float(tables.sqrt_one_minus_alphas_cumprod[i]),
+        snr=float(tables.snr[i]),
+        log_snr=float(tables.log_snr[i]),
+    )
+
+
+def q_sample(x0: torch.Tensor, noise: torch.Tensor, sqrt_alpha_bar, sqrt_one_minus_alpha_bar) -> torch.Tensor:
+    """The closed form of q(x_t | x₀): x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε (Ho et al. eq. 4).
+
+    ``sqrt_alpha_bar`` (√ᾱ_t) and ``sqrt_one_minus_alpha_bar`` (√(1−ᾱ_t)) are python floats or tensors that
+    broadcast over x0, e.g. ``extract(table, t, x0.shape)`` for a batch of timesteps. The result has x0's dtype when
+    the coefficients are floats or tensors of that dtype (float32 or float64 alike).
+    """
+    return sqrt_alpha_bar * x0 + sqrt_one_minus_alpha_bar * noise
+
+
+def standardized_residual(x_t: torch.Tensor, x0: torch.Tensor, values: StepValues) -> torch.Tensor:
+    """(x_t − √ᾱ_t·x₀)/√(1−ᾱ_t): the noise that x_t holds beside x₀, in units of its standard deviation.
+
+    For a draw of q(x_t | x₀) it is N(0, I); for :meth:`ForwardTrajectory.frame` it is that trajectory's ε.
+
+    Raises:
+        ValueError: at t = 0, where x_t = x₀ holds no noise to standardize.
+    """
+    if values.t == 0:
+        raise ValueError("The standardized residual needs t ≥ 1: at t = 0, x_t is x₀ and holds no noise.")
+    return (x_t - values.sqrt_alpha_bar * x0) / values.sqrt_one_minus_alpha_bar
 
 
 def q_step(tables: ScheduleTables, x_prev: torch.Tensor, t: int, noise: torch.Tensor) -> torch.Tensor:
@@ -92,14 +136,7 @@ class ForwardTrajectory:
         return t
 
     def values(self, t: int) -> StepValues:
-        t = self._check_t(t)
-        if t == 0:
-            return StepValues(0, 0.0, 1.0, 1.0, 0.0, float("inf"))
-        i = t - 1
-        tb = self.tables
-        return StepValues(
-            t, float(tb.betas[i]), float(tb.alphas_cumprod[i]), self._sqrt_ab[t], self._sqrt_1mab[t], float(tb.snr[i])
-        )
+        return step_values(self.tables, self._check_t(t))
 
     def signal_and_noise(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The two parts of x_t: √ᾱ_t·x₀ and √(1−ᾱ_t)·ε."""
@@ -107,9 +144,9 @@ class ForwardTrajectory:
         return self._sqrt_ab[t] * self.x0, self._sqrt_1mab[t] * self.noise
 
     def frame(self, t: int) -> torch.Tensor:
-        """x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε, in closed form (Ho et al. eq. 4)."""
-        signal, noise = self.signal_and_noise(t)
-        return signal + noise
+        """x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε, in closed form (Ho et al. eq. 4; see :func:`q_sample`)."""
+        t = self._check_t(t)
+        return q_sample(self.x0, self.noise, self._sqrt_ab[t], self._sqrt_1mab[t])
 
     def markov_chain(self, t: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """x_t by iterating q(x_s | x_{s−1}) = N(√(1−β_s)·x_{s−1}, β_s·I) t times, with fresh noise at each step.

@@ -15,11 +15,12 @@ Every term is per image, averaged over dimensions and divided by log 2 (bits/dim
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 
+from pipelines.forward import q_sample
 from pipelines.scheduler import DDPMExplorerScheduler, x0_and_eps_from_model_output
 from pipelines.schedules import extract
 
@@ -60,6 +61,15 @@ def l_simple(
 def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
     """KL(N(mean1, e^logvar1) ‖ N(mean2, e^logvar2)), elementwise, in nats."""
     return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2))
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Round images in [−1, 1] to the 256 levels of uint8 data (as a saved PNG would), still in [−1, 1].
+
+    The decoder term L_0 is a likelihood over those 256 bins (:func:`discretized_gaussian_log_likelihood`), so an image
+    it scores must lie on them.
+    """
+    return ((images + 1) * 127.5).round().clamp(0, 255) / 127.5 - 1
 
 
 def _std_normal_cdf(x: torch.Tensor) -> torch.Tensor:
@@ -135,10 +145,9 @@ def vb_terms_bpd(
     t = t.long()
     tb = scheduler.tables
     # q(x_t | x₀) in closed form on the float64 tables (the scheduler's q_sample reads diffusers' float32 ᾱ)
-    x_t = (
-        extract(tb.sqrt_alphas_cumprod, t, x0.shape, x0.dtype) * x0
-        + extract(tb.sqrt_one_minus_alphas_cumprod, t, x0.shape, x0.dtype) * noise
-    )
+    sqrt_alpha_bar = extract(tb.sqrt_alphas_cumprod, t, x0.shape, x0.dtype)
+    sqrt_one_minus_alpha_bar = extract(tb.sqrt_one_minus_alphas_cumprod, t, x0.shape, x0.dtype)
+    x_t = q_sample(x0, noise, sqrt_alpha_bar, sqrt_one_minus_alpha_bar)
     true_mean, _, true_logvar = scheduler.q_posterior_mean_variance(x0, x_t, t)
     mean, logvar, _, pred_eps = p_mean_variance(unet, scheduler, x_t, t)
     kl = _mean_over_dims(normal_kl(true_mean, true_logvar, mean, logvar)) / LOG2
@@ -156,6 +165,11 @@ class ELBOEstimate:
     prior: torch.Tensor
     decoder: torch.Tensor
     diffusion: torch.Tensor  # Σ_{t=1}^{T−1} L_{t−1}, estimated
+
+    @classmethod
+    def cat(cls, estimates: list[ELBOEstimate]) -> ELBOEstimate:
+        """One estimate of all the images of several (batches of images, say)."""
+        return cls(*(torch.cat([getattr(e, f.name) for e in estimates]) for f in fields(cls)))
 
     @property
     def mean(self) -> float:

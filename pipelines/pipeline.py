@@ -28,7 +28,8 @@ class TrajectoryStep:
 
     step_index: int
     num_steps: int
-    timestep: int  # t
+    timestep: int  # diffusers' table index of x_t: the paper's t − 1, what the UNet is given
+    prev_timestep: int  # the table index the step goes to; −1 after the last step (the sample x₀)
     sample: torch.Tensor  # x_t
     pred_original_sample: torch.Tensor  # x̂₀
     pred_epsilon: torch.Tensor  # ε̂
@@ -219,6 +220,7 @@ class DDPMExplorerPipeline(DiffusionPipeline):
                 step_index=i,
                 num_steps=len(steps),
                 timestep=int(t),
+                prev_timestep=scheduler.previous_timestep(t),
                 sample=x,
                 pred_original_sample=out.pred_original_sample,
                 pred_epsilon=out.pred_epsilon,

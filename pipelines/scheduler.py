@@ -17,8 +17,8 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from pipelines.forward import q_chain, q_step
-from pipelines.schedules import ScheduleTables, extract, make_betas
+from pipelines.forward import q_chain, q_sample, q_step
+from pipelines.schedules import ScheduleTables, extract, make_betas, posterior_coefficients
 
 VARIANCE_TYPES = ("fixed_small", "fixed_large")
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
@@ -44,7 +44,8 @@ class StepCoefficients:
     """Scalars of one reverse step t → t', with β recomputed from ᾱ for respaced schedules.
 
     They are computed in float32 with the same operations as diffusers' ``DDPMScheduler.step`` (so that the two give
-    bit-identical frames), once per timestep instead of once per call.
+    bit-identical frames; see :func:`~pipelines.schedules.posterior_coefficients`), once per timestep instead of once
+    per call.
     """
 
     timestep: int  # t
@@ -63,28 +64,34 @@ class StepCoefficients:
 
     @classmethod
     def compute(cls, alphas_cumprod: torch.Tensor, t: int, prev_t: int) -> StepCoefficients:
-        one = torch.tensor(1.0, dtype=alphas_cumprod.dtype)
         ab_t = alphas_cumprod[t]
-        ab_prev = alphas_cumprod[prev_t] if prev_t >= 0 else one
-        beta_prod_t, beta_prod_t_prev = 1 - ab_t, 1 - ab_prev
-        current_alpha_t = ab_t / ab_prev
-        current_beta_t = 1 - current_alpha_t
-        variance = torch.clamp(beta_prod_t_prev / beta_prod_t * current_beta_t, min=1e-20)
+        ab_prev = alphas_cumprod[prev_t] if prev_t >= 0 else torch.tensor(1.0, dtype=alphas_cumprod.dtype)
+        beta_t = 1 - ab_t / ab_prev
+        x0_coeff, xt_coeff, variance = posterior_coefficients(ab_t, ab_prev)
+        variance = torch.clamp(variance, min=1e-20)
         return cls(
             timestep=t,
             prev_timestep=prev_t,
             alpha_prod_t=ab_t.item(),
             alpha_prod_t_prev=ab_prev.item(),
-            beta_t=current_beta_t.item(),
+            beta_t=beta_t.item(),
             sqrt_alpha_prod_t=(ab_t**0.5).item(),
-            sqrt_one_minus_alpha_prod_t=(beta_prod_t**0.5).item(),
+            sqrt_one_minus_alpha_prod_t=((1 - ab_t) ** 0.5).item(),
             sqrt_alpha_prod_t_prev=(ab_prev**0.5).item(),
-            x0_coeff=(ab_prev**0.5 * current_beta_t / beta_prod_t).item(),
-            xt_coeff=(current_alpha_t**0.5 * beta_prod_t_prev / beta_prod_t).item(),
+            x0_coeff=x0_coeff.item(),
+            xt_coeff=xt_coeff.item(),
             posterior_variance=variance.item(),
             std_fixed_small=(variance**0.5).item(),
-            std_fixed_large=(current_beta_t**0.5).item(),
+            std_fixed_large=(beta_t**0.5).item(),
         )
+
+
+def ddim_sigma(eta: float, coefficients: StepCoefficients) -> float:
+    """σ_t(η) of a DDIM step t → t' (Song et al. 2021 eq. 16): σ = η·√β̃, with β̃ the respaced posterior variance.
+
+    η = 0 is the deterministic DDIM step; η = 1 gives DDPM's ``fixed_small`` σ.
+    """
+    return (eta**2 * coefficients.posterior_variance) ** 0.5
 
 
 def respaced_timesteps(num_inference_steps: int, start_timestep: int) -> list[int]:
@@ -180,7 +187,6 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
         self._sqrt_alphas_cumprod = self.alphas_cumprod.sqrt()
         self._sqrt_one_minus_alphas_cumprod = (1.0 - self.alphas_cumprod).sqrt()
         self.init_noise_sigma = 1.0
-        self.custom_timesteps = False
         self.num_inference_steps = None
         self._set_step_table(list(range(num_train_timesteps - 1, -1, -1)))
 
@@ -212,13 +218,11 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
                 raise ValueError(f"Custom timesteps must be a non-empty list of integers in [0, {T - 1}].")
             if any(a <= b for a, b in itertools.pairwise(timesteps)):
                 raise ValueError("Custom timesteps must be strictly decreasing.")
-            self.custom_timesteps = True
             self.num_inference_steps = len(timesteps)
         else:
             if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, (int, np.integer)):
                 raise ValueError(f"num_inference_steps must be an integer, got {num_inference_steps!r}.")
             timesteps = respaced_timesteps(int(num_inference_steps), T - 1)
-            self.custom_timesteps = False
             self.num_inference_steps = int(num_inference_steps)
         self._set_step_table(timesteps)
         if device is not None:
@@ -260,10 +264,9 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
     def q_sample(self, x0: torch.Tensor, t, noise: torch.Tensor) -> torch.Tensor:
         """The closed form of q(x_t | x₀): x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε (Ho et al. eq. 4). ``t`` is (B,) or a scalar."""
         t = self._check_train_timesteps(t)
-        return (
-            extract(self._sqrt_alphas_cumprod, t, x0.shape, x0.dtype, x0.device) * x0
-            + extract(self._sqrt_one_minus_alphas_cumprod, t, x0.shape, x0.dtype, x0.device) * noise
-        )
+        sqrt_alpha_bar = extract(self._sqrt_alphas_cumprod, t, x0.shape, x0.dtype, x0.device)
+        sqrt_one_minus_alpha_bar = extract(self._sqrt_one_minus_alphas_cumprod, t, x0.shape, x0.dtype, x0.device)
+        return q_sample(x0, noise, sqrt_alpha_bar, sqrt_one_minus_alpha_bar)
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps) -> torch.Tensor:
         """diffusers' name for :meth:`q_sample`."""
@@ -338,7 +341,8 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
         if eta is not None and not (isinstance(eta, (int, float)) and 0.0 <= eta <= 1.0):
             raise ValueError(f"eta must be a number in [0, 1], got {eta!r}.")
 
-        # 1. ᾱ_t, ᾱ_{t'}, and β_t recomputed from them (so respaced steps stay consistent)
+        # 1. coefficients of t → t': ᾱ_t, ᾱ_{t'}, β = 1 − ᾱ_t/ᾱ_{t'} (recomputed from ᾱ for respaced steps), the
+        #    posterior's x0_coeff, xt_coeff and β̃
         c = self.step_coefficients(timestep)
 
         # 2. x̂₀ and ε̂ from the network's output (Ho et al. eq. 15)
@@ -350,26 +354,26 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
             pred_x0 = pred_x0.clamp(-r, r)
 
         if eta is None:
-            # 4. posterior mean μ̃(x_t, x̂₀) (Ho et al. eq. 7)
+            # 4. posterior mean μ̃(x_t, x̂₀) = x0_coeff·x̂₀ + xt_coeff·x_t (Ho et al. eq. 7)
             prev_sample = c.x0_coeff * pred_x0 + c.xt_coeff * sample
-            # 5. σ_t = √Σ_t: √β̃_t (fixed_small) or √β_t (fixed_large)
-            std = c.std_fixed_small if self.config.variance_type == "fixed_small" else c.std_fixed_large
+            # 5. σ_t = √Σ_t: √β̃ (fixed_small) or √β (fixed_large)
+            sigma = c.std_fixed_small if self.config.variance_type == "fixed_small" else c.std_fixed_large
         else:
-            # 4'. DDIM (Song et al. eq. 12): ε̂ consistent with the (clipped) x̂₀, σ_t from η
+            # 4–5, DDIM instead (Song et al. eq. 12): x_{t'} = √ᾱ_{t'}·x̂₀ + √(1−ᾱ_{t'}−σ²)·ε̂, with σ from η (eq. 16)
+            # and ε̂ made consistent with the clipped x̂₀
             if self.config.clip_sample:
                 pred_epsilon = (sample - c.sqrt_alpha_prod_t * pred_x0) / c.sqrt_one_minus_alpha_prod_t
-            variance = eta**2 * c.posterior_variance
-            std = variance**0.5
-            direction = max(1.0 - c.alpha_prod_t_prev - variance, 0.0) ** 0.5
+            sigma = ddim_sigma(eta, c)
+            direction = max(1.0 - c.alpha_prod_t_prev - sigma**2, 0.0) ** 0.5
             prev_sample = c.sqrt_alpha_prod_t_prev * pred_x0 + direction * pred_epsilon
 
         # 6. add σ_t·z, except at the last step (t' = −1), where p_θ outputs its mean
-        if c.prev_timestep >= 0 and std > 0:
+        if c.prev_timestep >= 0 and sigma > 0:
             if variance_noise is None:
                 variance_noise = randn_tensor(
                     model_output.shape, generator=generator, device=model_output.device, dtype=model_output.dtype
                 )
-            prev_sample = prev_sample + std * variance_noise
+            prev_sample = prev_sample + sigma * variance_noise
 
         if not return_dict:
             return prev_sample, pred_x0, pred_epsilon

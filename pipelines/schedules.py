@@ -149,6 +149,26 @@ def validate_betas(betas: np.ndarray) -> None:
         raise ValueError(f"Every beta must be in (0, 1); got min {betas.min():.3g}, max {betas.max():.3g}.")
 
 
+def posterior_coefficients(alpha_bar_t, alpha_bar_prev):
+    """The posterior q(x_{t'} | x_t, x₀) = N(x0_coeff·x₀ + xt_coeff·x_t, β̃·I) of a step t → t' (Ho et al. eq. 6–7),
+    with β = 1 − ᾱ_t/ᾱ_{t'} recomputed from ᾱ so that it holds for respaced steps too (Nichol & Dhariwal 2021, §4):
+
+        x0_coeff = √ᾱ_{t'}·β / (1−ᾱ_t),   xt_coeff = √(1−β)·(1−ᾱ_{t'}) / (1−ᾱ_t),   β̃ = (1−ᾱ_{t'}) / (1−ᾱ_t)·β
+
+    ``alpha_bar_t`` (ᾱ_t) and ``alpha_bar_prev`` (ᾱ_{t'}, 1 after the last step, where β̃ = 0 exactly) are numpy
+    arrays or torch tensors of the same shape. The operations and their order are diffusers' ``DDPMScheduler.step``,
+    so 0-d float32 tensors give its coefficients bit for bit. Returns (x0_coeff, xt_coeff, variance β̃), unclamped.
+    """
+    beta_prod_t = 1 - alpha_bar_t  # 1 − ᾱ_t
+    beta_prod_t_prev = 1 - alpha_bar_prev  # 1 − ᾱ_{t'}
+    current_alpha_t = alpha_bar_t / alpha_bar_prev  # 1 − β
+    current_beta_t = 1 - current_alpha_t  # β
+    x0_coeff = alpha_bar_prev**0.5 * current_beta_t / beta_prod_t
+    xt_coeff = current_alpha_t**0.5 * beta_prod_t_prev / beta_prod_t
+    variance = beta_prod_t_prev / beta_prod_t * current_beta_t
+    return x0_coeff, xt_coeff, variance
+
+
 @dataclass(frozen=True)
 class ScheduleTables:
     """Everything DDPM reads per timestep, precomputed once in float64 and indexed by t = 0 … T−1."""
@@ -159,9 +179,7 @@ class ScheduleTables:
     alphas_cumprod_prev: torch.Tensor  # ᾱ_{t−1}, with ᾱ_{−1} = 1
     sqrt_alphas_cumprod: torch.Tensor  # √ᾱ_t
     sqrt_one_minus_alphas_cumprod: torch.Tensor  # √(1−ᾱ_t)
-    sqrt_recip_alphas_cumprod: torch.Tensor  # 1/√ᾱ_t
-    sqrt_recipm1_alphas_cumprod: torch.Tensor  # √(1/ᾱ_t − 1)
-    # q(x_{t−1} | x_t, x₀) = N(μ̃_t, β̃_t·I) (Ho et al. eq. 6–7)
+    # q(x_{t−1} | x_t, x₀) = N(μ̃_t, β̃_t·I) (Ho et al. eq. 6–7), from :func:`posterior_coefficients`
     posterior_variance: torch.Tensor  # β̃_t = β_t (1−ᾱ_{t−1}) / (1−ᾱ_t); β̃_0 = 0 exactly
     posterior_log_variance_clipped: torch.Tensor  # log β̃_t, with log β̃_0 := log β̃_1 (β̃_0 = 0 has no log)
     posterior_mean_coef1: torch.Tensor  # coefficient of x₀ in μ̃_t: √ᾱ_{t−1} β_t / (1−ᾱ_t)
@@ -185,7 +203,9 @@ class ScheduleTables:
                 "use fewer steps or smaller β."
             )
         alphas_cumprod_prev = np.append(1.0, alphas_cumprod[:-1])
-        posterior_variance = betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
+        posterior_mean_coef1, posterior_mean_coef2, posterior_variance = posterior_coefficients(
+            alphas_cumprod, alphas_cumprod_prev
+        )
         log_var_source = posterior_variance.copy()
         if len(betas) > 1:
             log_var_source[0] = posterior_variance[1]
@@ -198,12 +218,10 @@ class ScheduleTables:
             alphas_cumprod_prev=alphas_cumprod_prev,
             sqrt_alphas_cumprod=np.sqrt(alphas_cumprod),
             sqrt_one_minus_alphas_cumprod=np.sqrt(1.0 - alphas_cumprod),
-            sqrt_recip_alphas_cumprod=np.sqrt(1.0 / alphas_cumprod),
-            sqrt_recipm1_alphas_cumprod=np.sqrt(1.0 / alphas_cumprod - 1.0),
             posterior_variance=posterior_variance,
             posterior_log_variance_clipped=np.log(log_var_source),
-            posterior_mean_coef1=betas * np.sqrt(alphas_cumprod_prev) / (1.0 - alphas_cumprod),
-            posterior_mean_coef2=(1.0 - alphas_cumprod_prev) * np.sqrt(alphas) / (1.0 - alphas_cumprod),
+            posterior_mean_coef1=posterior_mean_coef1,
+            posterior_mean_coef2=posterior_mean_coef2,
             snr=alphas_cumprod / (1.0 - alphas_cumprod),
             log_snr=np.log(alphas_cumprod) - np.log1p(-alphas_cumprod),
         )

@@ -32,15 +32,28 @@ def frames_to_keep(num_steps: int, max_frames: int | None) -> list[int]:
     return sorted(set(np.round(np.linspace(0, num_steps - 1, max_frames)).astype(int).tolist()))
 
 
+def frames_within(budget_bytes: int, frame_shape: tuple[int, ...]) -> int:
+    """How many recorded steps fit in ``budget_bytes``: each keeps x_t, x̂₀ and ε̂ of ``frame_shape`` (B, C, H, W)
+    as uint8. At least 2 (the first and the last step)."""
+    return max(2, budget_bytes // (3 * int(np.prod(frame_shape))))
+
+
 @dataclass
 class Trajectory:
-    """A recorded reverse run. Frame k holds the step whose timestep is ``timesteps[k]``.
+    """A recorded reverse run. Frame k holds step ``step_indices[k]`` of ``num_steps``, x_t → x_{t'}.
+
+    Timesteps are diffusers' table indices, what the UNet is given: a step at ``timesteps[k]`` = i denoises x_t with
+    the paper's t = i + 1 (t = 0 is the data, t = T pure noise), towards t' = ``prev_timesteps[k]`` + 1 (0 after the
+    last step). :attr:`t_values` gives the paper's t, which is what users read.
 
     Shapes: ``samples``, ``pred_original``, ``pred_epsilon``: (K, B, C, H, W) uint8; ``final``: (B, C, H, W) float.
     ``samples[k]`` is x_t at the *input* of that step.
     """
 
     timesteps: list[int]
+    prev_timesteps: list[int]
+    step_indices: list[int]
+    num_steps: int
     samples: torch.Tensor
     pred_original: torch.Tensor
     pred_epsilon: torch.Tensor
@@ -53,9 +66,15 @@ class Trajectory:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.samples, self.pred_original, self.pred_epsilon))
 
-    def nearest_index(self, timestep: int) -> int:
-        """The recorded frame whose timestep is closest to ``timestep``."""
-        return int(np.argmin(np.abs(np.asarray(self.timesteps) - int(timestep))))
+    @property
+    def t_values(self) -> list[int]:
+        """The paper's t of each recorded x_t (diffusers' timestep + 1)."""
+        return [i + 1 for i in self.timesteps]
+
+    @property
+    def t_prev_values(self) -> list[int]:
+        """The paper's t' each recorded step goes to (0: the sample x₀)."""
+        return [i + 1 for i in self.prev_timesteps]
 
 
 class TrajectoryRecorder:
@@ -65,8 +84,12 @@ class TrajectoryRecorder:
         self.keep = frames_to_keep(len(timesteps), max_frames)
         self._slot = {step: slot for slot, step in enumerate(self.keep)}
         n = len(self.keep)
+        prev_timesteps = [*timesteps[1:], -1]
         self.trajectory = Trajectory(
             timesteps=[int(timesteps[i]) for i in self.keep],
+            prev_timesteps=[int(prev_timesteps[i]) for i in self.keep],
+            step_indices=list(self.keep),
+            num_steps=len(timesteps),
             samples=torch.empty((n, *shape), dtype=torch.uint8),
             pred_original=torch.empty((n, *shape), dtype=torch.uint8),
             pred_epsilon=torch.empty((n, *shape), dtype=torch.uint8),

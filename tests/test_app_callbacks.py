@@ -1,4 +1,5 @@
 import gc
+import json
 import os
 
 import gradio as gr
@@ -6,17 +7,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import callbacks as cb
-from app import rendering
+from app import rendering, settings
+from app.callbacks import forward, loss, reverse, sdedit
 from app.images import to_model_tensor
+from app.sessions import delete_session_files
 
 EXAMPLE = "app/assets/fashion_tshirt.png"
 FORWARD = dict(image=EXAMPLE, schedule="linear", T=1000, beta_start=1e-4, beta_end=0.02, seed=0, resolution=32)
 REVERSE = dict(
-    sampler=cb.SAMPLERS[1],
+    sampler=reverse.SAMPLERS[1],
     steps=5,
     eta=0.0,
-    variance_type=next(iter(cb.VARIANCE_TYPES)),
+    variance_type=next(iter(reverse.VARIANCE_TYPES)),
     clip=True,
     seed=0,
     batch_size=2,
@@ -24,7 +26,7 @@ REVERSE = dict(
 
 
 def setup(**kw):
-    state, x0_view, eps, slider = cb.forward_setup(**{**FORWARD, **kw})
+    state, x0_view, eps, slider = forward.forward_setup(**{**FORWARD, **kw})
     return state, np.asarray(x0_view), slider
 
 
@@ -37,24 +39,24 @@ def test_forward_setup_shows_the_model_input_and_sets_the_slider_range():
     state, x0_view, slider = setup(T=500)
     assert x0_view.shape == (32, 32) and x0_view.dtype == np.uint8
     assert slider["maximum"] == 500
-    assert state.traj.x0.shape == (1, 32, 32)
+    assert state.trajectory.x0.shape == (1, 32, 32)
 
 
 def test_forward_scrub_outputs_and_coherence():
     state, x0_view, _ = setup()
-    x_t, signal, noise, plot, values = arrays(cb.forward_scrub(state, 0))
+    x_t, signal, noise, plot, values = arrays(forward.forward_scrub(state, 0))
     np.testing.assert_array_equal(x_t, x0_view)
     assert noise.std() == 0  # √(1−ᾱ_0)·ε = 0 at t = 0
     assert "0 / 1000" in values and "∞" in values
-    a = arrays(cb.forward_scrub(state, 400))
-    b = arrays(cb.forward_scrub(state, 400))
+    a = arrays(forward.forward_scrub(state, 400))
+    b = arrays(forward.forward_scrub(state, 400))
     np.testing.assert_array_equal(a[0], b[0])  # no new noise per move
     assert len(a) == 5, "ε is not re-sent per move"
     assert plot.shape == a[3].shape and not np.array_equal(plot, a[3])  # the cursor moved
     with pytest.raises(gr.Error, match="between 0 and 1000"):
-        cb.forward_scrub(state, 1001)
+        forward.forward_scrub(state, 1001)
     with pytest.raises(gr.Error, match="Choose an image"):
-        cb.forward_scrub(None, 3)
+        forward.forward_scrub(None, 3)
 
 
 def test_cursor_plot_moves_its_cursor_over_a_palette_image():
@@ -78,10 +80,10 @@ def test_cursor_plot_moves_its_cursor_over_a_palette_image():
 
 
 def test_forward_frame_at_T_is_noise_and_at_0_is_the_input():
-    x0 = np.asarray(cb.forward_frame(**FORWARD, t=0))
+    x0 = np.asarray(forward.forward_frame(**FORWARD, t=0))
     expected = rendering.image_to_uint8(to_model_tensor(Image.open(EXAMPLE).convert("L"), 32, 1))
     np.testing.assert_array_equal(x0, expected)
-    xT = np.asarray(cb.forward_frame(**FORWARD, t=1000)).astype(float)
+    xT = np.asarray(forward.forward_frame(**FORWARD, t=1000)).astype(float)
     saturated = np.mean((xT == 0) | (xT == 255))  # N(0, 1) clipped to [−1, 1]: 31.7 % saturate
     assert abs(xT.mean() - 127.5) < 8 and 0.25 < saturated < 0.39
     assert abs(np.corrcoef(xT.ravel(), x0.ravel())[0, 1]) < 0.15
@@ -108,24 +110,24 @@ def test_forward_rejects_bad_values(kw, message):
 
 def test_markov_chain_and_compare_and_gif():
     state, _, _ = setup(T=100, schedule="cosine")
-    chain, closed, text = arrays(cb.forward_markov_chain(state, 50, 0))
+    chain, closed, text = arrays(forward.forward_markov_chain(state, 50, 0))
     assert chain.shape == closed.shape and not np.array_equal(chain, closed)
     assert "Standardized residual" in text
-    gallery, fig = cb.forward_compare(state, 50)
-    assert len(gallery) == len(cb.SCHEDULES) and fig is not None
-    path, _, files = cb.forward_gif(state)
+    gallery, fig = forward.forward_compare(state, 50)
+    assert len(gallery) == len(forward.SCHEDULES) and fig is not None
+    path, _, files = forward.forward_gif(state)
     with Image.open(path) as gif:
         assert gif.format == "GIF" and gif.n_frames > 10
     assert files.paths == [path]
-    cb.delete_session_files(files)
+    delete_session_files(files)
     assert not os.path.exists(path)
 
 
 def test_session_files_are_bounded_and_go_with_an_evicted_session():
     """Past state_session_capacity gradio drops the oldest session without its delete_callback: the files still go."""
     state, _, _ = setup(T=100, schedule="cosine")
-    first, _, files = cb.forward_gif(state)
-    path, _, files = cb.forward_gif(state, files)
+    first, _, files = forward.forward_gif(state)
+    path, _, files = forward.forward_gif(state, files)
     assert not os.path.exists(first) and files.paths == [path], "a session keeps only its latest export"
     assert os.path.exists(path)
     del files
@@ -133,26 +135,24 @@ def test_session_files_are_bounded_and_go_with_an_evicted_session():
     assert not os.path.exists(path)
 
 
-def test_play_tick_advances_and_wraps():
-    assert cb.play_tick(0, 600) == 10 and cb.play_tick(595, 600) == 600 and cb.play_tick(600, 600) == 0
-
-
 def test_reverse_generate_streams_then_records(app_models):
-    outputs = list(cb.reverse_generate("tiny-random", **REVERSE))
+    outputs = list(reverse.reverse_generate("tiny-random", **REVERSE))
     final = outputs[-1]
     grid, x0, status, state, slider, final_grid = arrays(final)
+    payload = json.loads(reverse.scrubber_payload(state))
+    assert payload["t"] == [100, 80, 60, 40, 20] and payload["num_steps"] == 5
     assert "Done: 5 steps" in status and len(state.trajectory) == 5
     assert state.trajectory.samples.shape == (5, 2, 1, 8, 8)
-    assert slider["maximum"] == 99
-    x_t, x0_hat, eps_hat, plot, caption = arrays(cb.reverse_frame(state, 99))
-    assert x_t.shape == x0_hat.shape == eps_hat.shape and "t = 99" in caption
-    again = list(cb.reverse_generate("tiny-random", **REVERSE))[-1]
+    assert slider["maximum"] == 100 and slider["value"] == 0  # the paper's t: T = 100 is noise, 0 the result
+    x_t, x0_hat, eps_hat, plot, caption = arrays(reverse.reverse_frame(state, 100))
+    assert x_t.shape == x0_hat.shape == eps_hat.shape and "t = 100 → 80" in caption
+    again = list(reverse.reverse_generate("tiny-random", **REVERSE))[-1]
     assert np.array_equal(np.asarray(again[0]), final_grid), "same seed, same frames"
-    other = list(cb.reverse_generate("tiny-random", **{**REVERSE, "seed": 1}))[-1]
+    other = list(reverse.reverse_generate("tiny-random", **{**REVERSE, "seed": 1}))[-1]
     assert not np.array_equal(np.asarray(other[0]), final_grid)
-    path, _, files = cb.reverse_gif(state)
+    path, _, files = reverse.reverse_gif(state)
     assert Image.open(path).n_frames == 5  # one frame per recorded step
-    cb.delete_session_files(files)
+    delete_session_files(files)
 
 
 @pytest.mark.parametrize(
@@ -170,30 +170,40 @@ def test_reverse_generate_streams_then_records(app_models):
 )
 def test_reverse_rejects_bad_values(app_models, kw, message):
     with pytest.raises(gr.Error, match=message):
-        list(cb.reverse_generate("tiny-random", **{**REVERSE, **kw}))
+        list(reverse.reverse_generate("tiny-random", **{**REVERSE, **kw}))
 
 
 def test_reverse_rejects_unknown_and_offline_models(app_models):
     with pytest.raises(gr.Error, match="Unknown model"):
-        list(cb.reverse_generate("../../etc", **REVERSE))
+        list(reverse.reverse_generate("../../etc", **REVERSE))
     with pytest.raises(gr.Error, match="unavailable"):
-        list(cb.reverse_generate("google/ddpm-cifar10-32 (Hugging Face Hub)", **REVERSE))
+        list(reverse.reverse_generate("google/ddpm-cifar10-32 (Hugging Face Hub)", **REVERSE))
 
 
 def test_work_cap(app_models, monkeypatch):
-    monkeypatch.setattr(cb.settings, "MAX_WORK", 8 * 8 * 2 * 4)
+    monkeypatch.setattr(settings, "MAX_WORK", 8 * 8 * 2 * 4)
     with pytest.raises(gr.Error, match="over this server's limit"):
-        list(cb.reverse_generate("tiny-random", **REVERSE))
+        list(reverse.reverse_generate("tiny-random", **REVERSE))
 
 
 def test_estimate_runtime(app_models):
-    assert "5 steps at batch 2" in cb.estimate_runtime("tiny-random", cb.SAMPLERS[1], 5, 0.0, 2)
+    assert "5 steps at batch 2" in reverse.estimate_runtime("tiny-random", reverse.SAMPLERS[1], 5, 0.0, 2)
 
 
 def test_sdedit_and_elbo_terms(app_models):
-    x0, gallery = cb.sdedit("tiny-random", EXAMPLE, 40, 5, 0)
+    x0, gallery = sdedit.sdedit("tiny-random", EXAMPLE, 40, 5, 0)
     assert (
         np.asarray(x0).shape == (8, 8) and len(gallery) == 2 * 6
     )  # chosen t and 5 fractions of T, noised and denoised
-    fig, summary = cb.elbo_terms("tiny-random", EXAMPLE, 6, 0)
+    fig, summary = loss.elbo_terms("tiny-random", EXAMPLE, 6, 0)
     assert "bits/dim" in summary and fig is not None
+
+
+def test_the_reverse_tab_opens_with_a_recorded_run_of_the_default_model():
+    """app/assets/default_run.json: the bundled model's default run, ready to scrub before anyone presses Generate."""
+    reverse.default_run.cache_clear()
+    payload = json.loads(reverse.open_with_default_run())
+    assert payload["model"] == settings.DEFAULT_MODEL and payload["version"] == 0  # older than any live run
+    assert payload["t"][0] == payload["T"] == 1000 and payload["num_steps"] == 100 and payload["t_prev"][-1] == 0
+    assert len(json.dumps(payload)) < 1.1 * 2**20
+    reverse.default_run.cache_clear()

@@ -5,11 +5,13 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from app import callbacks as cb
+from app.callbacks import reverse
+from app.callbacks.forward import SCHEDULES
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = "app/assets/fashion_tshirt.png"
-VARIANCE = next(iter(cb.VARIANCE_TYPES))
+VARIANCE = next(iter(reverse.VARIANCE_TYPES))
+RESPACED = reverse.SAMPLERS[1]
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +63,16 @@ def test_forward_frame_rejects_bad_values(client):
 
 
 def test_reverse_generate_then_scrub_and_export(client):
-    job = client.submit("tiny-random", cb.SAMPLERS[1], 6, 0.0, VARIANCE, True, 7, 2, api_name="/reverse_generate")
+    job = client.submit("tiny-random", RESPACED, 6, 0.0, VARIANCE, True, 7, 2, api_name="/reverse_generate")
     final = job.result()
     xt, x0, status, slider, final_grid = final
-    assert "Done: 6 steps" in status and slider["maximum"] == 99
+    assert "Done: 6 steps" in status and slider["maximum"] == 100
     grid = load(final_grid)
     assert grid.shape == (10, 19)  # two 8×8 samples side by side, 1 px borders
-    again = client.predict("tiny-random", cb.SAMPLERS[1], 6, 0.0, VARIANCE, True, 7, 2, api_name="/reverse_generate")
+    again = client.predict("tiny-random", RESPACED, 6, 0.0, VARIANCE, True, 7, 2, api_name="/reverse_generate")
     np.testing.assert_array_equal(load(again[-1]), grid)
-    frames = client.predict(99, api_name="/reverse_frame")
-    assert len(frames) == 5 and "t = 99" in frames[-1]
+    frames = client.predict(100, api_name="/reverse_frame")
+    assert len(frames) == 5 and "t = 100 → 83" in frames[-1]
     gif, _ = client.predict(api_name="/reverse_gif")
     assert Image.open(gif).format == "GIF"
 
@@ -83,7 +85,7 @@ def test_reverse_generate_rejects_bad_values(client):
         ):
             client.predict(
                 args["model"],
-                cb.SAMPLERS[1],
+                RESPACED,
                 args["steps"],
                 0.0,
                 VARIANCE,
@@ -101,7 +103,7 @@ def test_forward_state_endpoints_and_sdedit_and_elbo(client):
     chain = client.predict(50, 0, api_name="/forward_markov_chain")
     assert len(chain) == 3
     gallery, _ = client.predict(50, api_name="/forward_compare")
-    assert len(gallery) == len(cb.SCHEDULES)
+    assert len(gallery) == len(SCHEDULES)
     sd_input, sd_gallery = client.predict("tiny-random", handle_file(EXAMPLE), 40, 4, 0, api_name="/sdedit")
     assert len(sd_gallery) == 12
     _, summary = client.predict("tiny-random", handle_file(EXAMPLE), 4, 0, api_name="/elbo_terms")
@@ -190,7 +192,7 @@ def test_gradio_is_pinned_past_the_fixed_advisories():
 GOOD_ARGS = {
     "/forward_frame": lambda: [handle_file(EXAMPLE), "linear", 1000, 1e-4, 0.02, 0, 32, 10],
     "/forward_setup": lambda: [handle_file(EXAMPLE), "linear", 1000, 1e-4, 0.02, 0, 32],
-    "/reverse_generate": lambda: ["tiny-random", cb.SAMPLERS[1], 4, 0.0, VARIANCE, True, 0, 2],
+    "/reverse_generate": lambda: ["tiny-random", RESPACED, 4, 0.0, VARIANCE, True, 0, 2],
     "/sdedit": lambda: ["tiny-random", handle_file(EXAMPLE), 40, 4, 0],
     "/elbo_terms": lambda: ["tiny-random", handle_file(EXAMPLE), 4, 0],
 }

@@ -4,8 +4,14 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from chromium import CHROMIUM, chromium_page
+from gradio_client import Client
+from PIL import Image
+
+from app.callbacks import forward, reverse
+from app.callbacks.forward import SCHEDULES
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
@@ -56,8 +62,14 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
-def test_forward_slider_changes_the_image(page):
-    slider_changes_image(page, "t: noising steps applied (0 = clean image, T = noise)", 600, block(page, "x_t"))
+FORWARD_T = "t: noising steps applied (0 = clean image, T = noise); ← → step 1, Shift+← → step 10"
+REVERSE_T = "t (0 = the result, T = pure noise; after a run: the nearest step); ← → step 1, Shift+← → step 10"
+
+
+def test_forward_slider_moves_the_scrubber(page):
+    set_number(page, FORWARD_T, 600)
+    page.get_by_text("600 / 1000", exact=True).wait_for(timeout=15_000)  # the numbers name the slider's t
+    assert scrubber_state(page, "forward-scrubber")["t"] == "600"
     screenshot(page, "forward.png")
 
 
@@ -68,7 +80,117 @@ def test_reverse_generation_streams_frames(page):
     page.get_by_text("Done: 8 steps").wait_for(timeout=60_000)
     assert image_src(block(page, "Result x₀")).startswith(("http", "/", "data:"))
     # the recorded run is shown at once, and its slider scrubs ε̂ (and every other panel) step by step
-    eps_hat = block(page, "ε̂, the predicted noise (±3σ)")
-    slider_changes_image(page, "t (after a run: the nearest recorded step)", 90, eps_hat)
-    page.get_by_text("recorded, t = ").first.wait_for(timeout=15_000)
+    set_number(page, REVERSE_T, 88)
+    # the tiny model has T = 100; 8 respaced steps visit t = 100, 88, 75, 62, 50, 38, 25, 12 and end at 0
+    page.get_by_text("Step 2 of 8: t = 88 → 75.").wait_for(timeout=15_000)
+    for t, caption in ((100, "Step 1 of 8: t = 100 → 88."), (50, "Step 5 of 8: t = 50 → 38."), (0, "t = 0")):
+        set_number(page, REVERSE_T, t)
+        page.get_by_text(caption).first.wait_for(timeout=15_000)
+    page.get_by_text("the result x₀, after the last step t = 12 → 0").wait_for(timeout=15_000)
     screenshot(page, "reverse.png")
+
+
+def test_reverse_canvas_equals_the_servers_frame(page, live_app):
+    """The page's frames of the run above (seed 0, 8 respaced steps, batch 4) equal /reverse_frame's, step by step."""
+    client = Client(live_app, verbose=False)
+    variance = next(iter(reverse.VARIANCE_TYPES))
+    client.predict("tiny-random", reverse.SAMPLERS[1], 8, 0.0, variance, True, 0, 4, api_name="/reverse_generate")
+    for t in (100, 75, 12, 0):
+        drag_to(page, "reverse-t", "reverse-scrubber", t)
+        frames = client.predict(t, api_name="/reverse_frame")
+        for panel, path in zip(("x_t", "x0_hat", "eps_hat"), frames[:3]):
+            server = np.asarray(Image.open(path).convert("RGB"))
+            np.testing.assert_array_equal(
+                canvas_pixels(page, "reverse-scrubber", panel), server, err_msg=f"{panel}, t = {t}"
+            )
+
+
+# ---------------------------------------------------------------- the scrubbers draw in the page
+
+
+def scrubber_state(page, elem_id: str) -> dict:
+    return page.evaluate(
+        "(id) => { const e = document.querySelector(`#${id} [data-paints]`); return e ? {...e.dataset} : {}; }",
+        elem_id,
+    )
+
+
+def wait_for_new_payload(page, elem_id: str, old_version: str) -> None:
+    page.wait_for_function(
+        "([id, v]) => { const e = document.querySelector(`#${id} [data-paints]`);"
+        " return e && e.dataset.version !== v; }",
+        arg=[elem_id, old_version],
+        timeout=30_000,
+    )
+
+
+def drag_to(page, slider_id: str, scrubber_id: str, t: int) -> None:
+    """Move gradio's slider as a drag does (an input event), and wait until the scrubber has painted t."""
+    page.evaluate(
+        "([id, t]) => { const r = document.querySelector(`#${id} input[type=range]`); r.value = t;"
+        " r.dispatchEvent(new Event('input', {bubbles: true})); }",
+        [slider_id, t],
+    )
+    page.wait_for_function(
+        "([id, t]) => document.querySelector(`#${id} [data-paints]`).dataset.t === String(t)",
+        arg=[scrubber_id, t],
+        timeout=15_000,
+    )
+
+
+def canvas_pixels(page, scrubber_id: str, panel: str) -> np.ndarray:
+    """The panel's canvas as (H, W, 3) uint8."""
+    h, w, data = page.evaluate(
+        "([id, panel]) => { const c = document.querySelector(`#${id} canvas[data-panel='${panel}']`);"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " return [c.height, c.width, Array.from(d)]; }",
+        [scrubber_id, panel],
+    )
+    return np.asarray(data, np.uint8).reshape(h, w, 4)[..., :3]
+
+
+def choose(page, label: str, option: str) -> None:
+    page.get_by_label(label, exact=True).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_forward_canvas_equals_the_servers_frame(page, schedule):
+    """What the page computes at t equals /forward_frame at t within one grey level, for every schedule."""
+    page.get_by_role("tab", name="Forward process").click()
+    version = scrubber_state(page, "forward-scrubber").get("version", "")
+    choose(page, "β schedule", schedule)
+    if schedule != "linear" or not version:
+        wait_for_new_payload(page, "forward-scrubber", version)
+    for t in (0, 1, 500, 999, 1000):
+        drag_to(page, "forward-t", "forward-scrubber", t)
+        painted = canvas_pixels(page, "forward-scrubber", "x_t").astype(int)
+        server = np.asarray(forward.forward_frame(None, schedule, 1000, 1e-4, 0.02, 0, 64, t)).astype(int)
+        assert painted.shape == server.shape
+        assert np.abs(painted - server).max() <= 1, f"{schedule}, t = {t}"
+    choose(page, "β schedule", "linear")
+
+
+def test_a_new_seed_while_dragging_replaces_the_frames(page):
+    """Change the seed during a drag: the new ε arrives and the old payload never paints over it."""
+    page.get_by_role("tab", name="Forward process").click()
+    version = scrubber_state(page, "forward-scrubber")["version"]
+    page.evaluate(
+        "() => { window.__drag = setInterval(() => { const r = document.querySelector('#forward-t input[type=range]');"
+        " r.value = (Number(r.value) + 7) % 1000; r.dispatchEvent(new Event('input', {bubbles: true})); }, 16); }"
+    )
+    seed = page.get_by_label("Seed (fixes ε)")
+    seed.fill("1")
+    seed.press("Enter")
+    wait_for_new_payload(page, "forward-scrubber", version)
+    page.evaluate("() => clearInterval(window.__drag)")
+    new_version = scrubber_state(page, "forward-scrubber")["version"]
+    assert int(new_version) > int(version)
+    drag_to(page, "forward-t", "forward-scrubber", 500)
+    painted = canvas_pixels(page, "forward-scrubber", "x_t").astype(int)
+    server = np.asarray(forward.forward_frame(None, "linear", 1000, 1e-4, 0.02, 1, 64, 500)).astype(int)
+    assert np.abs(painted - server).max() <= 1
+    assert scrubber_state(page, "forward-scrubber")["version"] == new_version
+    seed.fill("0")
+    seed.press("Enter")
+    wait_for_new_payload(page, "forward-scrubber", new_version)

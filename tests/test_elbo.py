@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pipelines import DDPMExplorerScheduler
-from pipelines.objective import elbo_bpd, per_timestep_terms, prior_bpd, vb_terms_bpd
+from pipelines.objective import ELBOEstimate, elbo_bpd, per_timestep_terms, prior_bpd, quantize, vb_terms_bpd
 from pipelines.training.metrics import frechet_distance_between
 
 LOG2 = math.log(2)
@@ -83,6 +83,22 @@ def test_terms_are_finite_and_non_negative_for_a_random_model(tiny_unet):
     assert torch.isfinite(vb).all() and (vb >= -1e-6).all() and terms["prior"] >= 0
     est = elbo_bpd(tiny_unet, s, x0, num_timesteps=5, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(est.total).all() and est.standard_error >= 0
+
+
+def test_quantize_lands_on_the_256_bins():
+    x = quantize(torch.linspace(-1.2, 1.2, 1001))
+    levels = (x + 1) * 127.5
+    assert x.min() == -1 and x.max() == 1
+    torch.testing.assert_close(levels, levels.round(), atol=1e-4, rtol=0)
+    assert len(levels.round().unique()) == 256
+
+
+def test_elbo_estimates_concatenate():
+    parts = [ELBOEstimate(*(torch.arange(n, dtype=torch.float64) + k for k in range(4))) for n in (2, 3)]
+    whole = ELBOEstimate.cat(parts)
+    assert torch.equal(whole.total, torch.tensor([0.0, 1, 0, 1, 2], dtype=torch.float64))
+    assert torch.equal(whole.diffusion, whole.total + 3)
+    assert whole.standard_error == pytest.approx(whole.total.std().item() / 5**0.5)
 
 
 def test_frechet_distance():

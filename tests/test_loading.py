@@ -5,8 +5,7 @@ import shutil
 import pytest
 import torch
 
-from app import callbacks as cb
-from app import models
+from app import models, settings
 from pipelines.loading import CheckpointError, load_pipeline
 
 
@@ -81,7 +80,7 @@ def test_a_broken_model_in_the_registry_leaves_the_others_usable(app_models, tmp
     shutil.copytree(app_models / "tiny-random", root / "tiny-random")
     shutil.copytree(app_models / "tiny-random", root / "broken")
     (root / "broken" / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
-    monkeypatch.setattr(cb.settings, "CHECKPOINT_DIR", root)
+    monkeypatch.setattr(settings, "CHECKPOINT_DIR", root)
     with pytest.raises(models.ModelUnavailable, match="broken could not be loaded"):
         models.get_pipeline("broken")
     with pytest.raises(models.ModelUnavailable, match="broken could not be loaded"):  # remembered, not retried

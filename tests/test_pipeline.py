@@ -63,7 +63,8 @@ def test_sample_trajectory_records_uint8_and_subsamples(tiny_pipeline, generator
     full = tiny_pipeline.sample_trajectory(batch_size=2, generator=torch.Generator().manual_seed(0))
     assert len(full) == 50
     assert torch.equal(full.samples[0], traj.samples[0]) and torch.equal(full.samples[-1], traj.samples[-1])
-    assert traj.nearest_index(48) == 0 and traj.nearest_index(0) == 7
+    assert traj.t_values[0] == 50 and traj.t_values[-1] == 1, "the paper's t = diffusers' timestep + 1"
+    assert traj.t_prev_values[-1] == 0 and traj.step_indices[-1] == 49 and traj.num_steps == 50
 
 
 def test_callback_on_step_end_is_called_once_per_step_and_can_replace_the_sample(tiny_pipeline):

@@ -4,7 +4,15 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from pipelines.schedules import BETA_SCHEDULES, RANGED_SCHEDULES, SCHEDULE_NAMES, ScheduleTables, extract, make_betas
+from pipelines.schedules import (
+    BETA_SCHEDULES,
+    RANGED_SCHEDULES,
+    SCHEDULE_NAMES,
+    ScheduleTables,
+    extract,
+    make_betas,
+    posterior_coefficients,
+)
 
 CUSTOM = {"custom": lambda T: np.linspace(1e-3, 0.5, T)}
 
@@ -129,6 +137,21 @@ def test_any_valid_ranged_schedule_is_valid(T, start, ratio, name):
     assert torch.all((tb.betas > 0) & (tb.betas < 1))
     assert torch.all(tb.alphas_cumprod[1:] < tb.alphas_cumprod[:-1])
     assert torch.all(tb.posterior_variance[1:] > 0)
+
+
+def test_posterior_coefficients_in_numpy_and_torch():
+    ab_t, ab_prev = np.array([0.9, 0.5, 0.1]), np.array([1.0, 0.8, 0.4])  # a first step and two respaced ones
+    x0_coeff, xt_coeff, variance = posterior_coefficients(ab_t, ab_prev)
+    beta = 1 - ab_t / ab_prev
+    np.testing.assert_allclose(x0_coeff, np.sqrt(ab_prev) * beta / (1 - ab_t))
+    np.testing.assert_allclose(xt_coeff, np.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab_t))
+    np.testing.assert_allclose(variance, (1 - ab_prev) / (1 - ab_t) * beta)
+    assert variance[0] == 0.0 and x0_coeff[0] == 1.0, "after the last step the posterior is x₀ itself"
+    for i in range(3):
+        coefficients = posterior_coefficients(torch.tensor(ab_t[i]).float(), torch.tensor(ab_prev[i]).float())
+        for got, expected in zip(coefficients, (x0_coeff, xt_coeff, variance)):
+            assert got.dtype == torch.float32 and got.ndim == 0
+            assert got.item() == pytest.approx(expected[i], rel=1e-6, abs=1e-7)
 
 
 def test_underflowing_schedule_is_refused():

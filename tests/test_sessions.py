@@ -10,13 +10,14 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from app import callbacks as cb
 from app import models, settings
+from app.callbacks import reverse
 from pipelines import DDPMExplorerPipeline
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = "app/assets/fashion_bag.png"
-VARIANCE = next(iter(cb.VARIANCE_TYPES))
+VARIANCE = next(iter(reverse.VARIANCE_TYPES))
+RESPACED = reverse.SAMPLERS[1]
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,7 @@ def user(url: str, seed: int) -> dict:
     client = Client(url, verbose=False)
     client.predict(handle_file(EXAMPLE), "cosine", 100, 1e-4, 0.02, seed, 32, api_name="/forward_setup")
     scrub = np.asarray(Image.open(client.predict(60, api_name="/forward_scrub")[0]))
-    final = client.predict(
-        "tiny-random", cb.SAMPLERS[1], 10, 0.0, VARIANCE, True, seed, 2, api_name="/reverse_generate"
-    )[-1]
+    final = client.predict("tiny-random", RESPACED, 10, 0.0, VARIANCE, True, seed, 2, api_name="/reverse_generate")[-1]
     frame = client.predict(99, api_name="/reverse_frame")
     return {"scrub": scrub, "final": np.asarray(Image.open(final)), "frame": np.asarray(Image.open(frame[0]))}
 
@@ -85,7 +84,7 @@ def test_cancelling_a_generation_frees_its_slot(app_url, counter, monkeypatch):
     slow = pipe.unet.register_forward_hook(lambda *_: time.sleep(0.05))  # 100 steps: 5 s
     try:
         client = Client(app_url, verbose=False)
-        args = ("tiny-random", cb.SAMPLERS[0], 100, 0.0, VARIANCE, True, 0, 1)
+        args = ("tiny-random", reverse.SAMPLERS[0], 100, 0.0, VARIANCE, True, 0, 1)
         jobs = [client.submit(*args, api_name="/reverse_generate") for _ in range(settings.SAMPLING_CONCURRENCY)]
         deadline = time.time() + 20
         while counter.active < settings.SAMPLING_CONCURRENCY and time.time() < deadline:
@@ -103,5 +102,5 @@ def test_cancelling_a_generation_frees_its_slot(app_url, counter, monkeypatch):
         assert calls < 100 * len(jobs), "they stopped early, not at the end"
     finally:
         slow.remove()
-    final = client.predict("tiny-random", cb.SAMPLERS[1], 5, 0.0, VARIANCE, True, 0, 1, api_name="/reverse_generate")
+    final = client.predict("tiny-random", RESPACED, 5, 0.0, VARIANCE, True, 0, 1, api_name="/reverse_generate")
     assert "Done: 5 steps" in final[2], "the freed slots serve the next request"

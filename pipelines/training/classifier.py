@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist, uint8_to_model_range
 
-DEFAULT_CLASSIFIER_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "fashion-mnist-classifier"
+DEFAULT_CLASSIFIER_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "fashion-mnist-classifier"
 WEIGHTS_FILE = "model.safetensors"
 
 

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pipelines.loading import load_pipeline
-from pipelines.objective import elbo_bpd
+from pipelines.objective import ELBOEstimate, elbo_bpd, quantize
 from pipelines.training.classifier import DEFAULT_CLASSIFIER_DIR, load_classifier, predict
 from pipelines.training.data import (
     DEFAULT_FASHION_MNIST_DIR,
@@ -38,11 +38,6 @@ def generate(pipe, n: int, steps: int | None, batch_size: int, seed: int) -> tor
         images = pipe(batch_size=b, generator=generator, num_inference_steps=steps, output_type="pt").images
         out.append(images * 2 - 1)
     return torch.cat(out)
-
-
-def quantize(images: torch.Tensor) -> torch.Tensor:
-    """Round to the 256 levels real images have, as a saved PNG would."""
-    return ((images + 1) * 127.5).round().clamp(0, 255) / 127.5 - 1
 
 
 def sample_quality(samples, classifier, train_x, test_x, seed: int = 0) -> dict:
@@ -100,14 +95,14 @@ def main(argv=None) -> None:
         est = []
         for i in tqdm(range(0, len(x0), 64), desc="ELBO"):
             est.append(elbo_bpd(pipe.unet, pipe.scheduler, x0[i : i + 64], k, torch.Generator().manual_seed(i)))
-        total = torch.cat([e.total for e in est])
+        elbo = ELBOEstimate.cat(est)
         results["elbo"] = {
             "images": len(x0),
             "terms_per_image": "all" if k is None else f"{k} (stratified Monte-Carlo, unbiased)",
-            "bits_per_dim": total.mean().item(),
-            "standard_error": (total.std() / len(total) ** 0.5).item(),
-            "prior_L_T": torch.cat([e.prior for e in est]).mean().item(),
-            "decoder_L_0": torch.cat([e.decoder for e in est]).mean().item(),
+            "bits_per_dim": elbo.mean,
+            "standard_error": elbo.standard_error,
+            "prior_L_T": elbo.prior.mean().item(),
+            "decoder_L_0": elbo.decoder.mean().item(),
         }
     results["wall_s"] = round(time.time() - start, 1)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import callbacks as cb
-from app import settings
+from app import models, settings
+from app.callbacks.loss import elbo_terms
+from app.images import examples
 from app.rendering import LATEX_DELIMITERS
-from app.tab_reverse import model_choices
 
 FORMULAS = r"""
 **Forward step** (a fixed Markov chain that adds Gaussian noise):
@@ -28,12 +28,11 @@ $$L_{\text{vlb}} = \underbrace{D_{KL}\big(q(x_T\mid x_0)\,\|\,p(x_T)\big)}_{L_T}
 
 
 def create_tab(demo: gr.Blocks) -> None:
-    choices = model_choices()
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            model = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Model")
+            model = gr.Dropdown(models.model_choices(), value=models.default_model(), label="Model")
             upload = gr.File(label="Image", file_types=["image"], height=110)
-            gr.Examples(cb.examples(), inputs=[upload])
+            gr.Examples(examples(), inputs=[upload])
             points = gr.Slider(2, 200, value=40, step=1, label="Timesteps evaluated")
             seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
             button = gr.Button("Compute the bound's terms", variant="primary")
@@ -44,7 +43,7 @@ def create_tab(demo: gr.Blocks) -> None:
             )
     gr.Markdown(FORMULAS, latex_delimiters=LATEX_DELIMITERS)
     button.click(
-        cb.elbo_terms,
+        elbo_terms,
         [model, upload, points, seed],
         [plot, summary],
         api_name="elbo_terms",

@@ -1,0 +1,35 @@
+"""Record the run the reverse tab opens with, so there is something to scrub before anyone presses Generate:
+the default model, the tab's default sampler and settings, seed 0. Rerun it whenever the default model changes:
+
+    python -m app.assets.make_default_run
+"""
+
+import json
+from pathlib import Path
+
+from app import settings
+from app.callbacks import reverse
+from app.scrub_payload import reverse_payload
+
+HERE = Path(__file__).parent
+DEFAULT_RUN = HERE / "default_run.json"
+BUDGET_BYTES = 1 * 2**20  # every visitor's page loads it: half the budget of a run
+
+
+def main() -> None:
+    variance = next(iter(reverse.VARIANCE_TYPES))
+    outputs = list(
+        reverse.reverse_generate(settings.DEFAULT_MODEL, reverse.SAMPLERS[1], 100, 0.0, variance, True, 0, 4)
+    )
+    state = outputs[-1][3]
+    payload = json.loads(
+        reverse_payload(state.trajectory, reverse.check_model(state.model).scheduler.tables, BUDGET_BYTES)
+    )
+    payload["version"] = 0  # older than any run of a live server
+    payload["model"] = settings.DEFAULT_MODEL
+    DEFAULT_RUN.write_text(json.dumps(payload))
+    print(f"{DEFAULT_RUN}: {DEFAULT_RUN.stat().st_size / 2**10:.0f} KB, {len(payload['t'])} frames")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Reverse tab handlers: sample with a trained UNet while streaming, scrub the recorded run, export it, and SDEdit.
+
+Every t a user reads is the paper's: t = 0 is the data and t = T pure noise. The UNet is given diffusers' table
+index t − 1; the conversion happens here and in :class:`~pipelines.trajectory.Trajectory`, nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import gradio as gr
+import torch
+from PIL import Image
+
+from app import models, rendering, settings
+from app.scrub_payload import reverse_payload
+from app.sessions import SessionFiles, export_gif
+from app.settings import ASSETS_DIR
+from app.validation import check_choice, check_float, check_int, check_model, numerical_faults_as_errors
+from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
+from pipelines.forward import StepValues, step_values
+from pipelines.trajectory import Trajectory, TrajectoryRecorder, frames_within, to_uint8
+
+try:  # ZeroGPU Spaces: sampling runs on a GPU lent per call; a no-op elsewhere
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:
+    gpu = lambda fn: fn
+
+DEFAULT_RUN = ASSETS_DIR / "default_run.json"
+SAMPLERS = ("DDPM, all T steps", "DDPM, respaced to N steps", "DDIM (η), N steps")
+VARIANCE_TYPES = {"fixed_small (β̃_t, posterior)": "fixed_small", "fixed_large (β_t)": "fixed_large"}
+
+
+def run_plan(model_name, sampler, steps, eta, batch_size):
+    """Validate a sampling request and return (pipeline, number of steps or None for all T, η, batch size)."""
+    pipe = check_model(model_name)
+    T = pipe.scheduler.config.num_train_timesteps
+    sampler = check_choice("Sampler", sampler, SAMPLERS)
+    batch_size = check_int("Batch size", batch_size, 1, settings.MAX_BATCH)
+    if sampler == SAMPLERS[0]:
+        n, eta = T, None
+    else:
+        n = check_int("Steps", steps, 1, min(T, settings.MAX_STEPS))
+        eta = check_float("η", eta, 0.0, 1.0) if sampler == SAMPLERS[2] else None
+    if n > settings.MAX_STEPS:
+        raise gr.Error(f"That asks for {n} steps, over this server's limit of {settings.MAX_STEPS}; use respacing.")
+    check_work(pipe, n, batch_size)
+    return pipe, (None if n == T else n), eta, batch_size
+
+
+def check_work(pipe, unet_calls: int, batch_size: int) -> None:
+    """Cap what one request may ask for: UNet calls × batch × pixels ≤ MAX_WORK."""
+    _, h, w = pipe.sample_shape
+    work = unet_calls * batch_size * h * w
+    if work > settings.MAX_WORK:
+        raise gr.Error(
+            f"That asks for {unet_calls} UNet calls × {batch_size} images × {h}×{w} px = {work:,}, over this "
+            f"server's limit of {settings.MAX_WORK:,}. Use fewer steps or a smaller batch."
+        )
+
+
+def estimate_runtime(model_name, sampler, steps, eta, batch_size) -> str:
+    """A run-time estimate from one measured UNet call, before a long run."""
+    pipe, n, eta, batch_size = run_plan(model_name, sampler, steps, eta, batch_size)
+    n = n or pipe.scheduler.config.num_train_timesteps
+    per_call = models.seconds_per_unet_call(model_name, batch_size)
+    return f"≈ {n * per_call:.1f} s for {n} steps at batch {batch_size} ({per_call * 1000:.0f} ms per UNet call here)."
+
+
+def with_options(pipe: DDPMExplorerPipeline, variance_type: str, clip: bool) -> DDPMExplorerPipeline:
+    """The shared pipeline's UNet with this request's scheduler options (the shared scheduler stays untouched)."""
+    variance = check_choice("Variance type", variance_type, tuple(VARIANCE_TYPES))
+    scheduler = DDPMExplorerScheduler.from_config(
+        pipe.scheduler.config, variance_type=VARIANCE_TYPES[variance], clip_sample=bool(clip)
+    )
+    run = DDPMExplorerPipeline(
+        unet=pipe.unet, scheduler=scheduler, recommended_guidance_scale=pipe.config.recommended_guidance_scale
+    )
+    run.set_progress_bar_config(leave=False)
+    return run
+
+
+def frame_budget(pipe, batch_size: int) -> int:
+    """How many steps a session's trajectory may keep within its byte budget."""
+    c, h, w = pipe.sample_shape
+    budget = settings.TRAJECTORY_BUDGET_SMALL if max(h, w) <= 64 else settings.TRAJECTORY_BUDGET_LARGE
+    return frames_within(budget, (batch_size, c, h, w))
+
+
+@dataclass
+class ReverseState:
+    """One user's recorded run, with everything a scrub needs: a slider move is a pure lookup."""
+
+    model: str
+    trajectory: Trajectory
+    num_train_timesteps: int  # T
+    plot: rendering.CursorPlot  # the model's β/ᾱ/log-SNR curves (shared, read-only)
+    values: dict[int, StepValues]  # the schedule's numbers at each recorded t, and at t = 0
+
+
+def grid_image(x: torch.Tensor) -> Image.Image:
+    """(B, C, H, W) in [−1, 1] -> one uint8 grid, as a PNG output."""
+    return rendering.png_output(rendering.uint8_grid(to_uint8(x.detach().cpu())))
+
+
+@gpu
+def reverse_generate(
+    model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, progress=gr.Progress(track_tqdm=True)
+):
+    """Denoise pure noise step by step, streaming x_t and x̂₀ while it runs; the last yield carries the recorded
+    trajectory (the session's handle for scrubbing) and the final images."""
+    pipe, n, eta, batch_size = run_plan(model_name, sampler, steps, eta, batch_size)
+    seed = check_int("Seed", seed, 0, settings.MAX_SEED)
+    run = with_options(pipe, variance_type, clip)
+    timesteps = run.run_timesteps(n)
+    recorder = TrajectoryRecorder(timesteps, (batch_size, *run.sample_shape), frame_budget(run, batch_size))
+    generator = torch.Generator(device=run.device).manual_seed(seed)
+    last_yield, final = 0.0, None
+    with numerical_faults_as_errors():
+        for step in run.iter_trajectory(batch_size=batch_size, generator=generator, num_inference_steps=n, eta=eta):
+            recorder.record(step.step_index, step.sample, step.pred_original_sample, step.pred_epsilon)
+            final = step.prev_sample
+            if time.perf_counter() - last_yield > settings.STREAM_EVERY_S:
+                last_yield = time.perf_counter()
+                t, t_prev = step.timestep + 1, step.prev_timestep + 1
+                status = f"step {step.step_index + 1} / {step.num_steps}: t = {t} → {t_prev}"
+                yield grid_image(step.sample), grid_image(step.pred_original_sample), status, *[gr.skip()] * 3
+    trajectory = recorder.trajectory
+    trajectory.final = final.cpu()
+    state = recorded_state(model_name, pipe, trajectory)
+    done = (
+        f"Done: {trajectory.num_steps} steps, t = {trajectory.t_values[0]} → 0; {len(trajectory)} kept for "
+        f"scrubbing ({trajectory.nbytes / 2**20:.1f} MB). Scrub t below."
+    )
+    final_grid = grid_image(final)
+    slider = gr.update(minimum=0, maximum=state.num_train_timesteps, value=0)
+    yield final_grid, grid_image(final), done, state, slider, final_grid
+
+
+def scrubber_payload(state: ReverseState | None) -> str | None:
+    """The recorded run for the page's scrubber, sent once after a run (see app/scrub_payload.py)."""
+    if state is None:
+        return gr.skip()
+    return reverse_payload(state.trajectory, check_model(state.model).scheduler.tables)
+
+
+@lru_cache(maxsize=1)
+def default_run() -> str | None:
+    """The recorded run the tab opens with (app/assets/default_run.json, made by app/assets/make_default_run.py),
+    when it exists and was made with the model the tab starts on."""
+    try:
+        payload = json.loads(DEFAULT_RUN.read_text())
+    except (OSError, ValueError):
+        return None
+    return json.dumps(payload) if payload.get("model") == models.default_model() else None
+
+
+def open_with_default_run():
+    """The page's first scrubber payload: the recorded default run (nothing to do when there is none)."""
+    return default_run() or gr.skip()
+
+
+def recorded_state(model_name: str, pipe, trajectory: Trajectory) -> ReverseState:
+    tables = pipe.scheduler.tables
+    values = {t: step_values(tables, t) for t in [*trajectory.t_values, 0]}
+    return ReverseState(model_name, trajectory, tables.num_timesteps, model_plot(model_name), values)
+
+
+@lru_cache(maxsize=16)
+def model_plot(name: str) -> rendering.CursorPlot:
+    """The β/ᾱ/log-SNR curves of a model's schedule, drawn once per model."""
+    return rendering.schedule_plot(check_model(name).scheduler.tables)
+
+
+def shown_position(trajectory: Trajectory, t: int) -> int | None:
+    """The recorded frame nearest the slider's t: its index, or None for the result x₀ at t = 0."""
+    positions = [*trajectory.t_values, 0]
+    k = min(range(len(positions)), key=lambda i: abs(positions[i] - t))
+    return None if k == len(trajectory) else k
+
+
+def reverse_frame(state: ReverseState | None, t):
+    """The API's slider move over a recorded run: x_t, x̂₀ and ε̂ of the nearest recorded step, the curves' cursor
+    at the same t, and a caption that names it. A pure lookup: no model, no schedule computed. (In the page, the
+    scrubber draws the same from its payload.)"""
+    if state is None:
+        raise gr.Error("Generate first; then the slider scrubs the recorded run.")
+    t = check_int("t", t, 0, state.num_train_timesteps)
+    trajectory = state.trajectory
+    k = shown_position(trajectory, t)
+    if k is None:
+        shown = 0
+        result = to_uint8(trajectory.final)
+        panels = [result, result, torch.full_like(result, 128)]  # ε̂: at t = 0 there is no noise left to predict
+        caption = f"**t = 0**: the result x₀, after the last step t = {trajectory.t_values[-1]} → 0."
+    else:
+        shown = trajectory.t_values[k]
+        panels = [trajectory.samples[k], trajectory.pred_original[k], trajectory.pred_epsilon[k]]
+        v = state.values[shown]
+        caption = (
+            f"**Step {trajectory.step_indices[k] + 1} of {trajectory.num_steps}: t = {shown} → "
+            f"{trajectory.t_prev_values[k]}.** ᾱ_t = {v.alpha_bar:.4g}, SNR = {v.snr:.4g}, log SNR = {v.log_snr:.3f}"
+        )
+    if shown != t:
+        caption += f" (the recorded step nearest the slider's t = {t})"
+    images = [rendering.png_output(rendering.uint8_grid(p)) for p in panels]
+    return *images, rendering.png_output(state.plot.at(shown)), caption
+
+
+def reverse_gif(state: ReverseState | None, session: SessionFiles | None = None):
+    """The recorded run as a GIF: x_t beside x̂₀, in a fresh per-session file."""
+    if state is None:
+        raise gr.Error("Generate first.")
+    trajectory = state.trajectory
+    frames = [
+        rendering.side_by_side(
+            [rendering.uint8_grid(trajectory.samples[k]), rendering.uint8_grid(trajectory.pred_original[k])]
+        )
+        for k in range(len(trajectory))
+    ]
+    path, session = export_gif(frames, session)
+    return path, path, session
+
+
+def model_num_timesteps(name) -> int:
+    return check_model(name).scheduler.config.num_train_timesteps

@@ -1,0 +1,117 @@
+"""What the browser scrubbers receive once per setup or run: compact arrays (base64), so a slider move is drawn in
+the page without a request. The mapping to bytes is pipelines.trajectory.to_uint8, mirrored in app/static/scrub.js.
+
+- Forward: x₀ as uint8 (exact: the model's input is byte/127.5 − 1), ε as float16 (≤ 2⁻¹¹ relative error, a
+  quarter of a grey level at most), the schedule's per-t tables as float32. 64 px: ~45 KB; 256 px: ~0.7 MB.
+- Reverse: each panel's recorded frames as one PNG atlas (frames stacked vertically; lossless, so the browser shows
+  exactly the server's frames), thinned to a byte budget, with each frame's t and the schedule's numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from app import rendering
+from pipelines.schedules import ScheduleTables
+from pipelines.trajectory import Trajectory, frames_to_keep, to_uint8
+
+REVERSE_BUDGET_BYTES = 2 * 2**20
+
+
+def b64(array: np.ndarray) -> str:
+    """An array's little-endian bytes as base64."""
+    return base64.b64encode(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()).decode()
+
+
+def version() -> int:
+    """Increasing across calls: the page keeps the newest payload when two setups race."""
+    return time.monotonic_ns()
+
+
+def schedule_arrays(tables: ScheduleTables) -> dict[str, str]:
+    """The per-t tables over the paper's t = 0 … T (t = 0 is the data: ᾱ = 1; β and log SNR not finite)."""
+    at_data = lambda first, table: np.concatenate([[first], table.numpy()]).astype(np.float32)
+    return {
+        "sqrt_alpha_bar": b64(at_data(1.0, tables.sqrt_alphas_cumprod)),
+        "sqrt_one_minus_alpha_bar": b64(at_data(0.0, tables.sqrt_one_minus_alphas_cumprod)),
+        "beta": b64(at_data(np.nan, tables.betas)),
+        "alpha_bar": b64(at_data(1.0, tables.alphas_cumprod)),
+        "log_snr": b64(at_data(np.inf, tables.log_snr)),
+    }
+
+
+def hwc(x: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) -> (H, W, C)."""
+    return x.permute(1, 2, 0).contiguous()
+
+
+def forward_payload(x0: torch.Tensor, noise: torch.Tensor, tables: ScheduleTables) -> str:
+    """Everything a forward frame needs, for x₀ and ε of shape (C, H, W)."""
+    c, h, w = x0.shape
+    return json.dumps(
+        {
+            "version": version(),
+            "T": tables.num_timesteps,
+            "height": h,
+            "width": w,
+            "channels": c,
+            "x0": b64(hwc(to_uint8(x0)).numpy()),
+            "eps": b64(hwc(noise).numpy().astype(np.float16)),
+            **schedule_arrays(tables),
+        }
+    )
+
+
+def png_b64(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", optimize=False, compress_level=6)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def atlas(frames: list[np.ndarray]) -> np.ndarray:
+    """Equal-sized frames stacked top to bottom."""
+    return np.concatenate(frames, axis=0)
+
+
+def reverse_payload(trajectory: Trajectory, tables: ScheduleTables, budget_bytes: int = REVERSE_BUDGET_BYTES) -> str:
+    """A recorded run for the browser: per panel (x_t, x̂₀, ε̂) a PNG atlas of its frames, the result x₀ (shown at
+    t = 0), each frame's t → t′ and step, and the schedule. Frames are thinned evenly (first and last kept) until the
+    payload fits ``budget_bytes``."""
+    grids = {
+        "x_t": [rendering.uint8_grid(f) for f in trajectory.samples],
+        "x0_hat": [rendering.uint8_grid(f) for f in trajectory.pred_original],
+        "eps_hat": [rendering.uint8_grid(f) for f in trajectory.pred_epsilon],
+    }
+    final = to_uint8(trajectory.final)
+    result = rendering.uint8_grid(final)
+    no_noise = rendering.uint8_grid(torch.full_like(final, 128))  # ε̂ at t = 0: there is no noise left to predict
+    keep = list(range(len(trajectory)))
+    while True:
+        atlases = {name: png_b64(atlas([frames[k] for k in keep])) for name, frames in grids.items()}
+        if sum(map(len, atlases.values())) <= budget_bytes or len(keep) <= 2:
+            break
+        keep = [keep[i] for i in frames_to_keep(len(keep), max(2, len(keep) * 2 // 3))]
+    frame_h, frame_w = result.shape[:2]
+    return json.dumps(
+        {
+            "version": version(),
+            "T": tables.num_timesteps,
+            "frame_height": frame_h,
+            "frame_width": frame_w,
+            "num_steps": trajectory.num_steps,
+            "t": [trajectory.t_values[k] for k in keep],
+            "t_prev": [trajectory.t_prev_values[k] for k in keep],
+            "step": [trajectory.step_indices[k] + 1 for k in keep],
+            "atlas": atlases,
+            "result": png_b64(result),
+            "no_noise": png_b64(no_noise),
+            **schedule_arrays(tables),
+        }
+    )

@@ -1,0 +1,91 @@
+// Reverse tab: a recorded run scrubbed in the page. The frames arrive once per run, as one PNG atlas per panel;
+// a slider move copies one frame of each onto its canvas: no request is sent.
+// Runs as the gr.HTML's js_on_load (element, props, watch come from gradio); helpers in scrub.js.
+//
+// The payload (props.value, JSON, from app/scrub_payload.py::reverse_payload):
+//   version; T; frame_height, frame_width (one grid of the batch); num_steps (of the run)
+//   t, t_prev, step: per recorded frame, the paper's t of its x_t, the t′ it steps to, its step number (1-based)
+//   atlas: {x_t, x0_hat, eps_hat}: base64 PNGs, frame k at rows k·frame_height …; result: base64 PNG of x₀;
+//   no_noise: the ε̂ panel at t = 0 (mid grey)
+//   sqrt_alpha_bar, sqrt_one_minus_alpha_bar, beta, alpha_bar, log_snr: float32 (T + 1), by the paper's t
+(() => {
+  const S = window.DDPMScrub;
+  const sliderId = props.slider;
+  const $ = (selector) => element.querySelector(selector);
+  const state = { version: -1, run: null, plot: null };
+
+  function image(b64) {
+    const img = new Image();
+    img.src = `data:image/png;base64,${b64}`;
+    return img.decode().then(() => img);
+  }
+
+  async function load(json) {
+    if (!json) return;
+    const p = JSON.parse(json);
+    if (p.version <= state.version) return;
+    state.version = p.version;  // claimed now: a newer payload arriving while these decode wins
+    const [xt, x0, eps, result, noNoise] = await Promise.all([
+      image(p.atlas.x_t), image(p.atlas.x0_hat), image(p.atlas.eps_hat), image(p.result), image(p.no_noise),
+    ]);
+    if (p.version !== state.version) return;
+    const beta = S.float32(p.beta), alphaBar = S.float32(p.alpha_bar), logSnr = S.float32(p.log_snr);
+    state.run = { ...p, atlases: [xt, x0, eps], result, noNoise, alphaBar, logSnr };
+    state.plot = S.curves($("canvas.curves"), [
+      { label: "β_t", values: beta, log: true },
+      { label: "ᾱ_t", values: alphaBar, log: false },
+      { label: "log SNR", values: logSnr, log: false },
+    ], p.T);
+    show(S.readT(sliderId));
+  }
+
+  function draw(canvas, source, row) {
+    const r = state.run;
+    if (canvas.width !== r.frame_width || canvas.height !== r.frame_height) {
+      canvas.width = r.frame_width;
+      canvas.height = r.frame_height;
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(source, 0, row * r.frame_height, r.frame_width, r.frame_height, 0, 0, r.frame_width, r.frame_height);
+  }
+
+  function show(t) {
+    const r = state.run;
+    if (!r) return;
+    t = Math.max(0, Math.min(r.T, Math.round(t)));
+    // the recorded frame nearest t; t = 0 is the result
+    const positions = [...r.t, 0];
+    let k = 0;
+    positions.forEach((p, i) => { if (Math.abs(p - t) < Math.abs(positions[k] - t)) k = i; });
+    const canvases = ["x_t", "x0_hat", "eps_hat"].map((name) => $(`canvas[data-panel="${name}"]`));
+    let shown, caption;
+    if (k === r.t.length) {
+      shown = 0;
+      draw(canvases[0], r.result, 0);
+      draw(canvases[1], r.result, 0);
+      draw(canvases[2], r.noNoise, 0);  // no noise left to predict at t = 0
+      caption = `<b>t = 0</b>: the result x₀, after the last step t = ${r.t[r.t.length - 1]} → 0.`;
+    } else {
+      shown = r.t[k];
+      canvases.forEach((canvas, i) => draw(canvas, r.atlases[i], k));
+      caption =
+        `<b>Step ${r.step[k]} of ${r.num_steps}: t = ${shown} → ${r.t_prev[k]}.</b> ` +
+        `ᾱ_t = ${S.fmt(r.alphaBar[shown], 4)}, SNR = ${S.fmt(Math.exp(r.logSnr[shown]), 4)}, ` +
+        `log SNR = ${r.logSnr[shown].toFixed(3)}`;
+    }
+    if (shown !== t) caption += ` (the recorded step nearest the slider's t = ${t})`;
+    $(".caption").innerHTML = caption;
+    state.plot.at(shown);
+    element.dataset.t = String(shown);
+    element.dataset.version = String(state.version);
+    element.dataset.paints = String(Number(element.dataset.paints || 0) + 1);
+  }
+
+  S.bindSlider(sliderId, show);
+  const play = S.player(sliderId, -1, () => Number($("select.speed").value));
+  $("button.play").addEventListener("click", () => play.play());
+  $("button.pause").addEventListener("click", () => play.pause());
+  watch("value", () => load(props.value));
+  load(props.value);
+})();

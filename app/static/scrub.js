@@ -1,0 +1,184 @@
+// DDPM Explorer's scrubbers, shared part: decoding payloads, painting frames, the curves plot, binding a slider.
+// Loaded once into the page's <head> (gr.HTML(head=...)); each tab's widget (forward_scrubber.js,
+// reverse_scrubber.js) runs as its gr.HTML js_on_load and uses window.DDPMScrub. No dependencies, no build step.
+window.DDPMScrub = window.DDPMScrub || (() => {
+  // ---------------------------------------------------------------- payload arrays
+  // The server sends arrays as base64 of little-endian bytes, with their dtype stated in the payload.
+
+  function bytes(b64) {
+    const s = atob(b64);
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return out;
+  }
+
+  function float32(b64) {
+    const b = bytes(b64);
+    return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+  }
+
+  // IEEE half floats -> Float32Array (by hand: Float16Array is not in every browser yet)
+  function float16(b64) {
+    const b = bytes(b64);
+    const h = new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2);
+    const out = new Float32Array(h.length);
+    for (let i = 0; i < h.length; i++) {
+      const s = h[i] & 0x8000 ? -1 : 1;
+      const e = (h[i] >> 10) & 0x1f;
+      const m = h[i] & 0x3ff;
+      out[i] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- pixels
+  // A value in [−range, range] -> a byte, exactly as the server's to_uint8 (pipelines/trajectory.py): images use
+  // range 1 ([−1, 1] -> 0 … 255), noise range 3 (±3σ). Rounding and clipping included.
+  function toByte(x, range) {
+    const v = Math.round((x / range + 1) * 127.5);
+    return v < 0 ? 0 : v > 255 ? 255 : v;
+  }
+
+  // Paint an (H, W, C) frame, C = 1 or 3, whose k-th value is byteAt(k), on a canvas of H × W pixels (CSS scales it
+  // up without smoothing).
+  function paint(canvas, height, width, channels, byteAt) {
+    if (canvas.width !== width || canvas.height !== height) {
+      canvas.width = width;
+      canvas.height = height;
+    }
+    const ctx = canvas.getContext("2d");
+    const image = ctx.createImageData(width, height);
+    const rgba = image.data;
+    for (let p = 0, k = 0; p < width * height; p++) {
+      if (channels === 1) {
+        const v = byteAt(k++);
+        rgba[4 * p] = rgba[4 * p + 1] = rgba[4 * p + 2] = v;
+      } else {
+        rgba[4 * p] = byteAt(k++);
+        rgba[4 * p + 1] = byteAt(k++);
+        rgba[4 * p + 2] = byteAt(k++);
+      }
+      rgba[4 * p + 3] = 255;
+    }
+    ctx.putImageData(image, 0, 0);
+  }
+
+  // ---------------------------------------------------------------- the curves
+  // Stacked panels over t = 0 … T, drawn once into an offscreen canvas; each move redraws only the cursor.
+  // series: [{label, values: Float32Array(T + 1), log: bool}]; non-finite values are left out.
+  function curves(canvas, series, T) {
+    const W = canvas.width, H = canvas.height;
+    const left = 64, right = 12, top = 8, bottom = 28, gap = 10;
+    const ph = (H - top - bottom - gap * (series.length - 1)) / series.length;
+    const x = (t) => left + ((W - left - right) * t) / Math.max(T, 1);
+    const background = document.createElement("canvas");
+    background.width = W;
+    background.height = H;
+    const ctx = background.getContext("2d");
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, W, H);
+    ctx.font = "11px sans-serif";
+    const rows = [];
+    series.forEach((s, i) => {
+      const y0 = top + i * (ph + gap);
+      rows.push([y0, y0 + ph]);
+      const f = (v) => (s.log ? Math.log10(v) : v);
+      const finite = Array.from(s.values).filter((v) => Number.isFinite(v) && (!s.log || v > 0)).map(f);
+      let lo = Math.min(...finite), hi = Math.max(...finite);
+      if (hi - lo < 1e-12) { lo -= 0.5; hi += 0.5; }
+      const y = (v) => y0 + ph - ((f(v) - lo) / (hi - lo)) * ph;
+      ctx.strokeStyle = "#ccc";
+      ctx.strokeRect(left, y0, W - left - right, ph);
+      ctx.strokeStyle = "#3b5bdb";
+      ctx.lineWidth = 1.6;
+      ctx.beginPath();
+      let drawing = false;
+      s.values.forEach((v, t) => {
+        if (!Number.isFinite(v) || (s.log && v <= 0)) { drawing = false; return; }
+        drawing ? ctx.lineTo(x(t), y(v)) : ctx.moveTo(x(t), y(v));
+        drawing = true;
+      });
+      ctx.stroke();
+      ctx.fillStyle = "#333";
+      const tick = (v) => (s.log ? (10 ** v).toExponential(1) : Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3));
+      ctx.fillText(tick(hi), 2, y0 + 10);
+      ctx.fillText(tick(lo), 2, y0 + ph - 2);
+      ctx.fillText(s.label, 2, y0 + ph / 2 + 4);
+    });
+    ctx.fillStyle = "#333";
+    ctx.textAlign = "center";
+    [0, Math.round(T / 2), T].forEach((t) => ctx.fillText(String(t), Math.min(x(t), W - 16), H - 12));
+    ctx.fillText("t", W / 2, H - 1);
+    return {
+      at(t) {
+        const c = canvas.getContext("2d");
+        c.drawImage(background, 0, 0);
+        c.fillStyle = "rgb(220, 40, 40)";
+        const col = Math.round(x(t));
+        rows.forEach(([a, b]) => c.fillRect(col, a, 2, b - a));
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- the slider
+  // gradio's own slider (a range input and a number box inside #sliderId) stays the one t of the tab: the server
+  // views (GIF, Markov chain, …) read it. Its moves reach us here, in the page, and no request is sent.
+  function range(sliderId) {
+    return document.querySelector(`#${sliderId} input[type="range"]`);
+  }
+
+  function readT(sliderId) {
+    const r = range(sliderId);
+    return r ? Number(r.value) : 0;
+  }
+
+  function setT(sliderId, t) {
+    const r = range(sliderId);
+    if (!r) return;
+    r.value = String(t);
+    r.dispatchEvent(new Event("input", { bubbles: true }));  // gradio's value follows, and so does onT below
+  }
+
+  function bindSlider(sliderId, onT) {
+    // delegated from the document: gradio may re-create the inputs (a new maximum, say)
+    document.addEventListener("input", (e) => {
+      if (e.target.closest && e.target.closest(`#${sliderId}`)) onT(Number(e.target.value));
+    }, true);
+    document.addEventListener("keydown", (e) => {
+      if (!e.shiftKey || !e.target.closest || !e.target.closest(`#${sliderId}`)) return;
+      const step = { ArrowRight: 10, ArrowUp: 10, ArrowLeft: -10, ArrowDown: -10 }[e.key];
+      if (step === undefined || e.target.type !== "range") return;
+      e.preventDefault();
+      const max = Number(e.target.max);
+      setT(sliderId, Math.min(max, Math.max(Number(e.target.min), Number(e.target.value) + step)));
+    }, true);
+  }
+
+  // Play: the slider moves once per animation frame, across its whole range in about 4 s at speed 1.
+  function player(sliderId, direction, speedOf) {
+    let handle = null;
+    const tick = () => {
+      const r = range(sliderId);
+      if (!r) return;
+      const lo = Number(r.min), hi = Number(r.max);
+      const stride = Math.max(1, Math.round(((hi - lo) / 240) * speedOf()));
+      let t = readT(sliderId) + direction * stride;
+      if (t > hi || t < lo) t = direction > 0 ? lo : hi;
+      setT(sliderId, t);
+      handle = requestAnimationFrame(tick);
+    };
+    return {
+      play() { if (handle === null) handle = requestAnimationFrame(tick); },
+      pause() { if (handle !== null) cancelAnimationFrame(handle); handle = null; },
+    };
+  }
+
+  // Formats a number the way the server's captions do.
+  function fmt(v, digits) {
+    if (v === Infinity) return "∞";
+    if (!Number.isFinite(v)) return "–";
+    return Number(v.toPrecision(digits)).toString();
+  }
+
+  return { bytes, float16, float32, toByte, paint, curves, readT, setT, bindSlider, player, fmt };
+})();

@@ -1,0 +1,119 @@
+"""Tab "Forward process": noise any image step by step under a chosen β schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from app import settings
+from app.callbacks import forward as cb
+from app.images import examples
+from app.rendering import LATEX_DELIMITERS
+from app.tabs.scrubbers import forward_scrubber
+from app.tabs.widgets import GifExport, image_panel
+
+INTRO = (
+    "Pick an image and a schedule, then scrub **t**: every panel is computed in closed form, "
+    "$x_t = \\sqrt{\\bar\\alpha_t}\\,x_0 + \\sqrt{1-\\bar\\alpha_t}\\,\\epsilon$, from the same fixed "
+    "$x_0$ and $\\epsilon$, so nothing flickers and no model runs."
+)
+CHAIN_NOTE = (
+    "The chain applies $q(x_t \\mid x_{t-1}) = \\mathcal N(\\sqrt{1-\\beta_t}\\,x_{t-1}, \\beta_t I)$ "
+    "t times with fresh noise each step; the closed form jumps there at once. Same distribution, "
+    "different pixels (unless the noise were shared)."
+)
+
+
+@dataclass
+class Setup:
+    """The inputs that define a forward view; changing any of them sets it up anew."""
+
+    upload: gr.File
+    schedule: gr.Dropdown
+    T: gr.Number
+    beta_start: gr.Number
+    beta_end: gr.Number
+    seed: gr.Number
+    resolution: gr.Dropdown
+    x0_view: gr.Image
+
+    @property
+    def inputs(self) -> list:
+        return [self.upload, self.schedule, self.T, self.beta_start, self.beta_end, self.seed, self.resolution]
+
+
+def setup_inputs() -> Setup:
+    with gr.Row():
+        with gr.Column(scale=1, min_width=260):
+            upload = gr.File(label="Image (upload)", file_types=["image"], file_count="single", height=110)
+            gr.Examples(examples(), inputs=[upload], label="Examples (see app/assets/LICENSES.md)")
+            x0_view = image_panel("x₀ as the model sees it, in [−1, 1]", height=180)
+        with gr.Column(scale=1, min_width=260):
+            schedule = gr.Dropdown(list(cb.SCHEDULES), value="linear", label="β schedule")
+            T = gr.Number(1000, label="T (steps)", precision=0, minimum=1, maximum=settings.MAX_T)
+            with gr.Row():
+                beta_start = gr.Number(1e-4, label="β start", minimum=0, maximum=0.999)
+                beta_end = gr.Number(0.02, label="β end", minimum=0, maximum=0.999)
+            with gr.Row():
+                seed = gr.Number(0, label="Seed (fixes ε)", precision=0, minimum=0, maximum=settings.MAX_SEED)
+                resolution = gr.Dropdown(list(settings.RESOLUTIONS), value=64, label="Working resolution")
+    return Setup(upload, schedule, T, beta_start, beta_end, seed, resolution, x0_view)
+
+
+def markov_chain_section(state: gr.State, t: gr.Slider, seed: gr.Number) -> None:
+    with gr.Accordion("Markov chain vs. closed form", open=False):
+        gr.Markdown(CHAIN_NOTE, latex_delimiters=LATEX_DELIMITERS)
+        button = gr.Button("Run the chain to the slider's t")
+        with gr.Row():
+            chain = image_panel("x_t by the Markov chain")
+            closed = image_panel("x_t in closed form")
+        text = gr.Markdown()
+    button.click(cb.forward_markov_chain, [state, t, seed], [chain, closed, text], api_name="forward_markov_chain")
+
+
+def compare_section(state: gr.State, t: gr.Slider) -> None:
+    with gr.Accordion("Compare schedules", open=False):
+        button = gr.Button("Compare every schedule at the slider's t")
+        gallery = gr.Gallery(label="Same x₀, same ε, same t", columns=4, height=220, format="png")
+        plot = gr.Image(label="ᾱ_t of each schedule", format="png", interactive=False)
+    button.click(cb.forward_compare, [state, t], [gallery, plot], api_name="forward_compare")
+
+
+def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
+    state = gr.State(None, time_to_live=settings.SESSION_TTL_S)
+    gr.Markdown(INTRO, latex_delimiters=LATEX_DELIMITERS)
+    setup = setup_inputs()
+    t = gr.Slider(
+        0,
+        settings.MAX_T,
+        value=0,
+        step=1,
+        label="t: noising steps applied (0 = clean image, T = noise); ← → step 1, Shift+← → step 10",
+        elem_id="forward-t",
+    )
+    scrubber = forward_scrubber("forward-t")
+    export = gr.Button("Export GIF", size="sm")
+    markov_chain_section(state, t, setup.seed)
+    compare_section(state, t)
+    gif = GifExport.create("Forward process (GIF)")
+
+    # The API's endpoints need events with their own inputs and outputs (hidden here: in the page the scrubber draws
+    # every frame). gr.api would not do: it passes files and images through unprocessed, so /forward_frame would
+    # no longer take an uploaded file and answer with a PNG.
+    api_only = gr.Button(visible=False)
+    api_frame, api_x_t, api_signal, api_noise, api_curves = (gr.Image(visible=False, format="png") for _ in range(5))
+    api_values = gr.Markdown(visible=False)
+    api_only.click(
+        cb.forward_scrub,
+        [state, t],
+        [api_x_t, api_signal, api_noise, api_curves, api_values],
+        api_name="forward_scrub",
+    )
+    api_only.click(cb.forward_frame, [*setup.inputs, t], api_frame, api_name="forward_frame")
+    set_up = dict(fn=cb.forward_setup, inputs=setup.inputs, outputs=[state, setup.x0_view, scrubber, t])
+    api_only.click(**set_up, api_name="forward_setup")
+    for component in setup.inputs:
+        component.change(**set_up, api_visibility="private", show_progress="hidden")
+    demo.load(**set_up, api_visibility="private")
+    gif.wire(export, cb.forward_gif, state, session_files, api_name="forward_gif")

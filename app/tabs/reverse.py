@@ -1,0 +1,133 @@
+"""Tab "Reverse process": a trained UNet denoises pure noise into images, step by step, and the slider scrubs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from app import models, settings
+from app.callbacks import reverse as cb
+from app.callbacks.sdedit import sdedit
+from app.images import examples
+from app.tabs.scrubbers import reverse_scrubber
+from app.tabs.widgets import GifExport, image_panel
+
+SDEDIT_NOTE = (
+    "Your image is noised in closed form to t, then the model denoises from t. Small t keeps the image; "
+    "large t keeps only its coarse layout, then nothing: the model invents the rest."
+)
+
+
+@dataclass
+class RunInputs:
+    model: gr.Dropdown
+    sampler: gr.Radio
+    steps: gr.Slider
+    eta: gr.Slider
+    variance: gr.Radio
+    clip: gr.Checkbox
+    seed: gr.Number
+    batch: gr.Slider
+
+    @property
+    def plan(self) -> list:
+        """What the run-time estimate depends on."""
+        return [self.model, self.sampler, self.steps, self.eta, self.batch]
+
+    @property
+    def all(self) -> list:
+        return [self.model, self.sampler, self.steps, self.eta, self.variance, self.clip, self.seed, self.batch]
+
+
+def run_inputs() -> RunInputs:
+    choices = models.model_choices()
+    model = gr.Dropdown(choices, value=models.default_model(), label="Model")
+    sampler = gr.Radio(list(cb.SAMPLERS), value=cb.SAMPLERS[1], label="Sampler")
+    steps = gr.Slider(1, settings.MAX_STEPS, value=100, step=1, label="Steps N (respaced / DDIM)")
+    eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="η (DDIM: 0 deterministic, 1 = DDPM's β̃)")
+    variance = gr.Radio(list(cb.VARIANCE_TYPES), value=next(iter(cb.VARIANCE_TYPES)), label="Σ_t")
+    clip = gr.Checkbox(True, label="Clip x̂₀ to [−1, 1]")
+    with gr.Row():
+        seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
+        batch = gr.Slider(1, settings.MAX_BATCH, value=4, step=1, label="Batch (grid)")
+    return RunInputs(model, sampler, steps, eta, variance, clip, seed, batch)
+
+
+def sdedit_section(model: gr.Dropdown, T: int) -> None:
+    with gr.Accordion("Noise and denoise your image (SDEdit)", open=False):
+        gr.Markdown(SDEDIT_NOTE)
+        with gr.Row():
+            with gr.Column():
+                upload = gr.File(label="Image", file_types=["image"], height=110)
+                gr.Examples(examples(), inputs=[upload])
+                t = gr.Slider(1, T, value=round(0.4 * T), step=1, label="t to noise to (1 … T)")
+                steps = gr.Slider(1, 200, value=40, step=1, label="Denoising steps (respaced)")
+                seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
+                button = gr.Button("Noise and denoise")
+            with gr.Column(scale=2):
+                x0_view = image_panel("x₀ in the model's channels and size", height=260)
+                gallery = gr.Gallery(label="What survives as t grows", columns=6, format="png")
+    model.change(lambda name: gr.update(maximum=cb.model_num_timesteps(name)), model, t, api_visibility="private")
+    button.click(
+        sdedit,
+        [model, upload, t, steps, seed],
+        [x0_view, gallery],
+        api_name="sdedit",
+        concurrency_limit=settings.SAMPLING_CONCURRENCY,
+        concurrency_id="sampling",
+    )
+
+
+def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
+    state = gr.State(None, time_to_live=settings.SESSION_TTL_S)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            inputs = run_inputs()
+            estimate = gr.Markdown()
+            with gr.Row():
+                generate = gr.Button("Generate", variant="primary")
+                stop = gr.Button("Stop", variant="stop")
+        with gr.Column(scale=2):
+            status = gr.Markdown("Press **Generate**: frames stream while the model denoises.")
+            with gr.Row():
+                live_xt = image_panel("x_t (live)", height=260)
+                live_x0 = image_panel("x̂₀, the model's guess of the clean image (live)", height=260)
+                final = image_panel("Result x₀", height=260)
+    T = models.num_timesteps(inputs.model.value) or settings.MAX_T  # read from its config, weights not loaded
+    gr.Markdown("### Scrub the recorded run")
+    t = gr.Slider(
+        0,
+        T,
+        value=T,
+        step=1,
+        label="t (0 = the result, T = pure noise; after a run: the nearest step); ← → step 1, Shift+← → step 10",
+        elem_id="reverse-t",
+    )
+    scrubber = reverse_scrubber("reverse-t")
+    export = gr.Button("Export GIF", size="sm")
+    gif = GifExport.create("x_t | x̂₀ over the run (GIF)", height=260)
+    sdedit_section(inputs.model, T)
+
+    for component in inputs.plan:
+        component.change(cb.estimate_runtime, inputs.plan, estimate, show_progress="hidden", api_visibility="private")
+    demo.load(cb.estimate_runtime, inputs.plan, estimate, api_visibility="private")
+    inputs.model.change(
+        lambda name: gr.update(maximum=cb.model_num_timesteps(name)), inputs.model, t, api_visibility="private"
+    )
+    run = generate.click(
+        cb.reverse_generate,
+        inputs.all,
+        [live_xt, live_x0, status, state, t, final],
+        api_name="reverse_generate",
+        concurrency_limit=settings.SAMPLING_CONCURRENCY,
+        concurrency_id="sampling",
+    )
+    # /reverse_frame, for the API: in the page the scrubber draws every frame (hidden outputs)
+    api_only = gr.Button(visible=False)
+    api_frames = [gr.Image(visible=False, format="png") for _ in range(4)]
+    api_only.click(cb.reverse_frame, [state, t], [*api_frames, gr.Markdown(visible=False)], api_name="reverse_frame")
+    run.then(cb.scrubber_payload, state, scrubber, api_visibility="private", show_progress="hidden")
+    demo.load(cb.open_with_default_run, None, scrubber, api_visibility="private", show_progress="hidden")
+    stop.click(None, None, None, cancels=[run], api_visibility="private")
+    gif.wire(export, cb.reverse_gif, state, session_files, api_name="reverse_gif")

@@ -1,0 +1,77 @@
+"""The browser scrubbers: gr.HTML widgets whose JavaScript (app/static/) draws every slider move in the page.
+
+The tab's gr.Slider stays the one t (server views such as the GIF export read it); the widget listens to it in the
+page, so a move sends no request. Data arrives as the widget's value, a JSON payload from app/scrub_payload.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+SPEEDS = (("¼×", 0.25), ("½×", 0.5), ("1×", 1), ("2×", 2), ("4×", 4))
+
+
+def _read(name: str) -> str:
+    return (STATIC / name).read_text()
+
+
+def _controls() -> str:
+    options = "".join(f'<option value="{v}"{" selected" if v == 1 else ""}>{k}</option>' for k, v in SPEEDS)
+    return (
+        '<div class="controls"><button class="play">▶ Play</button><button class="pause">❚❚ Pause</button>'
+        f'<label>speed <select class="speed">{options}</select></label></div>'
+    )
+
+
+def _panel(name: str, caption: str) -> str:
+    canvas = f'<canvas data-panel="{name}" width="8" height="8"></canvas>'
+    return f"<figure>{canvas}<figcaption>{caption}</figcaption></figure>"
+
+
+def _scrubber(slider_id: str, script: str, body: str, elem_id: str) -> gr.HTML:
+    return gr.HTML(
+        value=None,
+        html_template=f'<div class="scrubber">{_controls()}{body}</div>',
+        css_template=_read("scrubber.css"),
+        js_on_load=_read(script),
+        head=f"<script>{_read('scrub.js')}</script>",
+        elem_id=elem_id,
+        slider=slider_id,
+    )
+
+
+def forward_scrubber(slider_id: str) -> gr.HTML:
+    """x_t, ε, √ᾱ_t·x₀ and √(1−ᾱ_t)·ε computed in the page from x₀, ε and the schedule, with the curves and numbers."""
+    panels = "".join(
+        _panel(name, caption)
+        for name, caption in (
+            ("x_t", "x_t"),
+            ("eps", "ε ~ N(0, I), fixed (±3σ shown)"),
+            ("signal", "signal √ᾱ_t·x₀"),
+            ("noise", "noise √(1−ᾱ_t)·ε (±3σ shown)"),
+        )
+    )
+    curves = '<canvas class="curves" width="520" height="380"></canvas>'
+    body = f'<div class="panels">{panels}</div><div class="bottom">{curves}<table class="values"></table></div>'
+    return _scrubber(slider_id, "forward_scrubber.js", body, "forward-scrubber")
+
+
+def reverse_scrubber(slider_id: str) -> gr.HTML:
+    """A recorded run's x_t, x̂₀ and ε̂ at the slider's t, with a caption and the curves, all from one payload."""
+    panels = "".join(
+        _panel(name, caption)
+        for name, caption in (
+            ("x_t", "x_t"),
+            ("x0_hat", "x̂₀ = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t"),
+            ("eps_hat", "ε̂, the predicted noise (±3σ shown)"),
+        )
+    )
+    body = (
+        '<div class="caption">Generate a run; the slider then scrubs it here, in the page.</div>'
+        f'<div class="bottom"><div class="panels">{panels}</div>'
+        '<canvas class="curves" width="420" height="330"></canvas></div>'
+    )
+    return _scrubber(slider_id, "reverse_scrubber.js", body, "reverse-scrubber")

@@ -1,0 +1,42 @@
+"""Layout pieces more than one tab uses: image panels and the GIF export box."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+
+def image_panel(label: str, height: int = 220, **kwargs) -> gr.Image:
+    """A read-only PNG panel, upscaled without smoothing (pixels stay sharp)."""
+    return gr.Image(
+        label=label,
+        format="png",
+        elem_classes="pixelated",
+        interactive=False,
+        buttons=["download"],
+        height=height,
+        **kwargs,
+    )
+
+
+@dataclass
+class GifExport:
+    """A closed accordion that opens on export and shows the GIF and a download link."""
+
+    box: gr.Accordion
+    view: gr.Image
+    file: gr.File
+
+    @classmethod
+    def create(cls, label: str, height: int = 220) -> GifExport:
+        with gr.Accordion("Export (GIF)", open=False) as box, gr.Row():
+            view = gr.Image(label=label, format="gif", interactive=False, height=height)
+            file = gr.File(label="Download the GIF")
+        return cls(box, view, file)
+
+    def wire(self, button: gr.Button, export, state: gr.State, session_files: gr.State, api_name: str) -> None:
+        """``button`` opens the box, then ``export(state, session_files)`` writes the session's GIF."""
+        button.click(lambda: gr.Accordion(open=True), None, self.box, api_visibility="private").then(
+            export, [state, session_files], [self.view, self.file, session_files], api_name=api_name
+        )
