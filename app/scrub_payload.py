@@ -82,14 +82,15 @@ def atlas(frames: list[np.ndarray]) -> np.ndarray:
 
 def reverse_payload(trajectory: Trajectory, tables: ScheduleTables, budget_bytes: int = REVERSE_BUDGET_BYTES) -> str:
     """A recorded run for the browser: per panel (x_t, x̂₀, ε̂) a PNG atlas of its frames, the result x₀ (shown at
-    t = 0), each frame's t → t′ and step, and the schedule. Frames are thinned evenly (first and last kept) until the
-    payload fits ``budget_bytes``."""
+    t = 0; a run still going has none: ``complete`` is false), each frame's t → t′ and step, and the schedule.
+    Frames are thinned evenly (first and last kept) until the payload fits ``budget_bytes``."""
     grids = {
         "x_t": [rendering.uint8_grid(f) for f in trajectory.samples],
         "x0_hat": [rendering.uint8_grid(f) for f in trajectory.pred_original],
         "eps_hat": [rendering.uint8_grid(f) for f in trajectory.pred_epsilon],
     }
-    final = to_uint8(trajectory.final)
+    complete = trajectory.final is not None  # a run still going: no result yet, so no frame at t = 0
+    final = to_uint8(trajectory.final) if complete else trajectory.samples[-1]
     result = rendering.uint8_grid(final)
     no_noise = rendering.uint8_grid(torch.full_like(final, 128))  # ε̂ at t = 0: there is no noise left to predict
     keep = list(range(len(trajectory)))
@@ -106,6 +107,7 @@ def reverse_payload(trajectory: Trajectory, tables: ScheduleTables, budget_bytes
             "frame_height": frame_h,
             "frame_width": frame_w,
             "num_steps": trajectory.num_steps,
+            "complete": complete,
             "t": [trajectory.t_values[k] for k in keep],
             "t_prev": [trajectory.t_prev_values[k] for k in keep],
             "step": [trajectory.step_indices[k] + 1 for k in keep],

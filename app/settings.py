@@ -36,6 +36,7 @@ MAX_WORK = _int("MAX_WORK", 1000 * 16 * 32 * 32)
 TRAJECTORY_BUDGET_SMALL = _int("TRAJECTORY_BUDGET_SMALL", 4 * 2**20)  # models of ≤ 64 px
 TRAJECTORY_BUDGET_LARGE = _int("TRAJECTORY_BUDGET_LARGE", 64 * 2**20)
 STREAM_EVERY_S = float(os.environ.get("STREAM_EVERY_S", 0.25))  # how often a running generation updates the page
+SCRUB_STREAM_EVERY_S = float(os.environ.get("SCRUB_STREAM_EVERY_S", 2.0))  # … and sends its frames so far
 
 # serving
 QUEUE_MAX_SIZE = _int("QUEUE_MAX_SIZE", 64)

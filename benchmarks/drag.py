@@ -6,8 +6,9 @@ last input to the frame that shows it. Also the page's JS heap over 50 setups an
 python benchmarks/drag.py                       # this tree
 python benchmarks/drag.py --label before        # run it on an older checkout to fill the "before" rows
 
-Works on either kind of page: with the in-page scrubbers (a frame changed when the scrubber painted a new t) or
-with server-drawn <img> panels (a frame changed when any panel's image changed).
+Works on either kind of page: with the in-page scrubbers (a frame changed when the scrubber repainted its panels;
+on the reverse tab a run has only as many distinct pictures as recorded steps, so a repaint may show the same step)
+or with server-drawn <img> panels (a frame changed when any panel's image changed).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ async ([slider, tab, ms]) => {
   const root = document.querySelector(`#${tab}`);
   const signature = () => {
     const s = root && root.querySelector('[data-paints]');
-    if (s) return `${s.dataset.t}/${s.dataset.version}`;
+    if (s) return s.dataset.paints;  // the scrubber redrew its panels
     return Array.from(document.querySelectorAll('img')).filter((i) => i.offsetParent).map((i) => i.src).join('|');
   };
   const frame = () => new Promise(requestAnimationFrame);
@@ -52,11 +53,12 @@ async ([slider, tab, ms]) => {
     }
     if (lastInput === null) {
       const done = now - start >= ms;
+      const inputAt = performance.now();  // the user's input happens now; whatever it triggers comes after
       range.value = String(done ? hi : Math.round(lo + ((hi - lo) * (now - start)) / ms));
       range.dispatchEvent(new Event('input', { bubbles: true }));
       if (done) {
         range.dispatchEvent(new Event('change', { bubbles: true }));
-        lastInput = performance.now();
+        lastInput = inputAt;
       }
       continue;
     }
@@ -174,6 +176,8 @@ def main() -> None:
                     size = f"{px} px, {steps} steps × 4"
                     rows.append(row(args.label, "reverse", size, rtt, drag(page, "nearest", "reverse-scrubber")))
         with chromium_page(url) as page:
+            if not args.heap_rounds:
+                return write(args, rows, heap_rows)
             page.get_by_text("Forward process").first.wait_for(timeout=60_000)
             wait_idle(page)
             before = heap_mb(page)
@@ -196,16 +200,26 @@ def main() -> None:
             heap_rows.append([args.label, f"{args.heap_rounds} reverse runs", f"{before:.1f}", f"{heap_mb(page):.1f}"])
     finally:
         demo.close()
+    write(args, rows, heap_rows)
+
+
+def write(args, rows: list, heap_rows: list) -> None:
     body = (
         "Each tab's slider dragged from its minimum to its maximum in 3 s, one `input` event per animation frame, "
         "in headless Chromium; round trip emulated with `Network.emulateNetworkConditions`. *changed/s*: frames "
         "per second in which the tab's pictures changed during the drag (the display's limit is 60); *lag*: from "
         "the last input to the frame that showed it.\n\n"
         + table(["page", "tab", "size", "RTT ms", "changed/s", "lag ms"], rows)
-        + "\n\nThe page's JS heap (after a forced GC, MB):\n\n"
-        + table(["page", "after", "heap before", "heap after"], heap_rows)
     )
-    write_section(f"drag-{args.label.replace(' ', '-')}", f"python benchmarks/drag.py --label '{args.label}'", body)
+    if heap_rows:
+        body += "\n\nThe page's JS heap (after a forced GC, MB):\n\n" + table(
+            ["page", "after", "heap before", "heap after"], heap_rows
+        )
+    write_section(
+        f"drag-{args.label.replace(' ', '-')}",
+        f"python benchmarks/drag.py --label '{args.label}' --heap-rounds {args.heap_rounds}",
+        body,
+    )
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ class TrajectoryRecorder:
     def __init__(self, timesteps: list[int], shape: tuple[int, ...], max_frames: int | None = None):
         self.keep = frames_to_keep(len(timesteps), max_frames)
         self._slot = {step: slot for slot, step in enumerate(self.keep)}
+        self._filled = 0  # slots 0 … _filled − 1 hold recorded steps
         n = len(self.keep)
         prev_timesteps = [*timesteps[1:], -1]
         self.trajectory = Trajectory(
@@ -95,10 +96,24 @@ class TrajectoryRecorder:
             pred_epsilon=torch.empty((n, *shape), dtype=torch.uint8),
         )
 
+    def recorded(self) -> Trajectory:
+        """The steps recorded so far, as a Trajectory of views into the buffers (no copy; ``final`` is None)."""
+        traj, n = self.trajectory, self._filled
+        return Trajectory(
+            timesteps=traj.timesteps[:n],
+            prev_timesteps=traj.prev_timesteps[:n],
+            step_indices=traj.step_indices[:n],
+            num_steps=traj.num_steps,
+            samples=traj.samples[:n],
+            pred_original=traj.pred_original[:n],
+            pred_epsilon=traj.pred_epsilon[:n],
+        )
+
     def record(self, step_index: int, sample, pred_original, pred_epsilon) -> None:
         slot = self._slot.get(step_index)
         if slot is None:
             return
+        self._filled = slot + 1
         traj = self.trajectory
         traj.samples[slot].copy_(to_uint8(sample.detach()))
         traj.pred_original[slot].copy_(to_uint8(pred_original.detach()))

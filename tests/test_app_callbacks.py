@@ -139,8 +139,10 @@ def test_reverse_generate_streams_then_records(app_models):
     outputs = list(reverse.reverse_generate("tiny-random", **REVERSE))
     final = outputs[-1]
     grid, x0, status, state, slider, final_grid = arrays(final)
-    payload = json.loads(reverse.scrubber_payload(state))
-    assert payload["t"] == [100, 80, 60, 40, 20] and payload["num_steps"] == 5
+    in_page = list(reverse.reverse_generate_in_page("tiny-random", **REVERSE))
+    payload = json.loads(in_page[-1][-1])  # the page's run also sends the whole run to the scrubber, once
+    assert payload["t"] == [100, 80, 60, 40, 20] and payload["num_steps"] == 5 and payload["complete"]
+    np.testing.assert_array_equal(np.asarray(in_page[-1][0]), np.asarray(final[0]))
     assert "Done: 5 steps" in status and len(state.trajectory) == 5
     assert state.trajectory.samples.shape == (5, 2, 1, 8, 8)
     assert slider["maximum"] == 100 and slider["value"] == 0  # the paper's t: T = 100 is noise, 0 the result
@@ -207,3 +209,15 @@ def test_the_reverse_tab_opens_with_a_recorded_run_of_the_default_model():
     assert payload["t"][0] == payload["T"] == 1000 and payload["num_steps"] == 100 and payload["t_prev"][-1] == 0
     assert len(json.dumps(payload)) < 1.1 * 2**20
     reverse.default_run.cache_clear()
+
+
+def test_the_page_gets_the_frames_while_the_run_streams(app_models, monkeypatch):
+    """Every few seconds of a run, the frames recorded so far go to the scrubber (no result at t = 0 yet)."""
+    monkeypatch.setattr(settings, "STREAM_EVERY_S", 0.0)
+    monkeypatch.setattr(settings, "SCRUB_STREAM_EVERY_S", 0.0)
+    outputs = list(reverse.reverse_generate_in_page("tiny-random", **REVERSE))
+    streamed = [json.loads(o[-1]) for o in outputs[:-1] if isinstance(o[-1], str)]
+    assert streamed and all(not p["complete"] for p in streamed)
+    assert [p["t"] for p in streamed] == [[100, 80, 60, 40, 20][: len(p["t"])] for p in streamed]
+    assert len(streamed[-1]["t"]) > len(streamed[0]["t"]), "each chunk holds the frames so far"
+    assert json.loads(outputs[-1][-1])["complete"]

@@ -194,3 +194,17 @@ def test_a_new_seed_while_dragging_replaces_the_frames(page):
     seed.fill("0")
     seed.press("Enter")
     wait_for_new_payload(page, "forward-scrubber", new_version)
+
+
+def test_arrow_keys_step_t_by_one_and_shift_by_ten(page):
+    page.get_by_role("tab", name="Forward process").click()
+    drag_to(page, "forward-t", "forward-scrubber", 500)
+    slider = page.locator("#forward-t input[type=range]")
+    slider.focus()
+    slider.press("ArrowRight")
+    page.wait_for_function("document.querySelector('#forward-scrubber [data-paints]').dataset.t === '501'")
+    slider.press("Shift+ArrowRight")
+    page.wait_for_function("document.querySelector('#forward-scrubber [data-paints]').dataset.t === '511'")
+    slider.press("Shift+ArrowLeft")
+    slider.press("ArrowLeft")
+    page.wait_for_function("document.querySelector('#forward-scrubber [data-paints]').dataset.t === '500'")

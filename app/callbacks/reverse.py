@@ -108,19 +108,18 @@ def grid_image(x: torch.Tensor) -> Image.Image:
     return rendering.png_output(rendering.uint8_grid(to_uint8(x.detach().cpu())))
 
 
-@gpu
-def reverse_generate(
-    model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, progress=gr.Progress(track_tqdm=True)
-):
+def sample(model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, in_page: bool):
     """Denoise pure noise step by step, streaming x_t and x̂₀ while it runs; the last yield carries the recorded
-    trajectory (the session's handle for scrubbing) and the final images."""
+    trajectory (the session's handle for scrubbing) and the final images. ``in_page``: also the scrubber's payload,
+    the frames recorded so far every SCRUB_STREAM_EVERY_S while it runs and the whole run at the end."""
     pipe, n, eta, batch_size = run_plan(model_name, sampler, steps, eta, batch_size)
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
     run = with_options(pipe, variance_type, clip)
     timesteps = run.run_timesteps(n)
     recorder = TrajectoryRecorder(timesteps, (batch_size, *run.sample_shape), frame_budget(run, batch_size))
     generator = torch.Generator(device=run.device).manual_seed(seed)
-    last_yield, final = 0.0, None
+    tables = pipe.scheduler.tables
+    last_yield, last_payload, final = 0.0, time.perf_counter(), None
     with numerical_faults_as_errors():
         for step in run.iter_trajectory(batch_size=batch_size, generator=generator, num_inference_steps=n, eta=eta):
             recorder.record(step.step_index, step.sample, step.pred_original_sample, step.pred_epsilon)
@@ -129,7 +128,14 @@ def reverse_generate(
                 last_yield = time.perf_counter()
                 t, t_prev = step.timestep + 1, step.prev_timestep + 1
                 status = f"step {step.step_index + 1} / {step.num_steps}: t = {t} → {t_prev}"
-                yield grid_image(step.sample), grid_image(step.pred_original_sample), status, *[gr.skip()] * 3
+                payload = []
+                if in_page:
+                    so_far = recorder.recorded()
+                    due = last_yield - last_payload > settings.SCRUB_STREAM_EVERY_S and len(so_far) > 0
+                    payload = [reverse_payload(so_far, tables) if due else gr.skip()]
+                    last_payload = last_yield if due else last_payload
+                live = [grid_image(step.sample), grid_image(step.pred_original_sample)]
+                yield *live, status, *[gr.skip()] * 3, *payload
     trajectory = recorder.trajectory
     trajectory.final = final.cpu()
     state = recorded_state(model_name, pipe, trajectory)
@@ -139,14 +145,24 @@ def reverse_generate(
     )
     final_grid = grid_image(final)
     slider = gr.update(minimum=0, maximum=state.num_train_timesteps, value=0)
-    yield final_grid, grid_image(final), done, state, slider, final_grid
+    payload = [reverse_payload(trajectory, tables)] if in_page else []
+    yield final_grid, grid_image(final), done, state, slider, final_grid, *payload
 
 
-def scrubber_payload(state: ReverseState | None) -> str | None:
-    """The recorded run for the page's scrubber, sent once after a run (see app/scrub_payload.py)."""
-    if state is None:
-        return gr.skip()
-    return reverse_payload(state.trajectory, check_model(state.model).scheduler.tables)
+@gpu
+def reverse_generate(
+    model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, progress=gr.Progress(track_tqdm=True)
+):
+    """The API's run: :func:`sample`'s images, status and recorded state (no scrubber payload to download)."""
+    yield from sample(model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, in_page=False)
+
+
+@gpu
+def reverse_generate_in_page(
+    model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, progress=gr.Progress(track_tqdm=True)
+):
+    """The page's run: :func:`sample` with the scrubber's payload, streamed."""
+    yield from sample(model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, in_page=True)
 
 
 @lru_cache(maxsize=1)

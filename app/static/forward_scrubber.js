@@ -10,7 +10,7 @@
 //     (t = 0 is the data: √ᾱ = 1, and β and log SNR are not finite there)
 (() => {
   const S = window.DDPMScrub;
-  const sliderId = props.slider;
+  const sliderId = element.querySelector(".scrubber").dataset.slider;  // gradio's slider this widget follows
   const $ = (selector) => element.querySelector(selector);
   const state = { version: -1, data: null, plot: null };
 
@@ -18,7 +18,6 @@
     if (!json) return;
     const p = JSON.parse(json);
     if (p.version <= state.version) return;  // a late, older setup
-    const n = p.height * p.width * p.channels;
     const x0 = S.bytes(p.x0);
     const data = {
       T: p.T, h: p.height, w: p.width, c: p.channels,
@@ -26,8 +25,16 @@
       eps: S.float16(p.eps),
       a: S.float32(p.sqrt_alpha_bar), b: S.float32(p.sqrt_one_minus_alpha_bar),
       beta: S.float32(p.beta), alphaBar: S.float32(p.alpha_bar), logSnr: S.float32(p.log_snr),
-      xt: new Float32Array(n),
     };
+    data.frames = ["x_t", "signal", "noise"].map((name) => {
+      const canvas = $(`canvas[data-panel="${name}"]`);
+      canvas.width = p.width;
+      canvas.height = p.height;
+      const ctx = canvas.getContext("2d");
+      const image = ctx.createImageData(p.width, p.height);
+      image.data.fill(255);  // opaque; the loop writes R, G, B
+      return { ctx, image };
+    });
     state.version = p.version;
     state.data = data;
     S.paint($('canvas[data-panel="eps"]'), data.h, data.w, data.c, (k) => S.toByte(data.eps[k], 3));
@@ -39,16 +46,30 @@
     show(S.readT(sliderId));
   }
 
+  // The three frames of t, written straight into RGBA buffers. A Uint8ClampedArray rounds half to even and clips
+  // to 0 … 255 on assignment: exactly the server's to_uint8 (pipelines/trajectory.py), with no per-pixel call.
+  function paintFrames(d, a, b) {
+    const n = d.h * d.w, c = d.c;
+    const [xt, signal, noise] = d.frames.map((f) => f.image.data);
+    for (let p = 0, k = 0; p < n; p++) {
+      for (let ch = 0; ch < 3; ch++) {
+        const i = k + (c === 3 ? ch : 0);
+        const x0 = d.x0[i], eps = d.eps[i];
+        xt[4 * p + ch] = (a * x0 + b * eps + 1) * 127.5;  // x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε, [−1, 1] -> bytes
+        signal[4 * p + ch] = (a * x0 + 1) * 127.5;  // √ᾱ_t·x₀
+        noise[4 * p + ch] = ((b * eps) / 3 + 1) * 127.5;  // √(1−ᾱ_t)·ε, ±3σ -> bytes
+      }
+      k += c;
+    }
+    d.frames.forEach((f) => f.ctx.putImageData(f.image, 0, 0));
+  }
+
   function show(t) {
     const d = state.data;
     if (!d) return;
     t = Math.max(0, Math.min(d.T, Math.round(t)));
     const a = d.a[t], b = d.b[t];
-    // x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε, and its two parts
-    for (let k = 0; k < d.xt.length; k++) d.xt[k] = a * d.x0[k] + b * d.eps[k];
-    S.paint($('canvas[data-panel="x_t"]'), d.h, d.w, d.c, (k) => S.toByte(d.xt[k], 1));
-    S.paint($('canvas[data-panel="signal"]'), d.h, d.w, d.c, (k) => S.toByte(a * d.x0[k], 1));
-    S.paint($('canvas[data-panel="noise"]'), d.h, d.w, d.c, (k) => S.toByte(b * d.eps[k], 3));
+    paintFrames(d, a, b);
     state.plot.at(t);
     const ab = d.alphaBar[t], snr = t === 0 ? Infinity : Math.exp(d.logSnr[t]);
     const rows = [

@@ -3,14 +3,15 @@
 // Runs as the gr.HTML's js_on_load (element, props, watch come from gradio); helpers in scrub.js.
 //
 // The payload (props.value, JSON, from app/scrub_payload.py::reverse_payload):
-//   version; T; frame_height, frame_width (one grid of the batch); num_steps (of the run)
+//   version; T; frame_height, frame_width (one grid of the batch); num_steps (of the run); complete (false while
+//   the run streams: the frames so far, and no result at t = 0 yet)
 //   t, t_prev, step: per recorded frame, the paper's t of its x_t, the t′ it steps to, its step number (1-based)
 //   atlas: {x_t, x0_hat, eps_hat}: base64 PNGs, frame k at rows k·frame_height …; result: base64 PNG of x₀;
 //   no_noise: the ε̂ panel at t = 0 (mid grey)
 //   sqrt_alpha_bar, sqrt_one_minus_alpha_bar, beta, alpha_bar, log_snr: float32 (T + 1), by the paper's t
 (() => {
   const S = window.DDPMScrub;
-  const sliderId = props.slider;
+  const sliderId = element.querySelector(".scrubber").dataset.slider;  // gradio's slider this widget follows
   const $ = (selector) => element.querySelector(selector);
   const state = { version: -1, run: null, plot: null };
 
@@ -55,7 +56,7 @@
     if (!r) return;
     t = Math.max(0, Math.min(r.T, Math.round(t)));
     // the recorded frame nearest t; t = 0 is the result
-    const positions = [...r.t, 0];
+    const positions = r.complete ? [...r.t, 0] : r.t;
     let k = 0;
     positions.forEach((p, i) => { if (Math.abs(p - t) < Math.abs(positions[k] - t)) k = i; });
     const canvases = ["x_t", "x0_hat", "eps_hat"].map((name) => $(`canvas[data-panel="${name}"]`));

@@ -33,10 +33,12 @@ window.DDPMScrub = window.DDPMScrub || (() => {
 
   // ---------------------------------------------------------------- pixels
   // A value in [−range, range] -> a byte, exactly as the server's to_uint8 (pipelines/trajectory.py): images use
-  // range 1 ([−1, 1] -> 0 … 255), noise range 3 (±3σ). Rounding and clipping included.
+  // range 1 ([−1, 1] -> 0 … 255), noise range 3 (±3σ). A Uint8ClampedArray rounds half to even, as torch does,
+  // and clips.
+  const clamped = new Uint8ClampedArray(1);
   function toByte(x, range) {
-    const v = Math.round((x / range + 1) * 127.5);
-    return v < 0 ? 0 : v > 255 ? 255 : v;
+    clamped[0] = (x / range + 1) * 127.5;
+    return clamped[0];
   }
 
   // Paint an (H, W, C) frame, C = 1 or 3, whose k-th value is byteAt(k), on a canvas of H × W pixels (CSS scales it
@@ -100,7 +102,11 @@ window.DDPMScrub = window.DDPMScrub || (() => {
       });
       ctx.stroke();
       ctx.fillStyle = "#333";
-      const tick = (v) => (s.log ? (10 ** v).toExponential(1) : Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3));
+      const tick = (v) => {
+        if (s.log) return (10 ** v).toExponential(1);
+        if (Math.abs(v) >= 100) return v.toFixed(0);
+        return v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential(1) : v.toPrecision(3);
+      };
       ctx.fillText(tick(hi), 2, y0 + 10);
       ctx.fillText(tick(lo), 2, y0 + ph - 2);
       ctx.fillText(s.label, 2, y0 + ph / 2 + 4);
@@ -141,9 +147,23 @@ window.DDPMScrub = window.DDPMScrub || (() => {
 
   function bindSlider(sliderId, onT) {
     // delegated from the document: gradio may re-create the inputs (a new maximum, say)
-    document.addEventListener("input", (e) => {
-      if (e.target.closest && e.target.closest(`#${sliderId}`)) onT(Number(e.target.value));
-    }, true);
+    for (const type of ["input", "change"]) {
+      document.addEventListener(type, (e) => {
+        if (e.target.closest && e.target.closest(`#${sliderId}`)) onT(Number(e.target.value));
+      }, true);
+    }
+    // gradio also sets the slider itself (a run ends at t = 0, the number box commits on Enter) without an event:
+    // once per animation frame, one read of the range's value catches that
+    let seen = null;
+    const watchValue = () => {
+      const r = range(sliderId);
+      if (r && r.value !== seen) {
+        seen = r.value;
+        onT(Number(r.value));
+      }
+      requestAnimationFrame(watchValue);
+    };
+    requestAnimationFrame(watchValue);
     document.addEventListener("keydown", (e) => {
       if (!e.shiftKey || !e.target.closest || !e.target.closest(`#${sliderId}`)) return;
       const step = { ArrowRight: 10, ArrowUp: 10, ArrowLeft: -10, ArrowDown: -10 }[e.key];

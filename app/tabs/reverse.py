@@ -115,19 +115,17 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     inputs.model.change(
         lambda name: gr.update(maximum=cb.model_num_timesteps(name)), inputs.model, t, api_visibility="private"
     )
+    sampling = dict(concurrency_limit=settings.SAMPLING_CONCURRENCY, concurrency_id="sampling")
+    outputs = [live_xt, live_x0, status, state, t, final]
+    # the page's run streams the scrubber's frames too; the API's run leaves them out (hidden trigger)
     run = generate.click(
-        cb.reverse_generate,
-        inputs.all,
-        [live_xt, live_x0, status, state, t, final],
-        api_name="reverse_generate",
-        concurrency_limit=settings.SAMPLING_CONCURRENCY,
-        concurrency_id="sampling",
+        cb.reverse_generate_in_page, inputs.all, [*outputs, scrubber], api_visibility="private", **sampling
     )
     # /reverse_frame, for the API: in the page the scrubber draws every frame (hidden outputs)
     api_only = gr.Button(visible=False)
     api_frames = [gr.Image(visible=False, format="png") for _ in range(4)]
+    api_only.click(cb.reverse_generate, inputs.all, outputs, api_name="reverse_generate", **sampling)
     api_only.click(cb.reverse_frame, [state, t], [*api_frames, gr.Markdown(visible=False)], api_name="reverse_frame")
-    run.then(cb.scrubber_payload, state, scrubber, api_visibility="private", show_progress="hidden")
     demo.load(cb.open_with_default_run, None, scrubber, api_visibility="private", show_progress="hidden")
     stop.click(None, None, None, cancels=[run], api_visibility="private")
     gif.wire(export, cb.reverse_gif, state, session_files, api_name="reverse_gif")

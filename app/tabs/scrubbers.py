@@ -34,12 +34,11 @@ def _panel(name: str, caption: str) -> str:
 def _scrubber(slider_id: str, script: str, body: str, elem_id: str) -> gr.HTML:
     return gr.HTML(
         value=None,
-        html_template=f'<div class="scrubber">{_controls()}{body}</div>',
+        html_template=f'<div class="scrubber" data-slider="{slider_id}">{_controls()}{body}</div>',
         css_template=_read("scrubber.css"),
         js_on_load=_read(script),
         head=f"<script>{_read('scrub.js')}</script>",
         elem_id=elem_id,
-        slider=slider_id,
     )
 
 
