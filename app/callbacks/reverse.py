@@ -170,10 +170,11 @@ def default_run() -> str | None:
     """The recorded run the tab opens with (app/assets/default_run.json, made by app/assets/make_default_run.py),
     when it exists and was made with the model the tab starts on."""
     try:
-        payload = json.loads(DEFAULT_RUN.read_text())
+        text = DEFAULT_RUN.read_text()
+        model = json.loads(text).get("model")
     except (OSError, ValueError):
         return None
-    return json.dumps(payload) if payload.get("model") == models.default_model() else None
+    return text if model == models.default_model() else None  # sent as stored: no re-encoding
 
 
 def open_with_default_run():
