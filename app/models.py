@@ -134,8 +134,19 @@ def get_pipeline(name: str):
         except (CheckpointError, OSError, ValueError) as e:
             _errors[name] = f"{name} could not be loaded: {e}"
             raise ModelUnavailable(_errors[name]) from e
+        pipe.set_progress_bar_config(leave=False)
         _cache[name] = pipe
         return pipe
+
+
+def sampler_sweep_plot(name: str) -> Path | None:
+    """A local model's quality-against-NFE plot (``samplers.png`` in its folder, made by ``python -m
+    pipelines.sampler_sweep``), if it has one."""
+    entry = registry().get(name)
+    if entry is None or entry.is_hub:
+        return None
+    path = Path(entry.source) / "samplers.png"
+    return path if path.is_file() else None
 
 
 @lru_cache(maxsize=64)

@@ -117,3 +117,40 @@ def reverse_payload(trajectory: Trajectory, tables: ScheduleTables, budget_bytes
             **schedule_arrays(tables),
         }
     )
+
+
+def race_payload(runs: list[tuple[str, Trajectory, float]], tables: ScheduleTables) -> str:
+    """A race for the browser: per run (name, recorded trajectory, its wall time) the PNG atlases of x_t and x̂₀,
+    each frame's log SNR, t and NFE so far, and its result; the schedule's log SNR by the paper's t, so the page can
+    align every run at the slider's noise level. Each run gets an equal share of the byte budget."""
+    budget = REVERSE_BUDGET_BYTES // max(1, len(runs))
+    out = []
+    for name, trajectory, wall_s in runs:
+        grids = {
+            "x_t": [rendering.uint8_grid(f) for f in trajectory.samples],
+            "x0_hat": [rendering.uint8_grid(f) for f in trajectory.pred_original],
+        }
+        keep = list(range(len(trajectory)))
+        while True:
+            atlases = {k: png_b64(atlas([frames[i] for i in keep])) for k, frames in grids.items()}
+            if sum(map(len, atlases.values())) <= budget or len(keep) <= 2:
+                break
+            keep = [keep[i] for i in frames_to_keep(len(keep), max(2, len(keep) * 2 // 3))]
+        result = rendering.uint8_grid(to_uint8(trajectory.final))
+        out.append(
+            {
+                "name": name,
+                "num_evaluations": trajectory.num_steps,
+                "wall_s": round(wall_s, 2),
+                "frame_height": result.shape[0],
+                "frame_width": result.shape[1],
+                "log_snr": [round(trajectory.log_snrs[k], 4) for k in keep],
+                "t": [trajectory.t_values[k] for k in keep],
+                "nfe": [trajectory.nfe[k] for k in keep],
+                "atlas": atlases,
+                "result": png_b64(result),
+            }
+        )
+    return json.dumps(
+        {"version": version(), "T": tables.num_timesteps, "log_snr": schedule_arrays(tables)["log_snr"], "runs": out}
+    )

@@ -23,7 +23,7 @@ from diffusers import DDPMPipeline, DDPMScheduler
 from torch.utils.flop_counter import FlopCounterMode
 
 from pipelines.loading import load_pipeline
-from pipelines.trajectory import TrajectoryRecorder
+from pipelines.trajectory import RunSchedule, TrajectoryRecorder
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -43,7 +43,8 @@ def unet_gflop(unet, batch: int) -> float:
 def recording_cost_us(batch: int, shape: tuple[int, ...], steps: int = 100) -> float:
     """What recording adds to one step, measured alone: three frames converted to uint8 and copied into the buffers
     (microseconds; the median over ``steps`` calls, so the machine's run-to-run noise does not enter)."""
-    recorder = TrajectoryRecorder(list(range(steps)), (batch, *shape))
+    timesteps = list(range(steps - 1, -1, -1))
+    recorder = TrajectoryRecorder(RunSchedule(timesteps, [*timesteps[1:], -1], [0.5] * steps), (batch, *shape))
     x = torch.randn(batch, *shape)
     return statistics.median(timed(lambda i=i: recorder.record(i, x, x, x)) for i in range(steps)) * 1e6
 

@@ -48,7 +48,7 @@ def server_side(moves: int) -> list[list]:
         )
     traj_state = list(
         reverse.reverse_generate(
-            "fashion-mnist-32", reverse.SAMPLERS[0], 1000, 0.0, next(iter(reverse.VARIANCE_TYPES)), True, 0, 1
+            "fashion-mnist-32", reverse.DDPM, 1000, 0.0, next(iter(reverse.VARIANCE_TYPES)), True, 0, 1
         )
     )[-1][3]
     ts = [random.randint(0, 999) for _ in range(moves)]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
-from diffusers import DiffusionPipeline, ImagePipelineOutput, UNet2DModel
+from diffusers import DiffusionPipeline, ImagePipelineOutput, SchedulerMixin, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
 
-from pipelines.scheduler import DDPMExplorerScheduler, respaced_timesteps
-from pipelines.trajectory import Trajectory, TrajectoryRecorder
+from pipelines.samplers import diffusers_run_scheduler
+from pipelines.scheduler import DDPMExplorerScheduler, respaced_timesteps, x0_and_eps_from_model_output
+from pipelines.trajectory import RunSchedule, Trajectory, TrajectoryRecorder
 
 OUTPUT_TYPES = ("pil", "np", "pt")
 
@@ -30,10 +32,22 @@ class TrajectoryStep:
     num_steps: int
     timestep: int  # diffusers' table index of x_t: the paper's t − 1, what the UNet is given
     prev_timestep: int  # the table index the step goes to; −1 after the last step (the sample x₀)
-    sample: torch.Tensor  # x_t
+    alpha_prod_t: float  # ᾱ of x_t, its noise level (log SNR = log(ᾱ/(1−ᾱ)))
+    sample: torch.Tensor  # x_t, in the DDPM (variance-preserving) scale
     pred_original_sample: torch.Tensor  # x̂₀
     pred_epsilon: torch.Tensor  # ε̂
     prev_sample: torch.Tensor  # x_{t'}
+
+
+def _step_kwargs(scheduler, generator: torch.Generator | None, eta: float | None) -> dict:
+    """The keyword arguments a scheduler's ``step`` takes: its noise's generator (stochastic solvers) and η."""
+    params = inspect.signature(scheduler.step).parameters
+    kwargs = {"generator": generator} if "generator" in params else {}
+    if eta is not None:
+        if not isinstance(scheduler, DDPMExplorerScheduler):
+            raise ValueError(f"eta is DDIM's η, for DDPMExplorerScheduler; {type(scheduler).__name__} takes none.")
+        kwargs["eta"] = eta
+    return kwargs
 
 
 def _check_positive_int(name: str, value, upper: int | None = None) -> int:
@@ -50,7 +64,8 @@ class DDPMExplorerPipeline(DiffusionPipeline):
     Args:
         unet: ε_θ (or x₀/v, per the scheduler's ``prediction_type``), a ``UNet2DModel``. A class-conditional UNet
             has ``num_class_embeds`` = classes + 1: its last label is the null label ∅ ("no class").
-        scheduler: a :class:`~pipelines.scheduler.DDPMExplorerScheduler`.
+        scheduler: a :class:`~pipelines.scheduler.DDPMExplorerScheduler`, or any diffusers scheduler built from its
+            config (``pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)``).
         recommended_guidance_scale: the guidance w a class-conditional checkpoint samples best with; saved in
             ``model_index.json`` and used when a call passes ``guidance_scale=None``.
 
@@ -60,9 +75,7 @@ class DDPMExplorerPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "unet"
 
-    def __init__(
-        self, unet: UNet2DModel, scheduler: DDPMExplorerScheduler, recommended_guidance_scale: float | None = None
-    ):
+    def __init__(self, unet: UNet2DModel, scheduler: SchedulerMixin, recommended_guidance_scale: float | None = None):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
         self.register_to_config(recommended_guidance_scale=recommended_guidance_scale)
@@ -140,18 +153,38 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         h, w = (size, size) if isinstance(size, int) else tuple(size)
         return self.unet.config.in_channels, h, w
 
-    def run_timesteps(self, num_inference_steps: int | None = None, start_timestep: int | None = None) -> list[int]:
-        """The timesteps a run will visit: all T, or N respaced ones, from ``start_timestep`` (default T−1) down."""
-        T = self.scheduler.config.num_train_timesteps
-        start = T - 1 if start_timestep is None else start_timestep
-        if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < T:
-            raise ValueError(f"start_timestep must be an integer in [0, {T - 1}], got {start_timestep!r}.")
-        n = (
-            start + 1
-            if num_inference_steps is None
-            else _check_positive_int("num_inference_steps", num_inference_steps)
-        )
-        return respaced_timesteps(n, start)
+    def run_scheduler(
+        self, scheduler=None, num_inference_steps: int | None = None, start_timestep: int | None = None
+    ) -> SchedulerMixin:
+        """A fresh copy of ``scheduler`` (default: the registered one) with a run's timesteps set; the original is
+        never touched, so one pipeline serves concurrent runs.
+
+        Ours runs all T steps, or N respaced ones from ``start_timestep`` (default T−1) down. Any of diffusers'
+        schedulers (a solver built with ``from_config`` from this pipeline's scheduler config) runs N steps, or all,
+        on the schedule cut at its config's ``lambda_min_clipped`` (see
+        :func:`~pipelines.samplers.diffusers_run_scheduler`).
+        """
+        scheduler = self.scheduler if scheduler is None else scheduler
+        T = scheduler.config.num_train_timesteps
+        if isinstance(scheduler, DDPMExplorerScheduler):
+            start = T - 1 if start_timestep is None else start_timestep
+            if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < T:
+                raise ValueError(f"start_timestep must be an integer in [0, {T - 1}], got {start_timestep!r}.")
+            n = start + 1
+            if num_inference_steps is not None:
+                n = _check_positive_int("num_inference_steps", num_inference_steps)
+            return scheduler.with_timesteps(timesteps=respaced_timesteps(n, start))
+        if start_timestep is not None:
+            raise ValueError(
+                f"start_timestep (SDEdit) runs with DDPMExplorerScheduler, not {type(scheduler).__name__}."
+            )
+        return diffusers_run_scheduler(scheduler, num_inference_steps, self.device)
+
+    def run_schedule(
+        self, scheduler=None, num_inference_steps: int | None = None, start_timestep: int | None = None
+    ) -> RunSchedule:
+        """The model evaluations a run will make (timesteps and noise levels), known before it starts."""
+        return RunSchedule.of(self.run_scheduler(scheduler, num_inference_steps, start_timestep))
 
     @torch.inference_mode()
     def iter_trajectory(
@@ -165,14 +198,16 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         show_progress: bool = True,
         class_labels=None,
         guidance_scale: float | None = None,
+        scheduler=None,
     ) -> Iterator[TrajectoryStep]:
-        """Denoise step by step, yielding a :class:`TrajectoryStep` after each.
+        """Denoise step by step, yielding a :class:`TrajectoryStep` after each model evaluation.
 
         Args:
             batch_size: number of samples, B.
-            generator: the only source of randomness: x_T and every step's noise.
-            num_inference_steps: N respaced steps; ``None`` runs all T (or all from ``start_timestep``).
-            eta: ``None`` for DDPM's ancestral sampling, or DDIM's η in [0, 1].
+            generator: the only source of randomness: x_T and every step's noise. The same seed gives the same x_T
+                whatever the scheduler.
+            num_inference_steps: N steps; ``None`` runs all T (or all from ``start_timestep``).
+            eta: ``None`` for DDPM's ancestral sampling, or DDIM's η in [0, 1] (our scheduler only).
             image: x₀ in [−1, 1], (B, C, H, W), to noise to ``start_timestep`` in closed form and denoise
                 from there (SDEdit, Meng et al. 2022). ``batch_size`` is then the image's.
             start_timestep: the first timestep; default T−1.
@@ -180,12 +215,21 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             class_labels: see :meth:`class_labels_for`; a list sets the batch size.
             guidance_scale: classifier-free guidance w (0 unconditional, 1 conditional); ``None`` is the checkpoint's
                 recommended value. The recorded ε̂ and x̂₀ are the guided ones.
+            scheduler: the scheduler to run instead of the registered one, e.g. a solver of
+                :data:`~pipelines.samplers.SAMPLERS`, or any diffusers scheduler built with ``from_config`` from
+                ``self.scheduler.config``.
+
+        Every step is reported in the DDPM (variance-preserving) scale whatever the solver works in: Euler-type
+        solvers keep x·√(1+σ²), and their x_t is read back with the σ they used (``scale_model_input``).
         """
-        timesteps = self.run_timesteps(num_inference_steps, start_timestep)
+        run = self.run_scheduler(scheduler, num_inference_steps, start_timestep)
+        schedule = RunSchedule.of(run)
+        ours = isinstance(run, DDPMExplorerScheduler)
+        step_kwargs = _step_kwargs(run, generator, eta)
+        prediction_type = run.config.prediction_type
         if class_labels is not None and not isinstance(class_labels, int) and image is None:
             batch_size = len(torch.as_tensor(class_labels).reshape(-1))
         guidance_scale = self.guidance_scale_for(guidance_scale)
-        scheduler = self.scheduler.with_timesteps(timesteps=timesteps)
         unet = self.unet
         if image is not None:
             if image.ndim != 4 or tuple(image.shape[1:]) != self.sample_shape:
@@ -194,24 +238,34 @@ class DDPMExplorerPipeline(DiffusionPipeline):
                 )
             image = image.to(device=self.device, dtype=unet.dtype)
             noise = randn_tensor(image.shape, generator=generator, device=self.device, dtype=unet.dtype)
-            x = scheduler.add_noise(image, noise, torch.tensor([timesteps[0]]))
+            x = run.add_noise(image, noise, torch.tensor([schedule.timesteps[0]]))
             batch_size = image.shape[0]
         else:
             batch_size = _check_positive_int("batch_size", batch_size)
             x = randn_tensor(
                 (batch_size, *self.sample_shape), generator=generator, device=self.device, dtype=unet.dtype
             )
+            if run.init_noise_sigma != 1.0:
+                x = x * run.init_noise_sigma  # x_T in the solver's own scale
 
         labels = self.class_labels_for(class_labels, batch_size)
         if labels is not None and len(labels) != batch_size:
             raise ValueError(f"class_labels has {len(labels)} labels for a batch of {batch_size}.")
-        steps = scheduler.timesteps
+        steps = run.timesteps
         loop = self.progress_bar(steps) if show_progress else steps
         for i, t in enumerate(loop):
-            # 1. predict ε (or x₀, v) at (x_t, t)
-            model_output = self.predict(x, t, labels, guidance_scale)
-            # 2. one reverse step x_t → x_{t'}
-            out = scheduler.step(model_output, t, x, generator=generator, eta=eta)
+            # 1. x_t in the DDPM scale (a no-op but for Euler-type solvers), and the network's output there
+            x_t = run.scale_model_input(x, t)
+            model_output = self.predict(x_t, t, labels, guidance_scale)
+            # 2. one step of the solver x_t → x_{t'}, in its own scale
+            out = run.step(model_output, t, x, **step_kwargs)
+            if ours:
+                pred_x0, pred_epsilon = out.pred_original_sample, out.pred_epsilon
+            else:
+                ab = schedule.alphas_cumprod[i]
+                pred_x0, pred_epsilon = x0_and_eps_from_model_output(
+                    prediction_type, model_output, x_t, ab**0.5, (1.0 - ab) ** 0.5
+                )
             if not torch.isfinite(out.prev_sample).all():
                 raise NonFiniteSampleError(
                     f"The model produced NaN or Inf at timestep {int(t)} (step {i + 1} of {len(steps)}); stopped."
@@ -219,11 +273,12 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             step = TrajectoryStep(
                 step_index=i,
                 num_steps=len(steps),
-                timestep=int(t),
-                prev_timestep=scheduler.previous_timestep(t),
-                sample=x,
-                pred_original_sample=out.pred_original_sample,
-                pred_epsilon=out.pred_epsilon,
+                timestep=schedule.timesteps[i],
+                prev_timestep=schedule.prev_timesteps[i],
+                alpha_prod_t=schedule.alphas_cumprod[i],
+                sample=x_t,
+                pred_original_sample=pred_x0,
+                pred_epsilon=pred_epsilon,
                 prev_sample=out.prev_sample,
             )
             yield step
@@ -238,8 +293,10 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         final = None
         for step in self.iter_trajectory(**kwargs):
             if recorder is None:
-                timesteps = self.run_timesteps(kwargs.get("num_inference_steps"), kwargs.get("start_timestep"))
-                recorder = TrajectoryRecorder(timesteps, tuple(step.sample.shape), max_frames)
+                schedule = self.run_schedule(
+                    kwargs.get("scheduler"), kwargs.get("num_inference_steps"), kwargs.get("start_timestep")
+                )
+                recorder = TrajectoryRecorder(schedule, tuple(step.sample.shape), max_frames)
             recorder.record(step.step_index, step.sample, step.pred_original_sample, step.pred_epsilon)
             final = step.prev_sample
         recorder.trajectory.final = final

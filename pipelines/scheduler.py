@@ -18,10 +18,18 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from pipelines.forward import q_chain, q_sample, q_step
-from pipelines.schedules import ScheduleTables, extract, make_betas, posterior_coefficients
+from pipelines.schedules import (
+    DIFFUSERS_SCHEDULE_NAMES,
+    SCHEDULES_IN_DIFFUSERS,
+    ScheduleTables,
+    extract,
+    make_betas,
+    posterior_coefficients,
+)
 
 VARIANCE_TYPES = ("fixed_small", "fixed_large")
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+TIMESTEP_SPACINGS = ("trailing", "leading", "linspace")
 
 
 @dataclass
@@ -94,6 +102,38 @@ def ddim_sigma(eta: float, coefficients: StepCoefficients) -> float:
     return (eta**2 * coefficients.posterior_variance) ** 0.5
 
 
+def config_for_diffusers(schedule_name: str, rescale_betas: bool, betas: torch.Tensor) -> dict:
+    """How a saved config names the schedule so that diffusers' schedulers, built with ``from_config``, compute the
+    same β: diffusers' own name where it has the schedule (``squaredcos_cap_v2`` for cosine, ``scaled_linear`` for
+    quadratic), else the β themselves as ``trained_betas`` (sigmoid, custom, rescaled), which diffusers prefers to
+    any name. The float32 values are written exactly (JSON keeps every digit of a float)."""
+    if schedule_name in SCHEDULES_IN_DIFFUSERS and not rescale_betas:
+        return {"beta_schedule": SCHEDULES_IN_DIFFUSERS[schedule_name], "trained_betas": None}
+    return {"beta_schedule": schedule_name, "trained_betas": betas.tolist()}
+
+
+def check_saved_betas(trained_betas, betas: torch.Tensor, schedule_name: str) -> None:
+    """A named schedule saved with its β (for diffusers' solvers) must still be that schedule."""
+    saved = torch.as_tensor(np.asarray(trained_betas, dtype=np.float64).reshape(-1), dtype=torch.float32)
+    if saved.shape != betas.shape or not torch.allclose(saved, betas, rtol=1e-6, atol=0.0):
+        raise ValueError(
+            f"trained_betas do not match beta_schedule={schedule_name!r} with this config's T and β range; "
+            "for a schedule of your own, pass beta_schedule='custom'."
+        )
+
+
+def dynamic_threshold(pred_x0: torch.Tensor, ratio: float, max_value: float) -> torch.Tensor:
+    """Dynamic thresholding (Saharia et al. 2022, Imagen §2.3), as diffusers' schedulers apply it: per sample,
+    s = the ``ratio`` quantile of |x̂₀|, clamped to [1, ``max_value``]; x̂₀ is clipped to [−s, s] and divided by s.
+
+    With ``max_value`` = 1 this is plain clipping to [−1, 1].
+    """
+    dtype = pred_x0.dtype
+    flat = pred_x0.float().reshape(pred_x0.shape[0], -1)  # (B, C·H·W)
+    s = torch.quantile(flat.abs(), ratio, dim=1).clamp(min=1.0, max=max_value).unsqueeze(1)
+    return (flat.clamp(-s, s) / s).reshape(pred_x0.shape).to(dtype)
+
+
 def respaced_timesteps(num_inference_steps: int, start_timestep: int) -> list[int]:
     """N evenly spaced timesteps from ``start_timestep`` down to the last one before 0, always starting at
     ``start_timestep`` (diffusers' "trailing" spacing: T−1 = 999, 979, …, 19 for N = 50, T = 1000)."""
@@ -144,6 +184,17 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
             (v = √ᾱ_t·ε − √(1−ᾱ_t)·x₀, Salimans & Ho 2022).
         clip_sample: clip x̂₀ to [−clip_sample_range, clip_sample_range] before the posterior mean.
         clip_sample_range: see ``clip_sample``.
+        thresholding, dynamic_thresholding_ratio, sample_max_value: dynamic thresholding of x̂₀ instead of clipping
+            (see :func:`dynamic_threshold`); diffusers' multistep solvers read the same settings.
+        timestep_spacing: always ``trailing`` (N respaced steps start at T−1), written so that diffusers' solvers
+            built from this config visit the same timesteps; a diffusers config's ``leading`` or ``linspace`` is
+            read as ``trailing``.
+        lambda_min_clipped: not used here; DPM-Solver reads it from this config (it stops the solver from starting
+            where log SNR = 2λ is below 2·``lambda_min_clipped``, which the cosine schedule's last steps are).
+
+    The saved config names the schedule as diffusers does (``squaredcos_cap_v2``, ``scaled_linear``) or carries its
+    β as ``trained_betas``, so ``DPMSolverMultistepScheduler.from_config(scheduler.config)`` (or any of diffusers'
+    schedulers) runs on the same ᾱ. :attr:`schedule_name` keeps our name (``cosine``, ``sigmoid``, ...).
     """
 
     order = 1
@@ -161,6 +212,11 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
         prediction_type: str = "epsilon",
         clip_sample: bool = True,
         clip_sample_range: float = 1.0,
+        thresholding: bool = False,
+        dynamic_thresholding_ratio: float = 0.995,
+        sample_max_value: float = 1.0,
+        timestep_spacing: str = "trailing",
+        lambda_min_clipped: float = -float("inf"),
     ):
         if variance_type not in VARIANCE_TYPES:
             raise ValueError(f"Unknown variance_type {variance_type!r}; choose one of {', '.join(VARIANCE_TYPES)}.")
@@ -170,18 +226,34 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
             )
         if not (isinstance(clip_sample_range, (int, float)) and clip_sample_range > 0):
             raise ValueError(f"clip_sample_range must be a positive number, got {clip_sample_range!r}.")
+        if not (isinstance(sample_max_value, (int, float)) and sample_max_value >= 1.0):
+            raise ValueError(f"sample_max_value must be a number ≥ 1, got {sample_max_value!r}.")
+        if not (isinstance(dynamic_thresholding_ratio, (int, float)) and 0.0 < dynamic_thresholding_ratio <= 1.0):
+            raise ValueError(f"dynamic_thresholding_ratio must be in (0, 1], got {dynamic_thresholding_ratio!r}.")
+        if timestep_spacing not in TIMESTEP_SPACINGS:
+            raise ValueError(
+                f"Unknown timestep_spacing {timestep_spacing!r}; this scheduler always respaces 'trailing' (the first "
+                f"step at T−1) and accepts diffusers' {', '.join(TIMESTEP_SPACINGS)} only when loading their configs."
+            )
+        self.schedule_name = DIFFUSERS_SCHEDULE_NAMES.get(beta_schedule, beta_schedule)
+        named = self.schedule_name != "custom"
         schedule = dict(
-            schedule=beta_schedule,
+            schedule=self.schedule_name,
             num_timesteps=num_train_timesteps,
             beta_start=beta_start,
             beta_end=beta_end,
             rescale=rescale_betas,
-            trained_betas=trained_betas,
+            trained_betas=None if named else trained_betas,
         )
         self.tables = ScheduleTables.from_betas(make_betas(**schedule))
         # Sampling and add_noise read β and ᾱ in float32, computed with the same operations as diffusers'
         # DDPMScheduler, so the same seed gives the same frames. The float64 tables (ELBO, plots) differ by < 1e-6.
         self.betas = make_betas(**schedule, dtype=torch.float32)
+        if named and trained_betas is not None:
+            check_saved_betas(trained_betas, self.betas, self.schedule_name)
+        self._register_for_diffusers(
+            {**config_for_diffusers(self.schedule_name, rescale_betas, self.betas), "timestep_spacing": "trailing"}
+        )
         self.alphas = 1.0 - self.betas
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
         self._sqrt_alphas_cumprod = self.alphas_cumprod.sqrt()
@@ -189,6 +261,12 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
         self.init_noise_sigma = 1.0
         self.num_inference_steps = None
         self._set_step_table(list(range(num_train_timesteps - 1, -1, -1)))
+
+    def _register_for_diffusers(self, values: dict) -> None:
+        """Write ``values`` into the config, and mark every value as set: diffusers' ``from_config`` skips the keys
+        it remembers as left at their defaults (``_use_default_values``), so another scheduler would take its own
+        defaults for them (HeunDiscreteScheduler's β range is not ours) and drop ``trained_betas``."""
+        self.register_to_config(**values, _use_default_values=[])
 
     # ------------------------------------------------------------------ timesteps
 
@@ -348,8 +426,10 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
         # 2. x̂₀ and ε̂ from the network's output (Ho et al. eq. 15)
         pred_x0, pred_epsilon = self.predict_x0_and_eps(model_output, sample, c)
 
-        # 3. clip x̂₀
-        if self.config.clip_sample:
+        # 3. threshold or clip x̂₀
+        if self.config.thresholding:
+            pred_x0 = dynamic_threshold(pred_x0, self.config.dynamic_thresholding_ratio, self.config.sample_max_value)
+        elif self.config.clip_sample:
             r = self.config.clip_sample_range
             pred_x0 = pred_x0.clamp(-r, r)
 
@@ -361,7 +441,7 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
         else:
             # 4–5, DDIM instead (Song et al. eq. 12): x_{t'} = √ᾱ_{t'}·x̂₀ + √(1−ᾱ_{t'}−σ²)·ε̂, with σ from η (eq. 16)
             # and ε̂ made consistent with the clipped x̂₀
-            if self.config.clip_sample:
+            if self.config.clip_sample or self.config.thresholding:
                 pred_epsilon = (sample - c.sqrt_alpha_prod_t * pred_x0) / c.sqrt_one_minus_alpha_prod_t
             sigma = ddim_sigma(eta, c)
             direction = max(1.0 - c.alpha_prod_t_prev - sigma**2, 0.0) ** 0.5

@@ -63,8 +63,10 @@ BETA_SCHEDULES = {
 
 SCHEDULE_NAMES = (*BETA_SCHEDULES, "custom")
 
-# diffusers' names for the same schedules, accepted when loading a diffusers scheduler config.
+# diffusers' names for the same schedules (same β in float32, tested), accepted when loading a diffusers config and
+# written into ours, so that diffusers' solvers built with ``from_config`` compute the same schedule.
 DIFFUSERS_SCHEDULE_NAMES = {"scaled_linear": "quadratic", "squaredcos_cap_v2": "cosine"}
+SCHEDULES_IN_DIFFUSERS = {"linear": "linear", "quadratic": "scaled_linear", "cosine": "squaredcos_cap_v2"}
 
 # Schedules that take a β range.
 RANGED_SCHEDULES = ("linear", "quadratic", "sigmoid")

@@ -5,6 +5,7 @@ Images in [−1, 1] map to 0 … 255; noise (ε, ε̂ ~ N(0, I)) maps ±3σ to 0
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,45 @@ def frames_within(budget_bytes: int, frame_shape: tuple[int, ...]) -> int:
     return max(2, budget_bytes // (3 * int(np.prod(frame_shape))))
 
 
+def log_snr(alpha_bar: float) -> float:
+    """log SNR = log(ᾱ/(1−ᾱ)) of x_t = √ᾱ·x₀ + √(1−ᾱ)·ε; ±inf at ᾱ = 1 or 0."""
+    if alpha_bar >= 1.0:
+        return math.inf
+    if alpha_bar <= 0.0:
+        return -math.inf
+    return math.log(alpha_bar) - math.log1p(-alpha_bar)
+
+
+@dataclass(frozen=True)
+class RunSchedule:
+    """The model evaluations a run makes, known before it starts: at evaluation k the UNet sees x_t with diffusers'
+    timestep ``timesteps[k]`` (the paper's t − 1) and noise level ᾱ = ``alphas_cumprod[k]``; the step goes to
+    ``prev_timesteps[k]`` (the next evaluation's timestep, −1 after the last: the data).
+
+    A second-order solver (Heun) evaluates twice per step, so its timesteps repeat.
+    """
+
+    timesteps: list[int]
+    prev_timesteps: list[int]
+    alphas_cumprod: list[float]
+
+    def __len__(self) -> int:
+        return len(self.timesteps)
+
+    @classmethod
+    def of(cls, scheduler) -> RunSchedule:
+        """Read a scheduler whose timesteps are set. The noise level is the σ the solver itself uses where it has
+        one (ᾱ = 1/(1+σ²): Euler-type solvers and DPM-Solver keep σ = √((1−ᾱ)/ᾱ) per evaluation), else ᾱ at the
+        timestep (ours)."""
+        timesteps = [round(float(t)) for t in scheduler.timesteps]
+        sigmas = getattr(scheduler, "sigmas", None)
+        if sigmas is not None and len(sigmas) == len(timesteps) + 1:
+            alphas_cumprod = [1.0 / (1.0 + float(s) ** 2) for s in sigmas[:-1]]
+        else:
+            alphas_cumprod = [float(scheduler.alphas_cumprod[t]) for t in timesteps]
+        return cls(timesteps, [*timesteps[1:], -1], alphas_cumprod)
+
+
 @dataclass
 class Trajectory:
     """A recorded reverse run. Frame k holds step ``step_indices[k]`` of ``num_steps``, x_t → x_{t'}.
@@ -47,13 +87,15 @@ class Trajectory:
     last step). :attr:`t_values` gives the paper's t, which is what users read.
 
     Shapes: ``samples``, ``pred_original``, ``pred_epsilon``: (K, B, C, H, W) uint8; ``final``: (B, C, H, W) float.
-    ``samples[k]`` is x_t at the *input* of that step.
+    ``samples[k]`` is x_t at the *input* of that step, in the DDPM scale whatever the solver; ``alphas_cumprod[k]``
+    is its noise level ᾱ, so that runs of different solvers and step counts align by log SNR.
     """
 
     timesteps: list[int]
     prev_timesteps: list[int]
     step_indices: list[int]
     num_steps: int
+    alphas_cumprod: list[float]
     samples: torch.Tensor
     pred_original: torch.Tensor
     pred_epsilon: torch.Tensor
@@ -72,6 +114,16 @@ class Trajectory:
         return [i + 1 for i in self.timesteps]
 
     @property
+    def log_snrs(self) -> list[float]:
+        """log SNR = log(ᾱ/(1−ᾱ)) of each recorded x_t."""
+        return [log_snr(a) for a in self.alphas_cumprod]
+
+    @property
+    def nfe(self) -> list[int]:
+        """Model evaluations made up to and including each recorded step."""
+        return [k + 1 for k in self.step_indices]
+
+    @property
     def t_prev_values(self) -> list[int]:
         """The paper's t' each recorded step goes to (0: the sample x₀)."""
         return [i + 1 for i in self.prev_timesteps]
@@ -80,17 +132,17 @@ class Trajectory:
 class TrajectoryRecorder:
     """Preallocates the uint8 frame buffers of a run and fills them step by step, keeping at most ``max_frames``."""
 
-    def __init__(self, timesteps: list[int], shape: tuple[int, ...], max_frames: int | None = None):
-        self.keep = frames_to_keep(len(timesteps), max_frames)
+    def __init__(self, schedule: RunSchedule, shape: tuple[int, ...], max_frames: int | None = None):
+        self.keep = frames_to_keep(len(schedule), max_frames)
         self._slot = {step: slot for slot, step in enumerate(self.keep)}
         self._filled = 0  # slots 0 … _filled − 1 hold recorded steps
         n = len(self.keep)
-        prev_timesteps = [*timesteps[1:], -1]
         self.trajectory = Trajectory(
-            timesteps=[int(timesteps[i]) for i in self.keep],
-            prev_timesteps=[int(prev_timesteps[i]) for i in self.keep],
+            timesteps=[schedule.timesteps[i] for i in self.keep],
+            prev_timesteps=[schedule.prev_timesteps[i] for i in self.keep],
             step_indices=list(self.keep),
-            num_steps=len(timesteps),
+            num_steps=len(schedule),
+            alphas_cumprod=[schedule.alphas_cumprod[i] for i in self.keep],
             samples=torch.empty((n, *shape), dtype=torch.uint8),
             pred_original=torch.empty((n, *shape), dtype=torch.uint8),
             pred_epsilon=torch.empty((n, *shape), dtype=torch.uint8),
@@ -104,6 +156,7 @@ class TrajectoryRecorder:
             prev_timesteps=traj.prev_timesteps[:n],
             step_indices=traj.step_indices[:n],
             num_steps=traj.num_steps,
+            alphas_cumprod=traj.alphas_cumprod[:n],
             samples=traj.samples[:n],
             pred_original=traj.pred_original[:n],
             pred_epsilon=traj.pred_epsilon[:n],

@@ -15,7 +15,7 @@ from app.sessions import delete_session_files
 EXAMPLE = "app/assets/fashion_tshirt.png"
 FORWARD = dict(image=EXAMPLE, schedule="linear", T=1000, beta_start=1e-4, beta_end=0.02, seed=0, resolution=32)
 REVERSE = dict(
-    sampler=reverse.SAMPLERS[1],
+    sampler=reverse.DDPM,
     steps=5,
     eta=0.0,
     variance_type=next(iter(reverse.VARIANCE_TYPES)),
@@ -189,7 +189,7 @@ def test_work_cap(app_models, monkeypatch):
 
 
 def test_estimate_runtime(app_models):
-    assert "5 steps at batch 2" in reverse.estimate_runtime("tiny-random", reverse.SAMPLERS[1], 5, 0.0, 2)
+    assert "5 steps at batch 2" in reverse.estimate_runtime("tiny-random", reverse.DDPM, 5, 0.0, 2)
 
 
 def test_sdedit_and_elbo_terms(app_models):

@@ -11,7 +11,7 @@ from app.callbacks.forward import SCHEDULES
 pytestmark = pytest.mark.e2e
 EXAMPLE = "app/assets/fashion_tshirt.png"
 VARIANCE = next(iter(reverse.VARIANCE_TYPES))
-RESPACED = reverse.SAMPLERS[1]
+RESPACED = reverse.DDPM
 
 
 @pytest.fixture(scope="module")

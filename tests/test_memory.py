@@ -16,7 +16,7 @@ from app.callbacks import reverse
 
 pytestmark = pytest.mark.e2e
 VARIANCE = next(iter(reverse.VARIANCE_TYPES))
-RESPACED = reverse.SAMPLERS[1]
+RESPACED = reverse.DDPM
 
 
 @pytest.fixture(scope="module")

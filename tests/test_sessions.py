@@ -17,7 +17,7 @@ from pipelines import DDPMExplorerPipeline
 pytestmark = pytest.mark.e2e
 EXAMPLE = "app/assets/fashion_bag.png"
 VARIANCE = next(iter(reverse.VARIANCE_TYPES))
-RESPACED = reverse.SAMPLERS[1]
+RESPACED = reverse.DDPM
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_cancelling_a_generation_frees_its_slot(app_url, counter, monkeypatch):
     slow = pipe.unet.register_forward_hook(lambda *_: time.sleep(0.05))  # 100 steps: 5 s
     try:
         client = Client(app_url, verbose=False)
-        args = ("tiny-random", reverse.SAMPLERS[0], 100, 0.0, VARIANCE, True, 0, 1)
+        args = ("tiny-random", reverse.DDPM, 100, 0.0, VARIANCE, True, 0, 1)
         jobs = [client.submit(*args, api_name="/reverse_generate") for _ in range(settings.SAMPLING_CONCURRENCY)]
         deadline = time.time() + 20
         while counter.active < settings.SAMPLING_CONCURRENCY and time.time() < deadline:

@@ -35,8 +35,7 @@ def caption_number(caption: str, name: str) -> float:
 
 
 def run(steps: int | None):
-    sampler = reverse.SAMPLERS[0] if steps is None else reverse.SAMPLERS[1]
-    outputs = list(reverse.reverse_generate("tiny-random", sampler, steps or T, 0.0, VARIANCE, True, 0, 1))
+    outputs = list(reverse.reverse_generate("tiny-random", reverse.DDPM, steps or T, 0.0, VARIANCE, True, 0, 1))
     return outputs[-1][3]
 
 

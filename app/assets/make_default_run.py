@@ -18,9 +18,7 @@ BUDGET_BYTES = 1 * 2**20  # every visitor's page loads it: half the budget of a 
 
 def main() -> None:
     variance = next(iter(reverse.VARIANCE_TYPES))
-    outputs = list(
-        reverse.reverse_generate(settings.DEFAULT_MODEL, reverse.SAMPLERS[1], 100, 0.0, variance, True, 0, 4)
-    )
+    outputs = list(reverse.reverse_generate(settings.DEFAULT_MODEL, reverse.DDPM, 100, 0.0, variance, True, 0, 4))
     state = outputs[-1][3]
     payload = json.loads(
         reverse_payload(state.trajectory, reverse.check_model(state.model).scheduler.tables, BUDGET_BYTES)

@@ -22,6 +22,7 @@ from app.settings import ASSETS_DIR
 from app.validation import check_choice, check_float, check_int, check_model, numerical_faults_as_errors
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
 from pipelines.forward import StepValues, step_values
+from pipelines.samplers import SAMPLERS, Sampler
 from pipelines.trajectory import Trajectory, TrajectoryRecorder, frames_within, to_uint8
 
 try:  # ZeroGPU Spaces: sampling runs on a GPU lent per call; a no-op elsewhere
@@ -32,25 +33,38 @@ except ImportError:
     gpu = lambda fn: fn
 
 DEFAULT_RUN = ASSETS_DIR / "default_run.json"
-SAMPLERS = ("DDPM, all T steps", "DDPM, respaced to N steps", "DDIM (η), N steps")
+SAMPLER_NAMES = {sampler.name: key for key, sampler in SAMPLERS.items()}  # what users pick → registry key
+DDPM = SAMPLERS["ddpm"].name
+DEFAULT_SAMPLER, DEFAULT_STEPS = DDPM, 100  # the app's default run
 VARIANCE_TYPES = {"fixed_small (β̃_t, posterior)": "fixed_small", "fixed_large (β_t)": "fixed_large"}
 
 
-def run_plan(model_name, sampler, steps, eta, batch_size):
-    """Validate a sampling request and return (pipeline, number of steps or None for all T, η, batch size)."""
+@dataclass(frozen=True)
+class RunPlan:
+    """A validated sampling request."""
+
+    pipe: DDPMExplorerPipeline
+    sampler: Sampler
+    num_steps: int  # N; T runs every timestep
+    eta: float | None  # DDIM's η, for DDIM only
+    batch_size: int
+
+    @property
+    def nfe(self) -> int:
+        return self.sampler.nfe(self.num_steps)
+
+
+def run_plan(model_name, sampler, steps, eta, batch_size) -> RunPlan:
+    """Validate a sampling request: a model, a sampler of the registry (by the name users read), N steps (all T at
+    most), DDIM's η and a batch, within this server's work cap."""
     pipe = check_model(model_name)
     T = pipe.scheduler.config.num_train_timesteps
-    sampler = check_choice("Sampler", sampler, SAMPLERS)
+    sampler = SAMPLERS[SAMPLER_NAMES[check_choice("Sampler", sampler, tuple(SAMPLER_NAMES))]]
     batch_size = check_int("Batch size", batch_size, 1, settings.MAX_BATCH)
-    if sampler == SAMPLERS[0]:
-        n, eta = T, None
-    else:
-        n = check_int("Steps", steps, 1, min(T, settings.MAX_STEPS))
-        eta = check_float("η", eta, 0.0, 1.0) if sampler == SAMPLERS[2] else None
-    if n > settings.MAX_STEPS:
-        raise gr.Error(f"That asks for {n} steps, over this server's limit of {settings.MAX_STEPS}; use respacing.")
-    check_work(pipe, n, batch_size)
-    return pipe, (None if n == T else n), eta, batch_size
+    n = check_int("Steps", steps, 1, min(T, settings.MAX_STEPS))
+    eta = check_float("η", eta, 0.0, 1.0) if sampler.takes_eta else None
+    check_work(pipe, sampler.nfe(n), batch_size)
+    return RunPlan(pipe, sampler, n, eta, batch_size)
 
 
 def check_work(pipe, unet_calls: int, batch_size: int) -> None:
@@ -66,23 +80,24 @@ def check_work(pipe, unet_calls: int, batch_size: int) -> None:
 
 def estimate_runtime(model_name, sampler, steps, eta, batch_size) -> str:
     """A run-time estimate from one measured UNet call, before a long run."""
-    pipe, n, eta, batch_size = run_plan(model_name, sampler, steps, eta, batch_size)
-    n = n or pipe.scheduler.config.num_train_timesteps
-    per_call = models.seconds_per_unet_call(model_name, batch_size)
-    return f"≈ {n * per_call:.1f} s for {n} steps at batch {batch_size} ({per_call * 1000:.0f} ms per UNet call here)."
+    plan = run_plan(model_name, sampler, steps, eta, batch_size)
+    per_call = models.seconds_per_unet_call(model_name, plan.batch_size)
+    return (
+        f"≈ {plan.nfe * per_call:.1f} s for {plan.num_steps} steps ({plan.nfe} model evaluations) at batch "
+        f"{plan.batch_size} ({per_call * 1000:.0f} ms per UNet call here)."
+    )
 
 
-def with_options(pipe: DDPMExplorerPipeline, variance_type: str, clip: bool) -> DDPMExplorerPipeline:
-    """The shared pipeline's UNet with this request's scheduler options (the shared scheduler stays untouched)."""
+def run_scheduler(plan: RunPlan, variance_type: str, clip: bool):
+    """The scheduler of this request: ours with its Σ_t and clipping options, or the sampler's solver built from the
+    model's config (which carries its thresholding and λ bound). The shared pipeline's scheduler stays untouched."""
     variance = check_choice("Variance type", variance_type, tuple(VARIANCE_TYPES))
-    scheduler = DDPMExplorerScheduler.from_config(
-        pipe.scheduler.config, variance_type=VARIANCE_TYPES[variance], clip_sample=bool(clip)
-    )
-    run = DDPMExplorerPipeline(
-        unet=pipe.unet, scheduler=scheduler, recommended_guidance_scale=pipe.config.recommended_guidance_scale
-    )
-    run.set_progress_bar_config(leave=False)
-    return run
+    config = plan.pipe.scheduler.config
+    if plan.sampler.scheduler_class is DDPMExplorerScheduler:
+        return DDPMExplorerScheduler.from_config(
+            config, variance_type=VARIANCE_TYPES[variance], clip_sample=bool(clip)
+        )
+    return plan.sampler.scheduler(config)
 
 
 def frame_budget(pipe, batch_size: int) -> int:
@@ -112,16 +127,25 @@ def sample(model_name, sampler, steps, eta, variance_type, clip, seed, batch_siz
     """Denoise pure noise step by step, streaming x_t and x̂₀ while it runs; the last yield carries the recorded
     trajectory (the session's handle for scrubbing) and the final images. ``in_page``: also the scrubber's payload,
     the frames recorded so far every SCRUB_STREAM_EVERY_S while it runs and the whole run at the end."""
-    pipe, n, eta, batch_size = run_plan(model_name, sampler, steps, eta, batch_size)
+    plan = run_plan(model_name, sampler, steps, eta, batch_size)
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
-    run = with_options(pipe, variance_type, clip)
-    timesteps = run.run_timesteps(n)
-    recorder = TrajectoryRecorder(timesteps, (batch_size, *run.sample_shape), frame_budget(run, batch_size))
-    generator = torch.Generator(device=run.device).manual_seed(seed)
+    pipe, batch_size = plan.pipe, plan.batch_size
+    scheduler = run_scheduler(plan, variance_type, clip)
+    schedule = pipe.run_schedule(scheduler, plan.num_steps)
+    recorder = TrajectoryRecorder(schedule, (batch_size, *pipe.sample_shape), frame_budget(pipe, batch_size))
+    generator = torch.Generator(device=pipe.device).manual_seed(seed)
     tables = pipe.scheduler.tables
     last_yield, last_payload, final = 0.0, time.perf_counter(), None
+    run = pipe.iter_trajectory(
+        batch_size=batch_size,
+        generator=generator,
+        num_inference_steps=plan.num_steps,
+        eta=plan.eta,
+        scheduler=scheduler,
+        show_progress=True,
+    )
     with numerical_faults_as_errors():
-        for step in run.iter_trajectory(batch_size=batch_size, generator=generator, num_inference_steps=n, eta=eta):
+        for step in run:
             recorder.record(step.step_index, step.sample, step.pred_original_sample, step.pred_epsilon)
             final = step.prev_sample
             if time.perf_counter() - last_yield > settings.STREAM_EVERY_S:
@@ -140,8 +164,9 @@ def sample(model_name, sampler, steps, eta, variance_type, clip, seed, batch_siz
     trajectory.final = final.cpu()
     state = recorded_state(model_name, pipe, trajectory)
     done = (
-        f"Done: {trajectory.num_steps} steps, t = {trajectory.t_values[0]} → 0; {len(trajectory)} kept for "
-        f"scrubbing ({trajectory.nbytes / 2**20:.1f} MB). Scrub t below."
+        f"Done: {plan.sampler.name}, {plan.num_steps} steps ({trajectory.num_steps} model evaluations), "
+        f"t = {trajectory.t_values[0]} → 0; {len(trajectory)} kept for scrubbing "
+        f"({trajectory.nbytes / 2**20:.1f} MB). Scrub t below."
     )
     final_grid = grid_image(final)
     slider = gr.update(minimum=0, maximum=state.num_train_timesteps, value=0)

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import gradio as gr
 
 from app import models, settings
+from app.callbacks import race as race_cb
 from app.callbacks import reverse as cb
 from app.callbacks.sdedit import sdedit
 from app.images import examples
-from app.tabs.scrubbers import reverse_scrubber
+from app.tabs.scrubbers import race_scrubber, reverse_scrubber
 from app.tabs.widgets import GifExport, image_panel
 
 SDEDIT_NOTE = (
@@ -43,11 +44,11 @@ class RunInputs:
 def run_inputs() -> RunInputs:
     choices = models.model_choices()
     model = gr.Dropdown(choices, value=models.default_model(), label="Model")
-    sampler = gr.Radio(list(cb.SAMPLERS), value=cb.SAMPLERS[1], label="Sampler")
-    steps = gr.Slider(1, settings.MAX_STEPS, value=100, step=1, label="Steps N (respaced / DDIM)")
+    sampler = gr.Dropdown(list(cb.SAMPLER_NAMES), value=cb.DEFAULT_SAMPLER, label="Sampler")
+    steps = gr.Slider(1, settings.MAX_STEPS, value=cb.DEFAULT_STEPS, step=1, label="Steps N (T: every timestep)")
     eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="η (DDIM: 0 deterministic, 1 = DDPM's β̃)")
-    variance = gr.Radio(list(cb.VARIANCE_TYPES), value=next(iter(cb.VARIANCE_TYPES)), label="Σ_t")
-    clip = gr.Checkbox(True, label="Clip x̂₀ to [−1, 1]")
+    variance = gr.Radio(list(cb.VARIANCE_TYPES), value=next(iter(cb.VARIANCE_TYPES)), label="Σ_t (DDPM)")
+    clip = gr.Checkbox(True, label="Clip x̂₀ to [−1, 1] (DDPM, DDIM; the solvers threshold as the model's config says)")
     with gr.Row():
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
         batch = gr.Slider(1, settings.MAX_BATCH, value=4, step=1, label="Batch (grid)")
@@ -79,6 +80,53 @@ def sdedit_section(model: gr.Dropdown, T: int) -> None:
     )
 
 
+RACE_NOTE = (
+    "The same x_T, denoised by each sampler side by side. Deterministic solvers (DDIM η = 0, DPM-Solver++, UniPC, "
+    "DEIS, Euler, Heun) follow the probability-flow ODE and can take big steps; stochastic ones (DDPM, DDIM η > 0, "
+    "the SDE solver, Euler ancestral) add fresh noise at every step, which washes out a young model's errors but "
+    "needs more steps. After the run, the slider scrubs all of them at the same noise level."
+)
+
+
+def race_section(model: gr.Dropdown, T: int) -> None:
+    with gr.Accordion("Race samplers: the same noise, side by side", open=False):
+        gr.Markdown(RACE_NOTE)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=260):
+                samplers = gr.CheckboxGroup(
+                    list(race_cb.SAMPLER_NAMES), value=race_cb.DEFAULT_RACERS, label="Samplers (2 to 4)"
+                )
+                steps = gr.Slider(1, settings.MAX_STEPS, value=20, step=1, label="Steps N (each)")
+                with gr.Row():
+                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
+                    batch = gr.Slider(1, 8, value=4, step=1, label="Batch")
+                with gr.Row():
+                    start = gr.Button("Race", variant="primary")
+                    stop = gr.Button("Stop", variant="stop")
+            with gr.Column(scale=2):
+                status = gr.Markdown()
+                live = gr.Gallery(label="x̂₀ of each run (live), then its result", columns=4, height=240, format="png")
+        t = gr.Slider(
+            0, T, value=T, step=1, label="t: the noise level every run is shown at (0 = results)", elem_id="race-t"
+        )
+        scrubber = race_scrubber("race-t")
+        plot = gr.Image(
+            race_cb.quality_plot(model.value),
+            label="Quality against model evaluations (this model's sampler sweep; lower is better)",
+            format="png",
+            height=340,
+        )
+    model.change(race_cb.quality_plot, model, plot, api_visibility="private")
+    model.change(lambda name: gr.update(maximum=cb.model_num_timesteps(name)), model, t, api_visibility="private")
+    inputs = [model, samplers, steps, seed, batch]
+    sampling = dict(concurrency_limit=settings.SAMPLING_CONCURRENCY, concurrency_id="sampling")
+    run = start.click(race_cb.race_in_page, inputs, [live, status, scrubber], api_visibility="private", **sampling)
+    run.then(lambda: gr.update(value=0), None, t, api_visibility="private")
+    stop.click(None, None, None, cancels=[run], api_visibility="private")
+    api_only = gr.Button(visible=False)
+    api_only.click(race_cb.race_api, inputs, [live, status], api_name="race", **sampling)
+
+
 def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     state = gr.State(None, time_to_live=settings.SESSION_TTL_S)
     with gr.Row():
@@ -107,6 +155,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     scrubber = reverse_scrubber("reverse-t")
     export = gr.Button("Export GIF", size="sm")
     gif = GifExport.create("x_t | x̂₀ over the run (GIF)", height=260)
+    race_section(inputs.model, T)
     sdedit_section(inputs.model, T)
 
     for component in inputs.plan:

@@ -74,3 +74,12 @@ def reverse_scrubber(slider_id: str) -> gr.HTML:
         '<canvas class="curves" width="420" height="330"></canvas></div>'
     )
     return _scrubber(slider_id, "reverse_scrubber.js", body, "reverse-scrubber")
+
+
+def race_scrubber(slider_id: str) -> gr.HTML:
+    """The race's runs side by side, each at its recorded step nearest the slider's noise level."""
+    body = (
+        '<div class="caption">Race two to four samplers; the slider then scrubs them together, by noise level.</div>'
+        '<div class="runs"></div>'
+    )
+    return _scrubber(slider_id, "race_scrubber.js", body, "race-scrubber")

@@ -110,6 +110,9 @@ def load_training_images(args) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def make_scheduler(args) -> DDPMExplorerScheduler:
+    """The model's scheduler, with the sampling settings its checkpoint recommends to diffusers' solvers (measured in
+    docs/SAMPLERS.md): x̂₀ thresholded to [−1, 1] (the data's range) and, for the cosine schedule, DPM-Solver's
+    ``lambda_min_clipped`` = −5.1 as diffusers recommends for it."""
     return DDPMExplorerScheduler(
         num_train_timesteps=args.num_train_timesteps,
         beta_schedule=args.beta_schedule,
@@ -118,6 +121,9 @@ def make_scheduler(args) -> DDPMExplorerScheduler:
         prediction_type=args.prediction_type,
         variance_type="fixed_small",
         clip_sample=True,
+        thresholding=True,
+        sample_max_value=1.0,
+        lambda_min_clipped=-5.1 if args.beta_schedule == "cosine" else -float("inf"),
     )
 
 

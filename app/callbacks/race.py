@@ -1,0 +1,140 @@
+"""Race view handlers: two to four samplers denoise the same x_T side by side, streaming; the recorded runs are then
+scrubbed together, aligned by noise level (log SNR), with each one's model evaluations (NFE) so far."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import gradio as gr
+import torch
+from PIL import Image
+
+from app import models, rendering, settings
+from app.callbacks.reverse import SAMPLER_NAMES, check_work, frame_budget, gpu, grid_image
+from app.scrub_payload import race_payload
+from app.validation import check_int, check_model, numerical_faults_as_errors
+from pipelines.samplers import SAMPLERS, Sampler
+from pipelines.trajectory import Trajectory, TrajectoryRecorder
+
+MIN_RACERS, MAX_RACERS = 2, 4
+DEFAULT_RACERS = [SAMPLERS[k].name for k in ("ddpm", "ddim", "dpmsolver++2m", "euler-ancestral")]
+
+
+@dataclass
+class Racer:
+    """One sampler's run in a race."""
+
+    sampler: Sampler
+    steps: object  # its iterator of TrajectorySteps
+    recorder: TrajectoryRecorder
+    num_evaluations: int
+    done: int = 0  # evaluations made
+    wall_s: float = 0.0  # its own time: the race interleaves the runs
+    final: torch.Tensor | None = None
+
+    @property
+    def progress(self) -> float:
+        return self.done / self.num_evaluations
+
+    def trajectory(self) -> Trajectory:
+        trajectory = self.recorder.trajectory
+        trajectory.final = None if self.final is None else self.final.cpu()
+        return trajectory
+
+
+def check_racers(names) -> list[Sampler]:
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise gr.Error(f"Pick {MIN_RACERS} to {MAX_RACERS} samplers.")
+    unknown = [n for n in names if n not in SAMPLER_NAMES]
+    if unknown:
+        raise gr.Error(f"Unknown sampler {unknown[0]!r}; choose among {', '.join(SAMPLER_NAMES)}.")
+    names = list(dict.fromkeys(names))
+    if not MIN_RACERS <= len(names) <= MAX_RACERS:
+        raise gr.Error(f"Pick {MIN_RACERS} to {MAX_RACERS} different samplers, got {len(names)}.")
+    return [SAMPLERS[SAMPLER_NAMES[n]] for n in names]
+
+
+def status_table(racers: list[Racer]) -> str:
+    rows = [
+        f"| {r.sampler.name} | {r.done} / {r.num_evaluations} | {r.wall_s:.1f} s |"
+        + (" done |" if r.done == r.num_evaluations else " |")
+        for r in racers
+    ]
+    return "| sampler | NFE | its time | |\n|---|---|---|---|\n" + "\n".join(rows)
+
+
+def gallery(racers: list[Racer], current: dict[int, torch.Tensor]) -> list:
+    """Each racer's latest x̂₀ (its result once done), captioned."""
+    items = []
+    for i, r in enumerate(racers):
+        image = r.final if r.final is not None else current.get(i)
+        if image is not None:
+            items.append((grid_image(image), f"{r.sampler.name}: NFE {r.done} of {r.num_evaluations}"))
+    return items
+
+
+def race(model_name, sampler_names, steps, seed, batch_size, in_page: bool):
+    """Run each sampler for N steps from the same x_T (the same seed), one model evaluation at a time to whichever
+    run is furthest behind, so they advance together; stream their x̂₀ and a table of NFE and time."""
+    pipe = check_model(model_name)
+    samplers = check_racers(sampler_names)
+    T = pipe.scheduler.config.num_train_timesteps
+    n = check_int("Steps", steps, 1, min(T, settings.MAX_STEPS))
+    batch_size = check_int("Batch size", batch_size, 1, settings.MAX_BATCH)
+    seed = check_int("Seed", seed, 0, settings.MAX_SEED)
+    check_work(pipe, sum(s.nfe(n) for s in samplers), batch_size)
+    budget = max(2, frame_budget(pipe, batch_size) // len(samplers))
+    racers = []
+    for sampler in samplers:
+        scheduler = sampler.scheduler(pipe.scheduler.config)
+        schedule = pipe.run_schedule(scheduler, n)
+        steps_iter = pipe.iter_trajectory(
+            batch_size=batch_size,
+            generator=torch.Generator(device=pipe.device).manual_seed(seed),
+            num_inference_steps=n,
+            scheduler=scheduler,
+            show_progress=False,
+        )
+        recorder = TrajectoryRecorder(schedule, (batch_size, *pipe.sample_shape), budget)
+        racers.append(Racer(sampler, steps_iter, recorder, len(schedule)))
+
+    current: dict[int, torch.Tensor] = {}
+    last_yield = 0.0
+    with numerical_faults_as_errors():
+        while any(r.done < r.num_evaluations for r in racers):
+            i, racer = min(
+                ((i, r) for i, r in enumerate(racers) if r.done < r.num_evaluations), key=lambda ir: ir[1].progress
+            )
+            start = time.perf_counter()
+            step = next(racer.steps)
+            racer.wall_s += time.perf_counter() - start
+            racer.recorder.record(step.step_index, step.sample, step.pred_original_sample, step.pred_epsilon)
+            racer.done += 1
+            current[i] = step.pred_original_sample
+            if racer.done == racer.num_evaluations:
+                racer.final = step.prev_sample
+            if time.perf_counter() - last_yield > settings.STREAM_EVERY_S:
+                last_yield = time.perf_counter()
+                yield gallery(racers, current), status_table(racers), *([gr.skip()] if in_page else [])
+    trajectories = [(r.sampler.name, r.trajectory(), r.wall_s) for r in racers]
+    payload = [race_payload(trajectories, pipe.scheduler.tables)] if in_page else []
+    yield gallery(racers, current), status_table(racers), *payload
+
+
+@gpu
+def race_api(model_name, sampler_names, steps, seed, batch_size, progress=gr.Progress()):
+    """The API's race: each sampler's result and the table of NFE and time."""
+    yield from race(model_name, sampler_names, steps, seed, batch_size, in_page=False)
+
+
+@gpu
+def race_in_page(model_name, sampler_names, steps, seed, batch_size, progress=gr.Progress()):
+    """The page's race: also the race scrubber's payload."""
+    yield from race(model_name, sampler_names, steps, seed, batch_size, in_page=True)
+
+
+def quality_plot(model_name):
+    """The model's quality-against-NFE plot from its sampler sweep (its card's samplers.png), when it has one."""
+    path = models.sampler_sweep_plot(model_name)
+    return rendering.png_output(Image.open(path).convert("RGB")) if path else None

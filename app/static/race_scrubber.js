@@ -1,0 +1,100 @@
+// Reverse tab, race view: two to four recorded runs scrubbed together by noise level. The slider's t gives a log
+// SNR on the model's schedule; each run shows its recorded frame nearest that noise level (runs with different step
+// counts and solvers align), with its model evaluations (NFE) so far. No request is sent.
+// Runs as the gr.HTML's js_on_load (element, props, watch come from gradio); helpers in scrub.js.
+//
+// The payload (props.value, JSON, from app/scrub_payload.py::race_payload):
+//   version; T; log_snr: float32 (T + 1), the schedule's log SNR by the paper's t (t = 0: +∞, the data)
+//   runs: [{name, num_evaluations, wall_s, frame_height, frame_width,
+//           log_snr, t, nfe: per recorded frame (noise level of its x_t, its paper's t, evaluations so far),
+//           atlas: {x_t, x0_hat}: base64 PNGs, frame k at rows k·frame_height …; result: base64 PNG of x₀}]
+(() => {
+  const S = window.DDPMScrub;
+  const sliderId = element.querySelector(".scrubber").dataset.slider;
+  const $ = (selector) => element.querySelector(selector);
+  const state = { version: -1, race: null };
+
+  function image(b64) {
+    const img = new Image();
+    img.src = `data:image/png;base64,${b64}`;
+    return img.decode().then(() => img);
+  }
+
+  function figure(caption) {
+    const fig = document.createElement("figure");
+    fig.innerHTML = `<canvas width="8" height="8"></canvas><figcaption>${caption}</figcaption>`;
+    return fig;
+  }
+
+  async function load(json) {
+    if (!json) return;
+    const p = JSON.parse(json);
+    if (p.version <= state.version) return;
+    state.version = p.version;
+    const runs = await Promise.all(p.runs.map(async (r) => ({
+      ...r,
+      atlases: await Promise.all([image(r.atlas.x_t), image(r.atlas.x0_hat)]),
+      resultImage: await image(r.result),
+    })));
+    if (p.version !== state.version) return;
+    const rows = $(".runs");
+    rows.innerHTML = "";
+    for (const r of runs) {
+      const row = document.createElement("div");
+      row.className = "race-row";
+      const title = document.createElement("div");
+      title.className = "race-title";
+      row.append(title, figure("x_t"), figure("x̂₀"));
+      rows.append(row);
+      r.row = row;
+    }
+    state.race = { ...p, runs, logSnr: S.float32(p.log_snr) };
+    show(S.readT(sliderId));
+  }
+
+  function draw(canvas, r, source, row) {
+    if (canvas.width !== r.frame_width || canvas.height !== r.frame_height) {
+      canvas.width = r.frame_width;
+      canvas.height = r.frame_height;
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(source, 0, row * r.frame_height, r.frame_width, r.frame_height, 0, 0, r.frame_width, r.frame_height);
+  }
+
+  function show(t) {
+    const race = state.race;
+    if (!race) return;
+    t = Math.max(0, Math.min(race.T, Math.round(t)));
+    const target = race.logSnr[t];  // +∞ at t = 0: every run's result
+    for (const r of race.runs) {
+      const canvases = r.row.querySelectorAll("canvas");
+      let text;
+      if (t === 0) {
+        draw(canvases[0], r, r.resultImage, 0);
+        draw(canvases[1], r, r.resultImage, 0);
+        text = `result after ${r.num_evaluations} NFE`;
+      } else {
+        let k = 0;
+        r.log_snr.forEach((v, i) => { if (Math.abs(v - target) < Math.abs(r.log_snr[k] - target)) k = i; });
+        canvases.forEach((canvas, i) => draw(canvas, r, r.atlases[i], k));
+        text = `NFE ${r.nfe[k]} of ${r.num_evaluations} · its t = ${r.t[k]} · log SNR ${r.log_snr[k].toFixed(2)}`;
+      }
+      r.row.querySelector(".race-title").innerHTML =
+        `<b>${r.name}</b><br>${text}<br><span class="muted">${r.wall_s.toFixed(1)} s in all</span>`;
+    }
+    $(".caption").innerHTML = t === 0
+      ? "<b>t = 0</b>: every run's result."
+      : `<b>t = ${t}</b>: log SNR = ${race.logSnr[t].toFixed(2)}; each run at its recorded step nearest this noise level.`;
+    element.dataset.t = String(t);
+    element.dataset.version = String(state.version);
+    element.dataset.paints = String(Number(element.dataset.paints || 0) + 1);
+  }
+
+  S.bindSlider(sliderId, show);
+  const play = S.player(sliderId, -1, () => Number($("select.speed").value));
+  $("button.play").addEventListener("click", () => play.play());
+  $("button.pause").addEventListener("click", () => play.pause());
+  watch("value", () => load(props.value));
+  load(props.value);
+})();

@@ -1,0 +1,167 @@
+"""Quality against steps: every sampler of the registry at several numbers of model evaluations (NFE), on the same
+seeds, scored in a classifier's feature space against the real-data floor.
+
+    python -m pipelines.sampler_sweep --checkpoint checkpoints/fashion-mnist-32 --num-samples 1000 \\
+        --samplers ddpm,ddim,dpmsolver++2m,unipc,euler-ancestral --nfe 5,10,20,50,100 --reference 1000 \\
+        --json checkpoints/fashion-mnist-32/evaluation/samplers.json --plot checkpoints/fashion-mnist-32/samplers.png
+
+Each point samples N images (seed fixed: every sampler starts from the same x_T) and reports the Fréchet distance to
+the test set beside the floor (train against test, same N), the mean max-softmax, the smallest class share, the NFE
+and the wall time. ``--reference`` adds DDPM at that many steps (all T: 1000). Points already in the JSON are kept
+and skipped, so an interrupted sweep resumes where it stopped; the JSON is written after every point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from pipelines.loading import load_pipeline
+from pipelines.objective import quantize
+from pipelines.samplers import SAMPLERS, get_sampler
+from pipelines.training.classifier import DEFAULT_CLASSIFIER_DIR, load_classifier
+from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist, uint8_to_model_range
+from pipelines.training.evaluate import sample_quality
+
+
+def point_key(sampler: str, steps: int) -> str:
+    return f"{sampler}@{steps}"
+
+
+def generate_with(
+    pipe, sampler: str, steps: int, n: int, batch_size: int, seed: int, class_labels=None, guidance_scale=None
+) -> torch.Tensor:
+    """n samples in [−1, 1] from one sampler at ``steps`` steps; batch k draws from seed + k, so every sampler starts
+    from the same x_T."""
+    scheduler = get_sampler(sampler).scheduler(pipe.scheduler.config)
+    out = []
+    for k, start in enumerate(tqdm(range(0, n, batch_size), desc=f"{sampler} × {steps}", leave=False)):
+        b = min(batch_size, n - start)
+        labels = None if class_labels is None else class_labels[start : start + b]
+        trajectory = pipe.iter_trajectory(
+            batch_size=b,
+            generator=torch.Generator().manual_seed(seed + k),
+            num_inference_steps=steps,
+            scheduler=scheduler,
+            class_labels=labels,
+            guidance_scale=guidance_scale,
+            show_progress=False,
+        )
+        for step in trajectory:
+            final = step.prev_sample
+        out.append(final.clamp(-1, 1))
+    return torch.cat(out)
+
+
+def plot_sweep(results: dict, path: str) -> None:
+    """FD / real floor against NFE, one line per sampler, with 100-step DDPM's value and +10 % marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = results["points"]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for sampler in dict.fromkeys(p["sampler"] for p in points.values()):
+        line = sorted((p["nfe"], p["fd_ratio"]) for p in points.values() if p["sampler"] == sampler)
+        style = "--" if SAMPLERS[sampler].stochastic else "-"
+        ax.plot(*zip(*line), style, marker="o", ms=3, label=SAMPLERS[sampler].name)
+    ref = points.get(point_key("ddpm", 100))
+    if ref:
+        ax.axhline(ref["fd_ratio"], color="grey", lw=0.8)
+        ax.axhline(ref["fd_ratio"] * 1.1, color="grey", lw=0.8, ls=":")
+        ax.annotate(
+            "DDPM, 100 steps (+10 % dotted)",
+            (0.01, ref["fd_ratio"]),
+            xycoords=("axes fraction", "data"),
+            fontsize=7,
+            va="bottom",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("model evaluations (NFE)")
+    ax.set_ylabel("Fréchet distance / real floor")
+    name, n = Path(results["checkpoint"]).name, results["num_samples"]
+    ax.set_title(f"{name}: {n} samples per point (dashed: stochastic)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default="checkpoints/fashion-mnist-32")
+    p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER_DIR))
+    p.add_argument("--data-dir", default=DEFAULT_FASHION_MNIST_DIR)
+    p.add_argument("--samplers", default=",".join(SAMPLERS), help="comma-separated keys of the sampler registry")
+    p.add_argument("--nfe", default="5,10,20,50,100", help="comma-separated numbers of model evaluations")
+    p.add_argument("--reference", type=int, default=0, help="also DDPM at this many steps (e.g. 1000); 0: none")
+    p.add_argument("--num-samples", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--guidance-scale", type=float, default=None, help="class-conditional models: w (default: card's)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", required=True, help="results, read first to resume and rewritten after every point")
+    p.add_argument("--plot", default=None, help="FD against NFE, as a PNG")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    pipe = load_pipeline(args.checkpoint)
+    pipe.set_progress_bar_config(disable=True)
+    classifier = load_classifier(args.classifier)
+    train_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "train")[0])
+    test_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "test")[0])
+    labels = None
+    if pipe.null_class_label is not None:  # class-conditional: an equal share of every class
+        labels = torch.arange(args.num_samples) % pipe.null_class_label
+
+    path = Path(args.json)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    setup = {"checkpoint": args.checkpoint, "num_samples": args.num_samples, "seed": args.seed}
+    if results and any(results.get(k) != v for k, v in setup.items()):
+        raise SystemExit(f"{path} holds a sweep with other settings ({setup}); choose another --json.")
+    results = {**setup, "guidance_scale": args.guidance_scale, "points": results.get("points", {}), **results}
+    plan = [(s, get_sampler(s).steps_for(int(n))) for s in args.samplers.split(",") for n in args.nfe.split(",")]
+    if args.reference:
+        plan.append(("ddpm", args.reference))
+    for sampler, steps in plan:
+        key = point_key(sampler, steps)
+        if key in results["points"]:
+            continue
+        start = time.perf_counter()
+        samples = generate_with(
+            pipe, sampler, steps, args.num_samples, args.batch_size, args.seed, labels, args.guidance_scale
+        )
+        wall = time.perf_counter() - start
+        q = sample_quality(quantize(samples), classifier, train_x, test_x, args.seed)
+        results["points"][key] = {
+            "sampler": sampler,
+            "steps": steps,
+            "nfe": get_sampler(sampler).nfe(steps),
+            "frechet_distance": q["frechet_distance"],
+            "frechet_distance_real_floor": q["frechet_distance_real_floor"],
+            "fd_ratio": q["frechet_distance"] / q["frechet_distance_real_floor"],
+            "mean_max_softmax": q["mean_max_softmax"],
+            "min_class_fraction": q["min_class_fraction"],
+            "wall_s": round(wall, 1),
+        }
+        print(
+            f"{key}: FD {q['frechet_distance']:.3f} ({results['points'][key]['fd_ratio']:.1f}× floor), "
+            f"max-softmax {q['mean_max_softmax']:.3f}, min class {q['min_class_fraction']:.3f}, {wall:.0f} s",
+            flush=True,
+        )
+        path.write_text(json.dumps(results, indent=2))
+        if args.plot:
+            plot_sweep(results, args.plot)
+
+
+if __name__ == "__main__":
+    main()
