@@ -30,6 +30,7 @@ MAX_SEED = 2**32 - 1
 # the reverse process
 MAX_BATCH = _int("MAX_BATCH", 16)
 MAX_STEPS = _int("MAX_STEPS", 1000)
+MAX_GUIDANCE = float(os.environ.get("MAX_GUIDANCE", 20.0))  # classifier-free guidance w
 # steps × batch × pixels one request may ask for: 1000 steps of 16 images at 32×32 (or 62 steps of one at 256×256)
 MAX_WORK = _int("MAX_WORK", 1000 * 16 * 32 * 32)
 # uint8 frames a session's trajectory may hold: small models keep every frame of a 1000-step run at batch 1

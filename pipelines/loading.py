@@ -57,19 +57,23 @@ def _scheduler_for(path_or_id, local: bool, **hub_kwargs) -> DDPMExplorerSchedul
         raise CheckpointError(f"{path_or_id}: unusable scheduler config: {e}") from e
 
 
-def _recommended_guidance_scale(path_or_id, local: bool, **hub_kwargs) -> float | None:
-    """The checkpoint's recommended classifier-free guidance w, from its model_index.json (None if it has none)."""
+def _pipeline_settings(path_or_id, local: bool, **hub_kwargs) -> dict:
+    """The checkpoint's recommended classifier-free guidance w and its class names, from its model_index.json (None
+    where it has none; a bare unet/ + scheduler/ pair has no model_index.json)."""
     try:
         if local:
             index = json.loads((Path(path_or_id) / "model_index.json").read_text())
         else:
             index = DDPMExplorerPipeline.load_config(path_or_id, **hub_kwargs)
     except (OSError, json.JSONDecodeError):
-        return None  # not a pipeline folder: a bare unet/ + scheduler/ pair has no recommendation
+        return {}
     w = index.get("recommended_guidance_scale")
     if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 50):
         raise CheckpointError(f"{path_or_id}: recommended_guidance_scale must be a number in [0, 50], got {w!r}.")
-    return w
+    names = index.get("class_names")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+        raise CheckpointError(f"{path_or_id}: class_names must be a list of strings, got {names!r}.")
+    return {"recommended_guidance_scale": w, "class_names": names}
 
 
 def load_pipeline(
@@ -109,10 +113,11 @@ def load_pipeline(
         raise CheckpointError(f"{path_or_id} has {cfg.in_channels} channels, expected {expected_channels}.")
     if expected_size is not None and cfg.sample_size != expected_size:
         raise CheckpointError(f"{path_or_id} works at {cfg.sample_size} px, expected {expected_size}.")
-    pipe = DDPMExplorerPipeline(
-        unet=unet.eval().to(device),
-        scheduler=scheduler,
-        recommended_guidance_scale=_recommended_guidance_scale(path_or_id, local, **hub_kwargs),
-    )
+    try:
+        pipe = DDPMExplorerPipeline(
+            unet=unet.eval().to(device), scheduler=scheduler, **_pipeline_settings(path_or_id, local, **hub_kwargs)
+        )
+    except ValueError as e:
+        raise CheckpointError(f"{path_or_id}: {e}") from e
     pipe.set_progress_bar_config(leave=False)
     return pipe

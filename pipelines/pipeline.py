@@ -68,6 +68,8 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             config (``pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)``).
         recommended_guidance_scale: the guidance w a class-conditional checkpoint samples best with; saved in
             ``model_index.json`` and used when a call passes ``guidance_scale=None``.
+        class_names: what the labels of a class-conditional checkpoint mean (one name per label but ∅), saved in
+            ``model_index.json``.
 
     The registered scheduler is never mutated by sampling: every run works on a copy with its own timesteps, so one
     pipeline can serve concurrent requests.
@@ -75,10 +77,22 @@ class DDPMExplorerPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "unet"
 
-    def __init__(self, unet: UNet2DModel, scheduler: SchedulerMixin, recommended_guidance_scale: float | None = None):
+    def __init__(
+        self,
+        unet: UNet2DModel,
+        scheduler: SchedulerMixin,
+        recommended_guidance_scale: float | None = None,
+        class_names: list[str] | None = None,
+    ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
-        self.register_to_config(recommended_guidance_scale=recommended_guidance_scale)
+        n = unet.config.num_class_embeds
+        if class_names is not None and (not n or len(class_names) != n - 1):
+            raise ValueError(
+                f"class_names has {len(class_names)} names; the UNet has "
+                + (f"{n - 1} classes (and the null label)." if n else "no class embedding.")
+            )
+        self.register_to_config(recommended_guidance_scale=recommended_guidance_scale, class_names=class_names)
 
     @property
     def null_class_label(self) -> int | None:

@@ -51,13 +51,32 @@ def tiny_pipeline(tiny_unet):
 
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory):
-    """A checkpoint folder holding one tiny random pipeline, 'tiny-random' (8×8, 1 channel, T = 100)."""
+    """A checkpoint folder holding tiny random pipelines (8×8, 1 channel, T = 100): 'tiny-random', and
+    'tiny-conditional' (classes circle, square, line; recommended w = 2)."""
     root = tmp_path_factory.mktemp("checkpoints")
     pipe = DDPMExplorerPipeline(
         unet=make_tiny_unet(sample_size=8),
         scheduler=DDPMExplorerScheduler(num_train_timesteps=100, beta_schedule="cosine"),
     )
     pipe.save_pretrained(root / "tiny-random")
+    torch.manual_seed(1)
+    conditional = UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+        num_class_embeds=4,  # classes 0, 1, 2 and the null label 3
+    ).eval()
+    DDPMExplorerPipeline(
+        unet=conditional,
+        scheduler=DDPMExplorerScheduler(num_train_timesteps=100, beta_schedule="cosine"),
+        recommended_guidance_scale=2.0,
+        class_names=["circle", "square", "line"],
+    ).save_pretrained(root / "tiny-conditional")
     return root
 
 

@@ -143,7 +143,7 @@ def test_reverse_generate_streams_then_records(app_models):
     payload = json.loads(in_page[-1][-1])  # the page's run also sends the whole run to the scrubber, once
     assert payload["t"] == [100, 80, 60, 40, 20] and payload["num_steps"] == 5 and payload["complete"]
     np.testing.assert_array_equal(np.asarray(in_page[-1][0]), np.asarray(final[0]))
-    assert "Done: 5 steps" in status and len(state.trajectory) == 5
+    assert "Done: DDPM (ancestral), 5 steps" in status and len(state.trajectory) == 5
     assert state.trajectory.samples.shape == (5, 2, 1, 8, 8)
     assert slider["maximum"] == 100 and slider["value"] == 0  # the paper's t: T = 100 is noise, 0 the result
     x_t, x0_hat, eps_hat, plot, caption = arrays(reverse.reverse_frame(state, 100))
@@ -189,7 +189,8 @@ def test_work_cap(app_models, monkeypatch):
 
 
 def test_estimate_runtime(app_models):
-    assert "5 steps at batch 2" in reverse.estimate_runtime("tiny-random", reverse.DDPM, 5, 0.0, 2)
+    estimate = reverse.estimate_runtime("tiny-random", reverse.DDPM, 5, 0.0, 2)
+    assert "5 steps (5 model evaluations) at batch 2" in estimate
 
 
 def test_sdedit_and_elbo_terms(app_models):

@@ -66,7 +66,7 @@ def test_reverse_generate_then_scrub_and_export(client):
     job = client.submit("tiny-random", RESPACED, 6, 0.0, VARIANCE, True, 7, 2, api_name="/reverse_generate")
     final = job.result()
     xt, x0, status, slider, final_grid = final
-    assert "Done: 6 steps" in status and slider["maximum"] == 100
+    assert "Done: DDPM (ancestral), 6 steps" in status and slider["maximum"] == 100
     grid = load(final_grid)
     assert grid.shape == (10, 19)  # two 8×8 samples side by side, 1 px borders
     again = client.predict("tiny-random", RESPACED, 6, 0.0, VARIANCE, True, 7, 2, api_name="/reverse_generate")

@@ -75,9 +75,9 @@ def test_forward_slider_moves_the_scrubber(page):
 
 def test_reverse_generation_streams_frames(page):
     page.get_by_role("tab", name="Reverse process").click()
-    set_number(page, "Steps N (respaced / DDIM)", 8)
+    set_number(page, "Steps N (T: every timestep)", 8)
     page.get_by_role("button", name="Generate").click()
-    page.get_by_text("Done: 8 steps").wait_for(timeout=60_000)
+    page.get_by_text("Done: DDPM (ancestral), 8 steps").wait_for(timeout=60_000)
     assert image_src(block(page, "Result x₀")).startswith(("http", "/", "data:"))
     # the recorded run is shown at once, and its slider scrubs ε̂ (and every other panel) step by step
     set_number(page, REVERSE_T, 88)
@@ -208,3 +208,32 @@ def test_arrow_keys_step_t_by_one_and_shift_by_ten(page):
     slider.press("Shift+ArrowLeft")
     slider.press("ArrowLeft")
     page.wait_for_function("document.querySelector('#forward-scrubber [data-paints]').dataset.t === '500'")
+
+
+def race_canvases(page) -> list[np.ndarray]:
+    """Every race row's x_t canvas, as (H, W, 3) uint8."""
+    shots = page.evaluate(
+        "() => [...document.querySelectorAll('#race-scrubber .race-row')].map((row) => {"
+        " const c = row.querySelector('canvas'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height);"
+        " return [c.height, c.width, Array.from(d.data)]; })"
+    )
+    return [np.asarray(d, np.uint8).reshape(h, w, 4)[..., :3] for h, w, d in shots]
+
+
+def test_race_streams_then_scrubs_every_run_by_noise_level(page):
+    page.get_by_role("tab", name="Reverse process").click()
+    page.get_by_text("Race samplers: the same noise, side by side").click()
+    set_number(page, "Steps N (each)", 6)
+    before = scrubber_state(page, "race-scrubber").get("version", "")
+    page.get_by_role("button", name="Race", exact=True).click()
+    wait_for_new_payload(page, "race-scrubber", before)
+    assert page.locator("#race-scrubber .race-row").count() == 4
+    drag_to(page, "race-t", "race-scrubber", 100)  # t = T: every run at its first step, the same x_T
+    first = race_canvases(page)
+    assert all(np.abs(f.astype(int) - first[0].astype(int)).max() <= 1 for f in first)
+    drag_to(page, "race-t", "race-scrubber", 50)  # 6 steps of T = 100 visit t = 100, 83, 67, 50, 33, 17
+    assert page.get_by_text("NFE 4 of 6 · its t = 50").count() == 4
+    drag_to(page, "race-t", "race-scrubber", 0)
+    page.get_by_text("every run's result").wait_for(timeout=15_000)
+    assert page.get_by_text("result after 6 NFE").count() == 4
+    screenshot(page, "race.png")

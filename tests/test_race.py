@@ -66,3 +66,57 @@ def test_race_api(live_app):
     client = Client(live_app, verbose=False)
     items, table = client.predict("tiny-random", NAMES[:2], 4, 0, 1, api_name="/race")
     assert len(items) == 2 and table.count("done") == 2
+
+
+def test_a_conditional_model_shows_its_classes_and_recommended_guidance(app_models):
+    classes, guidance = reverse.conditioning_controls("tiny-conditional")
+    assert classes["visible"] and classes["choices"] == [
+        reverse.ANY_CLASS,
+        reverse.ONE_OF_EACH,
+        "circle",
+        "square",
+        "line",
+    ]
+    assert guidance["visible"] and guidance["value"] == 2.0
+    classes, guidance = reverse.conditioning_controls("tiny-random")
+    assert not classes["visible"] and not guidance["visible"]
+
+
+def test_class_choice_sets_the_labels(app_models):
+    plan = reverse.run_plan("tiny-conditional", reverse.DDPM, 5, 0.0, 2, "square", 3.0)
+    assert plan.class_labels == [1, 1] and plan.guidance_scale == 3.0
+    plan = reverse.run_plan("tiny-conditional", reverse.DDPM, 5, 0.0, 2, reverse.ONE_OF_EACH, 3.0)
+    assert plan.class_labels == [0, 1, 2] and plan.batch_size == 3
+    plan = reverse.run_plan("tiny-conditional", reverse.DDPM, 5, 0.0, 2, reverse.ANY_CLASS, 3.0)
+    assert plan.class_labels is None
+    with pytest.raises(gr.Error, match="unconditional"):
+        reverse.run_plan("tiny-random", reverse.DDPM, 5, 0.0, 2, "square", 3.0)
+    with pytest.raises(gr.Error, match="Class"):
+        reverse.run_plan("tiny-conditional", reverse.DDPM, 5, 0.0, 2, "dog", 3.0)
+    *_, last = reverse.reverse_generate("tiny-conditional", reverse.DDPM, 4, 0.0, VARIANCE, True, 0, 2, "line", 2.0)
+    assert last[3].trajectory.samples.shape[1] == 2
+
+
+def test_guidance_sweep_runs_each_w_from_the_same_noise(app_models):
+    *_, last = race.guidance_sweep(
+        "tiny-conditional", reverse.ONE_OF_EACH, [0.0, 1.0, 5.0], reverse.DDPM, 4, 0, 2, True
+    )
+    items, table, payload = last
+    runs = json.loads(payload)["runs"]
+    assert [r["name"] for r in runs] == ["w = 0", "w = 1", "w = 5"] and table.count("done") == 3
+    first = [first_frame(r).astype(int) for r in runs]
+    assert all(abs(f - first[0]).max() == 0 for f in first)  # the same x_T
+    results = [np.asarray(Image.open(io.BytesIO(base64.b64decode(r["result"])))) for r in runs]
+    assert not np.array_equal(results[0], results[2])  # guidance changes the result
+    with pytest.raises(gr.Error, match="class-conditional"):
+        next(race.guidance_sweep("tiny-random", "circle", [0.0, 1.0], reverse.DDPM, 4, 0, 1, False))
+    with pytest.raises(gr.Error, match="2 to 6"):
+        next(race.guidance_sweep("tiny-conditional", "circle", [1.0], reverse.DDPM, 4, 0, 1, False))
+
+
+def test_guidance_sweep_api(live_app):
+    client = Client(live_app, verbose=False)
+    items, table = client.predict(
+        "tiny-conditional", "square", [0.0, 3.0], reverse.DDPM, 4, 0, 1, api_name="/guidance_sweep"
+    )
+    assert len(items) == 2 and table.count("done") == 2

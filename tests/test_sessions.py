@@ -103,4 +103,4 @@ def test_cancelling_a_generation_frees_its_slot(app_url, counter, monkeypatch):
     finally:
         slow.remove()
     final = client.predict("tiny-random", RESPACED, 5, 0.0, VARIANCE, True, 0, 1, api_name="/reverse_generate")
-    assert "Done: 5 steps" in final[2], "the freed slots serve the next request"
+    assert "Done: DDPM (ancestral), 5 steps" in final[2], "the freed slots serve the next request"

@@ -1,5 +1,6 @@
 """Race view handlers: two to four samplers denoise the same x_T side by side, streaming; the recorded runs are then
-scrubbed together, aligned by noise level (log SNR), with each one's model evaluations (NFE) so far."""
+scrubbed together, aligned by noise level (log SNR), with each one's model evaluations (NFE) so far. The guidance
+sweep is the same race between guidance scales w of one sampler, for one class."""
 
 from __future__ import annotations
 
@@ -11,20 +12,40 @@ import torch
 from PIL import Image
 
 from app import models, rendering, settings
-from app.callbacks.reverse import SAMPLER_NAMES, check_work, frame_budget, gpu, grid_image
+from app.callbacks.reverse import (
+    ANY_CLASS,
+    SAMPLER_NAMES,
+    check_work,
+    conditioning,
+    frame_budget,
+    gpu,
+    grid_image,
+)
 from app.scrub_payload import race_payload
-from app.validation import check_int, check_model, numerical_faults_as_errors
+from app.validation import check_choice, check_float, check_int, check_model, numerical_faults_as_errors
 from pipelines.samplers import SAMPLERS, Sampler
 from pipelines.trajectory import Trajectory, TrajectoryRecorder
 
 MIN_RACERS, MAX_RACERS = 2, 4
 DEFAULT_RACERS = [SAMPLERS[k].name for k in ("ddpm", "ddim", "dpmsolver++2m", "euler-ancestral")]
+GUIDANCE_SCALES = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0)  # the guidance sweep's choices
+DEFAULT_GUIDANCE_SCALES = (0.0, 1.0, 3.0, 8.0)
+
+
+@dataclass(frozen=True)
+class Contender:
+    """What one run of a race is: a sampler, and its guidance w for a class-conditional model."""
+
+    name: str
+    sampler: Sampler
+    guidance_scale: float | None = None
 
 
 @dataclass
 class Racer:
-    """One sampler's run in a race."""
+    """One contender's run in a race."""
 
+    name: str
     sampler: Sampler
     steps: object  # its iterator of TrajectorySteps
     recorder: TrajectoryRecorder
@@ -57,11 +78,11 @@ def check_racers(names) -> list[Sampler]:
 
 def status_table(racers: list[Racer]) -> str:
     rows = [
-        f"| {r.sampler.name} | {r.done} / {r.num_evaluations} | {r.wall_s:.1f} s |"
+        f"| {r.name} | {r.done} / {r.num_evaluations} | {r.wall_s:.1f} s |"
         + (" done |" if r.done == r.num_evaluations else " |")
         for r in racers
     ]
-    return "| sampler | NFE | its time | |\n|---|---|---|---|\n" + "\n".join(rows)
+    return "| run | NFE | its time | |\n|---|---|---|---|\n" + "\n".join(rows)
 
 
 def gallery(racers: list[Racer], current: dict[int, torch.Tensor]) -> list:
@@ -70,34 +91,32 @@ def gallery(racers: list[Racer], current: dict[int, torch.Tensor]) -> list:
     for i, r in enumerate(racers):
         image = r.final if r.final is not None else current.get(i)
         if image is not None:
-            items.append((grid_image(image), f"{r.sampler.name}: NFE {r.done} of {r.num_evaluations}"))
+            items.append((grid_image(image), f"{r.name}: NFE {r.done} of {r.num_evaluations}"))
     return items
 
 
-def race(model_name, sampler_names, steps, seed, batch_size, in_page: bool):
-    """Run each sampler for N steps from the same x_T (the same seed), one model evaluation at a time to whichever
-    run is furthest behind, so they advance together; stream their x̂₀ and a table of NFE and time."""
-    pipe = check_model(model_name)
-    samplers = check_racers(sampler_names)
-    T = pipe.scheduler.config.num_train_timesteps
-    n = check_int("Steps", steps, 1, min(T, settings.MAX_STEPS))
-    batch_size = check_int("Batch size", batch_size, 1, settings.MAX_BATCH)
-    seed = check_int("Seed", seed, 0, settings.MAX_SEED)
-    check_work(pipe, sum(s.nfe(n) for s in samplers), batch_size)
-    budget = max(2, frame_budget(pipe, batch_size) // len(samplers))
+def run_race(pipe, contenders: list[Contender], n: int, seed: int, batch_size: int, class_labels, in_page: bool):
+    """Run each contender for N steps from the same x_T (the same seed), one model evaluation at a time to whichever
+    run is furthest behind, so they advance together; stream their x̂₀ and a table of NFE and time. The last yield
+    carries the race scrubber's payload when ``in_page``."""
+    guided = class_labels is not None and any(c.guidance_scale not in (0.0, 1.0) for c in contenders)
+    check_work(pipe, sum(c.sampler.nfe(n) for c in contenders), batch_size * (2 if guided else 1))
+    budget = max(2, frame_budget(pipe, batch_size) // len(contenders))
     racers = []
-    for sampler in samplers:
-        scheduler = sampler.scheduler(pipe.scheduler.config)
+    for c in contenders:
+        scheduler = c.sampler.scheduler(pipe.scheduler.config)
         schedule = pipe.run_schedule(scheduler, n)
         steps_iter = pipe.iter_trajectory(
             batch_size=batch_size,
             generator=torch.Generator(device=pipe.device).manual_seed(seed),
             num_inference_steps=n,
             scheduler=scheduler,
+            class_labels=class_labels,
+            guidance_scale=c.guidance_scale,
             show_progress=False,
         )
         recorder = TrajectoryRecorder(schedule, (batch_size, *pipe.sample_shape), budget)
-        racers.append(Racer(sampler, steps_iter, recorder, len(schedule)))
+        racers.append(Racer(c.name, c.sampler, steps_iter, recorder, len(schedule)))
 
     current: dict[int, torch.Tensor] = {}
     last_yield = 0.0
@@ -117,9 +136,40 @@ def race(model_name, sampler_names, steps, seed, batch_size, in_page: bool):
             if time.perf_counter() - last_yield > settings.STREAM_EVERY_S:
                 last_yield = time.perf_counter()
                 yield gallery(racers, current), status_table(racers), *([gr.skip()] if in_page else [])
-    trajectories = [(r.sampler.name, r.trajectory(), r.wall_s) for r in racers]
+    trajectories = [(r.name, r.trajectory(), r.wall_s) for r in racers]
     payload = [race_payload(trajectories, pipe.scheduler.tables)] if in_page else []
     yield gallery(racers, current), status_table(racers), *payload
+
+
+def check_steps_seed_batch(pipe, steps, seed, batch_size) -> tuple[int, int, int]:
+    T = pipe.scheduler.config.num_train_timesteps
+    n = check_int("Steps", steps, 1, min(T, settings.MAX_STEPS))
+    return n, check_int("Seed", seed, 0, settings.MAX_SEED), check_int("Batch size", batch_size, 1, settings.MAX_BATCH)
+
+
+def race(model_name, sampler_names, steps, seed, batch_size, in_page: bool):
+    """Two to four samplers from the same x_T (unconditional, for a class-conditional model)."""
+    pipe = check_model(model_name)
+    contenders = [Contender(s.name, s) for s in check_racers(sampler_names)]
+    n, seed, batch_size = check_steps_seed_batch(pipe, steps, seed, batch_size)
+    yield from run_race(pipe, contenders, n, seed, batch_size, None, in_page)
+
+
+def guidance_sweep(model_name, class_choice, scales, sampler, steps, seed, batch_size, in_page: bool):
+    """The same x_T denoised for one class (or one of each) at several guidance scales w, side by side."""
+    pipe = check_model(model_name)
+    if pipe.null_class_label is None:
+        raise gr.Error("Guidance needs a class-conditional model; this one is unconditional.")
+    if isinstance(scales, str) or not isinstance(scales, (list, tuple)) or not 2 <= len(set(scales)) <= 6:
+        raise gr.Error("Pick 2 to 6 guidance scales w.")
+    ws = sorted({check_float("Guidance w", w, 0.0, settings.MAX_GUIDANCE) for w in scales})
+    sampler = SAMPLERS[SAMPLER_NAMES[check_choice("Sampler", sampler, tuple(SAMPLER_NAMES))]]
+    n, seed, batch_size = check_steps_seed_batch(pipe, steps, seed, batch_size)
+    if class_choice == ANY_CLASS:
+        raise gr.Error("Guidance steers towards a class: choose one (or 'one of each').")
+    labels, _, batch_size = conditioning(pipe, class_choice, 1.0, batch_size)
+    contenders = [Contender(f"w = {w:g}", sampler, w) for w in ws]
+    yield from run_race(pipe, contenders, n, seed, batch_size, labels, in_page)
 
 
 @gpu
@@ -132,6 +182,18 @@ def race_api(model_name, sampler_names, steps, seed, batch_size, progress=gr.Pro
 def race_in_page(model_name, sampler_names, steps, seed, batch_size, progress=gr.Progress()):
     """The page's race: also the race scrubber's payload."""
     yield from race(model_name, sampler_names, steps, seed, batch_size, in_page=True)
+
+
+@gpu
+def guidance_sweep_api(model_name, class_choice, scales, sampler, steps, seed, batch_size, progress=gr.Progress()):
+    """The API's guidance sweep: each w's result and the table of NFE and time."""
+    yield from guidance_sweep(model_name, class_choice, scales, sampler, steps, seed, batch_size, in_page=False)
+
+
+@gpu
+def guidance_sweep_in_page(model_name, class_choice, scales, sampler, steps, seed, batch_size, progress=gr.Progress()):
+    """The page's guidance sweep, with the scrubber's payload."""
+    yield from guidance_sweep(model_name, class_choice, scales, sampler, steps, seed, batch_size, in_page=True)
 
 
 def quality_plot(model_name):

@@ -36,6 +36,7 @@ DEFAULT_RUN = ASSETS_DIR / "default_run.json"
 SAMPLER_NAMES = {sampler.name: key for key, sampler in SAMPLERS.items()}  # what users pick → registry key
 DDPM = SAMPLERS["ddpm"].name
 DEFAULT_SAMPLER, DEFAULT_STEPS = DDPM, 100  # the app's default run
+ANY_CLASS, ONE_OF_EACH = "any (unconditional)", "one of each"
 VARIANCE_TYPES = {"fixed_small (β̃_t, posterior)": "fixed_small", "fixed_large (β_t)": "fixed_large"}
 
 
@@ -48,23 +49,54 @@ class RunPlan:
     num_steps: int  # N; T runs every timestep
     eta: float | None  # DDIM's η, for DDIM only
     batch_size: int
+    class_labels: list[int] | None = None  # one per image; None: unconditional
+    guidance_scale: float | None = None  # classifier-free guidance w (conditional models)
 
     @property
     def nfe(self) -> int:
         return self.sampler.nfe(self.num_steps)
 
 
-def run_plan(model_name, sampler, steps, eta, batch_size) -> RunPlan:
+def class_choices(pipe: DDPMExplorerPipeline) -> list[str] | None:
+    """What the class dropdown offers for a class-conditional model (None for an unconditional one)."""
+    if pipe.null_class_label is None:
+        return None
+    names = pipe.config.class_names or [f"class {c}" for c in range(pipe.null_class_label)]
+    return [ANY_CLASS, ONE_OF_EACH, *names]
+
+
+def conditioning(pipe, class_choice, guidance, batch_size: int) -> tuple[list[int] | None, float | None, int]:
+    """(labels, w, batch size) of a request: "any" is unconditional, a class name is that class for the whole
+    batch, "one of each" is a grid of every class (its size is the number of classes). An unconditional model takes
+    only "any"."""
+    choices = class_choices(pipe)
+    if choices is None:
+        if class_choice not in (None, "", ANY_CLASS):
+            raise gr.Error("This model is unconditional: choose the class 'any', or a class-conditional model.")
+        return None, None, batch_size
+    choice = check_choice("Class", class_choice or ANY_CLASS, tuple(choices))
+    w = check_float("Guidance w", guidance, 0.0, settings.MAX_GUIDANCE)
+    if choice == ANY_CLASS:
+        return None, w, batch_size
+    if choice == ONE_OF_EACH:
+        return list(range(pipe.null_class_label)), w, pipe.null_class_label
+    return [choices.index(choice) - 2] * batch_size, w, batch_size
+
+
+def run_plan(model_name, sampler, steps, eta, batch_size, class_choice=None, guidance=None) -> RunPlan:
     """Validate a sampling request: a model, a sampler of the registry (by the name users read), N steps (all T at
-    most), DDIM's η and a batch, within this server's work cap."""
+    most), DDIM's η, a batch, and for a class-conditional model the class and the guidance w, within this server's
+    work cap (a guided step costs two UNet passes)."""
     pipe = check_model(model_name)
     T = pipe.scheduler.config.num_train_timesteps
     sampler = SAMPLERS[SAMPLER_NAMES[check_choice("Sampler", sampler, tuple(SAMPLER_NAMES))]]
     batch_size = check_int("Batch size", batch_size, 1, settings.MAX_BATCH)
+    labels, w, batch_size = conditioning(pipe, class_choice, guidance, batch_size)
     n = check_int("Steps", steps, 1, min(T, settings.MAX_STEPS))
     eta = check_float("η", eta, 0.0, 1.0) if sampler.takes_eta else None
-    check_work(pipe, sampler.nfe(n), batch_size)
-    return RunPlan(pipe, sampler, n, eta, batch_size)
+    guided = labels is not None and w not in (0.0, 1.0)
+    check_work(pipe, sampler.nfe(n), batch_size * (2 if guided else 1))
+    return RunPlan(pipe, sampler, n, eta, batch_size, labels, w)
 
 
 def check_work(pipe, unet_calls: int, batch_size: int) -> None:
@@ -78,9 +110,9 @@ def check_work(pipe, unet_calls: int, batch_size: int) -> None:
         )
 
 
-def estimate_runtime(model_name, sampler, steps, eta, batch_size) -> str:
+def estimate_runtime(model_name, sampler, steps, eta, batch_size, class_choice=None, guidance=None) -> str:
     """A run-time estimate from one measured UNet call, before a long run."""
-    plan = run_plan(model_name, sampler, steps, eta, batch_size)
+    plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
     per_call = models.seconds_per_unet_call(model_name, plan.batch_size)
     return (
         f"≈ {plan.nfe * per_call:.1f} s for {plan.num_steps} steps ({plan.nfe} model evaluations) at batch "
@@ -123,11 +155,13 @@ def grid_image(x: torch.Tensor) -> Image.Image:
     return rendering.png_output(rendering.uint8_grid(to_uint8(x.detach().cpu())))
 
 
-def sample(model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, in_page: bool):
+def sample(
+    model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, class_choice, guidance, in_page: bool
+):
     """Denoise pure noise step by step, streaming x_t and x̂₀ while it runs; the last yield carries the recorded
     trajectory (the session's handle for scrubbing) and the final images. ``in_page``: also the scrubber's payload,
     the frames recorded so far every SCRUB_STREAM_EVERY_S while it runs and the whole run at the end."""
-    plan = run_plan(model_name, sampler, steps, eta, batch_size)
+    plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
     pipe, batch_size = plan.pipe, plan.batch_size
     scheduler = run_scheduler(plan, variance_type, clip)
@@ -142,6 +176,8 @@ def sample(model_name, sampler, steps, eta, variance_type, clip, seed, batch_siz
         num_inference_steps=plan.num_steps,
         eta=plan.eta,
         scheduler=scheduler,
+        class_labels=plan.class_labels,
+        guidance_scale=plan.guidance_scale,
         show_progress=True,
     )
     with numerical_faults_as_errors():
@@ -176,18 +212,51 @@ def sample(model_name, sampler, steps, eta, variance_type, clip, seed, batch_siz
 
 @gpu
 def reverse_generate(
-    model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, progress=gr.Progress(track_tqdm=True)
+    model_name,
+    sampler,
+    steps,
+    eta,
+    variance_type,
+    clip,
+    seed,
+    batch_size,
+    class_choice=ANY_CLASS,
+    guidance=1.0,
+    progress=gr.Progress(track_tqdm=True),
 ):
     """The API's run: :func:`sample`'s images, status and recorded state (no scrubber payload to download)."""
-    yield from sample(model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, in_page=False)
+    args = (model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, class_choice, guidance)
+    yield from sample(*args, in_page=False)
 
 
 @gpu
 def reverse_generate_in_page(
-    model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, progress=gr.Progress(track_tqdm=True)
+    model_name,
+    sampler,
+    steps,
+    eta,
+    variance_type,
+    clip,
+    seed,
+    batch_size,
+    class_choice=ANY_CLASS,
+    guidance=1.0,
+    progress=gr.Progress(track_tqdm=True),
 ):
     """The page's run: :func:`sample` with the scrubber's payload, streamed."""
-    yield from sample(model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, in_page=True)
+    args = (model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, class_choice, guidance)
+    yield from sample(*args, in_page=True)
+
+
+def conditioning_controls(name):
+    """The class dropdown and the guidance slider for a model: shown, with its classes and recommended w, for a
+    class-conditional model; hidden for an unconditional one."""
+    pipe = check_model(name)
+    choices = class_choices(pipe)
+    if choices is None:
+        return gr.update(visible=False, choices=[ANY_CLASS], value=ANY_CLASS), gr.update(visible=False)
+    w = pipe.guidance_scale_for(None)
+    return gr.update(visible=True, choices=choices, value=ANY_CLASS), gr.update(visible=True, value=w)
 
 
 @lru_cache(maxsize=1)

@@ -30,20 +30,48 @@ class RunInputs:
     clip: gr.Checkbox
     seed: gr.Number
     batch: gr.Slider
+    class_choice: gr.Dropdown
+    guidance: gr.Slider
 
     @property
     def plan(self) -> list:
         """What the run-time estimate depends on."""
-        return [self.model, self.sampler, self.steps, self.eta, self.batch]
+        return [self.model, self.sampler, self.steps, self.eta, self.batch, self.class_choice, self.guidance]
 
     @property
     def all(self) -> list:
-        return [self.model, self.sampler, self.steps, self.eta, self.variance, self.clip, self.seed, self.batch]
+        return [
+            self.model,
+            self.sampler,
+            self.steps,
+            self.eta,
+            self.variance,
+            self.clip,
+            self.seed,
+            self.batch,
+            self.class_choice,
+            self.guidance,
+        ]
 
 
 def run_inputs() -> RunInputs:
     choices = models.model_choices()
     model = gr.Dropdown(choices, value=models.default_model(), label="Model")
+    class_choice = gr.Dropdown(  # its choices are the model's classes; the handler checks them
+        [cb.ANY_CLASS],
+        value=cb.ANY_CLASS,
+        label="Class (class-conditional models)",
+        visible=False,
+        allow_custom_value=True,
+    )
+    guidance = gr.Slider(
+        0.0,
+        settings.MAX_GUIDANCE,
+        value=1.0,
+        step=0.25,
+        label="Guidance w: ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, c) − ε̂(x_t, ∅)); 0 unconditional, 1 plain conditional",
+        visible=False,
+    )
     sampler = gr.Dropdown(list(cb.SAMPLER_NAMES), value=cb.DEFAULT_SAMPLER, label="Sampler")
     steps = gr.Slider(1, settings.MAX_STEPS, value=cb.DEFAULT_STEPS, step=1, label="Steps N (T: every timestep)")
     eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="η (DDIM: 0 deterministic, 1 = DDPM's β̃)")
@@ -52,7 +80,7 @@ def run_inputs() -> RunInputs:
     with gr.Row():
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
         batch = gr.Slider(1, settings.MAX_BATCH, value=4, step=1, label="Batch (grid)")
-    return RunInputs(model, sampler, steps, eta, variance, clip, seed, batch)
+    return RunInputs(model, sampler, steps, eta, variance, clip, seed, batch, class_choice, guidance)
 
 
 def sdedit_section(model: gr.Dropdown, T: int) -> None:
@@ -127,6 +155,60 @@ def race_section(model: gr.Dropdown, T: int) -> None:
     api_only.click(race_cb.race_api, inputs, [live, status], api_name="race", **sampling)
 
 
+GUIDANCE_NOTE = (
+    "Classifier-free guidance: ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, c) − ε̂(x_t, ∅)). The same x_T, denoised for one class at "
+    "several w: w = 0 ignores the class, w = 1 is the plain conditional model, larger w pushes each image further "
+    "towards what the class looks like on average: more recognisable, less varied (and, too far, oversaturated)."
+)
+
+
+def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:
+    with gr.Accordion("Guidance sweep: one class at several w", open=False, visible=False) as section:
+        gr.Markdown(GUIDANCE_NOTE)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=260):
+                class_choice = gr.Dropdown(
+                    [cb.ONE_OF_EACH], value=cb.ONE_OF_EACH, label="Class", allow_custom_value=True
+                )  # its choices are the model's classes; the handler checks them
+                scales = gr.CheckboxGroup(
+                    list(race_cb.GUIDANCE_SCALES), value=list(race_cb.DEFAULT_GUIDANCE_SCALES), label="w (2 to 6)"
+                )
+                sampler = gr.Dropdown(list(cb.SAMPLER_NAMES), value=cb.DEFAULT_SAMPLER, label="Sampler")
+                steps = gr.Slider(1, settings.MAX_STEPS, value=cb.DEFAULT_STEPS, step=1, label="Steps N")
+                with gr.Row():
+                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
+                    batch = gr.Slider(1, 8, value=4, step=1, label="Batch (one class)")
+                with gr.Row():
+                    start = gr.Button("Sweep w", variant="primary")
+                    stop = gr.Button("Stop", variant="stop")
+            with gr.Column(scale=2):
+                status = gr.Markdown()
+                live = gr.Gallery(label="x̂₀ at each w (live), then the result", columns=3, height=240, format="png")
+        t = gr.Slider(
+            0, T, value=T, step=1, label="t: the noise level every run is shown at (0 = results)", elem_id="guidance-t"
+        )
+        scrubber = race_scrubber("guidance-t", "guidance-scrubber", "Sweep w")
+
+    def controls(name):
+        choices = cb.class_choices(cb.check_model(name))
+        if choices is None:
+            return gr.update(visible=False), gr.update()
+        return gr.update(visible=True), gr.update(choices=choices[1:], value=cb.ONE_OF_EACH)
+
+    model.change(controls, model, [section, class_choice], api_visibility="private")
+    demo.load(controls, model, [section, class_choice], api_visibility="private")
+    model.change(lambda name: gr.update(maximum=cb.model_num_timesteps(name)), model, t, api_visibility="private")
+    inputs = [model, class_choice, scales, sampler, steps, seed, batch]
+    sampling = dict(concurrency_limit=settings.SAMPLING_CONCURRENCY, concurrency_id="sampling")
+    run = start.click(
+        race_cb.guidance_sweep_in_page, inputs, [live, status, scrubber], api_visibility="private", **sampling
+    )
+    run.then(lambda: gr.update(value=0), None, t, api_visibility="private")
+    stop.click(None, None, None, cancels=[run], api_visibility="private")
+    api_only = gr.Button(visible=False)
+    api_only.click(race_cb.guidance_sweep_api, inputs, [live, status], api_name="guidance_sweep", **sampling)
+
+
 def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     state = gr.State(None, time_to_live=settings.SESSION_TTL_S)
     with gr.Row():
@@ -156,11 +238,15 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     export = gr.Button("Export GIF", size="sm")
     gif = GifExport.create("x_t | x̂₀ over the run (GIF)", height=260)
     race_section(inputs.model, T)
+    guidance_section(demo, inputs.model, T)
     sdedit_section(inputs.model, T)
 
     for component in inputs.plan:
         component.change(cb.estimate_runtime, inputs.plan, estimate, show_progress="hidden", api_visibility="private")
     demo.load(cb.estimate_runtime, inputs.plan, estimate, api_visibility="private")
+    conditioning = [inputs.class_choice, inputs.guidance]
+    inputs.model.change(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private")
+    demo.load(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private")
     inputs.model.change(
         lambda name: gr.update(maximum=cb.model_num_timesteps(name)), inputs.model, t, api_visibility="private"
     )

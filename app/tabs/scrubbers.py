@@ -76,10 +76,10 @@ def reverse_scrubber(slider_id: str) -> gr.HTML:
     return _scrubber(slider_id, "reverse_scrubber.js", body, "reverse-scrubber")
 
 
-def race_scrubber(slider_id: str) -> gr.HTML:
+def race_scrubber(slider_id: str, elem_id: str = "race-scrubber", hint: str = "Race two to four samplers") -> gr.HTML:
     """The race's runs side by side, each at its recorded step nearest the slider's noise level."""
     body = (
-        '<div class="caption">Race two to four samplers; the slider then scrubs them together, by noise level.</div>'
+        f'<div class="caption">{hint}; the slider then scrubs them together, by noise level.</div>'
         '<div class="runs"></div>'
     )
-    return _scrubber(slider_id, "race_scrubber.js", body, "race-scrubber")
+    return _scrubber(slider_id, "race_scrubber.js", body, elem_id)

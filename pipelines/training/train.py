@@ -146,7 +146,9 @@ def ema_unet(unet, ema: EMAModel):
 
 
 def export_pipeline(unet, scheduler, export_dir, fp16: bool) -> Path:
-    pipeline = DDPMExplorerPipeline(unet=unet.half() if fp16 else unet, scheduler=scheduler)
+    """The pipeline in diffusers' layout; a class-conditional one names its classes (Fashion-MNIST's)."""
+    class_names = list(FASHION_MNIST_CLASSES) if unet.config.num_class_embeds else None
+    pipeline = DDPMExplorerPipeline(unet=unet.half() if fp16 else unet, scheduler=scheduler, class_names=class_names)
     pipeline.save_pretrained(export_dir, safe_serialization=True)
     return Path(export_dir)
 
