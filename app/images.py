@@ -12,6 +12,30 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from app import settings
 
 READABLE = "PNG, JPEG, GIF, WebP, BMP or TIFF"
+FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")  # what Pillow may decode: only what the UI advertises
+# bytes per pixel Pillow holds once decoded, by mode (what a decoded-bytes limit counts; unknown modes: 4)
+MODE_BYTES = {
+    "1": 1,
+    "L": 1,
+    "P": 1,
+    "LA": 2,
+    "La": 2,
+    "PA": 2,
+    "I;16": 2,
+    "I;16B": 2,
+    "I;16L": 2,
+    "I;16N": 2,
+    "RGB": 3,
+    "YCbCr": 3,
+    "LAB": 3,
+    "HSV": 3,
+    "RGBA": 4,
+    "RGBa": 4,
+    "RGBX": 4,
+    "CMYK": 4,
+    "I": 4,
+    "F": 4,
+}
 
 
 class ImageLoadError(ValueError):
@@ -20,7 +44,7 @@ class ImageLoadError(ValueError):
 
 def _to_8bit(im: Image.Image) -> Image.Image:
     """16-bit and float grayscale (I;16, I, F) to 8-bit L, scaled by the format's range."""
-    arr = np.asarray(im, dtype=np.float64)
+    arr = np.asarray(im, dtype=np.float32)  # 4 bytes per pixel, as the decoded image (float64 would double it)
     if im.mode == "F":
         lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
         arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
@@ -62,7 +86,7 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(path)
+            im = Image.open(path, formats=FORMATS)
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         if isinstance(e, UnidentifiedImageError):
             raise ImageLoadError(f"This file is not a readable image; please upload a {READABLE} file.") from e
@@ -76,6 +100,12 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         if w * h > settings.MAX_IMAGE_PIXELS:
             raise ImageLoadError(
                 f"This image is {w}×{h} = {w * h:,} pixels, over the limit of {settings.MAX_IMAGE_PIXELS:,}."
+            )
+        decoded = w * h * MODE_BYTES.get(im.mode, 4)
+        if decoded > settings.MAX_DECODED_BYTES:
+            raise ImageLoadError(
+                f"This image ({w}×{h}, mode {im.mode}) would take {decoded / 2**20:,.0f} MB to decode, over the limit "
+                f"of {settings.MAX_DECODED_BYTES / 2**20:,.0f} MB."
             )
         if w < 1 or h < 1:
             raise ImageLoadError("This image has no pixels.")

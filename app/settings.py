@@ -19,6 +19,8 @@ DEFAULT_EXAMPLE = "grace_hopper.png"
 # uploads and images
 MAX_FILE_SIZE = os.environ.get("MAX_FILE_SIZE", "10mb")  # gradio's upload limit
 MAX_IMAGE_PIXELS = _int("MAX_IMAGE_PIXELS", 40_000_000)  # decompression-bomb guard (PIL's own is 89 M)
+# what one image may take once decoded: 40 M pixels of 8-bit grayscale, 13 M of RGB, 10 M of 32-bit float
+MAX_DECODED_BYTES = _int("MAX_DECODED_BYTES", 40 * 2**20)
 MIN_RESOLUTION, MAX_RESOLUTION = 8, _int("MAX_RESOLUTION", 256)
 RESOLUTIONS = (32, 64, 128, 256)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 
@@ -13,33 +14,49 @@ from app import models
 from app.images import ImageLoadError, default_example, load_image
 from pipelines import DDPMExplorerPipeline, NonFiniteSampleError
 
+logger = logging.getLogger("ddpm_explorer")
+
+
+class UserError(gr.Error):
+    """A request the app refuses, with a message for the user. The server logs it as one line, not a traceback
+    (gradio prints one for every gr.Error otherwise)."""
+
+    def __init__(self, message: str, **kwargs):
+        super().__init__(message, print_exception=False, **kwargs)
+        logger.info("refused: %s", message)
+
 
 def check_int(name: str, value, lo: int, hi: int) -> int:
-    """An integer in [lo, hi] from whatever the client sent, or a gr.Error that says what was wrong."""
+    """An integer in [lo, hi] from whatever the client sent, or a gr.Error that says what was wrong. A boolean is
+    not a number here (JSON's true would otherwise read as 1)."""
+    if isinstance(value, bool):
+        raise UserError(f"{name} must be a number, got {value!r}.")
     try:
         f = float(value)
     except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a number, got {value!r}.") from None
+        raise UserError(f"{name} must be a number, got {value!r}.") from None
     if not math.isfinite(f) or f != int(f):
-        raise gr.Error(f"{name} must be a whole number, got {value!r}.")
+        raise UserError(f"{name} must be a whole number, got {value!r}.")
     if not lo <= f <= hi:
-        raise gr.Error(f"{name} must be between {lo} and {hi}, got {int(f)}.")
+        raise UserError(f"{name} must be between {lo} and {hi}, got {int(f)}.")
     return int(f)
 
 
 def check_float(name: str, value, lo: float, hi: float) -> float:
+    if isinstance(value, bool):
+        raise UserError(f"{name} must be a number, got {value!r}.")
     try:
         f = float(value)
     except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a number, got {value!r}.") from None
+        raise UserError(f"{name} must be a number, got {value!r}.") from None
     if not math.isfinite(f) or not lo <= f <= hi:
-        raise gr.Error(f"{name} must be a finite number between {lo} and {hi}, got {value!r}.")
+        raise UserError(f"{name} must be a finite number between {lo} and {hi}, got {value!r}.")
     return f
 
 
 def check_choice(name: str, value, choices) -> str:
     if value not in choices:
-        raise gr.Error(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}.")
+        raise UserError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}.")
     return value
 
 
@@ -48,7 +65,7 @@ def check_model(name) -> DDPMExplorerPipeline:
     try:
         return models.get_pipeline(name)
     except models.ModelUnavailable as e:
-        raise gr.Error(str(e)) from None
+        raise UserError(str(e)) from None
 
 
 def open_image(path) -> Image.Image:
@@ -56,13 +73,13 @@ def open_image(path) -> Image.Image:
     if path is None:
         path = default_example()
         if path is None:
-            raise gr.Error("No image given, and no example images are installed.")
+            raise UserError("No image given, and no example images are installed.")
     if not isinstance(path, (str, os.PathLike)):
-        raise gr.Error("Upload an image file.")
+        raise UserError("Upload an image file.")
     try:
         return load_image(path)
     except ImageLoadError as e:
-        raise gr.Error(str(e)) from None
+        raise UserError(str(e)) from None
 
 
 @contextlib.contextmanager
@@ -71,4 +88,4 @@ def numerical_faults_as_errors():
     try:
         yield
     except NonFiniteSampleError as e:
-        raise gr.Error(str(e)) from None
+        raise UserError(str(e)) from None

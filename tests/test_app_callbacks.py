@@ -11,9 +11,12 @@ from app import rendering, settings
 from app.callbacks import forward, loss, reverse, sdedit
 from app.images import to_model_tensor
 from app.sessions import delete_session_files
+from pipelines.samplers import SAMPLERS
 
 EXAMPLE = "app/assets/fashion_tshirt.png"
-FORWARD = dict(image=EXAMPLE, schedule="linear", T=1000, beta_start=1e-4, beta_end=0.02, seed=0, resolution=32)
+FORWARD = dict(
+    image=EXAMPLE, schedule="linear", num_timesteps=1000, beta_start=1e-4, beta_end=0.02, seed=0, resolution=32
+)
 REVERSE = dict(
     sampler=reverse.DDPM,
     steps=5,
@@ -36,7 +39,7 @@ def arrays(outputs):
 
 
 def test_forward_setup_shows_the_model_input_and_sets_the_slider_range():
-    state, x0_view, slider = setup(T=500)
+    state, x0_view, slider = setup(num_timesteps=500)
     assert x0_view.shape == (32, 32) and x0_view.dtype == np.uint8
     assert slider["maximum"] == 500
     assert state.trajectory.x0.shape == (1, 32, 32)
@@ -92,9 +95,9 @@ def test_forward_frame_at_T_is_noise_and_at_0_is_the_input():
 @pytest.mark.parametrize(
     "kw, message",
     [
-        (dict(T=0), "T must be between"),
-        (dict(T=float("nan")), "whole number"),
-        (dict(T="many"), "must be a number"),
+        (dict(num_timesteps=0), "T must be between"),
+        (dict(num_timesteps=float("nan")), "whole number"),
+        (dict(num_timesteps="many"), "must be a number"),
         (dict(seed=-1), "Seed must be between"),
         (dict(resolution=100000), "Resolution must be between"),
         (dict(schedule="exotic"), "Schedule must be one of"),
@@ -109,7 +112,7 @@ def test_forward_rejects_bad_values(kw, message):
 
 
 def test_markov_chain_and_compare_and_gif():
-    state, _, _ = setup(T=100, schedule="cosine")
+    state, _, _ = setup(num_timesteps=100, schedule="cosine")
     chain, closed, text = arrays(forward.forward_markov_chain(state, 50, 0))
     assert chain.shape == closed.shape and not np.array_equal(chain, closed)
     assert "Standardized residual" in text
@@ -125,7 +128,7 @@ def test_markov_chain_and_compare_and_gif():
 
 def test_session_files_are_bounded_and_go_with_an_evicted_session():
     """Past state_session_capacity gradio drops the oldest session without its delete_callback: the files still go."""
-    state, _, _ = setup(T=100, schedule="cosine")
+    state, _, _ = setup(num_timesteps=100, schedule="cosine")
     first, _, files = forward.forward_gif(state)
     path, _, files = forward.forward_gif(state, files)
     assert not os.path.exists(first) and files.paths == [path], "a session keeps only its latest export"
@@ -222,3 +225,22 @@ def test_the_page_gets_the_frames_while_the_run_streams(app_models, monkeypatch)
     assert [p["t"] for p in streamed] == [[100, 80, 60, 40, 20][: len(p["t"])] for p in streamed]
     assert len(streamed[-1]["t"]) > len(streamed[0]["t"]), "each chunk holds the frames so far"
     assert json.loads(outputs[-1][-1])["complete"]
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_booleans_are_not_numbers(app_models, value):
+    with pytest.raises(gr.Error, match="must be a number, got"):
+        forward.forward_setup(**{**FORWARD, "num_timesteps": value})
+    with pytest.raises(gr.Error, match="must be a number, got"):
+        reverse.run_plan("tiny-random", SAMPLERS["ddim"].name, 5, value, 1)
+
+
+def test_a_refused_request_is_one_log_line_not_a_traceback(caplog):
+    import logging
+
+    from app.validation import UserError, check_int
+
+    with caplog.at_level(logging.INFO, logger="ddpm_explorer"), pytest.raises(UserError) as refused:
+        check_int("Seed", "abc", 0, 10)
+    assert refused.value.print_exception is False  # gradio prints no traceback for it
+    assert [r.getMessage() for r in caplog.records] == ["refused: Seed must be a number, got 'abc'."]

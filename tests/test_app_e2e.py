@@ -41,8 +41,29 @@ def test_every_api_name_is_exposed(client):
         "/reverse_gif",
         "/sdedit",
         "/elbo_terms",
+        "/race",
+        "/guidance_sweep",
     }
     assert expected <= names
+
+
+def test_every_api_parameter_has_its_own_name(client):
+    """Keyword calls can set every parameter: no two share a name, even up to case (T and t once did)."""
+    for endpoint, info in client.view_api(print_info=False, return_format="dict")["named_endpoints"].items():
+        names = [p["parameter_name"].lower() for p in info["parameters"]]
+        assert len(names) == len(set(names)), (endpoint, names)
+    by_keyword = client.predict(
+        image=handle_file(EXAMPLE),
+        schedule="linear",
+        num_timesteps=500,
+        beta_start=1e-4,
+        beta_end=0.02,
+        seed=0,
+        resolution=32,
+        t=500,
+        api_name="/forward_frame",
+    )
+    np.testing.assert_array_equal(load(by_keyword), forward(client, 500, T=500))
 
 
 def test_forward_frame(client):

@@ -69,7 +69,29 @@ GOOD = {
     "EXIF-rotated JPEG": (exif_rotated_jpeg(), "RGB", (20, 40)),
 }
 
+
+def float_tiff(width=4000, height=4000) -> bytes:
+    """A compressed 32-bit float TIFF: a small file, 61 MB once decoded."""
+    buf = io.BytesIO()
+    Image.new("F", (width, height), 0.5).save(buf, format="TIFF", compression="tiff_deflate")
+    return buf.getvalue()
+
+
+def eps_named_png() -> bytes:
+    """PostScript content: Pillow would hand it to Ghostscript if every format were allowed."""
+    return b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nnewpath 0 0 moveto 8 8 lineto stroke\nshowpage\n"
+
+
+def spider_image() -> bytes:
+    buf = io.BytesIO()
+    Image.new("F", (8, 8), 1.0).save(buf, format="SPIDER")
+    return buf.getvalue()
+
+
 BAD = {
+    "float TIFF, 61 MB decoded": (float_tiff(), "to decode, over the limit"),
+    "EPS renamed .png": (eps_named_png(), "not a readable image"),
+    "SPIDER (a format the UI does not offer)": (spider_image(), "not a readable image"),
     "zero bytes": (b"", "empty"),
     "truncated PNG": (png_bytes(Image.new("RGB", (64, 64), (1, 2, 3)))[:60], "truncated or corrupt|not a readable"),
     "text renamed .png": (b"hello, I am not an image\n" * 10, "not a readable image"),
@@ -109,4 +131,16 @@ def test_bad_uploads_give_a_clear_error(name, tmp_path):
     path = tmp_path / "upload.png"
     path.write_bytes(data)
     with pytest.raises(ImageLoadError, match=message):
+        load_image(path)
+
+
+def test_the_decoded_bytes_limit_refuses_before_decoding(tmp_path, monkeypatch):
+    """Refused from the header: Image.load is never reached."""
+    path = tmp_path / "big.tiff"
+    path.write_bytes(float_tiff())
+    from PIL import ImageFile, TiffImagePlugin
+
+    for cls in (Image.Image, ImageFile.ImageFile, TiffImagePlugin.TiffImageFile):
+        monkeypatch.setattr(cls, "load", lambda self: pytest.fail("decoded"))
+    with pytest.raises(ImageLoadError, match="61 MB to decode"):
         load_image(path)

@@ -14,7 +14,7 @@ from app import rendering, settings
 from app.images import to_model_tensor
 from app.scrub_payload import forward_payload
 from app.sessions import SessionFiles, export_gif
-from app.validation import check_choice, check_float, check_int, open_image
+from app.validation import UserError, check_choice, check_float, check_int, open_image
 from pipelines import BETA_SCHEDULES, ForwardTrajectory, make_schedule
 from pipelines.forward import StepValues, standardized_residual
 from pipelines.schedules import RANGED_SCHEDULES
@@ -29,11 +29,11 @@ def schedule_tables(schedule, T, beta_start, beta_end):
     beta_start = check_float("β start", beta_start, 1e-8, 0.999)
     beta_end = check_float("β end", beta_end, 1e-8, 0.999)
     if schedule in RANGED_SCHEDULES and not beta_start < beta_end:
-        raise gr.Error(f"β start must be below β end, got {beta_start} and {beta_end}.")
+        raise UserError(f"β start must be below β end, got {beta_start} and {beta_end}.")
     try:
         return _tables(schedule, T, beta_start, beta_end)
     except ValueError as e:
-        raise gr.Error(str(e)) from None
+        raise UserError(str(e)) from None
 
 
 @lru_cache(maxsize=32)
@@ -55,21 +55,22 @@ class ForwardState:
     plot_key: tuple
 
 
-def forward_state(image, schedule, T, beta_start, beta_end, seed, resolution) -> ForwardState:
-    """Validate the inputs, load and resize the image, fix ε from the seed, and precompute the schedule."""
-    tables = schedule_tables(schedule, T, beta_start, beta_end)
+def forward_state(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution) -> ForwardState:
+    """Validate the inputs, load and resize the image, fix ε from the seed, and precompute the schedule of T =
+    ``num_timesteps`` steps."""
+    tables = schedule_tables(schedule, num_timesteps, beta_start, beta_end)
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
     resolution = check_int("Resolution", resolution, settings.MIN_RESOLUTION, settings.MAX_RESOLUTION)
     pil = open_image(image)
     x0 = to_model_tensor(pil, resolution, 3 if pil.mode == "RGB" else 1)
     trajectory = ForwardTrajectory(x0, tables, generator=torch.Generator().manual_seed(seed))
-    return ForwardState(trajectory, (schedule, int(T), float(beta_start), float(beta_end)))
+    return ForwardState(trajectory, (schedule, tables.num_timesteps, float(beta_start), float(beta_end)))
 
 
-def forward_setup(image, schedule, T, beta_start, beta_end, seed, resolution):
+def forward_setup(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution):
     """:func:`forward_state`, plus what the page gets once per setup: x₀ as the model sees it, the scrubber's
     payload (x₀, the fixed ε and the schedule: every frame is then computed in the page), and the slider's range."""
-    state = forward_state(image, schedule, T, beta_start, beta_end, seed, resolution)
+    state = forward_state(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution)
     trajectory = state.trajectory
     x0 = rendering.png_output(rendering.image_to_uint8(trajectory.x0))
     payload = forward_payload(trajectory.x0, trajectory.noise, trajectory.tables)
@@ -94,7 +95,7 @@ def format_values(v: StepValues, T: int) -> str:
 
 def require(state):
     if state is None:
-        raise gr.Error("Choose an image first.")
+        raise UserError("Choose an image first.")
     return state
 
 
@@ -114,9 +115,10 @@ def forward_scrub(state: ForwardState | None, t):
     )
 
 
-def forward_frame(image, schedule, T, beta_start, beta_end, seed, resolution, t):
-    """Stateless API: x_t of an image under a schedule, a seed's ε and a timestep t ∈ [0, T]."""
-    state = forward_state(image, schedule, T, beta_start, beta_end, seed, resolution)
+def forward_frame(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution, t):
+    """Stateless API: x_t of an image under a schedule of T = ``num_timesteps`` steps, a seed's ε and a timestep
+    t ∈ [0, T]."""
+    state = forward_state(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution)
     t = check_int("t", t, 0, state.trajectory.num_timesteps)
     return rendering.png_output(rendering.image_to_uint8(state.trajectory.frame(t)))
 

@@ -22,7 +22,14 @@ from app.callbacks.reverse import (
     grid_image,
 )
 from app.scrub_payload import race_payload
-from app.validation import check_choice, check_float, check_int, check_model, numerical_faults_as_errors
+from app.validation import (
+    UserError,
+    check_choice,
+    check_float,
+    check_int,
+    check_model,
+    numerical_faults_as_errors,
+)
 from pipelines.samplers import SAMPLERS, Sampler
 from pipelines.trajectory import Trajectory, TrajectoryRecorder
 
@@ -66,13 +73,13 @@ class Racer:
 
 def check_racers(names) -> list[Sampler]:
     if isinstance(names, str) or not isinstance(names, (list, tuple)):
-        raise gr.Error(f"Pick {MIN_RACERS} to {MAX_RACERS} samplers.")
+        raise UserError(f"Pick {MIN_RACERS} to {MAX_RACERS} samplers.")
     unknown = [n for n in names if n not in SAMPLER_NAMES]
     if unknown:
-        raise gr.Error(f"Unknown sampler {unknown[0]!r}; choose among {', '.join(SAMPLER_NAMES)}.")
+        raise UserError(f"Unknown sampler {unknown[0]!r}; choose among {', '.join(SAMPLER_NAMES)}.")
     names = list(dict.fromkeys(names))
     if not MIN_RACERS <= len(names) <= MAX_RACERS:
-        raise gr.Error(f"Pick {MIN_RACERS} to {MAX_RACERS} different samplers, got {len(names)}.")
+        raise UserError(f"Pick {MIN_RACERS} to {MAX_RACERS} different samplers, got {len(names)}.")
     return [SAMPLERS[SAMPLER_NAMES[n]] for n in names]
 
 
@@ -159,14 +166,14 @@ def guidance_sweep(model_name, class_choice, scales, sampler, steps, seed, batch
     """The same x_T denoised for one class (or one of each) at several guidance scales w, side by side."""
     pipe = check_model(model_name)
     if pipe.null_class_label is None:
-        raise gr.Error("Guidance needs a class-conditional model; this one is unconditional.")
+        raise UserError("Guidance needs a class-conditional model; this one is unconditional.")
     if isinstance(scales, str) or not isinstance(scales, (list, tuple)) or not 2 <= len(set(scales)) <= 6:
-        raise gr.Error("Pick 2 to 6 guidance scales w.")
+        raise UserError("Pick 2 to 6 guidance scales w.")
     ws = sorted({check_float("Guidance w", w, 0.0, settings.MAX_GUIDANCE) for w in scales})
     sampler = SAMPLERS[SAMPLER_NAMES[check_choice("Sampler", sampler, tuple(SAMPLER_NAMES))]]
     n, seed, batch_size = check_steps_seed_batch(pipe, steps, seed, batch_size)
     if class_choice == ANY_CLASS:
-        raise gr.Error("Guidance steers towards a class: choose one (or 'one of each').")
+        raise UserError("Guidance steers towards a class: choose one (or 'one of each').")
     labels, _, batch_size = conditioning(pipe, class_choice, 1.0, batch_size)
     contenders = [Contender(f"w = {w:g}", sampler, w) for w in ws]
     yield from run_race(pipe, contenders, n, seed, batch_size, labels, in_page)

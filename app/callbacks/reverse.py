@@ -19,7 +19,14 @@ from app import models, rendering, settings
 from app.scrub_payload import reverse_payload
 from app.sessions import SessionFiles, export_gif
 from app.settings import ASSETS_DIR
-from app.validation import check_choice, check_float, check_int, check_model, numerical_faults_as_errors
+from app.validation import (
+    UserError,
+    check_choice,
+    check_float,
+    check_int,
+    check_model,
+    numerical_faults_as_errors,
+)
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
 from pipelines.forward import StepValues, step_values
 from pipelines.samplers import SAMPLERS, Sampler
@@ -72,7 +79,7 @@ def conditioning(pipe, class_choice, guidance, batch_size: int) -> tuple[list[in
     choices = class_choices(pipe)
     if choices is None:
         if class_choice not in (None, "", ANY_CLASS):
-            raise gr.Error("This model is unconditional: choose the class 'any', or a class-conditional model.")
+            raise UserError("This model is unconditional: choose the class 'any', or a class-conditional model.")
         return None, None, batch_size
     choice = check_choice("Class", class_choice or ANY_CLASS, tuple(choices))
     w = check_float("Guidance w", guidance, 0.0, settings.MAX_GUIDANCE)
@@ -104,7 +111,7 @@ def check_work(pipe, unet_calls: int, batch_size: int) -> None:
     _, h, w = pipe.sample_shape
     work = unet_calls * batch_size * h * w
     if work > settings.MAX_WORK:
-        raise gr.Error(
+        raise UserError(
             f"That asks for {unet_calls} UNet calls × {batch_size} images × {h}×{w} px = {work:,}, over this "
             f"server's limit of {settings.MAX_WORK:,}. Use fewer steps or a smaller batch."
         )
@@ -300,7 +307,7 @@ def reverse_frame(state: ReverseState | None, t):
     at the same t, and a caption that names it. A pure lookup: no model, no schedule computed. (In the page, the
     scrubber draws the same from its payload.)"""
     if state is None:
-        raise gr.Error("Generate first; then the slider scrubs the recorded run.")
+        raise UserError("Generate first; then the slider scrubs the recorded run.")
     t = check_int("t", t, 0, state.num_train_timesteps)
     trajectory = state.trajectory
     k = shown_position(trajectory, t)
@@ -326,7 +333,7 @@ def reverse_frame(state: ReverseState | None, t):
 def reverse_gif(state: ReverseState | None, session: SessionFiles | None = None):
     """The recorded run as a GIF: x_t beside x̂₀, in a fresh per-session file."""
     if state is None:
-        raise gr.Error("Generate first.")
+        raise UserError("Generate first.")
     trajectory = state.trajectory
     frames = [
         rendering.side_by_side(
