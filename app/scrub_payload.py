@@ -20,6 +20,7 @@ from PIL import Image
 
 from app import rendering
 from pipelines.schedules import ScheduleTables
+from pipelines.spectral import radial_power_spectrum
 from pipelines.trajectory import Trajectory, frames_to_keep, to_uint8
 
 REVERSE_BUDGET_BYTES = 2 * 2**20
@@ -64,9 +65,21 @@ def forward_payload(x0: torch.Tensor, noise: torch.Tensor, tables: ScheduleTable
             "channels": c,
             "x0": b64(hwc(to_uint8(x0)).numpy()),
             "eps": b64(hwc(noise).numpy().astype(np.float16)),
+            "spectrum": spectrum_payload(x0, noise),
             **schedule_arrays(tables),
         }
     )
+
+
+def spectrum_payload(x0: torch.Tensor, noise: torch.Tensor) -> dict[str, list[float]]:
+    """The radially averaged power spectra of x₀ and of the fixed ε, both (C, H, W) (pipelines.spectral): the page
+    scales them by ᾱ_t and 1 − ᾱ_t at each t, and marks where they cross."""
+    signal, eps = radial_power_spectrum(x0[None]), radial_power_spectrum(noise[None])
+    return {
+        "freqs": [round(float(f), 6) for f in signal.freqs],
+        "x0": [float(f"{p:.5g}") for p in signal.power.tolist()],
+        "eps": [float(f"{p:.5g}") for p in eps.power.tolist()],
+    }
 
 
 def png_b64(image: np.ndarray) -> str:

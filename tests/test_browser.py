@@ -237,3 +237,27 @@ def test_race_streams_then_scrubs_every_run_by_noise_level(page):
     page.get_by_text("every run's result").wait_for(timeout=15_000)
     assert page.get_by_text("result after 6 NFE").count() == 4
     screenshot(page, "race.png")
+
+
+def test_forward_spectrum_marks_the_servers_crossing(page):
+    """The spectral view follows the slider: the page marks the crossing pipelines.spectral computes, and it moves
+    to lower frequencies as t grows."""
+    from pipelines.spectral import crossing_frequency, radial_power_spectrum
+
+    page.get_by_role("tab", name="Forward process").click()
+    version = scrubber_state(page, "forward-scrubber").get("version", "")
+    choose(page, "β schedule", "linear")
+    if not version:
+        wait_for_new_payload(page, "forward-scrubber", version)
+    state = forward.forward_state(None, "linear", 1000, 1e-4, 0.02, 0, 64)
+    x0, eps = radial_power_spectrum(state.trajectory.x0[None]), radial_power_spectrum(state.trajectory.noise[None])
+    seen = []
+    for t in (20, 100, 300, 700):
+        drag_to(page, "forward-t", "forward-scrubber", t)
+        ab = float(state.trajectory.tables.alphas_cumprod[t - 1])
+        expected = crossing_frequency(x0.scaled(ab), eps.scaled(1 - ab))
+        crossing = scrubber_state(page, "forward-scrubber")["crossing"]
+        assert (float(crossing) if crossing else None) == pytest.approx(expected, rel=1e-5), t
+        seen.append(expected or 1.0)
+    assert seen == sorted(seen, reverse=True) and seen[0] > seen[-1]
+    screenshot(page, "forward-spectrum.png")

@@ -54,7 +54,14 @@ def forward_scrubber(slider_id: str) -> gr.HTML:
         )
     )
     curves = '<canvas class="curves" width="520" height="380"></canvas>'
-    body = f'<div class="panels">{panels}</div><div class="bottom">{curves}<table class="values"></table></div>'
+    spectrum = (
+        '<figure class="spectral"><canvas class="spectrum" width="420" height="260"></canvas>'
+        '<figcaption class="spectrum-caption"></figcaption></figure>'
+    )
+    body = (
+        f'<div class="panels">{panels}</div><div class="bottom">{curves}<table class="values"></table></div>'
+        f'<div class="bottom">{spectrum}</div>'
+    )
     return _scrubber(slider_id, "forward_scrubber.js", body, "forward-scrubber")
 
 
