@@ -149,6 +149,23 @@ def sampler_sweep_plot(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+@lru_cache(maxsize=16)
+def data_spectrum(name: str) -> dict | None:
+    """A local model's training-data mean power spectrum (``data_spectrum.json`` in its folder, made by ``python -m
+    pipelines.training.data_spectrum``), if it has one."""
+    entry = registry().get(name)
+    if entry is None or entry.is_hub:
+        return None
+    try:
+        spectrum = json.loads((Path(entry.source) / "data_spectrum.json").read_text())
+    except (OSError, ValueError):
+        return None
+    power = spectrum.get("power") if isinstance(spectrum, dict) else None
+    if not isinstance(power, list) or not all(isinstance(p, (int, float)) for p in power):
+        return None
+    return {"power": power}
+
+
 @lru_cache(maxsize=64)
 def seconds_per_unet_call(name: str, batch_size: int) -> float:
     """Measured once per model and batch size: the time of one UNet forward (for run-time estimates)."""

@@ -21,7 +21,7 @@ from PIL import Image
 from app import rendering
 from pipelines.schedules import ScheduleTables
 from pipelines.spectral import radial_power_spectrum
-from pipelines.trajectory import Trajectory, frames_to_keep, to_uint8
+from pipelines.trajectory import Trajectory, frames_to_keep, from_uint8, to_uint8
 
 REVERSE_BUDGET_BYTES = 2 * 2**20
 
@@ -93,7 +93,26 @@ def atlas(frames: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(frames, axis=0)
 
 
-def reverse_payload(trajectory: Trajectory, tables: ScheduleTables, budget_bytes: int = REVERSE_BUDGET_BYTES) -> str:
+def reverse_spectra(trajectory: Trajectory, keep: list[int], data_spectrum: dict | None) -> dict:
+    """The power spectrum of x̂₀ at each kept frame and of the result (pipelines.spectral), beside the training
+    data's mean spectrum when the model has one (its data_spectrum.json)."""
+    spectra = [radial_power_spectrum(from_uint8(trajectory.pred_original[k])) for k in keep]
+    final = trajectory.final if trajectory.final is not None else from_uint8(trajectory.pred_original[keep[-1]])
+    rounded = lambda s: [float(f"{p:.4g}") for p in s.power.tolist()]
+    return {
+        "freqs": [round(float(f), 6) for f in spectra[0].freqs],
+        "x0_hat": [rounded(s) for s in spectra],
+        "result": rounded(radial_power_spectrum(final.clamp(-1, 1))),
+        "data": data_spectrum["power"] if data_spectrum else None,
+    }
+
+
+def reverse_payload(
+    trajectory: Trajectory,
+    tables: ScheduleTables,
+    budget_bytes: int = REVERSE_BUDGET_BYTES,
+    data_spectrum: dict | None = None,
+) -> str:
     """A recorded run for the browser: per panel (x_t, x̂₀, ε̂) a PNG atlas of its frames, the result x₀ (shown at
     t = 0; a run still going has none: ``complete`` is false), each frame's t → t′ and step, and the schedule.
     Frames are thinned evenly (first and last kept) until the payload fits ``budget_bytes``."""
@@ -127,6 +146,7 @@ def reverse_payload(trajectory: Trajectory, tables: ScheduleTables, budget_bytes
             "atlas": atlases,
             "result": png_b64(result),
             "no_noise": png_b64(no_noise),
+            "spectrum": reverse_spectra(trajectory, keep, data_spectrum),
             **schedule_arrays(tables),
         }
     )

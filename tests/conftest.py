@@ -92,6 +92,7 @@ def app_models(tiny_checkpoints, monkeypatch):
     monkeypatch.setattr(models, "_errors", {})
     reverse.model_plot.cache_clear()
     models.seconds_per_unet_call.cache_clear()
+    models.data_spectrum.cache_clear()
     return tiny_checkpoints
 
 

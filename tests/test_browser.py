@@ -87,6 +87,7 @@ def test_reverse_generation_streams_frames(page):
         set_number(page, REVERSE_T, t)
         page.get_by_text(caption).first.wait_for(timeout=15_000)
     page.get_by_text("the result x₀, after the last step t = 12 → 0").wait_for(timeout=15_000)
+    assert "coarse" in page.locator("#reverse-scrubber .spectrum-caption").inner_text()  # the spectral view follows
     screenshot(page, "reverse.png")
 
 

@@ -50,3 +50,22 @@ def test_an_image_loses_its_high_frequencies_first():
         ab = float(tables.alphas_cumprod[t - 1])
         crossings.append(crossing_frequency(radial_power_spectrum(x0).scaled(ab), eps.scaled(1 - ab)) or 1.0)
     assert crossings == sorted(crossings, reverse=True) and crossings[0] > crossings[-1]
+
+
+def test_the_reverse_payload_carries_x0_hat_spectra_and_the_datas(tiny_pipeline):
+    import json
+
+    from app.scrub_payload import reverse_payload
+
+    traj = tiny_pipeline.sample_trajectory(
+        batch_size=2, num_inference_steps=6, generator=torch.Generator().manual_seed(0)
+    )
+    data = {"power": [1.0, 0.5, 0.25, 0.125]}
+    payload = json.loads(reverse_payload(traj, tiny_pipeline.scheduler.tables, data_spectrum=data))
+    sp = payload["spectrum"]
+    assert len(sp["x0_hat"]) == len(payload["t"]) == 6 and len(sp["freqs"]) == 4 == len(sp["result"])
+    assert sp["data"] == data["power"]
+    from pipelines.trajectory import from_uint8
+
+    expected = radial_power_spectrum(from_uint8(traj.pred_original[2])).power
+    assert torch.allclose(torch.tensor(sp["x0_hat"][2], dtype=torch.float64), expected, rtol=1e-3)

@@ -7,7 +7,7 @@ the default model, the tab's default sampler and settings, seed 0. Rerun it when
 import json
 from pathlib import Path
 
-from app import settings
+from app import models, settings
 from app.callbacks import reverse
 from app.scrub_payload import reverse_payload
 
@@ -21,7 +21,12 @@ def main() -> None:
     outputs = list(reverse.reverse_generate(settings.DEFAULT_MODEL, reverse.DDPM, 100, 0.0, variance, True, 0, 4))
     state = outputs[-1][3]
     payload = json.loads(
-        reverse_payload(state.trajectory, reverse.check_model(state.model).scheduler.tables, BUDGET_BYTES)
+        reverse_payload(
+            state.trajectory,
+            reverse.check_model(state.model).scheduler.tables,
+            BUDGET_BYTES,
+            data_spectrum=models.data_spectrum(state.model),
+        )
     )
     payload["version"] = 0  # older than any run of a live server
     payload["model"] = settings.DEFAULT_MODEL

@@ -176,6 +176,7 @@ def sample(
     recorder = TrajectoryRecorder(schedule, (batch_size, *pipe.sample_shape), frame_budget(pipe, batch_size))
     generator = torch.Generator(device=pipe.device).manual_seed(seed)
     tables = pipe.scheduler.tables
+    spectrum = models.data_spectrum(model_name)
     last_yield, last_payload, final = 0.0, time.perf_counter(), None
     run = pipe.iter_trajectory(
         batch_size=batch_size,
@@ -199,7 +200,7 @@ def sample(
                 if in_page:
                     so_far = recorder.recorded()
                     due = last_yield - last_payload > settings.SCRUB_STREAM_EVERY_S and len(so_far) > 0
-                    payload = [reverse_payload(so_far, tables) if due else gr.skip()]
+                    payload = [reverse_payload(so_far, tables, data_spectrum=spectrum) if due else gr.skip()]
                     last_payload = last_yield if due else last_payload
                 live = [grid_image(step.sample), grid_image(step.pred_original_sample)]
                 yield *live, status, *[gr.skip()] * 3, *payload
@@ -213,7 +214,7 @@ def sample(
     )
     final_grid = grid_image(final)
     slider = gr.update(minimum=0, maximum=state.num_train_timesteps, value=0)
-    payload = [reverse_payload(trajectory, tables)] if in_page else []
+    payload = [reverse_payload(trajectory, tables, data_spectrum=spectrum)] if in_page else []
     yield final_grid, grid_image(final), done, state, slider, final_grid, *payload
 
 

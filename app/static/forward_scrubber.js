@@ -95,68 +95,26 @@
   // The spectral view: log-log power against frequency of the signal √ᾱ_t·x₀ and of the noise √(1−ᾱ_t)·ε, with
   // the lowest frequency where the noise reaches the signal marked (the rule of pipelines/spectral.py).
   function drawSpectrum(sp, ab) {
-    const canvas = $("canvas.spectrum");
-    const ctx = canvas.getContext("2d");
-    const W = canvas.width, H = canvas.height, left = 48, right = 10, top = 10, bottom = 30;
     const signal = sp.x0.map((p) => ab * p), noise = sp.eps.map((p) => (1 - ab) * p);
     const all = [...sp.x0, ...sp.eps].filter((p) => p > 0);
-    const hi = Math.log10(Math.max(...all)) + 0.3, lo = Math.log10(Math.min(...all)) - 2;
-    const fx = (f) => left + ((W - left - right) * Math.log10(f / sp.freqs[0])) / Math.log10(sp.freqs.at(-1) / sp.freqs[0]);
-    const fy = (p) => top + ((H - top - bottom) * (hi - Math.log10(Math.max(p, 10 ** lo)))) / (hi - lo);
-    ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, W, H);
-    ctx.strokeStyle = "#ccc";
-    ctx.strokeRect(left, top, W - left - right, H - top - bottom);
+    const range = [Math.log10(Math.min(...all)) - 2, Math.log10(Math.max(...all)) + 0.3];
     const k = noise.findIndex((p, i) => p >= signal[i]);  // -1: the signal is above the noise everywhere
-    if (k >= 0) {
-      ctx.fillStyle = "rgba(240, 140, 0, 0.08)";
-      ctx.fillRect(fx(sp.freqs[k]), top, W - right - fx(sp.freqs[k]), H - top - bottom);
-    }
-    const line = (values, color) => {
-      ctx.strokeStyle = color;
-      ctx.lineWidth = 1.8;
-      ctx.beginPath();
-      values.forEach((p, i) => (i ? ctx.lineTo(fx(sp.freqs[i]), fy(p)) : ctx.moveTo(fx(sp.freqs[i]), fy(p))));
-      ctx.stroke();
-    };
-    line(signal, "#3b5bdb");
-    line(noise, "#e8590c");
-    ctx.font = "11px sans-serif";
-    ctx.fillStyle = "#3b5bdb";
-    ctx.fillText("signal √ᾱ_t·x₀", left + 6, top + 12);
-    ctx.fillStyle = "#e8590c";
-    ctx.fillText("noise √(1−ᾱ_t)·ε", left + 6, top + 26);
-    ctx.fillStyle = "#333";
-    ctx.textAlign = "center";
-    ctx.fillText("frequency (cycles per pixel, log)", (W + left) / 2, H - 4);
-    [sp.freqs[0], sp.freqs.at(-1)].forEach((f) => ctx.fillText(String(f.toPrecision(2)), fx(f), H - 17));
-    ctx.textAlign = "left";
-    ctx.save();
-    ctx.translate(12, (H + top - bottom) / 2);
-    ctx.rotate(-Math.PI / 2);
-    ctx.fillText("power (log)", -28, 0);
-    ctx.restore();
+    S.spectrumPlot($("canvas.spectrum"), sp.freqs, [
+      { values: signal, color: "#3b5bdb", label: "signal √ᾱ_t·x₀" },
+      { values: noise, color: "#e8590c", label: "noise √(1−ᾱ_t)·ε" },
+    ], range, k);
     let text;
     if (k < 0) {
       text = "The signal is above the noise at every frequency: the whole image survives.";
-      element.dataset.crossing = "";
     } else if (k === 0) {
       text = "The noise is above the signal at every frequency: even the coarsest shapes are drowned.";
-      element.dataset.crossing = String(sp.freqs[0]);
     } else {
       const f = sp.freqs[k];
-      ctx.strokeStyle = "#333";
-      ctx.setLineDash([4, 3]);
-      ctx.beginPath();
-      ctx.moveTo(fx(f), top);
-      ctx.lineTo(fx(f), H - bottom);
-      ctx.stroke();
-      ctx.setLineDash([]);
       text = `Below ${f.toPrecision(2)} cycles per pixel (details larger than ${(1 / f).toPrecision(2)} px) the ` +
         "image still stands out of the noise; above it (shaded) noise wins. As t grows the line moves left: " +
         "noising erases fine detail first, so denoising builds coarse shapes first.";
-      element.dataset.crossing = String(f);
     }
+    element.dataset.crossing = k < 0 ? "" : String(sp.freqs[k]);
     $(".spectrum-caption").textContent = text;
   }
 

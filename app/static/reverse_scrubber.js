@@ -9,6 +9,8 @@
 //   atlas: {x_t, x0_hat, eps_hat}: base64 PNGs, frame k at rows k·frame_height …; result: base64 PNG of x₀;
 //   no_noise: the ε̂ panel at t = 0 (mid grey)
 //   sqrt_alpha_bar, sqrt_one_minus_alpha_bar, beta, alpha_bar, log_snr: float32 (T + 1), by the paper's t
+//   spectrum: {freqs, x0_hat: per frame, result, data (the training data's mean, or null)}: radially averaged power
+//     spectra (pipelines/spectral.py), by frequency in cycles per pixel
 (() => {
   const S = window.DDPMScrub;
   const sliderId = element.querySelector(".scrubber").dataset.slider;  // gradio's slider this widget follows
@@ -78,9 +80,24 @@
     if (shown !== t) caption += ` (the recorded step nearest the slider's t = ${t})`;
     $(".caption").innerHTML = caption;
     state.plot.at(shown);
+    drawSpectrum(r.spectrum, k === r.t.length ? r.spectrum.result : r.spectrum.x0_hat[k]);
     element.dataset.t = String(shown);
     element.dataset.version = String(state.version);
     element.dataset.paints = String(Number(element.dataset.paints || 0) + 1);
+  }
+
+  // x̂₀'s power spectrum at the shown step against the data's mean: low frequencies reach the data's level first.
+  function drawSpectrum(sp, x0hat) {
+    if (!sp) return;
+    const series = [{ values: x0hat, color: "#3b5bdb", label: "x̂₀ at this step" }];
+    if (sp.data) series.unshift({ values: sp.data, color: "#868e96", label: "the training data (mean)", dash: [5, 3] });
+    const all = [...sp.result, ...(sp.data || []), ...sp.x0_hat.flat()].filter((p) => p > 0);
+    const range = [Math.log10(Math.min(...all)) - 0.3, Math.log10(Math.max(...all)) + 0.3];
+    S.spectrumPlot($("canvas.spectrum"), sp.freqs, series, range, -1);
+    $(".spectrum-caption").textContent = sp.data
+      ? "Early in the run x̂₀ is a blur: it has the data's power at low frequencies (coarse shapes) and far less at " +
+        "high ones. Step by step the high frequencies fill in: the model decides the coarse layout first, detail last."
+      : "x̂₀'s power spectrum at this step: low frequencies (coarse shapes) settle first, high ones (detail) last.";
   }
 
   S.bindSlider(sliderId, show);

@@ -193,6 +193,58 @@ window.DDPMScrub = window.DDPMScrub || (() => {
     };
   }
 
+  // ---------------------------------------------------------------- power spectra
+  // Log-log power against frequency (cycles per pixel). series: [{values, color, label, dash}]; logRange: [lo, hi]
+  // of log10 power, fixed by the caller so the axes stay put while t moves; mark: the index of a frequency to mark
+  // with a dashed line, the band above it shaded (−1: none; 0: shade everything).
+  function spectrumPlot(canvas, freqs, series, logRange, mark) {
+    const ctx = canvas.getContext("2d");
+    const W = canvas.width, H = canvas.height, left = 48, right = 10, top = 10, bottom = 30;
+    const [lo, hi] = logRange;
+    const span = Math.log10(freqs[freqs.length - 1] / freqs[0]);
+    const fx = (f) => left + ((W - left - right) * Math.log10(f / freqs[0])) / span;
+    const fy = (p) => top + ((H - top - bottom) * (hi - Math.log10(Math.max(p, 10 ** lo)))) / (hi - lo);
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, W, H);
+    ctx.strokeStyle = "#ccc";
+    ctx.strokeRect(left, top, W - left - right, H - top - bottom);
+    if (mark >= 0) {
+      const x = mark === 0 ? left : fx(freqs[mark]);
+      ctx.fillStyle = "rgba(240, 140, 0, 0.08)";
+      ctx.fillRect(x, top, W - right - x, H - top - bottom);
+      if (mark > 0) {
+        ctx.strokeStyle = "#333";
+        ctx.setLineDash([4, 3]);
+        ctx.beginPath();
+        ctx.moveTo(x, top);
+        ctx.lineTo(x, H - bottom);
+        ctx.stroke();
+      }
+    }
+    ctx.font = "11px sans-serif";
+    series.forEach((s, j) => {
+      ctx.strokeStyle = s.color;
+      ctx.lineWidth = 1.8;
+      ctx.setLineDash(s.dash || []);
+      ctx.beginPath();
+      s.values.forEach((p, i) => (i ? ctx.lineTo(fx(freqs[i]), fy(p)) : ctx.moveTo(fx(freqs[i]), fy(p))));
+      ctx.stroke();
+      ctx.fillStyle = s.color;
+      ctx.fillText(s.label, left + 6, top + 12 + 14 * j);
+    });
+    ctx.setLineDash([]);
+    ctx.fillStyle = "#333";
+    ctx.textAlign = "center";
+    ctx.fillText("frequency (cycles per pixel, log)", (W + left) / 2, H - 4);
+    [freqs[0], freqs[freqs.length - 1]].forEach((f) => ctx.fillText(String(f.toPrecision(2)), fx(f), H - 17));
+    ctx.textAlign = "left";
+    ctx.save();
+    ctx.translate(12, (H + top - bottom) / 2);
+    ctx.rotate(-Math.PI / 2);
+    ctx.fillText("power (log)", -28, 0);
+    ctx.restore();
+  }
+
   // Formats a number the way the server's captions do.
   function fmt(v, digits) {
     if (v === Infinity) return "∞";
@@ -200,5 +252,5 @@ window.DDPMScrub = window.DDPMScrub || (() => {
     return Number(v.toPrecision(digits)).toString();
   }
 
-  return { bytes, float16, float32, toByte, paint, curves, readT, setT, bindSlider, player, fmt };
+  return { bytes, float16, float32, toByte, paint, curves, spectrumPlot, readT, setT, bindSlider, player, fmt };
 })();

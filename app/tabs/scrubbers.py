@@ -75,10 +75,15 @@ def reverse_scrubber(slider_id: str) -> gr.HTML:
             ("eps_hat", "ε̂, the predicted noise (±3σ shown)"),
         )
     )
+    spectrum = (
+        '<figure class="spectral"><canvas class="spectrum" width="420" height="260"></canvas>'
+        '<figcaption class="spectrum-caption"></figcaption></figure>'
+    )
     body = (
         '<div class="caption">Generate a run; the slider then scrubs it here, in the page.</div>'
         f'<div class="bottom"><div class="panels">{panels}</div>'
         '<canvas class="curves" width="420" height="330"></canvas></div>'
+        f'<div class="bottom">{spectrum}</div>'
     )
     return _scrubber(slider_id, "reverse_scrubber.js", body, "reverse-scrubber")
 
