@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from app import rendering
+from pipelines.class_decision import ClassDecision
 from pipelines.schedules import ScheduleTables
 from pipelines.spectral import radial_power_spectrum
 from pipelines.trajectory import Trajectory, frames_to_keep, from_uint8, to_uint8
@@ -107,11 +108,25 @@ def reverse_spectra(trajectory: Trajectory, keep: list[int], data_spectrum: dict
     }
 
 
+def class_payload(trajectory: Trajectory, keep: list[int], decision: ClassDecision, names: list[str]) -> dict:
+    """The classifier's probabilities for x̂₀ at each kept frame and for the result, (frames + 1, B, classes), and
+    for each image its final class and the paper's t from which that class stays on top (0: only the result)."""
+    probs = decision.probs[[*keep, len(trajectory)]]
+    t_of = [*trajectory.t_values, 0]
+    return {
+        "names": names,
+        "probs": [[[round(p, 3) for p in image] for image in frame] for frame in probs.tolist()],
+        "final": decision.final,
+        "decided_t": [t_of[k] for k in decision.decided],
+    }
+
+
 def reverse_payload(
     trajectory: Trajectory,
     tables: ScheduleTables,
     budget_bytes: int = REVERSE_BUDGET_BYTES,
     data_spectrum: dict | None = None,
+    classes: tuple[ClassDecision, list[str]] | None = None,
 ) -> str:
     """A recorded run for the browser: per panel (x_t, x̂₀, ε̂) a PNG atlas of its frames, the result x₀ (shown at
     t = 0; a run still going has none: ``complete`` is false), each frame's t → t′ and step, and the schedule.
@@ -147,6 +162,7 @@ def reverse_payload(
             "result": png_b64(result),
             "no_noise": png_b64(no_noise),
             "spectrum": reverse_spectra(trajectory, keep, data_spectrum),
+            "classes": class_payload(trajectory, keep, *classes) if classes else None,
             **schedule_arrays(tables),
         }
     )

@@ -26,6 +26,7 @@ def main() -> None:
             reverse.check_model(state.model).scheduler.tables,
             BUDGET_BYTES,
             data_spectrum=models.data_spectrum(state.model),
+            classes=reverse.decided_classes(state.model, state.trajectory),
         )
     )
     payload["version"] = 0  # older than any run of a live server

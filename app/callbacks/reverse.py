@@ -28,6 +28,7 @@ from app.validation import (
     numerical_faults_as_errors,
 )
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
+from pipelines.class_decision import class_decision
 from pipelines.forward import StepValues, step_values
 from pipelines.samplers import SAMPLERS, Sampler
 from pipelines.trajectory import Trajectory, TrajectoryRecorder, frames_within, to_uint8
@@ -214,8 +215,21 @@ def sample(
     )
     final_grid = grid_image(final)
     slider = gr.update(minimum=0, maximum=state.num_train_timesteps, value=0)
-    payload = [reverse_payload(trajectory, tables, data_spectrum=spectrum)] if in_page else []
+    payload = []
+    if in_page:
+        classes = decided_classes(model_name, trajectory)
+        payload = [reverse_payload(trajectory, tables, data_spectrum=spectrum, classes=classes)]
     yield final_grid, grid_image(final), done, state, slider, final_grid, *payload
+
+
+def decided_classes(model_name: str, trajectory: Trajectory):
+    """When each image's class was decided, by the committed classifier (Fashion-MNIST models only), computed once
+    per run, batched, after sampling."""
+    found = models.classifier_for(model_name)
+    if found is None:
+        return None
+    classifier, names = found
+    return class_decision(trajectory, classifier), names
 
 
 @gpu

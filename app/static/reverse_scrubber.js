@@ -11,6 +11,9 @@
 //   sqrt_alpha_bar, sqrt_one_minus_alpha_bar, beta, alpha_bar, log_snr: float32 (T + 1), by the paper's t
 //   spectrum: {freqs, x0_hat: per frame, result, data (the training data's mean, or null)}: radially averaged power
 //     spectra (pipelines/spectral.py), by frequency in cycles per pixel
+//   classes (Fashion-MNIST models, else null): {names, probs: (frames + 1, B, classes), the classifier's
+//     probabilities for x̂₀ at each frame and for the result; final: each image's class; decided_t: the paper's t
+//     from which that class stays on top (pipelines/class_decision.py)}
 (() => {
   const S = window.DDPMScrub;
   const sliderId = element.querySelector(".scrubber").dataset.slider;  // gradio's slider this widget follows
@@ -39,7 +42,69 @@
       { label: "ᾱ_t", values: alphaBar, log: false },
       { label: "log SNR", values: logSnr, log: false },
     ], p.T);
+    const view = $(".classes-view");
+    view.hidden = !p.classes;
+    if (p.classes) {
+      const select = $("select.image");
+      const chosen = Math.min(Number(select.value || 0), p.classes.final.length - 1);
+      select.innerHTML = p.classes.final.map((_, b) => `<option value="${b}">${b + 1}</option>`).join("");
+      select.value = String(chosen);
+    }
     show(S.readT(sliderId));
+  }
+
+  const COLORS = ["#1c7ed6", "#e8590c", "#2f9e44", "#c2255c", "#7048e8", "#f08c00", "#0c8599", "#862e9c", "#5c940d",
+    "#495057"];
+
+  // The classifier's probabilities for one image's x̂₀ against t (one line per class), the cursor at t, and the t
+  // from which the final class stays on top marked.
+  function drawClasses(r, t) {
+    const c = r.classes;
+    if (!c) return;
+    const b = Number($("select.image").value || 0);
+    const canvas = $("canvas.classes"), ctx = canvas.getContext("2d");
+    const W = canvas.width, H = canvas.height, left = 36, right = 10, top = 10, bottom = 30;
+    const ts = [...r.t, 0];  // the frames' t, then the result at t = 0
+    const x = (v) => left + ((W - left - right) * v) / r.T, y = (p) => top + (H - top - bottom) * (1 - p);
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, W, H);
+    ctx.strokeStyle = "#ccc";
+    ctx.strokeRect(left, top, W - left - right, H - top - bottom);
+    c.names.forEach((name, k) => {
+      ctx.strokeStyle = COLORS[k % COLORS.length];
+      ctx.lineWidth = k === c.final[b] ? 2.6 : 1.2;
+      ctx.beginPath();
+      ts.forEach((v, i) => (i ? ctx.lineTo(x(v), y(c.probs[i][b][k])) : ctx.moveTo(x(v), y(c.probs[i][b][k]))));
+      ctx.stroke();
+    });
+    ctx.setLineDash([4, 3]);
+    ctx.strokeStyle = "#333";
+    ctx.beginPath();
+    ctx.moveTo(x(c.decided_t[b]), top);
+    ctx.lineTo(x(c.decided_t[b]), H - bottom);
+    ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.strokeStyle = "#d00";
+    ctx.beginPath();
+    ctx.moveTo(x(t), top);
+    ctx.lineTo(x(t), H - bottom);
+    ctx.stroke();
+    ctx.font = "11px sans-serif";
+    ctx.fillStyle = "#333";
+    ctx.fillText("1", 4, top + 8);
+    ctx.fillText("0", 4, H - bottom);
+    ctx.fillText("p", 4, (H - bottom) / 2);
+    ctx.textAlign = "center";
+    [0, Math.round(r.T / 2), r.T].forEach((v) => ctx.fillText(String(v), Math.min(x(v), W - 14), H - 16));
+    ctx.fillText("t", (W + left) / 2, H - 3);
+    ctx.textAlign = "left";
+    const name = c.names[c.final[b]];
+    const p = c.probs[c.probs.length - 1][b][c.final[b]];
+    $(".classes-caption").innerHTML =
+      `classified as <b style="color:${COLORS[c.final[b] % COLORS.length]}">${name}</b> (p = ${p.toFixed(2)} in the ` +
+      `end), on top for good from <b>t = ${c.decided_t[b]}</b> (dashed); red: the slider's t. Each line is the ` +
+      "classifier's probability for x̂₀ at that step.";
+    element.dataset.decidedT = String(c.decided_t[b]);
   }
 
   function draw(canvas, source, row) {
@@ -81,6 +146,7 @@
     $(".caption").innerHTML = caption;
     state.plot.at(shown);
     drawSpectrum(r.spectrum, k === r.t.length ? r.spectrum.result : r.spectrum.x0_hat[k]);
+    drawClasses(r, shown);
     element.dataset.t = String(shown);
     element.dataset.version = String(state.version);
     element.dataset.paints = String(Number(element.dataset.paints || 0) + 1);
@@ -100,6 +166,7 @@
       : "x̂₀'s power spectrum at this step: low frequencies (coarse shapes) settle first, high ones (detail) last.";
   }
 
+  $("select.image").addEventListener("change", () => show(S.readT(sliderId)));
   S.bindSlider(sliderId, show);
   const play = S.player(sliderId, -1, () => Number($("select.speed").value));
   $("button.play").addEventListener("click", () => play.play());

@@ -79,11 +79,16 @@ def reverse_scrubber(slider_id: str) -> gr.HTML:
         '<figure class="spectral"><canvas class="spectrum" width="420" height="260"></canvas>'
         '<figcaption class="spectrum-caption"></figcaption></figure>'
     )
+    classes = (
+        '<figure class="spectral classes-view" hidden><canvas class="classes" width="420" height="260"></canvas>'
+        '<figcaption><label>image <select class="image"></select></label> '
+        '<span class="classes-caption"></span></figcaption></figure>'
+    )
     body = (
         '<div class="caption">Generate a run; the slider then scrubs it here, in the page.</div>'
         f'<div class="bottom"><div class="panels">{panels}</div>'
         '<canvas class="curves" width="420" height="330"></canvas></div>'
-        f'<div class="bottom">{spectrum}</div>'
+        f'<div class="bottom">{spectrum}{classes}</div>'
     )
     return _scrubber(slider_id, "reverse_scrubber.js", body, "reverse-scrubber")
 
