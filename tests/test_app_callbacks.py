@@ -197,7 +197,7 @@ def test_estimate_runtime(app_models):
 
 
 def test_sdedit_and_elbo_terms(app_models):
-    x0, gallery = sdedit.sdedit("tiny-random", EXAMPLE, 40, 5, 0)
+    *_, (x0, gallery) = sdedit.sdedit("tiny-random", EXAMPLE, 40, 5, 0)
     assert (
         np.asarray(x0).shape == (8, 8) and len(gallery) == 2 * 6
     )  # chosen t and 5 fractions of T, noised and denoised

@@ -104,3 +104,27 @@ def test_cancelling_a_generation_frees_its_slot(app_url, counter, monkeypatch):
         slow.remove()
     final = client.predict("tiny-random", RESPACED, 5, 0.0, VARIANCE, True, 0, 1, api_name="/reverse_generate")
     assert "Done: DDPM (ancestral), 5 steps" in final[2], "the freed slots serve the next request"
+
+
+def test_cancelled_sdedit_stops_working_and_frees_its_slot(app_url, counter):
+    """SDEdit used to run to the end after a cancel (six cancelled calls kept both cores busy for 153 s) while its
+    slot let more work start. Now it stops within a step, and the concurrency limit holds throughout."""
+    pipe = models.get_pipeline("tiny-random")
+    slow = pipe.unet.register_forward_hook(lambda *_: time.sleep(0.02))  # the sweep's ~250 steps: 5 s
+    try:
+        client = Client(app_url, verbose=False)
+        jobs = [client.submit("tiny-random", handle_file(EXAMPLE), 90, 100, s, api_name="/sdedit") for s in range(4)]
+        deadline = time.time() + 20
+        while counter.active == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        for job in jobs:
+            job.cancel()
+        calls, deadline = -1, time.time() + 60
+        while counter.unet_calls != calls and time.time() < deadline:
+            calls = counter.unet_calls
+            time.sleep(2)
+        assert counter.unet_calls == calls, "cancelled SDEdit stopped working"
+        assert calls < 250 * len(jobs) / 2, "it stopped early, not at the end"
+        assert counter.peak <= settings.SAMPLING_CONCURRENCY, "the concurrency limit held"
+    finally:
+        slow.remove()

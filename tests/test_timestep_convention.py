@@ -96,8 +96,8 @@ def test_forward_values_cursor_and_reverse_agree_on_alpha_bar(full_run, t):
 
 
 def test_sdedit_takes_the_papers_t(app_models):
-    _, gallery = sdedit.sdedit("tiny-random", EXAMPLE, T, 5, 0)
+    *_, (_, gallery) = sdedit.sdedit("tiny-random", EXAMPLE, T, 5, 0)
     captions = [caption for _, caption in gallery]
     assert "x_t at t = 100 (chosen)" in captions and "x_t at t = 10" in captions
     with pytest.raises(Exception, match="between 1 and 100"):
-        sdedit.sdedit("tiny-random", EXAMPLE, 0, 5, 0)
+        next(sdedit.sdedit("tiny-random", EXAMPLE, 0, 5, 0))

@@ -1,6 +1,12 @@
-"""SDEdit handler (reverse tab): noise an uploaded image to t in closed form, then let the model denoise it."""
+"""SDEdit handler (reverse tab): noise an uploaded image to t in closed form, then let the model denoise it.
+
+It runs as a generator that yields between denoising steps: when the client cancels or goes away, gradio stops
+asking for the next step, so the work stops within a step and its concurrency slot serves someone else.
+"""
 
 from __future__ import annotations
+
+import time
 
 import gradio as gr
 import torch
@@ -24,7 +30,8 @@ def sdedit(model_name, image, t_start, steps, seed, progress=gr.Progress(track_t
     check_work(pipe, sum(min(steps, t) for t in sweep), 1)
     c, h, _ = pipe.sample_shape
     x0 = to_model_tensor(open_image(image), h, c).unsqueeze(0).to(pipe.device)
-    gallery = []
+    x0_view = rendering.png_output(rendering.image_to_uint8(x0[0].cpu()))
+    gallery, last_yield = [], time.perf_counter()
     for t in sweep:
         generator = torch.Generator(device=pipe.device).manual_seed(seed)
         noised, result = None, None
@@ -35,7 +42,10 @@ def sdedit(model_name, image, t_start, steps, seed, progress=gr.Progress(track_t
             ):
                 noised = step.sample if noised is None else noised
                 result = step.prev_sample
+                if time.perf_counter() - last_yield > settings.STREAM_EVERY_S:
+                    last_yield = time.perf_counter()
+                    yield gr.skip(), gr.skip()  # a point where a cancelled request stops
         mark = " (chosen)" if t == t_start else ""
         gallery.append((grid_image(noised), f"x_t at t = {t}{mark}"))
         gallery.append((grid_image(result), f"denoised from t = {t}{mark}"))
-    return rendering.png_output(rendering.image_to_uint8(x0[0].cpu())), gallery
+        yield x0_view, list(gallery)
