@@ -95,6 +95,25 @@ def plot_sweep(results: dict, path: str) -> None:
     plt.close(fig)
 
 
+def markdown_table(results: dict) -> str:
+    """The sweep as a Markdown table, sorted by sampler and NFE, FD relative to 100-step DDPM where it was run."""
+    points = results["points"]
+    ref = points.get(point_key("ddpm", 100))
+    rows = [
+        "| sampler | steps | NFE | FD (× real floor) | FD / DDPM 100 | mean max-softmax | smallest class | wall s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    order = list(SAMPLERS)
+    for p in sorted(points.values(), key=lambda p: (order.index(p["sampler"]), p["nfe"])):
+        relative = f"{p['frechet_distance'] / ref['frechet_distance']:.2f}" if ref else "–"
+        rows.append(
+            f"| {SAMPLERS[p['sampler']].name} | {p['steps']} | {p['nfe']} | {p['frechet_distance']:.1f} "
+            f"({p['fd_ratio']:.1f}×) | {relative} | {p['mean_max_softmax']:.3f} | {p['min_class_fraction']:.3f} "
+            f"| {p['wall_s']:.0f} |"
+        )
+    return "\n".join(rows)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/fashion-mnist-32")
@@ -110,7 +129,11 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", required=True, help="results, read first to resume and rewritten after every point")
     p.add_argument("--plot", default=None, help="FD against NFE, as a PNG")
+    p.add_argument("--table", action="store_true", help="print the JSON's results as a Markdown table, and stop")
     args = p.parse_args(argv)
+    if args.table:
+        print(markdown_table(json.loads(Path(args.json).read_text())))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -1,0 +1,61 @@
+"""The quality-against-steps sweep, end to end on a tiny random 32 px model and a fake Fashion-MNIST."""
+
+import json
+
+import pytest
+import torch
+from diffusers import UNet2DModel
+from test_training import fake_fashion_mnist  # noqa: F401 (a fixture)
+
+from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
+from pipelines.training import sampler_sweep
+
+
+@pytest.fixture
+def tiny_32px(tmp_path):
+    torch.manual_seed(0)
+    unet = UNet2DModel(
+        sample_size=32,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+    )
+    scheduler = DDPMExplorerScheduler(beta_schedule="cosine", lambda_min_clipped=-5.1, thresholding=True)
+    DDPMExplorerPipeline(unet=unet, scheduler=scheduler).save_pretrained(tmp_path / "tiny-32")
+    return tmp_path / "tiny-32"
+
+
+def test_sweep_writes_points_resumes_and_plots(tiny_32px, fake_fashion_mnist, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "sweep.json"
+    common = ["--checkpoint", str(tiny_32px), "--data-dir", str(fake_fashion_mnist), "--num-samples", "20"]
+    common += ["--batch-size", "10", "--json", str(out), "--plot", str(tmp_path / "sweep.png")]
+    sampler_sweep.main([*common, "--samplers", "ddpm,heun", "--nfe", "3,5"])
+    points = json.loads(out.read_text())["points"]
+    assert sorted(points) == ["ddpm@3", "ddpm@5", "heun@2", "heun@3"]  # Heun: 2 steps make 3 evaluations
+    assert points["heun@3"]["nfe"] == 5 and points["ddpm@5"]["nfe"] == 5
+    for p in points.values():
+        assert p["frechet_distance"] > 0 and p["frechet_distance_real_floor"] > 0 and 0 < p["mean_max_softmax"] <= 1
+        assert 0 <= p["min_class_fraction"] <= 1 and p["wall_s"] >= 0
+    assert (tmp_path / "sweep.png").stat().st_size > 1000
+    # resumed: the points already there are kept, not recomputed; the new one is added
+    sampler_sweep.main([*common, "--samplers", "ddpm,euler", "--nfe", "3"])
+    again = json.loads(out.read_text())["points"]
+    assert again["ddpm@3"] == points["ddpm@3"] and "euler@3" in again
+    sampler_sweep.main(["--json", str(out), "--table"])
+    table = capsys.readouterr().out
+    assert "| Heun | 3 | 5 |" in table and "| Euler | 3 | 3 |" in table
+    with pytest.raises(SystemExit, match="other settings"):
+        sampler_sweep.main([*common[:-4], "--num-samples", "30", "--json", str(out), "--nfe", "3"])
+
+
+def test_the_same_seed_gives_every_sampler_the_same_noise(tiny_32px):
+    from pipelines.loading import load_pipeline
+
+    pipe = load_pipeline(tiny_32px)
+    a = sampler_sweep.generate_with(pipe, "ddim", 1, 4, 2, seed=3)
+    b = sampler_sweep.generate_with(pipe, "ddim", 1, 4, 2, seed=3)
+    assert torch.equal(a, b) and a.shape == (4, 1, 32, 32)
