@@ -21,6 +21,7 @@ from app.callbacks.reverse import (
     gpu,
     grid_image,
 )
+from app.compute_slots import in_compute_slots
 from app.scrub_payload import race_payload
 from app.validation import (
     UserError,
@@ -113,14 +114,16 @@ def run_race(pipe, contenders: list[Contender], n: int, seed: int, batch_size: i
     for c in contenders:
         scheduler = c.sampler.scheduler(pipe.scheduler.config)
         schedule = pipe.run_schedule(scheduler, n)
-        steps_iter = pipe.iter_trajectory(
-            batch_size=batch_size,
-            generator=torch.Generator(device=pipe.device).manual_seed(seed),
-            num_inference_steps=n,
-            scheduler=scheduler,
-            class_labels=class_labels,
-            guidance_scale=c.guidance_scale,
-            show_progress=False,
+        steps_iter = in_compute_slots(
+            pipe.iter_trajectory(
+                batch_size=batch_size,
+                generator=torch.Generator(device=pipe.device).manual_seed(seed),
+                num_inference_steps=n,
+                scheduler=scheduler,
+                class_labels=class_labels,
+                guidance_scale=c.guidance_scale,
+                show_progress=False,
+            )
         )
         recorder = TrajectoryRecorder(schedule, (batch_size, *pipe.sample_shape), budget)
         racers.append(Racer(c.name, c.sampler, steps_iter, recorder, len(schedule)))

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from app import models, rendering, settings
+from app.compute_slots import in_compute_slots
 from app.scrub_payload import reverse_payload
 from app.sessions import SessionFiles, export_gif
 from app.settings import ASSETS_DIR
@@ -190,7 +191,7 @@ def sample(
         show_progress=True,
     )
     with numerical_faults_as_errors():
-        for step in run:
+        for step in in_compute_slots(run):
             recorder.record(step.step_index, step.sample, step.pred_original_sample, step.pred_epsilon)
             final = step.prev_sample
             if time.perf_counter() - last_yield > settings.STREAM_EVERY_S:

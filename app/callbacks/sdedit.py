@@ -13,6 +13,7 @@ import torch
 
 from app import rendering, settings
 from app.callbacks.reverse import check_work, gpu, grid_image
+from app.compute_slots import in_compute_slots
 from app.images import to_model_tensor
 from app.validation import check_int, check_model, numerical_faults_as_errors, open_image
 
@@ -37,9 +38,10 @@ def sdedit(model_name, image, t_start, steps, seed, progress=gr.Progress(track_t
         noised, result = None, None
         with numerical_faults_as_errors():
             # the pipeline starts at diffusers' index t − 1, i.e. from x_t
-            for step in pipe.iter_trajectory(
+            run = pipe.iter_trajectory(
                 image=x0, start_timestep=t - 1, num_inference_steps=min(steps, t), generator=generator
-            ):
+            )
+            for step in in_compute_slots(run):
                 noised = step.sample if noised is None else noised
                 result = step.prev_sample
                 if time.perf_counter() - last_yield > settings.STREAM_EVERY_S:
