@@ -1,30 +1,101 @@
-"""A bound on the model work running at once, whatever gradio's queue does.
+"""A bound on the work running at once, whatever gradio's queue does, and work that stops when its client goes.
 
-gradio frees a cancelled generator's concurrency slot at once, while its worker thread may still be computing the
-step it was in; new work then starts beside it (three UNet calls in flight with a limit of two, seen under load).
-Every step of a run is computed while holding one of ``SAMPLING_CONCURRENCY`` permits, so the limit holds for the
-computation itself: a cancelled run stops after its current step and never computes another.
+gradio frees a cancelled request's concurrency slot at once, while its worker thread may still be computing: a plain
+function runs to its end, a generator finishes the step it is in. New work then starts beside it (three UNet calls in
+flight with a limit of two, seen under load; 45 cancelled SDEdit calls running at once before SDEdit was a
+generator). So:
+
+- every step of long work is computed while holding one of ``SAMPLING_CONCURRENCY`` permits, so the limit holds for
+  the computation itself (:func:`in_compute_slots`, :func:`compute_slot`);
+- long work runs as a generator that yields between its steps (:func:`stoppable`): gradio stops asking for the next
+  step once the client cancels or disconnects, so the work stops within about a step and never computes another.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
+import time
+from collections.abc import Generator, Iterable
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import gradio as gr
 
 from app import settings
 
 T = TypeVar("T")
+R = TypeVar("R")
 _permits = threading.BoundedSemaphore(settings.SAMPLING_CONCURRENCY)
 
 
-def in_compute_slots(steps: Iterable[T]) -> Iterator[T]:
-    """The steps of ``steps``, each computed while holding a permit (released between steps)."""
+class Activity:
+    """What the permits have seen: steps computing now, the most at once, and steps computed in all."""
+
+    def __init__(self):
+        self.now = self.peak = self.steps = 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.now -= 1
+            self.steps += 1
+
+
+activity = Activity()
+
+
+@contextmanager
+def compute_slot():
+    """Hold one permit for a piece of work that cannot stop part-way (decoding an image, writing a GIF)."""
+    with _permits:
+        activity.enter()
+        try:
+            yield
+        finally:
+            activity.leave()
+
+
+def in_compute_slots(steps: Iterable[T]) -> Generator[T, None, Any]:
+    """The steps of ``steps``, each computed while holding a permit (released between steps); returns what a
+    generator ``steps`` returns."""
     iterator = iter(steps)
     while True:
-        with _permits:
+        with compute_slot():
             try:
                 step = next(iterator)
-            except StopIteration:
-                return
+            except StopIteration as done:
+                return done.value
         yield step
+
+
+def stoppable(work: Generator[Any, None, R], num_outputs: int) -> Generator[Any, None, R]:
+    """Run ``work`` (a generator that computes a step per ``next`` and returns its result) in compute slots, from a
+    gradio callback that is itself a generator: ``result = yield from stoppable(work, n)``.
+
+    Every ``STREAM_EVERY_S`` it yields ``gr.skip()`` for each of the callback's ``num_outputs`` outputs (the page
+    keeps what it shows): the points where gradio stops a request whose client has cancelled or gone.
+    """
+    skip = gr.skip() if num_outputs == 1 else tuple(gr.skip() for _ in range(num_outputs))
+    steps, last_yield = in_compute_slots(work), time.perf_counter()
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+        if time.perf_counter() - last_yield > settings.STREAM_EVERY_S:
+            last_yield = time.perf_counter()
+            yield skip
+
+
+def collected(items: Iterable[T]) -> Generator[T, None, list[T]]:
+    """``items`` one at a time, returning them all: ``frames = yield from stoppable(collected(...), n)``."""
+    out = []
+    for item in items:
+        out.append(item)
+        yield item
+    return out

@@ -38,6 +38,7 @@ MAX_WORK = _int("MAX_WORK", 1000 * 16 * 32 * 32)
 # uint8 frames a session's trajectory may hold: small models keep every frame of a 1000-step run at batch 1
 TRAJECTORY_BUDGET_SMALL = _int("TRAJECTORY_BUDGET_SMALL", 4 * 2**20)  # models of ≤ 64 px
 TRAJECTORY_BUDGET_LARGE = _int("TRAJECTORY_BUDGET_LARGE", 64 * 2**20)
+MAX_GIF_FRAMES = _int("MAX_GIF_FRAMES", 120)  # a GIF export shows this many frames of a run at most
 STREAM_EVERY_S = float(os.environ.get("STREAM_EVERY_S", 0.25))  # how often a running generation updates the page
 SCRUB_STREAM_EVERY_S = float(os.environ.get("SCRUB_STREAM_EVERY_S", 2.0))  # … and sends its frames so far
 

@@ -8,6 +8,8 @@ In :class:`StepValues` and :class:`ForwardTrajectory`, t counts noising steps: f
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import torch
@@ -78,6 +80,20 @@ def q_step(tables: ScheduleTables, x_prev: torch.Tensor, t: int, noise: torch.Te
     return (1.0 - beta_t) ** 0.5 * x_prev + beta_t**0.5 * noise
 
 
+def iter_q_chain(
+    tables: ScheduleTables, x0: torch.Tensor, num_steps: int, generator: torch.Generator | None = None
+) -> Generator[torch.Tensor, None, torch.Tensor]:
+    """x after each of ``num_steps`` Markov steps :func:`q_step` from x₀, with fresh noise from ``generator`` at each
+    step: a caller may stop between steps."""
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or not 0 <= num_steps <= tables.num_timesteps:
+        raise ValueError(f"num_steps must be an integer in [0, {tables.num_timesteps}], got {num_steps!r}.")
+    x = x0
+    for t in range(num_steps):
+        x = q_step(tables, x, t, randn_tensor(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype))
+        yield x
+    return x
+
+
 def q_chain(
     tables: ScheduleTables,
     x0: torch.Tensor,
@@ -90,16 +106,11 @@ def q_chain(
     Returns x after ``num_steps`` steps (x₀ for 0), or with ``return_all`` all of them, (num_steps + 1, *x0.shape).
     Same distribution as the closed form, different pixels.
     """
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or not 0 <= num_steps <= tables.num_timesteps:
-        raise ValueError(f"num_steps must be an integer in [0, {tables.num_timesteps}], got {num_steps!r}.")
-    x = x0
-    frames = [x0]
-    for t in range(num_steps):
-        z = randn_tensor(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        x = q_step(tables, x, t, z)
-        if return_all:
-            frames.append(x)
-    return torch.stack(frames) if return_all else x
+    steps = iter_q_chain(tables, x0, num_steps, generator)
+    if return_all:
+        return torch.stack([x0, *steps])
+    last = deque(steps, maxlen=1)  # keeps only the latest x
+    return last[0] if last else x0
 
 
 class ForwardTrajectory:
@@ -154,3 +165,10 @@ class ForwardTrajectory:
         Same distribution as :meth:`frame`, different pixels: its noise is not ε.
         """
         return q_chain(self.tables, self.x0, self._check_t(t), generator)
+
+    def iter_markov_chain(
+        self, t: int, generator: torch.Generator | None = None
+    ) -> Generator[torch.Tensor, None, torch.Tensor]:
+        """:meth:`markov_chain` a step at a time: yields x_1, x_2, … x_t (a caller may stop between steps), returns
+        x_t."""
+        return iter_q_chain(self.tables, self.x0, self._check_t(t), generator)

@@ -15,7 +15,9 @@ Every term is per image, averaged over dimensions and divided by log 2 (bits/dim
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +27,7 @@ from pipelines.scheduler import DDPMExplorerScheduler, x0_and_eps_from_model_out
 from pipelines.schedules import extract
 
 LOG2 = math.log(2.0)
+R = TypeVar("R")
 
 
 def l_simple(
@@ -180,7 +183,6 @@ class ELBOEstimate:
         return (self.total.std(unbiased=True) / math.sqrt(len(self.total))).item() if len(self.total) > 1 else math.nan
 
 
-@torch.inference_mode()
 def elbo_bpd(
     unet, scheduler: DDPMExplorerScheduler, x0: torch.Tensor, num_timesteps: int | None = None, generator=None
 ) -> ELBOEstimate:
@@ -191,9 +193,19 @@ def elbo_bpd(
     uniformly in each, and each term is weighted by its stratum's size. Its expectation is the exact sum (unbiased);
     the standard error of the mean over images covers both the images' and the draws' variance.
     """
+    return run_to_end(iter_elbo_bpd(unet, scheduler, x0, num_timesteps, generator))
+
+
+@torch.inference_mode()
+def iter_elbo_bpd(
+    unet, scheduler: DDPMExplorerScheduler, x0: torch.Tensor, num_timesteps: int | None = None, generator=None
+) -> Generator[int, None, ELBOEstimate]:
+    """:func:`elbo_bpd` one UNet call at a time, for a caller that may stop between calls: yields the number of
+    calls made so far and returns the estimate."""
     B, T = x0.shape[0], scheduler.config.num_train_timesteps
     prior = prior_bpd(scheduler, x0)
     decoder, _ = vb_terms_bpd(unet, scheduler, x0, torch.zeros(B, dtype=torch.long), _randn(x0, generator))
+    yield 1
     diffusion = torch.zeros(B, dtype=x0.dtype)
     if T > 1:
         if num_timesteps is None or num_timesteps >= T - 1:
@@ -204,25 +216,43 @@ def elbo_bpd(
             for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist()):
                 t = torch.randint(lo, hi, (B,), generator=generator)
                 ts.append((t, float(hi - lo)))
-        for t, weight in ts:
+        for calls, (t, weight) in enumerate(ts, start=2):
             vb, _ = vb_terms_bpd(unet, scheduler, x0, t, _randn(x0, generator))
             diffusion += weight * vb
+            yield calls
     return ELBOEstimate(total=prior + decoder + diffusion, prior=prior, decoder=decoder, diffusion=diffusion)
+
+
+def run_to_end(steps: Generator[Any, None, R]) -> R:
+    """Run a step-at-a-time computation (an ``iter_*`` function's generator) to its end and return its result."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 def _randn(x: torch.Tensor, generator) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, dtype=x.dtype)
 
 
-@torch.inference_mode()
 def per_timestep_terms(unet, scheduler: DDPMExplorerScheduler, x0: torch.Tensor, timesteps, generator=None):
     """For one or a few images: the bound's term (bits/dim) and L_simple at each table index in ``timesteps``,
     plus L_T. Returns dict(timesteps, vb (len,), mse (len,), prior) averaged over the images — what the app plots."""
+    return run_to_end(iter_per_timestep_terms(unet, scheduler, x0, timesteps, generator))
+
+
+@torch.inference_mode()
+def iter_per_timestep_terms(
+    unet, scheduler: DDPMExplorerScheduler, x0: torch.Tensor, timesteps, generator=None
+) -> Generator[int, None, dict]:
+    """:func:`per_timestep_terms` one UNet call at a time: yields the number of terms done, returns the dict."""
     vbs, mses = [], []
     for t in timesteps:
         vb, mse = vb_terms_bpd(unet, scheduler, x0, torch.full((x0.shape[0],), int(t)), _randn(x0, generator))
         vbs.append(vb.mean().item())
         mses.append(mse.mean().item())
+        yield len(vbs)
     return {
         "timesteps": list(map(int, timesteps)),
         "vb": vbs,

@@ -38,6 +38,12 @@ def arrays(outputs):
     return [np.asarray(o) if isinstance(o, Image.Image) else o for o in outputs]
 
 
+def result(outputs):
+    """The last yield of a callback that runs as a generator (so that a cancelled request stops between steps)."""
+    *_, last = outputs
+    return last
+
+
 def test_forward_setup_shows_the_model_input_and_sets_the_slider_range():
     state, x0_view, slider = setup(num_timesteps=500)
     assert x0_view.shape == (32, 32) and x0_view.dtype == np.uint8
@@ -113,12 +119,12 @@ def test_forward_rejects_bad_values(kw, message):
 
 def test_markov_chain_and_compare_and_gif():
     state, _, _ = setup(num_timesteps=100, schedule="cosine")
-    chain, closed, text = arrays(forward.forward_markov_chain(state, 50, 0))
+    chain, closed, text = arrays(result(forward.forward_markov_chain(state, 50, 0)))
     assert chain.shape == closed.shape and not np.array_equal(chain, closed)
     assert "Standardized residual" in text
     gallery, fig = forward.forward_compare(state, 50)
     assert len(gallery) == len(forward.SCHEDULES) and fig is not None
-    path, _, files = forward.forward_gif(state)
+    path, _, files = result(forward.forward_gif(state))
     with Image.open(path) as gif:
         assert gif.format == "GIF" and gif.n_frames > 10
     assert files.paths == [path]
@@ -129,8 +135,8 @@ def test_markov_chain_and_compare_and_gif():
 def test_session_files_are_bounded_and_go_with_an_evicted_session():
     """Past state_session_capacity gradio drops the oldest session without its delete_callback: the files still go."""
     state, _, _ = setup(num_timesteps=100, schedule="cosine")
-    first, _, files = forward.forward_gif(state)
-    path, _, files = forward.forward_gif(state, files)
+    first, _, files = result(forward.forward_gif(state))
+    path, _, files = result(forward.forward_gif(state, files))
     assert not os.path.exists(first) and files.paths == [path], "a session keeps only its latest export"
     assert os.path.exists(path)
     del files
@@ -155,7 +161,7 @@ def test_reverse_generate_streams_then_records(app_models):
     assert np.array_equal(np.asarray(again[0]), final_grid), "same seed, same frames"
     other = list(reverse.reverse_generate("tiny-random", **{**REVERSE, "seed": 1}))[-1]
     assert not np.array_equal(np.asarray(other[0]), final_grid)
-    path, _, files = reverse.reverse_gif(state)
+    path, _, files = result(reverse.reverse_gif(state))
     assert Image.open(path).n_frames == 5  # one frame per recorded step
     delete_session_files(files)
 
@@ -201,7 +207,7 @@ def test_sdedit_and_elbo_terms(app_models):
     assert (
         np.asarray(x0).shape == (8, 8) and len(gallery) == 2 * 6
     )  # chosen t and 5 fractions of T, noised and denoised
-    fig, summary = loss.elbo_terms("tiny-random", EXAMPLE, 6, 0)
+    fig, summary = result(loss.elbo_terms("tiny-random", EXAMPLE, 6, 0))
     assert "bits/dim" in summary and fig is not None
 
 

@@ -10,7 +10,8 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from app import models, settings
+import pipelines.forward
+from app import models, rendering, settings
 from app.callbacks import reverse
 from pipelines import DDPMExplorerPipeline
 
@@ -143,3 +144,84 @@ def test_cancelled_sdedit_stops_working_and_frees_its_slot(app_url, counter):
     finally:
         for hook in hooks:
             hook.remove()
+
+
+class Probe:
+    """Wraps a function that every step of some work calls: each call takes ``seconds`` longer (long enough work to
+    cancel part-way), and the probe counts the calls and the most in flight at once."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.calls, self.now, self.peak = seconds, 0, 0, 0
+        self.lock = threading.Lock()
+
+    def wrap(self, function):
+        def probed(*args, **kwargs):
+            with self.lock:
+                self.now += 1
+                self.peak = max(self.peak, self.now)
+            try:
+                time.sleep(self.seconds)
+                return function(*args, **kwargs)
+            finally:
+                with self.lock:
+                    self.now -= 1
+                    self.calls += 1
+
+        return probed
+
+
+def forward_state_of(client: Client, num_timesteps: int = 100) -> None:
+    client.predict(handle_file(EXAMPLE), "linear", num_timesteps, 1e-4, 0.02, 0, 32, api_name="/forward_setup")
+
+
+def recorded_run_of(client: Client) -> None:
+    client.predict("tiny-random", reverse.DDPM, 100, 0.0, VARIANCE, True, 0, 1, api_name="/reverse_generate")
+
+
+# endpoint: (the function each of its steps calls, as (owner, name); what its session needs first; its arguments;
+# the steps one call makes)
+LONG_CALLS = {
+    "/elbo_terms": (
+        (lambda: models.get_pipeline("tiny-random").unet, "forward"),
+        None,
+        ("tiny-random", handle_file(EXAMPLE), 200, 0),
+        2 * 200 + 1,
+    ),
+    "/forward_markov_chain": (
+        (lambda: pipelines.forward, "q_step"),
+        lambda client: forward_state_of(client, 2000),
+        (2000, 0),
+        2000,
+    ),
+    "/forward_gif": ((lambda: rendering, "image_to_uint8"), forward_state_of, (), 60),
+    "/reverse_gif": ((lambda: rendering, "side_by_side"), recorded_run_of, (), 100),  # a frame for each of 100 steps
+}
+
+
+@pytest.mark.parametrize("endpoint", list(LONG_CALLS))
+def test_cancelled_long_calls_stop_working_within_the_concurrency_limit(app_url, endpoint, monkeypatch):
+    """Only generations used to stop on a cancel: the ELBO, the Markov chain and the GIF exports ran to their end
+    while gradio's freed slots let more work start. Each now runs a step at a time in compute slots: cancelled, it
+    stops within a step, and no more steps than the concurrency limit ever compute at once."""
+    (owner, name), prepare, args, steps_per_call = LONG_CALLS[endpoint]
+    clients = [Client(app_url, verbose=False) for _ in range(4)]
+    if prepare is not None:
+        for client in clients:
+            prepare(client)
+    probe = Probe(seconds=5.0 / steps_per_call)  # a call alone would take over 5 s
+    monkeypatch.setattr(owner(), name, probe.wrap(getattr(owner(), name)))
+    jobs = [client.submit(*args, api_name=endpoint) for client in clients]
+    deadline = time.time() + 30
+    while probe.calls < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    assert probe.calls >= 3, "the calls started"
+    for job in jobs:
+        job.cancel()
+    # quiet: no step for 2 s (a call still going makes 2/5 of its steps in that time)
+    calls, deadline = -1, time.time() + 60
+    while probe.calls != calls and time.time() < deadline:
+        calls = probe.calls
+        time.sleep(2)
+    assert probe.calls == calls, "the cancelled calls stopped working"
+    assert calls < steps_per_call * len(jobs) / 2, "they stopped early, not at their end"
+    assert probe.peak <= settings.SAMPLING_CONCURRENCY, "the concurrency limit held for the computation"

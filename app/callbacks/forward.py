@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from app import rendering, settings
+from app.compute_slots import collected, compute_slot, stoppable
 from app.images import to_model_tensor
 from app.scrub_payload import forward_payload
 from app.sessions import SessionFiles, export_gif
@@ -70,10 +71,11 @@ def forward_state(image, schedule, num_timesteps, beta_start, beta_end, seed, re
 def forward_setup(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution):
     """:func:`forward_state`, plus what the page gets once per setup: x₀ as the model sees it, the scrubber's
     payload (x₀, the fixed ε and the schedule: every frame is then computed in the page), and the slider's range."""
-    state = forward_state(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution)
-    trajectory = state.trajectory
-    x0 = rendering.png_output(rendering.image_to_uint8(trajectory.x0))
-    payload = forward_payload(trajectory.x0, trajectory.noise, trajectory.tables)
+    with compute_slot():  # decoding and resizing cannot stop part-way: they count against the concurrency limit
+        state = forward_state(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution)
+        trajectory = state.trajectory
+        x0 = rendering.png_output(rendering.image_to_uint8(trajectory.x0))
+        payload = forward_payload(trajectory.x0, trajectory.noise, trajectory.tables)
     return state, x0, payload, gr.update(maximum=trajectory.num_timesteps)
 
 
@@ -118,17 +120,20 @@ def forward_scrub(state: ForwardState | None, t):
 def forward_frame(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution, t):
     """Stateless API: x_t of an image under a schedule of T = ``num_timesteps`` steps, a seed's ε and a timestep
     t ∈ [0, T]."""
-    state = forward_state(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution)
-    t = check_int("t", t, 0, state.trajectory.num_timesteps)
-    return rendering.png_output(rendering.image_to_uint8(state.trajectory.frame(t)))
+    with compute_slot():
+        state = forward_state(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution)
+        t = check_int("t", t, 0, state.trajectory.num_timesteps)
+        return rendering.png_output(rendering.image_to_uint8(state.trajectory.frame(t)))
 
 
 def forward_markov_chain(state: ForwardState | None, t, seed):
-    """x_t by iterating q(x_s | x_{s−1}) beside the closed form, and the statistics that show they agree."""
+    """x_t by iterating q(x_s | x_{s−1}) beside the closed form, and the statistics that show they agree. A step at
+    a time: a cancelled request stops."""
     trajectory = require(state).trajectory
     t = check_int("t", t, 0, min(trajectory.num_timesteps, settings.MAX_CHAIN_STEPS))
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
-    chain = trajectory.markov_chain(t, generator=torch.Generator().manual_seed(seed + 1))
+    steps = trajectory.iter_markov_chain(t, generator=torch.Generator().manual_seed(seed + 1))
+    chain = yield from stoppable(steps, 3)
     closed = trajectory.frame(t)
     v = trajectory.values(t)
     lines = [
@@ -146,7 +151,7 @@ def forward_markov_chain(state: ForwardState | None, t, seed):
             "| | mean | std |\n|---|---|---|\n" + "\n".join(rows)
         )
     images = [rendering.png_output(rendering.image_to_uint8(x)) for x in (chain, closed)]
-    return *images, "\n\n".join(lines)
+    yield *images, "\n\n".join(lines)
 
 
 def forward_compare(state: ForwardState | None, t):
@@ -169,9 +174,12 @@ def forward_compare(state: ForwardState | None, t):
 
 
 def forward_gif(state: ForwardState | None, session: SessionFiles | None = None, frames: int = 60):
-    """The whole forward process, t = 0 … T, as a GIF in a fresh per-session file."""
+    """The whole forward process, t = 0 … T, as a GIF in a fresh per-session file; a frame at a time, so a cancelled
+    request stops."""
     trajectory = require(state).trajectory
     T = trajectory.num_timesteps
     ts = sorted(set(np.linspace(0, T, min(frames, T + 1)).round().astype(int).tolist()))
-    path, session = export_gif([rendering.image_to_uint8(trajectory.frame(t)) for t in ts], session)
-    return path, path, session
+    images = yield from stoppable(collected(rendering.image_to_uint8(trajectory.frame(t)) for t in ts), 3)
+    with compute_slot():
+        path, session = export_gif(images, session)
+    yield path, path, session

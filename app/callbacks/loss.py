@@ -8,29 +8,32 @@ import torch
 
 from app import rendering, settings
 from app.callbacks.reverse import check_work, gpu
+from app.compute_slots import compute_slot, stoppable
 from app.images import to_model_tensor
 from app.validation import check_int, check_model, open_image
-from pipelines.objective import elbo_bpd, per_timestep_terms, quantize
+from pipelines.objective import iter_elbo_bpd, iter_per_timestep_terms, quantize
 
 
 @gpu
 def elbo_terms(model_name, image, num_points, seed, progress=gr.Progress(track_tqdm=True)):
     """The bound's per-timestep terms and L_simple for one image, plotted over the paper's t (t = 1 is L_0, the
-    decoder; the tables' index is t − 1), and the image's total in bits/dim."""
+    decoder; the tables' index is t − 1), and the image's total in bits/dim. A UNet call at a time: a cancelled
+    request stops."""
     pipe = check_model(model_name)
     num_points = check_int("Number of timesteps", num_points, 2, 200)
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
     check_work(pipe, 2 * num_points + 1, 1)
     c, h, _ = pipe.sample_shape
-    x0 = quantize(to_model_tensor(open_image(image), h, c).unsqueeze(0)).to(pipe.device)  # the decoder's 256 bins
+    with compute_slot():
+        x0 = quantize(to_model_tensor(open_image(image), h, c).unsqueeze(0)).to(pipe.device)  # the decoder's 256 bins
     T = pipe.scheduler.config.num_train_timesteps
     indices = sorted(set(np.linspace(0, T - 1, num_points).round().astype(int).tolist()))
     generator = torch.Generator().manual_seed(seed)
-    terms = per_timestep_terms(pipe.unet, pipe.scheduler, x0, indices, generator=generator)
-    estimate = elbo_bpd(pipe.unet, pipe.scheduler, x0, num_timesteps=num_points, generator=generator)
+    terms = yield from stoppable(iter_per_timestep_terms(pipe.unet, pipe.scheduler, x0, indices, generator), 2)
+    estimate = yield from stoppable(iter_elbo_bpd(pipe.unet, pipe.scheduler, x0, num_points, generator), 2)
     summary = (
         f"**Variational bound for this image: {estimate.mean:.3f} bits/dim** (stratified Monte-Carlo over "
         f"{num_points} timesteps, unbiased): L_T = {estimate.prior.mean().item():.2e}, "
         f"L_0 = {estimate.decoder.mean().item():.3f}, Σ L_(t−1) ≈ {estimate.diffusion.mean().item():.3f}."
     )
-    return rendering.png_output(rendering.figure_elbo_terms(terms)), summary
+    yield rendering.png_output(rendering.figure_elbo_terms(terms)), summary

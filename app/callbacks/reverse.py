@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import gradio as gr
+import numpy as np
 import torch
 from PIL import Image
 
 from app import models, rendering, settings
-from app.compute_slots import in_compute_slots
+from app.compute_slots import collected, compute_slot, in_compute_slots, stoppable
 from app.scrub_payload import reverse_payload
 from app.sessions import SessionFiles, export_gif
 from app.settings import ASSETS_DIR
@@ -347,18 +348,22 @@ def reverse_frame(state: ReverseState | None, t):
 
 
 def reverse_gif(state: ReverseState | None, session: SessionFiles | None = None):
-    """The recorded run as a GIF: x_t beside x̂₀, in a fresh per-session file."""
+    """The recorded run as a GIF: x_t beside x̂₀, at most ``MAX_GIF_FRAMES`` frames spread over the run (the last
+    one always), in a fresh per-session file; a frame at a time, so a cancelled request stops."""
     if state is None:
         raise UserError("Generate first.")
     trajectory = state.trajectory
-    frames = [
+    shown = np.unique(np.linspace(0, len(trajectory) - 1, settings.MAX_GIF_FRAMES).round().astype(int))
+    frames = (
         rendering.side_by_side(
             [rendering.uint8_grid(trajectory.samples[k]), rendering.uint8_grid(trajectory.pred_original[k])]
         )
-        for k in range(len(trajectory))
-    ]
-    path, session = export_gif(frames, session)
-    return path, path, session
+        for k in shown.tolist()
+    )
+    images = yield from stoppable(collected(frames), 3)
+    with compute_slot():
+        path, session = export_gif(images, session)
+    yield path, path, session
 
 
 def model_num_timesteps(name) -> int:
