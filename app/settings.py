@@ -33,8 +33,9 @@ MAX_SEED = 2**32 - 1
 MAX_BATCH = _int("MAX_BATCH", 16)
 MAX_STEPS = _int("MAX_STEPS", 1000)
 MAX_GUIDANCE = float(os.environ.get("MAX_GUIDANCE", 20.0))  # classifier-free guidance w
-# steps × batch × pixels one request may ask for: 1000 steps of 16 images at 32×32 (or 62 steps of one at 256×256)
-MAX_WORK = _int("MAX_WORK", 1000 * 16 * 32 * 32)
+# steps × batch × pixels one request may ask for: 1000 steps of 4 images at 32×32, about 45 s of a 2-core Space
+# (or 15 steps of one image at 256×256); a machine of your own can raise it
+MAX_WORK = _int("MAX_WORK", 1000 * 4 * 32 * 32)
 # uint8 frames a session's trajectory may hold: small models keep every frame of a 1000-step run at batch 1
 TRAJECTORY_BUDGET_SMALL = _int("TRAJECTORY_BUDGET_SMALL", 4 * 2**20)  # models of ≤ 64 px
 TRAJECTORY_BUDGET_LARGE = _int("TRAJECTORY_BUDGET_LARGE", 64 * 2**20)
@@ -44,6 +45,13 @@ SCRUB_STREAM_EVERY_S = float(os.environ.get("SCRUB_STREAM_EVERY_S", 2.0))  # …
 
 # serving
 QUEUE_MAX_SIZE = _int("QUEUE_MAX_SIZE", 64)
+# requests one session, or one client address over all its sessions, may have queued or running at once; and of
+# them, model runs (generation, SDEdit, races, the ELBO)
+MAX_REQUESTS_PER_SESSION = _int("MAX_REQUESTS_PER_SESSION", 16)
+MAX_REQUESTS_PER_ADDRESS = _int("MAX_REQUESTS_PER_ADDRESS", 32)
+MAX_RUNS_PER_SESSION = _int("MAX_RUNS_PER_SESSION", 2)
+MAX_RUNS_PER_ADDRESS = _int("MAX_RUNS_PER_ADDRESS", 8)
+CLIENT_ADDRESS_HEADER = os.environ.get("CLIENT_ADDRESS_HEADER", "")  # behind a proxy: X-Forwarded-For
 SAMPLING_CONCURRENCY = _int("SAMPLING_CONCURRENCY", 2)
 SESSION_TTL_S = _int("SESSION_TTL_S", 3600)  # a session's trajectory and exports are released after this
 SESSION_CAPACITY = _int("SESSION_CAPACITY", 2000)  # sessions whose state gradio keeps at most (oldest dropped)

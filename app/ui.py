@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app import settings
+from app.queue_limits import limit_jobs_per_client
 from app.sessions import SessionFiles, delete_session_files
 from app.tabs import forward, loss, reverse
 
@@ -31,6 +32,7 @@ def build_demo() -> gr.Blocks:
         with gr.Tab("Loss and the ELBO"):
             loss.create_tab(demo)
     demo.queue(max_size=settings.QUEUE_MAX_SIZE, default_concurrency_limit=settings.SAMPLING_CONCURRENCY)
+    limit_jobs_per_client(demo._queue)
     return demo
 
 

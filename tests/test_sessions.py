@@ -5,6 +5,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -225,3 +226,63 @@ def test_cancelled_long_calls_stop_working_within_the_concurrency_limit(app_url,
     assert probe.calls == calls, "the cancelled calls stopped working"
     assert calls < steps_per_call * len(jobs) / 2, "they stopped early, not at their end"
     assert probe.peak <= settings.SAMPLING_CONCURRENCY, "the concurrency limit held for the computation"
+
+
+def flood(url: str, session_hash: str, n: int, headers: dict | None = None) -> list[httpx.Response]:
+    """``n`` generation requests queued at once under one session hash, as a script would POST them, ten at a time
+    (no client waits for their results)."""
+    url = url.rstrip("/")
+    config = httpx.get(f"{url}/config").json()
+    fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "reverse_generate")
+    body = {
+        "data": ["tiny-random", RESPACED, 100, 0.0, VARIANCE, True, 0, 1, reverse.ANY_CLASS, 1.0],
+        "fn_index": fn_index,
+        "session_hash": session_hash,
+        "event_data": None,
+        "trigger_id": None,
+    }
+    with httpx.Client(base_url=url, headers=headers) as http, ThreadPoolExecutor(10) as pool:
+        return list(pool.map(lambda _: http.post("/gradio_api/queue/join", json=body), range(n)))
+
+
+@pytest.fixture
+def slow_generations(app_url):
+    """Every UNet call of the tiny model takes 30 ms longer: a 100-step generation lasts over 3 s, so none of a
+    flood's requests ends while the flood is being sent."""
+    hook = models.get_pipeline("tiny-random").unet.register_forward_hook(lambda *_: time.sleep(0.03))
+    yield
+    hook.remove()
+    deadline = time.time() + 60  # the accepted requests drain, fast again, before the next test
+    while httpx.get(f"{app_url.rstrip('/')}/gradio_api/queue/status").json()["queue_size"] and time.time() < deadline:
+        time.sleep(0.2)
+
+
+def test_one_session_cannot_fill_the_queue_for_everyone(app_url, slow_generations):
+    """70 requests under one session hash used to fill gradio's queue (64): every other user got "Queue is full!"
+    until they drained. Now a session may have MAX_RUNS_PER_SESSION model runs queued or running; the rest are
+    refused with a message, and another session is served."""
+    responses = flood(app_url, "one-flooding-session", 70)
+    accepted = [r for r in responses if r.status_code == 200]
+    refused = [r for r in responses if r.status_code != 200]
+    assert len(accepted) <= settings.MAX_RUNS_PER_SESSION
+    assert refused and all("This session already has" in r.json()["detail"] for r in refused)
+    other = Client(app_url, verbose=False)
+    other.predict(handle_file(EXAMPLE), "linear", 100, 1e-4, 0.02, 0, 32, api_name="/forward_setup")
+    final = other.predict("tiny-random", RESPACED, 5, 0.0, VARIANCE, True, 0, 1, api_name="/reverse_generate")
+    assert "Done: DDPM (ancestral), 5 steps" in final[2], "another session is served"
+
+
+def test_one_address_cannot_fill_the_queue_with_many_sessions(app_url, slow_generations, monkeypatch):
+    """The same flood spread over many sessions from one address (behind a proxy that names it)."""
+    monkeypatch.setattr(settings, "CLIENT_ADDRESS_HEADER", "X-Forwarded-For")
+    flooder = {"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}
+    with ThreadPoolExecutor(5) as pool:
+        sessions = pool.map(lambda i: flood(app_url, f"flood-{i}", 2, flooder), range(35))
+    responses = [r for session in sessions for r in session]
+    accepted = [r for r in responses if r.status_code == 200]
+    refused = [r for r in responses if r.status_code != 200]
+    assert len(accepted) <= settings.MAX_RUNS_PER_ADDRESS
+    assert refused and all("Your address already has" in r.json()["detail"] for r in refused)
+    other = Client(app_url, verbose=False, headers={"X-Forwarded-For": "198.51.100.2"})
+    final = other.predict("tiny-random", RESPACED, 5, 0.0, VARIANCE, True, 0, 1, api_name="/reverse_generate")
+    assert "Done: DDPM (ancestral), 5 steps" in final[2], "another address is served"

@@ -1,0 +1,96 @@
+"""Fair use of the queue: one session, or one client address, may have only so many requests queued or running.
+
+gradio's queue has one bound, its total size (``QUEUE_MAX_SIZE``): 70 requests under one session hash filled it, and
+for the next 37 s every other user's request got "Queue is full!". Here each new request is counted against the
+requests its session and its client address already have queued or running, and refused with a clear message past
+``MAX_REQUESTS_PER_SESSION`` / ``MAX_REQUESTS_PER_ADDRESS``; model runs, which queue for the sampling slots first
+come first served, have their own smaller limits (``MAX_RUNS_PER_SESSION``, ``MAX_RUNS_PER_ADDRESS``), so a newcomer's
+run waits behind at most a few of any one client's. (Requests whose client disconnects are dropped from the queue
+by gradio itself: its event stream calls ``clean_events`` for the session.)
+
+The address is the TCP peer's, or, behind a proxy that sets it (a Hugging Face Space: ``X-Forwarded-For``), the first
+address in the header named by ``CLIENT_ADDRESS_HEADER``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+
+from gradio import route_utils
+from gradio.queueing import Event, Queue
+
+from app import settings
+
+SAMPLING = "sampling"  # the concurrency id of model work (app/tabs)
+
+
+def client_address(request) -> str:
+    """Who sent ``request``: the first address in the configured proxy header, else the TCP peer."""
+    if settings.CLIENT_ADDRESS_HEADER and request is not None:
+        forwarded = request.headers.get(settings.CLIENT_ADDRESS_HEADER, "")
+        if forwarded.strip():
+            return forwarded.split(",")[0].strip()
+    client = getattr(request, "client", None)
+    return client.host if client is not None else "unknown"
+
+
+def pending_events(queue: Queue) -> Iterator[Event]:
+    """Every request the queue holds: waiting for a worker, and running."""
+    for event_queue in list(queue.event_queue_per_concurrency_id.values()):
+        yield from list(event_queue.queue)
+    for job in list(queue.active_jobs):
+        yield from job or []
+
+
+def is_model_run(event: Event) -> bool:
+    """Model work (generation, SDEdit, races, the ELBO): the requests that queue for the sampling slots."""
+    return event.concurrency_id == SAMPLING
+
+
+def refusal(queue: Queue, session_hash: str | None, address: str, model_run: bool) -> str | None:
+    """Why a new request (``model_run`` or not) from this session and address must wait for its earlier ones, or
+    None if it may queue."""
+    count = Counter()
+    for event in pending_events(queue):
+        for key, same in (
+            ("session", event.session_hash == session_hash),
+            ("address", client_address(event.request) == address),
+        ):
+            if same:
+                count[key, "requests"] += 1
+                count[key, "runs"] += is_model_run(event)
+    limits = {
+        ("session", "runs"): settings.MAX_RUNS_PER_SESSION,
+        ("session", "requests"): settings.MAX_REQUESTS_PER_SESSION,
+        ("address", "runs"): settings.MAX_RUNS_PER_ADDRESS,
+        ("address", "requests"): settings.MAX_REQUESTS_PER_ADDRESS,
+    }
+    for (who, what), limit in limits.items():
+        if (what == "runs" and not model_run) or (who == "session" and session_hash is None):
+            continue
+        if count[who, what] >= limit:
+            kind = "model runs" if what == "runs" else "requests"
+            whose = "This session" if who == "session" else "Your address"
+            return (
+                f"{whose} already has {count[who, what]} {kind} queued or running (the limit is {limit}); wait for "
+                "one to finish, or cancel one."
+            )
+    return None
+
+
+def limit_jobs_per_client(queue: Queue) -> None:
+    """Make ``queue`` (a demo's, after ``demo.queue()``) refuse a request past the per-session and per-address
+    limits, as it refuses one past its size: an HTTP 503 whose detail is the message."""
+    push, lock = queue.push, asyncio.Lock()
+
+    async def limited_push(body, request, username):
+        async with lock:  # counted and queued as one step: a burst cannot overshoot the limits
+            model_run = route_utils.get_fn(queue.blocks, None, body).concurrency_id == SAMPLING
+            reason = refusal(queue, body.session_hash, client_address(request), model_run)
+            if reason is not None:
+                return False, reason, "queue_full"
+            return await push(body, request, username)
+
+    queue.push = limited_push
