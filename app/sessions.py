@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -43,7 +45,10 @@ def delete_session_files(files: SessionFiles | None) -> None:
 
 @lru_cache(maxsize=1)
 def export_dir() -> str:
-    return tempfile.mkdtemp(prefix="ddpm-explorer-exports-")
+    """The process's folder of exports, removed at exit."""
+    folder = tempfile.mkdtemp(prefix="ddpm-explorer-exports-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def export_gif(frames: list[np.ndarray], session: SessionFiles | None) -> tuple[str, SessionFiles]:

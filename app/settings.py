@@ -43,6 +43,11 @@ MAX_GIF_FRAMES = _int("MAX_GIF_FRAMES", 120)  # a GIF export shows this many fra
 STREAM_EVERY_S = float(os.environ.get("STREAM_EVERY_S", 0.25))  # how often a running generation updates the page
 SCRUB_STREAM_EVERY_S = float(os.environ.get("SCRUB_STREAM_EVERY_S", 2.0))  # … and sends its frames so far
 
+# disk: everything gradio and the app write (cache, uploads, exports), oldest deleted first past the budget
+MAX_TEMP_BYTES = _int("MAX_TEMP_BYTES", 2 * 2**30)  # a Space's disk is 50 GB
+MAX_REQUEST_BYTES = _int("MAX_REQUEST_BYTES", 12 * 2**20)  # one request's body: one upload of MAX_FILE_SIZE
+DISK_CHECK_EVERY_S = float(os.environ.get("DISK_CHECK_EVERY_S", 1.0))
+
 # serving
 QUEUE_MAX_SIZE = _int("QUEUE_MAX_SIZE", 64)
 # requests one session, or one client address over all its sessions, may have queued or running at once; and of

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import gradio as gr
+from starlette.middleware import Middleware
 
-from app import settings
+from app import disk_budget, settings
 from app.queue_limits import limit_jobs_per_client
-from app.sessions import SessionFiles, delete_session_files
+from app.sessions import SessionFiles, delete_session_files, export_dir
 from app.tabs import forward, loss, reverse
 
 CSS = """
@@ -33,6 +34,9 @@ def build_demo() -> gr.Blocks:
             loss.create_tab(demo)
     demo.queue(max_size=settings.QUEUE_MAX_SIZE, default_concurrency_limit=settings.SAMPLING_CONCURRENCY)
     limit_jobs_per_client(demo._queue)
+    for folder in (demo.GRADIO_CACHE, export_dir()):
+        disk_budget.budget.watch(folder)
+    disk_budget.budget.start(settings.DISK_CHECK_EVERY_S)
     return demo
 
 
@@ -46,4 +50,5 @@ def launch_kwargs() -> dict:
         share=False,
         show_error=True,
         state_session_capacity=settings.SESSION_CAPACITY,
+        app_kwargs={"middleware": [Middleware(disk_budget.RequestSizeLimit)]},
     )

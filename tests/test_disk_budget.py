@@ -1,0 +1,140 @@
+"""Disk: a byte budget on everything the app and gradio write, no orphaned files, and a cap on one request's body."""
+
+import io
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from conftest import launch_app
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from app import disk_budget, settings
+from app.disk_budget import DiskBudget
+
+BUDGET = 3 * 2**20
+
+
+def write(path: Path, size: int, age_s: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(os.urandom(size))
+    then = time.time() - age_s
+    os.utime(path, (then, then))
+    return path
+
+
+def sizes(folders) -> list[int]:
+    """The size of every file under ``folders``, skipping files deleted while we look."""
+    found = []
+    for folder in folders:
+        for root, _, names in os.walk(folder):  # os.walk skips folders deleted while it walks
+            for name in names:
+                try:
+                    found.append(os.stat(os.path.join(root, name)).st_size)
+                except OSError:
+                    pass
+    return found
+
+
+def disk_usage(folders) -> int:
+    return sum(sizes(folders))
+
+
+def test_the_budget_deletes_the_oldest_files_first_and_orphans_and_empty_folders(tmp_path):
+    old = [write(tmp_path / f"cache/{i}/image.png", 1000, age_s=100 - i) for i in range(5)]  # oldest first
+    orphan = write(tmp_path / "cache/tmpabc", 0, age_s=60)
+    fresh_empty = write(tmp_path / "cache/tmpnew", 0, age_s=0)  # an upload just starting
+    budget = DiskBudget(max_bytes=2500, orphan_age_s=10, min_age_s=0)
+    budget.watch(tmp_path / "cache")
+    assert budget.enforce() == 2000
+    assert [p.exists() for p in old] == [False, False, False, True, True], "oldest first, until the total fits"
+    assert not orphan.exists() and fresh_empty.exists()
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["3", "4", "tmpnew"], "empty folders go"
+    assert budget.evicted == 3
+
+
+def test_files_a_request_may_still_use_are_left_alone(tmp_path):
+    recent = write(tmp_path / "cache/x/image.png", 5000, age_s=0)
+    budget = DiskBudget(max_bytes=1000, min_age_s=2)
+    budget.watch(tmp_path / "cache")
+    assert budget.enforce() == 5000 and recent.exists()
+    os.utime(recent, (time.time() - 3,) * 2)
+    assert budget.enforce() == 0 and not recent.exists()
+
+
+def noise_png(seed: int, size: int = 600) -> bytes:
+    """An incompressible PNG of about size² bytes."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size), np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def budgeted_app(tiny_checkpoints, tmp_path, monkeypatch):
+    """The app with a cache folder of its own under a 3 MB budget, checked every 0.1 s; yields (url, folders)."""
+    cache = tmp_path / "gradio-cache"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
+    budget = DiskBudget(max_bytes=BUDGET, orphan_age_s=1.0, min_age_s=1.0)
+    monkeypatch.setattr(disk_budget, "budget", budget)
+    monkeypatch.setattr(settings, "DISK_CHECK_EVERY_S", 0.1)
+    with launch_app(tiny_checkpoints) as url:
+        yield url, budget.folders
+
+
+def test_a_burst_of_uploads_and_frames_stays_within_the_budget(budgeted_app, tmp_path):
+    """40 uploads of 360 KB and their frames (29 MB written in all) against a 3 MB budget: the disk never holds more
+    than the budget plus what recent requests wrote (files of the last second are left alone), ends within it, and
+    keeps no empty files; every request is served."""
+    url, folders = budgeted_app
+    images = []
+    for i in range(40):
+        path = tmp_path / f"upload-{i}.png"
+        path.write_bytes(noise_png(i))
+        images.append(path)
+    peak, done = [0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], disk_usage(folders))
+            time.sleep(0.02)
+
+    def frame(path):
+        client = Client(url, verbose=False)
+        args = (handle_file(str(path)), "linear", 100, 1e-4, 0.02, 0, 256, 50)
+        return client.predict(*args, api_name="/forward_frame")
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    workers = 4
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(frame, images))
+    finally:
+        done.set()
+        watcher.join()
+    assert len(results) == len(images)
+    written = sum(p.stat().st_size for p in images) * 2  # each upload, and gradio's copy of its frame and input
+    assert written > 4 * BUDGET
+    in_flight = workers * (settings.MAX_REQUEST_BYTES // 4)  # recent uploads and frames, with room
+    assert peak[0] <= BUDGET + in_flight, f"peak {peak[0]:,} bytes"
+    deadline = time.time() + 30
+    while time.time() < deadline and (disk_usage(folders) > BUDGET or 0 in sizes(folders)):
+        time.sleep(0.1)
+    assert disk_usage(folders) <= BUDGET
+    assert 0 not in sizes(folders), "no orphaned empty files"
+
+
+def test_one_request_cannot_upload_more_than_the_request_limit(live_app):
+    """Before, 40 files of 9 MB went up in one request (360 MB in 3 s); each file was under the per-file limit."""
+    nine_mb = b"\x00" * (9 * 2**20)
+    files = [("files", (f"{i}.png", nine_mb)) for i in range(2)]
+    r = httpx.post(live_app.rstrip("/") + "/gradio_api/upload", files=files, timeout=60)
+    assert r.status_code == 413 and "limit" in r.text
+    one = httpx.post(live_app.rstrip("/") + "/gradio_api/upload", files=files[:1], timeout=60)
+    assert one.status_code == 200, "one file under the per-file limit still goes up"
