@@ -60,3 +60,5 @@ CLIENT_ADDRESS_HEADER = os.environ.get("CLIENT_ADDRESS_HEADER", "")  # behind a 
 SAMPLING_CONCURRENCY = _int("SAMPLING_CONCURRENCY", 2)
 SESSION_TTL_S = _int("SESSION_TTL_S", 3600)  # a session's trajectory and exports are released after this
 SESSION_CAPACITY = _int("SESSION_CAPACITY", 2000)  # sessions whose state gradio keeps at most (oldest dropped)
+# bytes the sessions' recorded runs and forward views may hold in all; past it the least recently used is released
+MAX_SESSION_BYTES = _int("MAX_SESSION_BYTES", 2**30)

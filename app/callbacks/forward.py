@@ -14,6 +14,7 @@ from app import rendering, settings
 from app.compute_slots import collected, compute_slot, stoppable
 from app.images import to_model_tensor
 from app.scrub_payload import forward_payload
+from app.session_memory import RELEASED, ledger
 from app.sessions import SessionFiles, export_gif
 from app.validation import UserError, check_choice, check_float, check_int, open_image
 from pipelines import BETA_SCHEDULES, ForwardTrajectory, make_schedule
@@ -50,10 +51,19 @@ def _plot_for(schedule, T, beta_start, beta_end) -> rendering.CursorPlot:
 
 @dataclass
 class ForwardState:
-    """One user's forward view: x₀ and ε fixed, so scrubbing is coherent."""
+    """One user's forward view: x₀ and ε fixed, so scrubbing is coherent. Counted against the sessions' memory
+    bound (app/session_memory.py), which may release its trajectory."""
 
-    trajectory: ForwardTrajectory
+    trajectory: ForwardTrajectory | None
     plot_key: tuple
+
+    @property
+    def nbytes(self) -> int:
+        t = self.trajectory
+        return 0 if t is None else sum(x.numel() * x.element_size() for x in (t.x0, t.noise))
+
+    def release(self) -> None:
+        self.trajectory = None
 
 
 def forward_state(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution) -> ForwardState:
@@ -76,6 +86,7 @@ def forward_setup(image, schedule, num_timesteps, beta_start, beta_end, seed, re
         trajectory = state.trajectory
         x0 = rendering.png_output(rendering.image_to_uint8(trajectory.x0))
         payload = forward_payload(trajectory.x0, trajectory.noise, trajectory.tables)
+    ledger.admit(state)
     return state, x0, payload, gr.update(maximum=trajectory.num_timesteps)
 
 
@@ -95,9 +106,13 @@ def format_values(v: StepValues, T: int) -> str:
     return "| quantity | value |\n|---|---|\n" + "\n".join(f"| {k} | {val} |" for k, val in rows)
 
 
-def require(state):
+def require(state: ForwardState | None) -> ForwardState:
+    """The session's forward view, or a message saying how to get one."""
     if state is None:
         raise UserError("Choose an image first.")
+    if state.trajectory is None:
+        raise UserError(RELEASED.format(again="choose the image or a setting again"))
+    ledger.touch(state)
     return state
 
 

@@ -19,6 +19,7 @@ from PIL import Image
 from app import models, rendering, settings
 from app.compute_slots import collected, compute_slot, in_compute_slots, stoppable
 from app.scrub_payload import reverse_payload
+from app.session_memory import RELEASED, ledger
 from app.sessions import SessionFiles, export_gif
 from app.settings import ASSETS_DIR
 from app.validation import (
@@ -154,10 +155,27 @@ class ReverseState:
     """One user's recorded run, with everything a scrub needs: a slider move is a pure lookup."""
 
     model: str
-    trajectory: Trajectory
+    trajectory: Trajectory | None  # None once released to keep the sessions' memory bound (app/session_memory.py)
     num_train_timesteps: int  # T
     plot: rendering.CursorPlot  # the model's β/ᾱ/log-SNR curves (shared, read-only)
     values: dict[int, StepValues]  # the schedule's numbers at each recorded t, and at t = 0
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.trajectory is None else self.trajectory.nbytes
+
+    def release(self) -> None:
+        self.trajectory = None
+
+
+def require_run(state: ReverseState | None, first: str) -> ReverseState:
+    """The session's recorded run, or a message saying how to get one."""
+    if state is None:
+        raise UserError(first)
+    if state.trajectory is None:
+        raise UserError(RELEASED.format(again="generate again"))
+    ledger.touch(state)
+    return state
 
 
 def grid_image(x: torch.Tensor) -> Image.Image:
@@ -209,7 +227,7 @@ def sample(
                 yield *live, status, *[gr.skip()] * 3, *payload
     trajectory = recorder.trajectory
     trajectory.final = final.cpu()
-    state = recorded_state(model_name, pipe, trajectory)
+    state = ledger.admit(recorded_state(model_name, pipe, trajectory))
     done = (
         f"Done: {plan.sampler.name}, {plan.num_steps} steps ({trajectory.num_steps} model evaluations), "
         f"t = {trajectory.t_values[0]} → 0; {len(trajectory)} kept for scrubbing "
@@ -323,8 +341,7 @@ def reverse_frame(state: ReverseState | None, t):
     """The API's slider move over a recorded run: x_t, x̂₀ and ε̂ of the nearest recorded step, the curves' cursor
     at the same t, and a caption that names it. A pure lookup: no model, no schedule computed. (In the page, the
     scrubber draws the same from its payload.)"""
-    if state is None:
-        raise UserError("Generate first; then the slider scrubs the recorded run.")
+    state = require_run(state, "Generate first; then the slider scrubs the recorded run.")
     t = check_int("t", t, 0, state.num_train_timesteps)
     trajectory = state.trajectory
     k = shown_position(trajectory, t)
@@ -350,9 +367,7 @@ def reverse_frame(state: ReverseState | None, t):
 def reverse_gif(state: ReverseState | None, session: SessionFiles | None = None):
     """The recorded run as a GIF: x_t beside x̂₀, at most ``MAX_GIF_FRAMES`` frames spread over the run (the last
     one always), in a fresh per-session file; a frame at a time, so a cancelled request stops."""
-    if state is None:
-        raise UserError("Generate first.")
-    trajectory = state.trajectory
+    trajectory = require_run(state, "Generate first.").trajectory
     shown = np.unique(np.linspace(0, len(trajectory) - 1, settings.MAX_GIF_FRAMES).round().astype(int))
     frames = (
         rendering.side_by_side(
