@@ -1,19 +1,28 @@
-"""A bound on the bytes that session state holds across all sessions: the least recently used is released first.
+"""Memory: a bound on the bytes that session state holds across all sessions (the least recently used is released
+first), and freed memory handed back to the system.
 
 gradio bounds sessions by count (``SESSION_CAPACITY``, 2000) and age (``SESSION_TTL_S``, an hour), not by size: at
 about 2 MB a session (a recorded run, a forward view at 256 px), one client making sessions could pin several GB. Every
 state that holds a large payload is admitted here with its size; past ``MAX_SESSION_BYTES`` in all, the states used
 longest ago give up their payload (``release()``), and their session gets a message asking to set the view up again.
+
+Freed memory: glibc kept what a burst of large requests freed (decoding six large images at once, three times, left
+the process over 500 MB larger for good); :func:`return_large_buffers_to_the_system` stops that
+(``benchmarks/memory_ratchet.py``).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import threading
 import weakref
 from collections import OrderedDict
 from typing import Protocol
 
 from app import settings
+
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
 
 
 class Releasable(Protocol):
@@ -72,3 +81,18 @@ RELEASED = (
     "This view was released to keep the server's memory within its limit (many sessions were busy at once); {again}."
 )
 ledger = StateLedger(settings.MAX_SESSION_BYTES)
+
+
+def return_large_buffers_to_the_system(threshold_bytes: int = 2**20) -> bool:
+    """Allocate every buffer over ``threshold_bytes`` with its own mmap, so freeing it hands it back to the system.
+
+    glibc raises its mmap threshold as large buffers are freed (up to 32 MB), after which decoded images and
+    tensors come from the heap and stay with the process when freed: that was the ratchet. A fixed threshold
+    (``mallopt(M_MMAP_THRESHOLD)``) stops it. False where there is no glibc (macOS, Windows), which need nothing of
+    the kind.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.mallopt(M_MMAP_THRESHOLD, threshold_bytes) == 1
+    except (OSError, AttributeError):
+        return False

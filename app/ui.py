@@ -7,6 +7,7 @@ from starlette.middleware import Middleware
 
 from app import disk_budget, settings
 from app.queue_limits import limit_jobs_per_client
+from app.session_memory import return_large_buffers_to_the_system
 from app.sessions import SessionFiles, delete_session_files, export_dir
 from app.tabs import forward, loss, reverse
 
@@ -37,6 +38,7 @@ def build_demo() -> gr.Blocks:
     for folder in (demo.GRADIO_CACHE, export_dir()):
         disk_budget.budget.watch(folder)
     disk_budget.budget.start(settings.DISK_CHECK_EVERY_S)
+    return_large_buffers_to_the_system()
     return demo
 
 

@@ -1,5 +1,10 @@
 """The sessions' state is bounded by bytes in all, least recently used released first, with a clear message."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import gradio as gr
 import pytest
 import torch
@@ -74,3 +79,13 @@ def test_recorded_runs_count_too_and_a_released_run_says_so(app_models, monkeypa
     with pytest.raises(gr.Error, match="generate again"):
         reverse.reverse_frame(first, 10)
     reverse.reverse_frame(second, 10)
+
+
+def test_bursts_of_large_images_do_not_ratchet_the_process_memory_up():
+    """A burst of six large images decoded at once left a process with glibc's defaults over 450 MB larger for good,
+    three bursts over 500 MB (benchmarks/memory_ratchet.py); as the app runs, it stays within 150 MB of its start."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "memory_ratchet.py"
+    command = [sys.executable, str(script), "--child", "True", "1"]  # one burst, as the app runs
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    readings = json.loads(out.stdout.strip().splitlines()[-1])
+    assert max(readings[1:]) - readings[0] < 150, readings
