@@ -21,7 +21,7 @@ RESPACED = reverse.DDPM
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    """The app with a 32 px tiny model and sessions that expire after 10 s, so the test can watch them go.
+    """The app with a 32 px tiny model and sessions that expire after 20 s, so the test can watch them go.
 
     Long enough that a session's second call (its GIF export) still finds its state on a loaded machine; 2 s was
     not: a busy CI machine once took longer between a run and its export, and the export found no run."""
@@ -37,7 +37,7 @@ def app_url(tmp_path_factory):
         # gradio keeps a *closed* session's state for an hour (for a reconnect), whatever its time_to_live, unless
         # GRADIO_IS_E2E_TEST is set (then 1 s); a client whose connection closed would otherwise hold one here
         mp.setenv("GRADIO_IS_E2E_TEST", "1")
-        mp.setattr(settings, "SESSION_TTL_S", 10)
+        mp.setattr(settings, "SESSION_TTL_S", 20)
         mp.setattr(settings, "SESSION_CAPACITY", 50)
         with launch_app(root) as url:
             yield url
@@ -110,7 +110,7 @@ def test_200_sessions_release_their_state(app_url, monkeypatch):
         for chunk in range(first, last, 4):  # four at a time, one per client
             with ThreadPoolExecutor(4) as pool:
                 list(pool.map(session, range(chunk, chunk + 4)))
-        return wait_for_release(alive)  # TTL 10 s, swept every second: trajectories and export files alike
+        return wait_for_release(alive)  # TTL 20 s, swept every second: trajectories and export files alike
 
     run(0, 48)
     baseline = rss_mb()

@@ -205,7 +205,7 @@ def test_cancelled_long_calls_stop_working_within_the_concurrency_limit(app_url,
     while gradio's freed slots let more work start. Each now runs a step at a time in compute slots: cancelled, it
     stops within a step, and no more steps than the concurrency limit ever compute at once."""
     (owner, name), prepare, args, steps_per_call = LONG_CALLS[endpoint]
-    clients = [Client(app_url, verbose=False) for _ in range(4)]
+    clients = [Client(app_url, verbose=False, httpx_kwargs={"timeout": 120}) for _ in range(4)]  # a loaded machine
     if prepare is not None:
         for client in clients:
             prepare(client)
@@ -241,7 +241,7 @@ def flood(url: str, session_hash: str, n: int, headers: dict | None = None) -> l
         "event_data": None,
         "trigger_id": None,
     }
-    with httpx.Client(base_url=url, headers=headers) as http, ThreadPoolExecutor(10) as pool:
+    with httpx.Client(base_url=url, headers=headers, timeout=120) as http, ThreadPoolExecutor(10) as pool:
         return list(pool.map(lambda _: http.post("/gradio_api/queue/join", json=body), range(n)))
 
 
