@@ -62,3 +62,15 @@ SESSION_TTL_S = _int("SESSION_TTL_S", 3600)  # a session's trajectory and export
 SESSION_CAPACITY = _int("SESSION_CAPACITY", 2000)  # sessions whose state gradio keeps at most (oldest dropped)
 # bytes the sessions' recorded runs and forward views may hold in all; past it the least recently used is released
 MAX_SESSION_BYTES = _int("MAX_SESSION_BYTES", 2**30)
+
+# the 2D lab
+LAB_MIN_POINTS, LAB_MAX_POINTS = 100, _int("LAB_MAX_POINTS", 5000)  # points per data set
+LAB_MIN_T = 10  # T of the lab's schedules: from LAB_MIN_T to MAX_T
+LAB_MAX_TRAIN_STEPS = _int("LAB_MAX_TRAIN_STEPS", 10_000)  # Adam steps of 512 points
+LAB_MAX_STEPS = _int("LAB_MAX_STEPS", 1000)  # sampling steps N per sampler
+LAB_MODELS_PER_SESSION = _int("LAB_MODELS_PER_SESSION", 4)  # trained models a session keeps (the oldest dropped)
+LAB_SHOWN_POINTS = _int("LAB_SHOWN_POINTS", 1000)  # points sent to the page (every point is sampled and measured)
+LAB_MAX_FRAMES = _int("LAB_MAX_FRAMES", 80)  # recorded frames per sampler sent to the page
+LAB_FIELD_FRAMES = _int("LAB_FIELD_FRAMES", 51)  # t values of the density heat map and the score arrows
+LAB_SKETCH_SIDE = 512  # a sketch is shrunk to at most this many pixels a side before its points are drawn
+LAB_STREAM_EVERY_S = float(os.environ.get("LAB_STREAM_EVERY_S", 1.0))  # how often training redraws its loss curve

@@ -9,7 +9,7 @@ from app import disk_budget, settings
 from app.queue_limits import limit_jobs_per_client
 from app.session_memory import return_large_buffers_to_the_system
 from app.sessions import SessionFiles, delete_session_files, export_dir
-from app.tabs import forward, loss, reverse
+from app.tabs import forward, lab, loss, reverse
 
 CSS = """
 .pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
@@ -33,6 +33,8 @@ def build_demo() -> gr.Blocks:
             reverse.create_tab(demo, session_files)
         with gr.Tab("Loss and the ELBO"):
             loss.create_tab(demo)
+        with gr.Tab("2D lab"):
+            lab.create_tab(demo)
     demo.queue(max_size=settings.QUEUE_MAX_SIZE, default_concurrency_limit=settings.SAMPLING_CONCURRENCY)
     limit_jobs_per_client(demo._queue)
     for folder in (demo.GRADIO_CACHE, export_dir()):

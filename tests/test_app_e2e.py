@@ -195,7 +195,7 @@ def test_upload_size_is_capped(live_app):
 def test_no_endpoint_takes_a_path_or_free_text(client):
     """String inputs are choices from the app's own lists; files come only as uploads."""
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    allowed = {"schedule", "model", "sampler", "variance_type"}
+    allowed = {"schedule", "model", "sampler", "variance_type", "dataset"}
     for name, spec in endpoints.items():
         for param in spec["parameters"]:
             if param["python_type"]["type"] == "str":

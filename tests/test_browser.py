@@ -277,3 +277,46 @@ def test_forward_spectrum_marks_the_servers_crossing(page):
         seen.append(expected or 1.0)
     assert seen == sorted(seen, reverse=True) and seen[0] > seen[-1]
     screenshot(page, "forward-spectrum.png")
+
+
+LAB_T = "t (0 = the data and the samples, T = noise); ← → step 1, Shift+← → step 10"
+
+
+def test_lab_trains_samples_and_scrubs_every_run_in_the_page(page):
+    """The 2D lab, two clicks from the first page: train on the ring of 8 Gaussians, sample with the three samplers,
+    then scrub: each run's recorded step, the score fields and their mean error follow the slider, with no request."""
+    page.get_by_role("tab", name="2D lab").click()
+    page.wait_for_function("() => document.querySelector('#lab-scrubber [data-paints]')", timeout=30_000)
+    set_number(page, "Training steps (512 points each)", 1000)
+    set_number(page, "Sampling steps N (each)", 50)
+    version = scrubber_state(page, "lab-scrubber")["version"]
+    page.get_by_role("button", name="Train and sample").click()
+    page.wait_for_function(
+        "(v) => { const e = document.querySelector('#lab-scrubber [data-paints]');"
+        " return e && e.dataset.version !== v && e.dataset.runT.split(',').length === 3; }",
+        arg=version,
+        timeout=180_000,
+    )
+    page.get_by_text("points with each sampler, 50 steps from the same x_T").wait_for(timeout=30_000)
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    # 50 steps of T = 1000 record t = 1000, 980, …, 20 and the samples at 0; the fields have t = 0, 20, …, 1000
+    for t in (1000, 500, 240, 0):
+        drag_to(page, "lab-t", "lab-scrubber", t)
+        state = scrubber_state(page, "lab-scrubber")
+        assert state["runT"] == f"{t},{t},{t}" and state["fieldT"] == str(t), state
+        if t > 0:  # the learned score against the exact one, at the slider's t
+            assert 0 < float(state["error"]) < 1.0, state
+            page.get_by_text("Mean ‖s_θ − ∇log q_t‖").first.wait_for(timeout=5_000)
+        if t == 0:
+            page.get_by_text("the samples (t = 0)").first.wait_for(timeout=5_000)
+    drag_to(page, "lab-t", "lab-scrubber", 120)
+    assert not [url for url in requests if "/queue/join" in url or "/call/" in url], requests
+    inked = page.evaluate(
+        "() => Object.fromEntries([...document.querySelectorAll('#lab-scrubber canvas[data-panel]')].map((c) => {"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
+        " for (let i = 0; i < d.length; i += 4) if (d[i + 2] < 200) n++;"
+        " return [c.dataset.panel, n]; }))"
+    )  # inked pixels per panel: points, arrows and paths (white and the blue shading have blue ≥ 200)
+    assert all(inked[panel] > 100 for panel in ("forward", "learned", "exact", "ddpm", "ddim", "ode")), inked
+    screenshot(page, "lab.png")

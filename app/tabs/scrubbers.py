@@ -31,11 +31,11 @@ def _panel(name: str, caption: str) -> str:
     return f"<figure>{canvas}<figcaption>{caption}</figcaption></figure>"
 
 
-def _scrubber(slider_id: str, script: str, body: str, elem_id: str) -> gr.HTML:
+def _scrubber(slider_id: str, script: str, body: str, elem_id: str, css: str = "") -> gr.HTML:
     return gr.HTML(
         value=None,
         html_template=f'<div class="scrubber" data-slider="{slider_id}">{_controls()}{body}</div>',
-        css_template=_read("scrubber.css"),
+        css_template=_read("scrubber.css") + (_read(css) if css else ""),
         js_on_load=_read(script),
         head=f"<script>{_read('scrub.js')}</script>",
         elem_id=elem_id,
@@ -100,3 +100,25 @@ def race_scrubber(slider_id: str, elem_id: str = "race-scrubber", hint: str = "R
         '<div class="runs"></div>'
     )
     return _scrubber(slider_id, "race_scrubber.js", body, elem_id)
+
+
+def lab_scrubber(slider_id: str) -> gr.HTML:
+    """The 2D lab: the noised cloud over its density, the score fields, and each sampler's run, at the slider's t."""
+    panels = lambda items: "".join(
+        f'<figure><canvas data-panel="{name}" width="400" height="400"></canvas>'
+        f'<figcaption data-caption="{name}">{caption}</figcaption></figure>'
+        for name, caption in items
+    )
+    top = panels(
+        (
+            ("forward", "x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε, each point with its own fixed ε, over the density q(x_t)"),
+            ("learned", "the learned score s_θ(x, t) = −ε̂(x, t)/√(1−ᾱ_t)"),
+            ("exact", "the exact score ∇log q_t(x)"),
+        )
+    )
+    runs = panels((("ddpm", "DDPM"), ("ddim", "DDIM"), ("ode", "probability-flow ODE")))
+    body = (
+        '<div class="caption">Choose a data set; the slider noises it here, in the page.</div>'
+        f'<div class="lab-row">{top}</div><div class="lab-row runs-row">{runs}</div>'
+    )
+    return _scrubber(slider_id, "lab_scrubber.js", body, "lab-scrubber", css="lab_scrubber.css")
