@@ -6,9 +6,8 @@ about 2 MB a session (a recorded run, a forward view at 256 px), one client maki
 state that holds a large payload is admitted here with its size; past ``MAX_SESSION_BYTES`` in all, the states used
 longest ago give up their payload (``release()``), and their session gets a message asking to set the view up again.
 
-Freed memory: glibc kept what a burst of large requests freed (decoding six large images at once, three times, left
-the process over 500 MB larger for good); :func:`return_large_buffers_to_the_system` stops that
-(``benchmarks/memory_ratchet.py``).
+Freed memory: glibc kept what a burst of large requests freed (decoding six large images at once left the process
+300–450 MB larger for good); :func:`return_large_buffers_to_the_system` halves that (``benchmarks/memory_ratchet.py``).
 """
 
 from __future__ import annotations
@@ -83,13 +82,14 @@ RELEASED = (
 ledger = StateLedger(settings.MAX_SESSION_BYTES)
 
 
-def return_large_buffers_to_the_system(threshold_bytes: int = 2**20) -> bool:
+def return_large_buffers_to_the_system(threshold_bytes: int = 16 * 2**20) -> bool:
     """Allocate every buffer over ``threshold_bytes`` with its own mmap, so freeing it hands it back to the system.
 
-    glibc raises its mmap threshold as large buffers are freed (up to 32 MB), after which decoded images and
-    tensors come from the heap and stay with the process when freed: that was the ratchet. A fixed threshold
-    (``mallopt(M_MMAP_THRESHOLD)``) stops it. False where there is no glibc (macOS, Windows), which need nothing of
-    the kind.
+    glibc raises its mmap threshold as large buffers are freed (up to 32 MB), after which decoded images come from
+    the heap and stay with the process when freed: that was the ratchet. A fixed threshold
+    (``mallopt(M_MMAP_THRESHOLD)``) stops it for buffers above it. 16 MiB keeps the UNet's activations (≤ 8 MiB at
+    batch 16, 32 px) on the heap: at 1 MiB the ratchet was gone (+32 MB) but sampling ran 1.6–2× slower. False where
+    there is no glibc (macOS, Windows).
     """
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
+from gradio.state_holder import SessionState
 from gradio_client import Client
 
 from app import settings
@@ -34,9 +35,19 @@ def app_url(tmp_path_factory):
         unet=make_tiny_unet(sample_size=32), scheduler=DDPMExplorerScheduler(num_train_timesteps=100)
     ).save_pretrained(root / "tiny-random")
     with pytest.MonkeyPatch.context() as mp:
-        # gradio keeps a *closed* session's state for an hour (for a reconnect), whatever its time_to_live, unless
-        # GRADIO_IS_E2E_TEST is set (then 1 s); a client whose connection closed would otherwise hold one here
+        # gradio keeps a *closed* session's state for an hour (for a reconnect), whatever its time_to_live: the
+        # sessions this test leaves would hold theirs. GRADIO_IS_E2E_TEST makes that 1 s (and heartbeats 0.25 s), but
+        # then a session whose heartbeat lapses for a moment on a loaded machine loses its run before its GIF export
+        # ("Generate first.", or the export deleted under gradio). Here a closed session's state lives as long as an
+        # open one's.
         mp.setenv("GRADIO_IS_E2E_TEST", "1")
+        init = SessionState.__init__
+
+        def closed_like_open(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            self.STATE_TTL_WHEN_CLOSED = settings.SESSION_TTL_S
+
+        mp.setattr(SessionState, "__init__", closed_like_open)
         mp.setattr(settings, "SESSION_TTL_S", 20)
         mp.setattr(settings, "SESSION_CAPACITY", 50)
         with launch_app(root) as url:

@@ -82,10 +82,10 @@ def test_recorded_runs_count_too_and_a_released_run_says_so(app_models, monkeypa
 
 
 def test_bursts_of_large_images_do_not_ratchet_the_process_memory_up():
-    """A burst of six large images decoded at once left a process with glibc's defaults over 450 MB larger for good,
-    three bursts over 500 MB (benchmarks/memory_ratchet.py); as the app runs, it stays within 150 MB of its start."""
+    """A burst of six large images decoded at once left a process with glibc's defaults 330–470 MB larger for good
+    (benchmarks/memory_ratchet.py); as the app runs, it stays within 250 MB of its start (about 150 measured)."""
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "memory_ratchet.py"
     command = [sys.executable, str(script), "--child", "True", "1"]  # one burst, as the app runs
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     readings = json.loads(out.stdout.strip().splitlines()[-1])
-    assert max(readings[1:]) - readings[0] < 150, readings
+    assert max(readings[1:]) - readings[0] < 250, readings
