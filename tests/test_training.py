@@ -1,12 +1,18 @@
 import csv
 import gzip
+import json
+import os
+import signal
 import struct
+import threading
+import time
 
 import numpy as np
 import pytest
 import torch
 from diffusers import UNet2DModel
 from PIL import Image
+from safetensors import safe_open
 
 from pipelines import DDPMExplorerPipeline
 from pipelines.training.data import DatasetNotFoundError, load_fashion_mnist, read_idx, uint8_to_model_range
@@ -164,3 +170,44 @@ def test_resume_drops_log_rows_after_the_saved_state(fake_fashion_mnist, tmp_pat
     train_main([*common, "--steps", "6", "--resume"])
     assert [s for s, _ in losses(out)] == [1, 2, 3, 4, 5, 6]
     assert all(v != 0.9 for _, v in losses(out)[4:]), "the stale rows must be replaced"
+
+
+def saved_step(run_dir) -> int:
+    with safe_open(str(run_dir / "state.safetensors"), "pt") as f:
+        return json.loads(f.metadata()["json"])["step"]
+
+
+def test_sigterm_saves_the_step_under_way_and_resume_continues_from_it(fake_fashion_mnist, tmp_path):
+    """A paused or preempted run (``kill PID``) loses no work: the loop finishes its step, saves, and returns."""
+    out = tmp_path / "run"
+    common = cli(
+        data_dir=fake_fashion_mnist,
+        preset="tiny",
+        batch_size=8,
+        output_dir=out,
+        checkpoint_every=1000,
+        sample_every=1000,
+        sample_steps=2,
+        num_train_timesteps=20,
+    )
+
+    def terminate_after_three_steps():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if (out / "loss.csv").exists() and len(losses(out)) >= 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=terminate_after_three_steps, daemon=True)
+    watcher.start()
+    train_main([*common, "--steps", "1000"])
+    watcher.join()
+    stopped_at = saved_step(out)
+    assert 3 <= stopped_at < 1000 and [s for s, _ in losses(out)] == list(range(1, stopped_at + 1))
+    assert not (out / "pipeline").exists(), "a stopped run does not export"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the handler is removed when training returns"
+
+    train_main([*common, "--steps", str(stopped_at + 2), "--resume"])
+    assert [s for s, _ in losses(out)] == list(range(1, stopped_at + 3))
+    assert saved_step(out) == stopped_at + 2 and (out / "pipeline").exists()

@@ -6,8 +6,8 @@
 The loop: L_simple (MSE on ε, or on v; :func:`pipelines.objective.l_simple`), optional min-SNR-γ weighting,
 optional class conditioning with label dropout (for classifier-free guidance, Ho & Salimans 2022), AdamW with
 warm-up and cosine decay, gradient clipping, an EMA of the weights (diffusers' ``EMAModel``), a fixed seed, resumable
-safetensors state every N steps, a sample grid every N steps, and at the end the EMA weights saved as a
-:class:`DDPMExplorerPipeline`.
+safetensors state every N steps (and on SIGTERM or Ctrl-C, at the end of the step under way), a sample grid every N
+steps, and at the end the EMA weights saved as a :class:`DDPMExplorerPipeline`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import copy
 import csv
 import json
 import math
+import signal
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -166,8 +168,33 @@ def save_samples(unet, scheduler, path, steps: int, seed: int = 0, n: int = 16) 
     save_image_grid(images, path)
 
 
+@contextmanager
+def stop_requests():
+    """Turn SIGTERM and SIGINT into a request the training loop answers at the end of its step; yields a dict whose
+    ``"signal"`` holds the signal's name once one came. Outside the main thread (where Python cannot install signal
+    handlers) nothing is caught."""
+    request = {"signal": None}
+
+    def ask_to_stop(signum, frame):
+        request["signal"] = signal.Signals(signum).name
+
+    try:
+        previous = {sig: signal.signal(sig, ask_to_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    except ValueError:  # not the main thread
+        previous = {}
+    try:
+        yield request
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv=None) -> None:
-    args = parse_args(argv)
+    with stop_requests() as stop:
+        train(parse_args(argv), stop)
+
+
+def train(args: argparse.Namespace, stop: dict) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
@@ -285,13 +312,17 @@ def main(argv=None) -> None:
                             f"{time.time():.1f}",
                         ]
                     )
-                if step % args.checkpoint_every == 0 or step == args.steps:
+                if step % args.checkpoint_every == 0 or step == args.steps or stop["signal"]:
                     save_training_state(out_dir, step, accelerator.unwrap_model(unet), ema, optimizer, lr_scheduler)
                 if step % args.sample_every == 0 or step == args.steps:
                     model = ema_unet(accelerator.unwrap_model(unet), ema)
                     save_samples(model, scheduler, out_dir / f"samples_{step:06d}.png", args.sample_steps)
                     save_loss_curve(log_path, out_dir / "loss.png")
                     t_last, seen = time.perf_counter(), 0  # sampling time is not training throughput
+            if stop["signal"]:
+                progress.close()
+                accelerator.print(f"{stop['signal']}: saved the state of step {step}; continue with --resume.")
+                return
             if step >= args.steps:
                 break
     progress.close()
