@@ -13,6 +13,7 @@ from PIL import Image
 from app import settings
 from app.callbacks import lab
 from app.lab_payload import ARROW_GRID, DENSITY_GRID, HIGHLIGHTED
+from app.session_memory import ledger
 from pipelines.lab2d.datasets import RING, get_dataset
 from pipelines.lab2d.experiment import Experiment
 
@@ -75,6 +76,20 @@ def test_a_session_keeps_its_most_recent_models(monkeypatch):
     assert [key.seed for key in session.models] == [1, 2]
     _, session = train(session, training_steps=5, seed=1)  # used again: now the most recent
     assert [key.seed for key in session.models] == [2, 1] and session.current.seed == 1
+
+
+def test_trained_models_count_in_the_sessions_memory_bound_and_a_released_one_says_so(monkeypatch):
+    _, first = train(training_steps=5, seed=0)
+    weights = sum(p.numel() * 4 for p in first.get(first.current).model.parameters())
+    assert first.nbytes > weights > 100_000, "the weights, points and losses are counted"
+    monkeypatch.setattr(ledger, "max_bytes", first.nbytes)  # room for one session's model
+    _, second = train(training_steps=5, seed=1)
+    assert first.released and not first.models, "the session used longest ago gave up its models"
+    with pytest.raises(gr.Error, match="press Train again"):
+        list(lab.lab_sample(first, 5, 0.0))
+    assert len(list(lab.lab_sample(second, 5, 0.0))[-1]) == 3, "the recent session samples as before"
+    _, first = train(first, training_steps=5, seed=0)  # trained again: usable, and the other one gives way
+    assert not first.released and first.get(first.current) is not None and second.released
 
 
 def test_sampling_runs_every_sampler_from_the_same_noise_and_measures_them():

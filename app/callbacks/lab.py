@@ -2,7 +2,8 @@
 and sample it with DDPM, DDIM(η) and the probability-flow ODE from the same x_T, measured against fresh data.
 
 Trained models are kept per session (gr.State), keyed by everything that defines them, so going back to an earlier
-setup reuses its model. Every t a user reads is the paper's (t = 0 the data, t = T noise).
+setup reuses its model; their bytes count in the sessions' memory bound (app/session_memory.py). Every t a user
+reads is the paper's (t = 0 the data, t = T noise).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from PIL import Image
 from app import settings
 from app.compute_slots import in_compute_slots
 from app.lab_payload import arrow_points, field_timesteps, lab_payload
+from app.session_memory import RELEASED, ledger
 from app.validation import UserError, check_choice, check_float, check_int, open_image
 from pipelines import BETA_SCHEDULES
 from pipelines.lab2d.cpu import one_thread
@@ -67,6 +69,12 @@ class TrainedModel:
         tail = self.losses[-max(1, len(self.losses) // 10) :]
         return sum(tail) / len(tail)
 
+    @property
+    def nbytes(self) -> int:
+        """The weights, the experiment's three point sets (x₀, ε, x_T) and the loss list (a float is 32 bytes)."""
+        weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        return weights + 3 * self.experiment.num_points * 2 * 4 + 32 * len(self.losses)
+
 
 @dataclass
 class LabSession:
@@ -75,10 +83,12 @@ class LabSession:
 
     models: OrderedDict = field(default_factory=OrderedDict)
     current: LabKey | None = None
+    released: bool = False  # its models were dropped to keep the sessions' memory bound
 
     def get(self, key: LabKey) -> TrainedModel | None:
         if key in self.models:
             self.models.move_to_end(key)
+            ledger.touch(self)
         return self.models.get(key)
 
     def put(self, key: LabKey, trained: TrainedModel) -> None:
@@ -86,7 +96,16 @@ class LabSession:
         self.models.move_to_end(key)
         while len(self.models) > settings.LAB_MODELS_PER_SESSION:
             self.models.popitem(last=False)
-        self.current = key
+        self.current, self.released = key, False
+        ledger.admit(self)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(trained.nbytes for trained in self.models.values())
+
+    def release(self) -> None:
+        self.models.clear()
+        self.released = True
 
 
 def sketch_distribution(sketch) -> tuple[Distribution2D, str]:
@@ -223,6 +242,8 @@ def lab_sample(session, steps, eta, progress=gr.Progress()):
     (status, payload, quality table); the payload and table come with the last."""
     trained = session.get(session.current) if isinstance(session, LabSession) and session.current else None
     if trained is None:
+        if isinstance(session, LabSession) and session.released:
+            raise UserError(RELEASED.format(again="press Train again"))
         raise UserError("Train a model first: press Train.")
     experiment = trained.experiment
     n = check_int("Steps", steps, 1, min(max_steps(experiment.scheduler), settings.LAB_MAX_STEPS))
