@@ -16,8 +16,11 @@ from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
 torch.set_num_threads(int(os.environ.get("TEST_TORCH_THREADS", "1")))  # tiny models: threads only add overhead
 
 
-def make_tiny_unet(sample_size: int = 8, channels: int = 1, seed: int = 0) -> UNet2DModel:
-    """A random UNet of a few thousand parameters."""
+def make_tiny_unet(
+    sample_size: int = 8, channels: int = 1, seed: int = 0, num_class_embeds: int | None = None
+) -> UNet2DModel:
+    """A random UNet of a few thousand parameters; class-conditional given ``num_class_embeds`` (the last one the
+    null label)."""
     torch.manual_seed(seed)
     return UNet2DModel(
         sample_size=sample_size,
@@ -28,6 +31,7 @@ def make_tiny_unet(sample_size: int = 8, channels: int = 1, seed: int = 0) -> UN
         down_block_types=("DownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "UpBlock2D"),
         norm_num_groups=4,
+        num_class_embeds=num_class_embeds,
     ).eval()
 
 
@@ -59,18 +63,7 @@ def tiny_checkpoints(tmp_path_factory):
         scheduler=DDPMExplorerScheduler(num_train_timesteps=100, beta_schedule="cosine"),
     )
     pipe.save_pretrained(root / "tiny-random")
-    torch.manual_seed(1)
-    conditional = UNet2DModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=1,
-        block_out_channels=(4, 8),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        norm_num_groups=4,
-        num_class_embeds=4,  # classes 0, 1, 2 and the null label 3
-    ).eval()
+    conditional = make_tiny_unet(sample_size=8, seed=1, num_class_embeds=4)  # classes 0, 1, 2 and the null label 3
     DDPMExplorerPipeline(
         unet=conditional,
         scheduler=DDPMExplorerScheduler(num_train_timesteps=100, beta_schedule="cosine"),

@@ -12,18 +12,7 @@ NULL = 3  # tiny conditional UNets here have labels 0, 1, 2 and the null label 3
 
 
 def make_conditional_unet(seed: int = 0) -> UNet2DModel:
-    torch.manual_seed(seed)
-    unet = UNet2DModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=1,
-        block_out_channels=(4, 8),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        norm_num_groups=4,
-        num_class_embeds=NULL + 1,
-    ).eval()
+    unet = make_tiny_unet(sample_size=8, seed=seed, num_class_embeds=NULL + 1)
     with torch.no_grad():  # a fresh embedding is small; make the labels matter
         unet.class_embedding.weight.normal_(0, 3.0)
     return unet

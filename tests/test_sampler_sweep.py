@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from diffusers import UNet2DModel
+from conftest import make_tiny_unet
 from test_training import fake_fashion_mnist  # noqa: F401 (a fixture)
 
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
@@ -13,17 +13,7 @@ from pipelines.training import sampler_sweep
 
 @pytest.fixture
 def tiny_32px(tmp_path):
-    torch.manual_seed(0)
-    unet = UNet2DModel(
-        sample_size=32,
-        in_channels=1,
-        out_channels=1,
-        block_out_channels=(4, 8),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        norm_num_groups=4,
-    )
+    unet = make_tiny_unet(sample_size=32)
     scheduler = DDPMExplorerScheduler(beta_schedule="cosine", lambda_min_clipped=-5.1, thresholding=True)
     DDPMExplorerPipeline(unet=unet, scheduler=scheduler).save_pretrained(tmp_path / "tiny-32")
     return tmp_path / "tiny-32"

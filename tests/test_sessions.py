@@ -27,6 +27,24 @@ def app_url(live_app):
     return live_app
 
 
+def wait_until(condition, timeout: float, poll: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; its last value."""
+    deadline = time.time() + timeout
+    while not condition() and time.time() < deadline:
+        time.sleep(poll)
+    return bool(condition())
+
+
+def count_when_quiet(count, quiet_s: float = 2.0, timeout: float = 60) -> bool:
+    """Wait until ``count()`` (steps computed so far) stays the same for ``quiet_s`` seconds; whether it did within
+    ``timeout``."""
+    last, deadline = -1, time.time() + timeout
+    while count() != last and time.time() < deadline:
+        last = count()
+        time.sleep(quiet_s)
+    return count() == last
+
+
 class ActiveCounter:
     """Counts concurrent sampling runs by wrapping the pipeline's step loop."""
 
@@ -88,20 +106,14 @@ def test_cancelling_a_generation_frees_its_slot(app_url, counter, monkeypatch):
         client = Client(app_url, verbose=False)
         args = ("tiny-random", reverse.DDPM, 100, 0.0, VARIANCE, True, 0, 1)
         jobs = [client.submit(*args, api_name="/reverse_generate") for _ in range(settings.SAMPLING_CONCURRENCY)]
-        deadline = time.time() + 20
-        while counter.active < settings.SAMPLING_CONCURRENCY and time.time() < deadline:
-            time.sleep(0.05)
-        assert counter.active == settings.SAMPLING_CONCURRENCY, "both slots busy"
+        both_busy = wait_until(lambda: counter.active == settings.SAMPLING_CONCURRENCY, timeout=20)
+        assert both_busy, "both slots busy"
         for job in jobs:
             job.cancel()
         # A cancelled run stops at its next yield (every STREAM_EVERY_S). Wait until no UNet call comes for 2 s
         # (a run still going makes ~40 in that time); runs left alone would only go quiet after all 100 steps.
-        calls, deadline = -1, time.time() + 30
-        while counter.unet_calls != calls and time.time() < deadline:
-            calls = counter.unet_calls
-            time.sleep(2)
-        assert counter.unet_calls == calls, "cancelled runs stopped working"
-        assert calls < 100 * len(jobs), "they stopped early, not at the end"
+        assert count_when_quiet(lambda: counter.unet_calls, timeout=30), "cancelled runs stopped working"
+        assert counter.unet_calls < 100 * len(jobs), "they stopped early, not at the end"
     finally:
         slow.remove()
     final = client.predict("tiny-random", RESPACED, 5, 0.0, VARIANCE, True, 0, 1, api_name="/reverse_generate")
@@ -130,17 +142,11 @@ def test_cancelled_sdedit_stops_working_and_frees_its_slot(app_url, counter):
     try:
         client = Client(app_url, verbose=False)
         jobs = [client.submit("tiny-random", handle_file(EXAMPLE), 90, 100, s, api_name="/sdedit") for s in range(4)]
-        deadline = time.time() + 20
-        while counter.active == 0 and time.time() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: counter.active > 0, timeout=20)
         for job in jobs:
             job.cancel()
-        calls, deadline = -1, time.time() + 60
-        while counter.unet_calls != calls and time.time() < deadline:
-            calls = counter.unet_calls
-            time.sleep(2)
-        assert counter.unet_calls == calls, "cancelled SDEdit stopped working"
-        assert calls < 250 * len(jobs) / 2, "it stopped early, not at the end"
+        assert count_when_quiet(lambda: counter.unet_calls), "cancelled SDEdit stopped working"
+        assert counter.unet_calls < 250 * len(jobs) / 2, "it stopped early, not at the end"
         assert in_flight["peak"] <= settings.SAMPLING_CONCURRENCY, "the concurrency limit held"
     finally:
         for hook in hooks:
@@ -212,19 +218,12 @@ def test_cancelled_long_calls_stop_working_within_the_concurrency_limit(app_url,
     probe = Probe(seconds=5.0 / steps_per_call)  # a call alone would take over 5 s
     monkeypatch.setattr(owner(), name, probe.wrap(getattr(owner(), name)))
     jobs = [client.submit(*args, api_name=endpoint) for client in clients]
-    deadline = time.time() + 30
-    while probe.calls < 3 and time.time() < deadline:
-        time.sleep(0.05)
-    assert probe.calls >= 3, "the calls started"
+    assert wait_until(lambda: probe.calls >= 3, timeout=30), "the calls started"
     for job in jobs:
         job.cancel()
     # quiet: no step for 2 s (a call still going makes 2/5 of its steps in that time)
-    calls, deadline = -1, time.time() + 60
-    while probe.calls != calls and time.time() < deadline:
-        calls = probe.calls
-        time.sleep(2)
-    assert probe.calls == calls, "the cancelled calls stopped working"
-    assert calls < steps_per_call * len(jobs) / 2, "they stopped early, not at their end"
+    assert count_when_quiet(lambda: probe.calls), "the cancelled calls stopped working"
+    assert probe.calls < steps_per_call * len(jobs) / 2, "they stopped early, not at their end"
     assert probe.peak <= settings.SAMPLING_CONCURRENCY, "the concurrency limit held for the computation"
 
 
@@ -252,9 +251,8 @@ def slow_generations(app_url):
     hook = models.get_pipeline("tiny-random").unet.register_forward_hook(lambda *_: time.sleep(0.03))
     yield
     hook.remove()
-    deadline = time.time() + 60  # the accepted requests drain, fast again, before the next test
-    while httpx.get(f"{app_url.rstrip('/')}/gradio_api/queue/status").json()["queue_size"] and time.time() < deadline:
-        time.sleep(0.2)
+    status = f"{app_url.rstrip('/')}/gradio_api/queue/status"
+    wait_until(lambda: not httpx.get(status).json()["queue_size"], timeout=60, poll=0.2)  # drained for the next test
 
 
 def test_one_session_cannot_fill_the_queue_for_everyone(app_url, slow_generations):

@@ -152,18 +152,15 @@ def test_train_on_an_image_folder_in_rgb(tmp_path):
     assert unet.config.in_channels == 3 and unet.config.sample_size == 16
 
 
+def small_run(data_dir, out, checkpoint_every: int) -> list[str]:
+    """A tiny model's run, sampled only at its end: the arguments but --steps."""
+    options = dict(preset="tiny", batch_size=8, sample_every=1000, sample_steps=2, num_train_timesteps=20)
+    return cli(data_dir=data_dir, output_dir=out, checkpoint_every=checkpoint_every, **options)
+
+
 def test_resume_drops_log_rows_after_the_saved_state(fake_fashion_mnist, tmp_path):
     out = tmp_path / "run"
-    common = cli(
-        data_dir=fake_fashion_mnist,
-        preset="tiny",
-        batch_size=8,
-        output_dir=out,
-        checkpoint_every=4,
-        sample_every=100,
-        sample_steps=2,
-        num_train_timesteps=20,
-    )
+    common = small_run(fake_fashion_mnist, out, checkpoint_every=4)
     train_main([*common, "--steps", "4"])
     with (out / "loss.csv").open("a") as f:  # a run killed after logging steps 5 and 6 but before saving them
         f.write("5,0.9,1e-4,1.0,0\n6,0.9,1e-4,1.0,0\n")
@@ -180,16 +177,7 @@ def saved_step(run_dir) -> int:
 def test_sigterm_saves_the_step_under_way_and_resume_continues_from_it(fake_fashion_mnist, tmp_path):
     """A paused or preempted run (``kill PID``) loses no work: the loop finishes its step, saves, and returns."""
     out = tmp_path / "run"
-    common = cli(
-        data_dir=fake_fashion_mnist,
-        preset="tiny",
-        batch_size=8,
-        output_dir=out,
-        checkpoint_every=1000,
-        sample_every=1000,
-        sample_steps=2,
-        num_train_timesteps=20,
-    )
+    common = small_run(fake_fashion_mnist, out, checkpoint_every=1000)
 
     def terminate_after_three_steps():
         deadline = time.monotonic() + 120
