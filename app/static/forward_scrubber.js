@@ -87,9 +87,7 @@
     $("table.values").innerHTML =
       "<tr><th>quantity</th><th>value</th></tr>" + rows.map(([k, v]) => `<tr><td>${k}</td><td>${v}</td></tr>`).join("");
     drawSpectrum(d.spectrum, ab);
-    element.dataset.t = String(t);
-    element.dataset.version = String(state.version);
-    element.dataset.paints = String(Number(element.dataset.paints || 0) + 1);
+    S.markPainted(element, t, state.version);
   }
 
   // The spectral view: log-log power against frequency of the signal √ᾱ_t·x₀ and of the noise √(1−ᾱ_t)·ε, with
@@ -119,9 +117,7 @@
   }
 
   S.bindSlider(sliderId, show);
-  const play = S.player(sliderId, +1, () => Number($("select.speed").value));
-  $("button.play").addEventListener("click", () => play.play());
-  $("button.pause").addEventListener("click", () => play.pause());
+  S.controls(element, sliderId, +1);
   watch("value", () => load(props.value));
   load(props.value);
 })();

@@ -245,19 +245,15 @@
       }
     }
     $(".caption").innerHTML = text;
-    element.dataset.t = String(t);
     element.dataset.source = lab.dataset;
     element.dataset.fieldT = String(ft);
     element.dataset.runT = runT.join(",");
     element.dataset.error = error;
-    element.dataset.version = String(state.version);
-    element.dataset.paints = String(Number(element.dataset.paints || 0) + 1);
+    S.markPainted(element, t, state.version);
   }
 
   S.bindSlider(sliderId, show);
-  const play = S.player(sliderId, -1, () => Number($("select.speed").value));
-  $("button.play").addEventListener("click", () => play.play());
-  $("button.pause").addEventListener("click", () => play.pause());
+  S.controls(element, sliderId, -1);
   watch("value", () => load(props.value));
   load(props.value);
 })();

@@ -14,12 +14,6 @@
   const $ = (selector) => element.querySelector(selector);
   const state = { version: -1, race: null };
 
-  function image(b64) {
-    const img = new Image();
-    img.src = `data:image/png;base64,${b64}`;
-    return img.decode().then(() => img);
-  }
-
   function figure(caption) {
     const fig = document.createElement("figure");
     fig.innerHTML = `<canvas width="8" height="8"></canvas><figcaption>${caption}</figcaption>`;
@@ -33,8 +27,8 @@
     state.version = p.version;
     const runs = await Promise.all(p.runs.map(async (r) => ({
       ...r,
-      atlases: await Promise.all([image(r.atlas.x_t), image(r.atlas.x0_hat)]),
-      resultImage: await image(r.result),
+      atlases: await Promise.all([S.decodeImage(r.atlas.x_t), S.decodeImage(r.atlas.x0_hat)]),
+      resultImage: await S.decodeImage(r.result),
     })));
     if (p.version !== state.version) return;
     const rows = $(".runs");
@@ -52,14 +46,8 @@
     show(S.readT(sliderId));
   }
 
-  function draw(canvas, r, source, row) {
-    if (canvas.width !== r.frame_width || canvas.height !== r.frame_height) {
-      canvas.width = r.frame_width;
-      canvas.height = r.frame_height;
-    }
-    const ctx = canvas.getContext("2d");
-    ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(source, 0, row * r.frame_height, r.frame_width, r.frame_height, 0, 0, r.frame_width, r.frame_height);
+  function draw(canvas, r, atlas, row) {
+    S.drawFrame(canvas, atlas, row, r.frame_height, r.frame_width);
   }
 
   function show(t) {
@@ -86,15 +74,11 @@
     $(".caption").innerHTML = t === 0
       ? "<b>t = 0</b>: every run's result."
       : `<b>t = ${t}</b>: log SNR = ${race.logSnr[t].toFixed(2)}; each run at its recorded step nearest this noise level.`;
-    element.dataset.t = String(t);
-    element.dataset.version = String(state.version);
-    element.dataset.paints = String(Number(element.dataset.paints || 0) + 1);
+    S.markPainted(element, t, state.version);
   }
 
   S.bindSlider(sliderId, show);
-  const play = S.player(sliderId, -1, () => Number($("select.speed").value));
-  $("button.play").addEventListener("click", () => play.play());
-  $("button.pause").addEventListener("click", () => play.pause());
+  S.controls(element, sliderId, -1);
   watch("value", () => load(props.value));
   load(props.value);
 })();

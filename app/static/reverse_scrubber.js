@@ -20,20 +20,14 @@
   const $ = (selector) => element.querySelector(selector);
   const state = { version: -1, run: null, plot: null };
 
-  function image(b64) {
-    const img = new Image();
-    img.src = `data:image/png;base64,${b64}`;
-    return img.decode().then(() => img);
-  }
-
   async function load(json) {
     if (!json) return;
     const p = JSON.parse(json);
     if (p.version <= state.version) return;
     state.version = p.version;  // claimed now: a newer payload arriving while these decode wins
-    const [xt, x0, eps, result, noNoise] = await Promise.all([
-      image(p.atlas.x_t), image(p.atlas.x0_hat), image(p.atlas.eps_hat), image(p.result), image(p.no_noise),
-    ]);
+    const [xt, x0, eps, result, noNoise] = await Promise.all(
+      [p.atlas.x_t, p.atlas.x0_hat, p.atlas.eps_hat, p.result, p.no_noise].map(S.decodeImage),
+    );
     if (p.version !== state.version) return;
     const beta = S.float32(p.beta), alphaBar = S.float32(p.alpha_bar), logSnr = S.float32(p.log_snr);
     state.run = { ...p, atlases: [xt, x0, eps], result, noNoise, alphaBar, logSnr };
@@ -107,15 +101,8 @@
     element.dataset.decidedT = String(c.decided_t[b]);
   }
 
-  function draw(canvas, source, row) {
-    const r = state.run;
-    if (canvas.width !== r.frame_width || canvas.height !== r.frame_height) {
-      canvas.width = r.frame_width;
-      canvas.height = r.frame_height;
-    }
-    const ctx = canvas.getContext("2d");
-    ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(source, 0, row * r.frame_height, r.frame_width, r.frame_height, 0, 0, r.frame_width, r.frame_height);
+  function draw(canvas, atlas, row) {
+    S.drawFrame(canvas, atlas, row, state.run.frame_height, state.run.frame_width);
   }
 
   function show(t) {
@@ -147,9 +134,7 @@
     state.plot.at(shown);
     drawSpectrum(r.spectrum, k === r.t.length ? r.spectrum.result : r.spectrum.x0_hat[k]);
     drawClasses(r, shown);
-    element.dataset.t = String(shown);
-    element.dataset.version = String(state.version);
-    element.dataset.paints = String(Number(element.dataset.paints || 0) + 1);
+    S.markPainted(element, shown, state.version);
   }
 
   // x̂₀'s power spectrum at the shown step against the data's mean: low frequencies reach the data's level first.
@@ -168,9 +153,7 @@
 
   $("select.image").addEventListener("change", () => show(S.readT(sliderId)));
   S.bindSlider(sliderId, show);
-  const play = S.player(sliderId, -1, () => Number($("select.speed").value));
-  $("button.play").addEventListener("click", () => play.play());
-  $("button.pause").addEventListener("click", () => play.pause());
+  S.controls(element, sliderId, -1);
   watch("value", () => load(props.value));
   load(props.value);
 })();

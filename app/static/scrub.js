@@ -193,6 +193,38 @@ window.DDPMScrub = window.DDPMScrub || (() => {
     };
   }
 
+  // Play, Pause and the speed select inside a scrubber's element drive the slider (direction +1: towards T).
+  function controls(element, sliderId, direction) {
+    const play = player(sliderId, direction, () => Number(element.querySelector("select.speed").value));
+    element.querySelector("button.play").addEventListener("click", () => play.play());
+    element.querySelector("button.pause").addEventListener("click", () => play.pause());
+  }
+
+  // What the browser tests read after each paint: the t shown, the payload's version, and how many paints so far.
+  function markPainted(element, t, version) {
+    element.dataset.t = String(t);
+    element.dataset.version = String(version);
+    element.dataset.paints = String(Number(element.dataset.paints || 0) + 1);
+  }
+
+  // ---------------------------------------------------------------- frame atlases
+  // A run's frames come as one PNG per panel, frame k at rows k·height …; a slider move copies one onto a canvas.
+  function decodeImage(b64) {
+    const img = new Image();
+    img.src = `data:image/png;base64,${b64}`;
+    return img.decode().then(() => img);
+  }
+
+  function drawFrame(canvas, atlas, row, height, width) {
+    if (canvas.width !== width || canvas.height !== height) {
+      canvas.width = width;
+      canvas.height = height;
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(atlas, 0, row * height, width, height, 0, 0, width, height);
+  }
+
   // ---------------------------------------------------------------- power spectra
   // Log-log power against frequency (cycles per pixel). series: [{values, color, label, dash}]; logRange: [lo, hi]
   // of log10 power, fixed by the caller so the axes stay put while t moves; mark: the index of a frequency to mark
@@ -252,5 +284,8 @@ window.DDPMScrub = window.DDPMScrub || (() => {
     return Number(v.toPrecision(digits)).toString();
   }
 
-  return { bytes, float16, float32, toByte, paint, curves, spectrumPlot, readT, setT, bindSlider, player, fmt };
+  return {
+    bytes, float16, float32, toByte, paint, curves, spectrumPlot, readT, setT, bindSlider, player, controls, fmt,
+    markPainted, decodeImage, drawFrame,
+  };
 })();
