@@ -26,15 +26,19 @@ class UserError(gr.Error):
         logger.info("refused: %s", message)
 
 
-def check_int(name: str, value, lo: int, hi: int) -> int:
-    """An integer in [lo, hi] from whatever the client sent, or a gr.Error that says what was wrong. A boolean is
-    not a number here (JSON's true would otherwise read as 1)."""
+def as_number(name: str, value) -> float:
+    """``value`` as a float, or a gr.Error. A boolean is not a number here (JSON's true would otherwise read as 1)."""
     if isinstance(value, bool):
         raise UserError(f"{name} must be a number, got {value!r}.")
     try:
-        f = float(value)
+        return float(value)
     except (TypeError, ValueError):
         raise UserError(f"{name} must be a number, got {value!r}.") from None
+
+
+def check_int(name: str, value, lo: int, hi: int) -> int:
+    """An integer in [lo, hi] from whatever the client sent, or a gr.Error that says what was wrong."""
+    f = as_number(name, value)
     if not math.isfinite(f) or f != int(f):
         raise UserError(f"{name} must be a whole number, got {value!r}.")
     if not lo <= f <= hi:
@@ -43,12 +47,7 @@ def check_int(name: str, value, lo: int, hi: int) -> int:
 
 
 def check_float(name: str, value, lo: float, hi: float) -> float:
-    if isinstance(value, bool):
-        raise UserError(f"{name} must be a number, got {value!r}.")
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a number, got {value!r}.") from None
+    f = as_number(name, value)
     if not math.isfinite(f) or not lo <= f <= hi:
         raise UserError(f"{name} must be a finite number between {lo} and {hi}, got {value!r}.")
     return f

@@ -29,6 +29,23 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def rate_rows(rates: dict[str, list[float]], base: str, ratio_digits: int = 2) -> list[list[str]]:
+    """One row per variant of repeated rates (images/s): its median, its range, and its median over ``base``'s."""
+    base_median = stats(rates[base])["median"]
+    rows = []
+    for name, samples in rates.items():
+        s = stats(samples)
+        rows.append(
+            [
+                name,
+                f"{s['median']:.1f}",
+                f"{s['min']:.1f}–{s['max']:.1f}",
+                f"{s['median'] / base_median:.{ratio_digits}f}×",
+            ]
+        )
+    return rows
+
+
 def table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import stats, table, timed, write_section
+from common import rate_rows, table, timed, write_section
 from diffusers.training_utils import EMAModel
 
 from pipelines.objective import l_simple
@@ -69,16 +69,7 @@ def main() -> None:
         for name, (step, batch) in steps.items():
             elapsed = timed(lambda: [step() for _ in range(args.steps)])
             rates[name].append(args.steps * batch / elapsed)
-    base = stats(rates["eager, batch 64"])["median"]
-    rows = [
-        [
-            name,
-            f"{stats(r)['median']:.1f}",
-            f"{stats(r)['min']:.1f}–{stats(r)['max']:.1f}",
-            f"{stats(r)['median'] / base:.2f}×",
-        ]
-        for name, r in rates.items()
-    ]
+    rows = rate_rows(rates, "eager, batch 64")
     body = (
         "The class-conditional `small` UNet (2.7 M parameters, 11 class embeddings), one whole training step "
         f"(L_simple with label dropout, backward, clipping, AdamW, EMA); {args.steps} steps per timing, "

@@ -9,7 +9,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from common import stats, table, timed, write_section
+from common import rate_rows, table, timed, write_section
 from diffusers import DDPMScheduler
 from diffusers.training_utils import EMAModel
 
@@ -67,16 +67,7 @@ def main() -> None:
             unet, opt, ema = models[name]
             elapsed = timed(lambda: [step(unet, opt, ema, sched, x0) for _ in range(args.steps)])
             times[name].append(args.steps * args.batch_size / elapsed)
-    base = stats(times["plain diffusers loop"])["median"]
-    rows = [
-        [
-            name,
-            f"{stats(v)['median']:.1f}",
-            f"{stats(v)['min']:.1f}–{stats(v)['max']:.1f}",
-            f"{stats(v)['median'] / base:.3f}×",
-        ]
-        for name, v in times.items()
-    ]
+    rows = rate_rows(times, "plain diffusers loop", ratio_digits=3)
     body = (
         f"The `small` UNet (bundled checkpoint's), batch {args.batch_size}, AdamW, gradient clipping, EMA; "
         f"{args.steps} steps per timing, {args.repeats} interleaved repeats (images/s).\n\n"

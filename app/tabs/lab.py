@@ -11,6 +11,7 @@ from app import settings
 from app.callbacks import lab as cb
 from app.rendering import LATEX_DELIMITERS
 from app.tabs.scrubbers import lab_scrubber
+from app.tabs.widgets import COMPUTE_QUEUE
 from pipelines.lab2d.metrics import MMD_BANDWIDTHS, SLICES
 from pipelines.lab2d.training import TrainingConfig
 
@@ -108,21 +109,20 @@ def create_tab(demo: gr.Blocks) -> None:
     scrubber = lab_scrubber("lab-t")
 
     # the API's events first: gradio names a function's later events after it, and they must not take these names
-    computing = dict(concurrency_limit=settings.SAMPLING_CONCURRENCY, concurrency_id="sampling")
     set_up = dict(fn=cb.lab_setup, inputs=inputs.experiment, outputs=[scrubber, t])
     api_only = gr.Button(visible=False)  # /lab_setup (in the page, every change of the inputs sets the view up)
     api_only.click(**set_up, api_name="lab_setup")
     sampling_inputs, sampling_outputs = [session, inputs.steps, inputs.eta], [status, scrubber, table]
-    resampling = sample.click(cb.lab_sample, sampling_inputs, sampling_outputs, api_name="lab_sample", **computing)
+    resampling = sample.click(cb.lab_sample, sampling_inputs, sampling_outputs, api_name="lab_sample", **COMPUTE_QUEUE)
     training = train.click(
         cb.lab_train,
         [*inputs.experiment, inputs.train_steps, session],
         [status, loss, session],
         api_name="lab_train",
-        **computing,
+        **COMPUTE_QUEUE,
     )
     after_training = training.success(
-        cb.lab_sample, sampling_inputs, sampling_outputs, api_visibility="private", **computing
+        cb.lab_sample, sampling_inputs, sampling_outputs, api_visibility="private", **COMPUTE_QUEUE
     )
     stop.click(None, None, None, cancels=[training, after_training, resampling], api_visibility="private")
     inputs.dataset.change(

@@ -8,6 +8,7 @@ from app import models, settings
 from app.callbacks.loss import elbo_terms
 from app.images import examples
 from app.rendering import LATEX_DELIMITERS
+from app.tabs.widgets import COMPUTE_QUEUE
 
 FORMULAS = r"""
 **Forward step** (a fixed Markov chain that adds Gaussian noise):
@@ -47,6 +48,5 @@ def create_tab(demo: gr.Blocks) -> None:
         [model, upload, points, seed],
         [plot, summary],
         api_name="elbo_terms",
-        concurrency_limit=settings.SAMPLING_CONCURRENCY,
-        concurrency_id="sampling",
+        **COMPUTE_QUEUE,
     )

@@ -12,7 +12,7 @@ from app.callbacks import reverse as cb
 from app.callbacks.sdedit import sdedit
 from app.images import examples
 from app.tabs.scrubbers import race_scrubber, reverse_scrubber
-from app.tabs.widgets import GifExport, image_panel
+from app.tabs.widgets import COMPUTE_QUEUE, GifExport, image_panel
 
 SDEDIT_NOTE = (
     "Your image is noised in closed form to t, then the model denoises from t. Small t keeps the image; "
@@ -103,8 +103,7 @@ def sdedit_section(model: gr.Dropdown, T: int) -> None:
         [model, upload, t, steps, seed],
         [x0_view, gallery],
         api_name="sdedit",
-        concurrency_limit=settings.SAMPLING_CONCURRENCY,
-        concurrency_id="sampling",
+        **COMPUTE_QUEUE,
     )
 
 
@@ -116,6 +115,35 @@ RACE_NOTE = (
 )
 
 
+def seed_batch_and_buttons(batch_label: str, start_label: str):
+    """The seed and batch of a side-by-side run, and its start and stop buttons."""
+    with gr.Row():
+        seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
+        batch = gr.Slider(1, 8, value=4, step=1, label=batch_label)
+    with gr.Row():
+        start = gr.Button(start_label, variant="primary")
+        stop = gr.Button("Stop", variant="stop")
+    return seed, batch, start, stop
+
+
+def noise_level_scrubber(T: int, slider_id: str, *scrubber_args):
+    """The slider of a side-by-side view (every run shown at the slider's noise level) and its in-page scrubber."""
+    label = "t: the noise level every run is shown at (0 = results)"
+    t = gr.Slider(0, T, value=T, step=1, label=label, elem_id=slider_id)
+    return t, race_scrubber(slider_id, *scrubber_args)
+
+
+def side_by_side_events(model, inputs, buttons, outputs, in_page) -> None:
+    """Start streams the runs into the gallery and the scrubber, then moves the slider to the results (t = 0); Stop
+    cancels; the slider's range follows the model's T."""
+    start, stop = buttons
+    live, status, t, scrubber = outputs
+    model.change(lambda name: gr.update(maximum=cb.model_num_timesteps(name)), model, t, api_visibility="private")
+    run = start.click(in_page, inputs, [live, status, scrubber], api_visibility="private", **COMPUTE_QUEUE)
+    run.then(lambda: gr.update(value=0), None, t, api_visibility="private")
+    stop.click(None, None, None, cancels=[run], api_visibility="private")
+
+
 def race_section(model: gr.Dropdown, T: int) -> None:
     with gr.Accordion("Race samplers: the same noise, side by side", open=False):
         gr.Markdown(RACE_NOTE)
@@ -125,19 +153,11 @@ def race_section(model: gr.Dropdown, T: int) -> None:
                     list(race_cb.SAMPLER_NAMES), value=race_cb.DEFAULT_RACERS, label="Samplers (2 to 4)"
                 )
                 steps = gr.Slider(1, settings.MAX_STEPS, value=20, step=1, label="Steps N (each)")
-                with gr.Row():
-                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
-                    batch = gr.Slider(1, 8, value=4, step=1, label="Batch")
-                with gr.Row():
-                    start = gr.Button("Race", variant="primary")
-                    stop = gr.Button("Stop", variant="stop")
+                seed, batch, start, stop = seed_batch_and_buttons("Batch", "Race")
             with gr.Column(scale=2):
                 status = gr.Markdown()
                 live = gr.Gallery(label="x̂₀ of each run (live), then its result", columns=4, height=240, format="png")
-        t = gr.Slider(
-            0, T, value=T, step=1, label="t: the noise level every run is shown at (0 = results)", elem_id="race-t"
-        )
-        scrubber = race_scrubber("race-t")
+        t, scrubber = noise_level_scrubber(T, "race-t")
         plot = gr.Image(
             race_cb.quality_plot(model.value),
             label="Quality against model evaluations (this model's sampler sweep; lower is better)",
@@ -145,14 +165,10 @@ def race_section(model: gr.Dropdown, T: int) -> None:
             height=340,
         )
     model.change(race_cb.quality_plot, model, plot, api_visibility="private")
-    model.change(lambda name: gr.update(maximum=cb.model_num_timesteps(name)), model, t, api_visibility="private")
     inputs = [model, samplers, steps, seed, batch]
-    sampling = dict(concurrency_limit=settings.SAMPLING_CONCURRENCY, concurrency_id="sampling")
-    run = start.click(race_cb.race_in_page, inputs, [live, status, scrubber], api_visibility="private", **sampling)
-    run.then(lambda: gr.update(value=0), None, t, api_visibility="private")
-    stop.click(None, None, None, cancels=[run], api_visibility="private")
+    side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), race_cb.race_in_page)
     api_only = gr.Button(visible=False)
-    api_only.click(race_cb.race_api, inputs, [live, status], api_name="race", **sampling)
+    api_only.click(race_cb.race_api, inputs, [live, status], api_name="race", **COMPUTE_QUEUE)
 
 
 GUIDANCE_NOTE = (
@@ -175,19 +191,11 @@ def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:
                 )
                 sampler = gr.Dropdown(list(cb.SAMPLER_NAMES), value=cb.DEFAULT_SAMPLER, label="Sampler")
                 steps = gr.Slider(1, settings.MAX_STEPS, value=cb.DEFAULT_STEPS, step=1, label="Steps N")
-                with gr.Row():
-                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
-                    batch = gr.Slider(1, 8, value=4, step=1, label="Batch (one class)")
-                with gr.Row():
-                    start = gr.Button("Sweep w", variant="primary")
-                    stop = gr.Button("Stop", variant="stop")
+                seed, batch, start, stop = seed_batch_and_buttons("Batch (one class)", "Sweep w")
             with gr.Column(scale=2):
                 status = gr.Markdown()
                 live = gr.Gallery(label="x̂₀ at each w (live), then the result", columns=3, height=240, format="png")
-        t = gr.Slider(
-            0, T, value=T, step=1, label="t: the noise level every run is shown at (0 = results)", elem_id="guidance-t"
-        )
-        scrubber = race_scrubber("guidance-t", "guidance-scrubber", "Sweep w")
+        t, scrubber = noise_level_scrubber(T, "guidance-t", "guidance-scrubber", "Sweep w")
 
     def controls(name):
         choices = cb.class_choices(cb.check_model(name))
@@ -197,16 +205,10 @@ def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:
 
     model.change(controls, model, [section, class_choice], api_visibility="private")
     demo.load(controls, model, [section, class_choice], api_visibility="private")
-    model.change(lambda name: gr.update(maximum=cb.model_num_timesteps(name)), model, t, api_visibility="private")
     inputs = [model, class_choice, scales, sampler, steps, seed, batch]
-    sampling = dict(concurrency_limit=settings.SAMPLING_CONCURRENCY, concurrency_id="sampling")
-    run = start.click(
-        race_cb.guidance_sweep_in_page, inputs, [live, status, scrubber], api_visibility="private", **sampling
-    )
-    run.then(lambda: gr.update(value=0), None, t, api_visibility="private")
-    stop.click(None, None, None, cancels=[run], api_visibility="private")
+    side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), race_cb.guidance_sweep_in_page)
     api_only = gr.Button(visible=False)
-    api_only.click(race_cb.guidance_sweep_api, inputs, [live, status], api_name="guidance_sweep", **sampling)
+    api_only.click(race_cb.guidance_sweep_api, inputs, [live, status], api_name="guidance_sweep", **COMPUTE_QUEUE)
 
 
 def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
@@ -250,16 +252,15 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     inputs.model.change(
         lambda name: gr.update(maximum=cb.model_num_timesteps(name)), inputs.model, t, api_visibility="private"
     )
-    sampling = dict(concurrency_limit=settings.SAMPLING_CONCURRENCY, concurrency_id="sampling")
     outputs = [live_xt, live_x0, status, state, t, final]
     # the page's run streams the scrubber's frames too; the API's run leaves them out (hidden trigger)
     run = generate.click(
-        cb.reverse_generate_in_page, inputs.all, [*outputs, scrubber], api_visibility="private", **sampling
+        cb.reverse_generate_in_page, inputs.all, [*outputs, scrubber], api_visibility="private", **COMPUTE_QUEUE
     )
     # /reverse_frame, for the API: in the page the scrubber draws every frame (hidden outputs)
     api_only = gr.Button(visible=False)
     api_frames = [gr.Image(visible=False, format="png") for _ in range(4)]
-    api_only.click(cb.reverse_generate, inputs.all, outputs, api_name="reverse_generate", **sampling)
+    api_only.click(cb.reverse_generate, inputs.all, outputs, api_name="reverse_generate", **COMPUTE_QUEUE)
     api_only.click(cb.reverse_frame, [state, t], [*api_frames, gr.Markdown(visible=False)], api_name="reverse_frame")
     demo.load(cb.open_with_default_run, None, scrubber, api_visibility="private", show_progress="hidden")
     stop.click(None, None, None, cancels=[run], api_visibility="private")

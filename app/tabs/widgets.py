@@ -1,10 +1,16 @@
-"""Layout pieces more than one tab uses: image panels and the GIF export box."""
+"""Layout pieces more than one tab uses: image panels, the GIF export box, and the queue that model work shares."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import gradio as gr
+
+from app import settings
+
+# Every event that runs a model (or any work longer than a fraction of a second) joins this one queue: at most
+# SAMPLING_CONCURRENCY of them compute at once, across all sessions and tabs.
+COMPUTE_QUEUE = dict(concurrency_limit=settings.SAMPLING_CONCURRENCY, concurrency_id="sampling")
 
 
 def image_panel(label: str, height: int = 220, **kwargs) -> gr.Image:
