@@ -8,7 +8,7 @@ from conftest import make_tiny_unet
 from test_training import fake_fashion_mnist  # noqa: F401 (a fixture)
 
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
-from pipelines.training import sampler_sweep
+from pipelines.training import classifier, sampler_sweep
 
 
 @pytest.fixture
@@ -19,9 +19,29 @@ def tiny_32px(tmp_path):
     return tmp_path / "tiny-32"
 
 
-def test_sweep_writes_points_resumes_and_plots(tiny_32px, fake_fashion_mnist, tmp_path, capsys):  # noqa: F811
+@pytest.fixture
+def second_network(fake_fashion_mnist, tmp_path):  # noqa: F811
+    """A residual classifier trained briefly on the fake data: a second, independent feature space."""
+    out = tmp_path / "resnet"
+    args = ["--data-dir", str(fake_fashion_mnist), "--architecture", "resnet", "--seed", "1", "--epochs", "1"]
+    classifier.main([*args, "--batch-size", "16", "--threads", "2", "--output-dir", str(out)])
+    return out
+
+
+def test_the_second_network_is_another_architecture_and_loads_as_one(second_network):
+    net = classifier.load_classifier(second_network)
+    assert isinstance(net, classifier.ResidualClassifier)
+    assert not isinstance(classifier.load_classifier(), classifier.ResidualClassifier), "the committed one is not"
+    features, probs = classifier.predict(net, torch.zeros(3, 1, 32, 32))
+    assert features.shape == (3, net.feature_dim) and torch.allclose(probs.sum(-1), torch.ones(3))
+    metrics = json.loads((second_network / "metrics.json").read_text())
+    assert metrics["architecture"] == "resnet" and metrics["seed"] == 1
+
+
+def test_sweep_writes_points_resumes_and_plots(tiny_32px, fake_fashion_mnist, second_network, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "sweep.json"
     common = ["--checkpoint", str(tiny_32px), "--data-dir", str(fake_fashion_mnist), "--num-samples", "20"]
+    common += ["--second-classifier", str(second_network)]
     common += ["--batch-size", "10", "--json", str(out), "--plot", str(tmp_path / "sweep.png")]
     sampler_sweep.main([*common, "--samplers", "ddpm,heun", "--nfe", "3,5"])
     points = json.loads(out.read_text())["points"]
@@ -30,6 +50,10 @@ def test_sweep_writes_points_resumes_and_plots(tiny_32px, fake_fashion_mnist, tm
     for p in points.values():
         assert p["frechet_distance"] > 0 and p["frechet_distance_real_floor"] > 0 and 0 < p["mean_max_softmax"] <= 1
         assert 0 <= p["min_class_fraction"] <= 1 and p["wall_s"] >= 0
+        second = p["second_space"]  # scored in both spaces, each against its own floor
+        assert second["frechet_distance"] > 0 and second["frechet_distance_real_floor"] > 0
+        assert second["frechet_distance"] != p["frechet_distance"]
+        assert second["fd_ratio"] == pytest.approx(second["frechet_distance"] / second["frechet_distance_real_floor"])
     assert (tmp_path / "sweep.png").stat().st_size > 1000
     # resumed: the points already there are kept, not recomputed; the new one is added
     sampler_sweep.main([*common, "--samplers", "ddpm,euler", "--nfe", "3"])
@@ -38,6 +62,8 @@ def test_sweep_writes_points_resumes_and_plots(tiny_32px, fake_fashion_mnist, tm
     sampler_sweep.main(["--json", str(out), "--table"])
     table = capsys.readouterr().out
     assert "| Heun | 3 | 5 |" in table and "| Euler | 3 | 3 |" in table
+    heun = next(row for row in table.splitlines() if row.startswith("| Heun | 3 |"))
+    assert f"{points['heun@3']['second_space']['frechet_distance']:.2f}" in heun
     with pytest.raises(SystemExit, match="other settings"):
         sampler_sweep.main([*common[:-4], "--num-samples", "30", "--json", str(out), "--nfe", "3"])
 
@@ -49,3 +75,19 @@ def test_the_same_seed_gives_every_sampler_the_same_noise(tiny_32px):
     a = sampler_sweep.generate_with(pipe, "ddim", 1, 4, 2, seed=3)
     b = sampler_sweep.generate_with(pipe, "ddim", 1, 4, 2, seed=3)
     assert torch.equal(a, b) and a.shape == (4, 1, 32, 32)
+
+
+def test_evaluate_reports_both_feature_spaces_and_the_bound(tiny_32px, fake_fashion_mnist, second_network, tmp_path):  # noqa: F811
+    from pipelines.training import evaluate
+
+    out = tmp_path / "eval.json"
+    args = ["--checkpoint", str(tiny_32px), "--data-dir", str(fake_fashion_mnist), "--num-samples", "20"]
+    args += ["--sample-steps", "3", "--batch-size", "10", "--elbo-images", "4", "--elbo-timesteps", "2"]
+    evaluate.main([*args, "--second-classifier", str(second_network), "--json", str(out)])
+    results = json.loads(out.read_text())
+    quality, second = results["quality"], results["quality"]["second_space"]
+    assert quality["n"] == 20 and quality["fd_ratio"] > 0 and second["fd_ratio"] > 0
+    assert second["frechet_distance_real_floor"] != quality["frechet_distance_real_floor"], "two different spaces"
+    assert results["elbo"]["images"] == 4 and results["elbo"]["bits_per_dim"] > 0
+    evaluate.main([*args, "--second-classifier", "", "--json", str(out)])
+    assert "second_space" not in json.loads(out.read_text())["quality"], "no second network: one space"

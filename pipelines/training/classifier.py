@@ -1,7 +1,13 @@
-"""A small Fashion-MNIST classifier whose penultimate features serve as the feature space of the Fréchet distance
+"""Small Fashion-MNIST classifiers whose penultimate features serve as feature spaces of the Fréchet distance
 (Inception weights can't be downloaded here, and a domain-specific network is the better judge of garments anyway).
 
+Two architectures, so that a distance is reported in two independent spaces: a distance measured only in the space
+one also tuned against flatters the model. ``convnet`` (VGG-like, batch norm, a flattened 128-d feature layer) is the
+app's classifier; ``resnet`` (residual, group norm, global average pooling, a different seed) is for evaluation only.
+
     python -m pipelines.classifier --epochs 4 --output-dir checkpoints/fashion-mnist-classifier
+    python -m pipelines.classifier --architecture resnet --seed 1 --epochs 4 \
+        --output-dir checkpoints/fashion-mnist-classifier-resnet
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ from tqdm.auto import tqdm
 
 from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist, uint8_to_model_range
 
-DEFAULT_CLASSIFIER_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "fashion-mnist-classifier"
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
+DEFAULT_CLASSIFIER_DIR = CHECKPOINTS / "fashion-mnist-classifier"
+SECOND_CLASSIFIER_DIR = CHECKPOINTS / "fashion-mnist-classifier-resnet"  # the independent feature space
 WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"  # {"architecture": ...}; absent: the first classifier's "convnet"
 
 
 class FashionClassifier(nn.Module):
@@ -56,18 +65,66 @@ class FashionClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def load_classifier(directory=DEFAULT_CLASSIFIER_DIR) -> FashionClassifier:
-    path = Path(directory) / WEIGHTS_FILE
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.GroupNorm(8, channels),
+            nn.SiLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.GroupNorm(8, channels),
+            nn.SiLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResidualClassifier(nn.Module):
+    """A residual network with group norm, strided downsampling and global average pooling: (B, 1, 32, 32) in
+    [−1, 1] -> logits (B, 10); its features are the pooled 128 channels. Built to differ from FashionClassifier in
+    every choice that shapes a feature space (normalization, pooling, depth, activation)."""
+
+    feature_dim = 128
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        layers = [nn.Conv2d(1, 32, 3, padding=1)]
+        for c_in, c_out in ((32, 32), (32, 64), (64, 128)):  # 32 -> 16 -> 8 -> 4
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), ResidualBlock(c_out)]
+        layers += [nn.GroupNorm(8, 128), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(self.feature_dim, num_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled activations, (B, 128)."""
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+ARCHITECTURES = {"convnet": FashionClassifier, "resnet": ResidualClassifier}
+
+
+def load_classifier(directory=DEFAULT_CLASSIFIER_DIR) -> nn.Module:
+    directory = Path(directory)
+    path = directory / WEIGHTS_FILE
     if not path.exists():
         raise FileNotFoundError(f"No classifier weights at {path}; train them with `python -m pipelines.classifier`.")
-    model = FashionClassifier()
+    config = json.loads((directory / CONFIG_FILE).read_text()) if (directory / CONFIG_FILE).exists() else {}
+    architecture = config.get("architecture", "convnet")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"{directory}: unknown classifier architecture {architecture!r}.")
+    model = ARCHITECTURES[architecture]()
     model.load_state_dict(load_file(str(path)))
     return model.eval()
 
 
 @torch.inference_mode()
-def predict(model: FashionClassifier, images: torch.Tensor, batch_size: int = 500):
-    """(N, 1, 32, 32) in [−1, 1] -> (features (N, 128), probabilities (N, 10))."""
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500):
+    """(N, 1, 32, 32) in [−1, 1] -> (features (N, feature_dim), probabilities (N, 10))."""
     feats, probs = [], []
     for i in range(0, len(images), batch_size):
         f = model.features(images[i : i + batch_size])
@@ -76,7 +133,7 @@ def predict(model: FashionClassifier, images: torch.Tensor, batch_size: int = 50
     return torch.cat(feats), torch.cat(probs)
 
 
-def accuracy(model: FashionClassifier, images: torch.Tensor, labels: torch.Tensor) -> float:
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     _, probs = predict(model, images)
     return (probs.argmax(-1) == labels).float().mean().item()
 
@@ -86,9 +143,10 @@ def train(args) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     train_images, train_labels = load_fashion_mnist(args.data_dir, "train")
+    train_images, train_labels = train_images[: args.train_images], train_labels[: args.train_images]
     test_images, test_labels = load_fashion_mnist(args.data_dir, "test")
     x_train, x_test = uint8_to_model_range(train_images), uint8_to_model_range(test_images)
-    model = FashionClassifier()
+    model = ARCHITECTURES[args.architecture]()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = len(x_train) // args.batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=args.epochs * steps_per_epoch)
@@ -114,7 +172,10 @@ def train(args) -> None:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / WEIGHTS_FILE))
+    (out / CONFIG_FILE).write_text(json.dumps({"architecture": args.architecture}, indent=2) + "\n")
     report = {
+        "architecture": args.architecture,
+        "parameters": sum(p.numel() for p in model.parameters()),
         "test_accuracy": acc,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -130,6 +191,8 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description="Train the Fashion-MNIST feature classifier.")
     p.add_argument("--data-dir", default=DEFAULT_FASHION_MNIST_DIR)
     p.add_argument("--output-dir", default=str(DEFAULT_CLASSIFIER_DIR))
+    p.add_argument("--architecture", choices=tuple(ARCHITECTURES), default="convnet")
+    p.add_argument("--train-images", type=int, default=None, help="train on the first N images only (tests)")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-3)

@@ -18,7 +18,13 @@ from tqdm.auto import tqdm
 
 from pipelines.loading import load_pipeline
 from pipelines.objective import ELBOEstimate, elbo_bpd, quantize
-from pipelines.training.classifier import DEFAULT_CLASSIFIER_DIR, load_classifier, predict
+from pipelines.training.classifier import (
+    DEFAULT_CLASSIFIER_DIR,
+    SECOND_CLASSIFIER_DIR,
+    WEIGHTS_FILE,
+    load_classifier,
+    predict,
+)
 from pipelines.training.data import (
     DEFAULT_FASHION_MNIST_DIR,
     FASHION_MNIST_CLASSES,
@@ -40,29 +46,48 @@ def generate(pipe, n: int, steps: int | None, batch_size: int, seed: int) -> tor
     return torch.cat(out)
 
 
-def sample_quality(samples, classifier, train_x, test_x, seed: int = 0) -> dict:
+def frechet_in_space(feature_net, samples, train_sub, test_sub) -> dict:
+    """The samples' Fréchet distance to test images in one network's feature space, beside that space's real floor
+    (as many training images against the same test images)."""
+    f_samples, f_train, f_test = (predict(feature_net, x)[0] for x in (samples, train_sub, test_sub))
+    fd, floor = frechet_distance_between(f_samples, f_test), frechet_distance_between(f_train, f_test)
+    return {"frechet_distance": fd, "frechet_distance_real_floor": floor, "fd_ratio": fd / floor}
+
+
+def sample_quality(samples, classifier, train_x, test_x, seed: int = 0, second_classifier=None) -> dict:
+    """The committed classifier's view of the samples (Fréchet distance and floor in its feature space, mean
+    max-softmax, class histogram), and, given ``second_classifier``, the distance in that independent space too
+    (``second_space``)."""
     n = len(samples)
     g = torch.Generator().manual_seed(seed)
     train_sub = train_x[torch.randperm(len(train_x), generator=g)[:n]]
     test_sub = test_x[torch.randperm(len(test_x), generator=g)[:n]]
-    f_samples, p_samples = predict(classifier, samples)
-    f_train, _ = predict(classifier, train_sub)
-    f_test, _ = predict(classifier, test_sub)
+    _, p_samples = predict(classifier, samples)
     counts = torch.bincount(p_samples.argmax(-1), minlength=10)
-    return {
+    quality = {
         "n": n,
-        "frechet_distance": frechet_distance_between(f_samples, f_test),
-        "frechet_distance_real_floor": frechet_distance_between(f_train, f_test),
+        **frechet_in_space(classifier, samples, train_sub, test_sub),
         "mean_max_softmax": p_samples.max(-1).values.mean().item(),
         "class_histogram": {name: int(c) for name, c in zip(FASHION_MNIST_CLASSES, counts.tolist())},
         "min_class_fraction": (counts.min() / n).item(),
     }
+    if second_classifier is not None:
+        quality["second_space"] = frechet_in_space(second_classifier, samples, train_sub, test_sub)
+    return quality
+
+
+def load_second_classifier(directory):
+    """The independent evaluation network, or None when its folder is not there (``--second-classifier ''``)."""
+    if not directory or not (Path(directory) / WEIGHTS_FILE).exists():
+        return None
+    return load_classifier(directory)
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/fashion-mnist-32")
     p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER_DIR))
+    p.add_argument("--second-classifier", default=str(SECOND_CLASSIFIER_DIR), help="an independent feature space")
     p.add_argument("--data-dir", default=DEFAULT_FASHION_MNIST_DIR)
     p.add_argument("--num-samples", type=int, default=1000)
     p.add_argument("--sample-steps", type=int, default=100, help="respaced ancestral steps (None: all T)")
@@ -80,6 +105,7 @@ def main(argv=None) -> None:
     start = time.time()
     pipe = load_pipeline(args.checkpoint)
     classifier = load_classifier(args.classifier)
+    second = load_second_classifier(args.second_classifier)
     train_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "train")[0])
     test_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "test")[0])
 
@@ -88,7 +114,7 @@ def main(argv=None) -> None:
         samples = quantize(generate(pipe, args.num_samples, args.sample_steps, args.batch_size, args.seed))
         if args.samples_png:
             save_image_grid((samples[:64] + 1) / 2, args.samples_png, ncols=8)
-        results["quality"] = sample_quality(samples, classifier, train_x, test_x, args.seed)
+        results["quality"] = sample_quality(samples, classifier, train_x, test_x, args.seed, second)
     if args.elbo_images:
         x0 = test_x[: args.elbo_images]
         k = args.elbo_timesteps or None
@@ -113,6 +139,12 @@ def main(argv=None) -> None:
             f"(real floor, train vs test: {q['frechet_distance_real_floor']:.3f}; "
             f"ratio {q['frechet_distance'] / q['frechet_distance_real_floor']:.1f}×)"
         )
+        if "second_space" in q:
+            s2 = q["second_space"]
+            print(
+                f"Fréchet distance (independent network's features): {s2['frechet_distance']:.3f} "
+                f"(real floor {s2['frechet_distance_real_floor']:.3f}; ratio {s2['fd_ratio']:.1f}×)"
+            )
         print(f"Mean max-softmax: {q['mean_max_softmax']:.3f}")
         print("Class histogram: " + ", ".join(f"{k} {v}" for k, v in q["class_histogram"].items()))
     if "elbo" in results:

@@ -1,14 +1,15 @@
 """Quality against steps: every sampler of the registry at several numbers of model evaluations (NFE), on the same
-seeds, scored in a classifier's feature space against the real-data floor.
+seeds, scored in two independent classifiers' feature spaces, each against its own real-data floor.
 
     python -m pipelines.sampler_sweep --checkpoint checkpoints/fashion-mnist-32 --num-samples 1000 \\
         --samplers ddpm,ddim,dpmsolver++2m,unipc,euler-ancestral --nfe 5,10,20,50,100 --reference 1000 \\
         --json checkpoints/fashion-mnist-32/evaluation/samplers.json --plot checkpoints/fashion-mnist-32/samplers.png
 
 Each point samples N images (seed fixed: every sampler starts from the same x_T) and reports the Fréchet distance to
-the test set beside the floor (train against test, same N), the mean max-softmax, the smallest class share, the NFE
-and the wall time. ``--reference`` adds DDPM at that many steps (all T: 1000). Points already in the JSON are kept
-and skipped, so an interrupted sweep resumes where it stopped; the JSON is written after every point.
+the test set beside the floor (train against test, same N) in the committed classifier's space and in the second,
+independent network's (``second_space``, where that network is installed), the mean max-softmax, the smallest class
+share, the NFE and the wall time. ``--reference`` adds DDPM at that many steps (all T: 1000). Points already in the
+JSON are kept and skipped, so an interrupted sweep resumes where it stopped; the JSON is written after every point.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from tqdm.auto import tqdm
 from pipelines.loading import load_pipeline
 from pipelines.objective import quantize
 from pipelines.samplers import SAMPLERS, get_sampler
-from pipelines.training.classifier import DEFAULT_CLASSIFIER_DIR, load_classifier
+from pipelines.training.classifier import DEFAULT_CLASSIFIER_DIR, SECOND_CLASSIFIER_DIR, load_classifier
 from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist, uint8_to_model_range
-from pipelines.training.evaluate import sample_quality
+from pipelines.training.evaluate import load_second_classifier, sample_quality
 
 
 def point_key(sampler: str, steps: int) -> str:
@@ -59,37 +60,43 @@ def generate_with(
 
 
 def plot_sweep(results: dict, path: str) -> None:
-    """FD / real floor against NFE, one line per sampler, with 100-step DDPM's value and +10 % marked."""
+    """FD / real floor against NFE, one line per sampler, with 100-step DDPM's value and +10 % marked: one panel per
+    feature space (the second where its figures exist)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     points = results["points"]
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    for sampler in dict.fromkeys(p["sampler"] for p in points.values()):
-        line = sorted((p["nfe"], p["fd_ratio"]) for p in points.values() if p["sampler"] == sampler)
-        style = "--" if SAMPLERS[sampler].stochastic else "-"
-        ax.plot(*zip(*line), style, marker="o", ms=3, label=SAMPLERS[sampler].name)
-    ref = points.get(point_key("ddpm", 100))
-    if ref:
-        ax.axhline(ref["fd_ratio"], color="grey", lw=0.8)
-        ax.axhline(ref["fd_ratio"] * 1.1, color="grey", lw=0.8, ls=":")
-        ax.annotate(
-            "DDPM, 100 steps (+10 % dotted)",
-            (0.01, ref["fd_ratio"]),
-            xycoords=("axes fraction", "data"),
-            fontsize=7,
-            va="bottom",
-        )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("model evaluations (NFE)")
-    ax.set_ylabel("Fréchet distance / real floor")
+    spaces = [("the committed classifier's features", lambda p: p["fd_ratio"])]
+    if any("second_space" in p for p in points.values()):
+        spaces.append(("the independent network's features", lambda p: p.get("second_space", {}).get("fd_ratio")))
+    fig, axes = plt.subplots(1, len(spaces), figsize=(7 * len(spaces), 4.2), dpi=110, squeeze=False)
+    for ax, (space, ratio) in zip(axes[0], spaces):
+        for sampler in dict.fromkeys(p["sampler"] for p in points.values()):
+            line = sorted((p["nfe"], ratio(p)) for p in points.values() if p["sampler"] == sampler and ratio(p))
+            style = "--" if SAMPLERS[sampler].stochastic else "-"
+            if line:
+                ax.plot(*zip(*line), style, marker="o", ms=3, label=SAMPLERS[sampler].name)
+        ref = points.get(point_key("ddpm", 100))
+        if ref and ratio(ref):
+            ax.axhline(ratio(ref), color="grey", lw=0.8)
+            ax.axhline(ratio(ref) * 1.1, color="grey", lw=0.8, ls=":")
+            ax.annotate(
+                "DDPM, 100 steps (+10 % dotted)",
+                (0.01, ratio(ref)),
+                xycoords=("axes fraction", "data"),
+                fontsize=7,
+                va="bottom",
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("model evaluations (NFE)")
+        ax.set_ylabel(f"Fréchet distance / real floor\nin {space}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
     name, n = Path(results["checkpoint"]).name, results["num_samples"]
-    ax.set_title(f"{name}: {n} samples per point (dashed: stochastic)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(f"{name}: {n} samples per point (dashed: stochastic)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -100,16 +107,19 @@ def markdown_table(results: dict) -> str:
     points = results["points"]
     ref = points.get(point_key("ddpm", 100))
     rows = [
-        "| sampler | steps | NFE | FD (× real floor) | FD / DDPM 100 | mean max-softmax | smallest class | wall s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| sampler | steps | NFE | FD (× real floor) | FD / DDPM 100 | FD, 2nd space (× its floor) | mean max-softmax "
+        "| smallest class | wall s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     order = list(SAMPLERS)
     for p in sorted(points.values(), key=lambda p: (order.index(p["sampler"]), p["nfe"])):
         relative = f"{p['frechet_distance'] / ref['frechet_distance']:.2f}" if ref else "–"
+        s2 = p.get("second_space")
+        second = f"{s2['frechet_distance']:.2f} ({s2['fd_ratio']:.1f}×)" if s2 else "–"
         rows.append(
             f"| {SAMPLERS[p['sampler']].name} | {p['steps']} | {p['nfe']} | {p['frechet_distance']:.1f} "
-            f"({p['fd_ratio']:.1f}×) | {relative} | {p['mean_max_softmax']:.3f} | {p['min_class_fraction']:.3f} "
-            f"| {p['wall_s']:.0f} |"
+            f"({p['fd_ratio']:.1f}×) | {relative} | {second} | {p['mean_max_softmax']:.3f} "
+            f"| {p['min_class_fraction']:.3f} | {p['wall_s']:.0f} |"
         )
     return "\n".join(rows)
 
@@ -118,6 +128,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/fashion-mnist-32")
     p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER_DIR))
+    p.add_argument("--second-classifier", default=str(SECOND_CLASSIFIER_DIR), help="an independent feature space")
     p.add_argument("--data-dir", default=DEFAULT_FASHION_MNIST_DIR)
     p.add_argument("--samplers", default=",".join(SAMPLERS), help="comma-separated keys of the sampler registry")
     p.add_argument("--nfe", default="5,10,20,50,100", help="comma-separated numbers of model evaluations")
@@ -140,6 +151,7 @@ def main(argv=None) -> None:
     pipe = load_pipeline(args.checkpoint)
     pipe.set_progress_bar_config(disable=True)
     classifier = load_classifier(args.classifier)
+    second = load_second_classifier(args.second_classifier)
     train_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "train")[0])
     test_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "test")[0])
     labels = None
@@ -164,20 +176,22 @@ def main(argv=None) -> None:
             pipe, sampler, steps, args.num_samples, args.batch_size, args.seed, labels, args.guidance_scale
         )
         wall = time.perf_counter() - start
-        q = sample_quality(quantize(samples), classifier, train_x, test_x, args.seed)
+        q = sample_quality(quantize(samples), classifier, train_x, test_x, args.seed, second)
         results["points"][key] = {
             "sampler": sampler,
             "steps": steps,
             "nfe": get_sampler(sampler).nfe(steps),
             "frechet_distance": q["frechet_distance"],
             "frechet_distance_real_floor": q["frechet_distance_real_floor"],
-            "fd_ratio": q["frechet_distance"] / q["frechet_distance_real_floor"],
+            "fd_ratio": q["fd_ratio"],
+            **({"second_space": q["second_space"]} if "second_space" in q else {}),
             "mean_max_softmax": q["mean_max_softmax"],
             "min_class_fraction": q["min_class_fraction"],
             "wall_s": round(wall, 1),
         }
+        second_fd = f", 2nd space {q['second_space']['fd_ratio']:.1f}× its floor" if second is not None else ""
         print(
-            f"{key}: FD {q['frechet_distance']:.3f} ({results['points'][key]['fd_ratio']:.1f}× floor), "
+            f"{key}: FD {q['frechet_distance']:.3f} ({q['fd_ratio']:.1f}× floor{second_fd}), "
             f"max-softmax {q['mean_max_softmax']:.3f}, min class {q['min_class_fraction']:.3f}, {wall:.0f} s",
             flush=True,
         )
