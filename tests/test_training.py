@@ -199,3 +199,42 @@ def test_sigterm_saves_the_step_under_way_and_resume_continues_from_it(fake_fash
     train_main([*common, "--steps", str(stopped_at + 2), "--resume"])
     assert [s for s, _ in losses(out)] == list(range(1, stopped_at + 3))
     assert saved_step(out) == stopped_at + 2 and (out / "pipeline").exists()
+
+
+def test_a_new_run_can_start_from_a_committed_milestone(fake_fashion_mnist, tmp_path):
+    """When runs/ is lost, the exported EMA weights (what git keeps) seed a new run at their step."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    train_main([*small_run(fake_fashion_mnist, first, checkpoint_every=4), "--steps", "4", "--save-fp16"])
+    milestone = first / "pipeline"
+    exported = UNet2DModel.from_pretrained(milestone / "unet").float().state_dict()
+
+    train_main(
+        [*small_run(fake_fashion_mnist, second, 2), "--steps", "4", "--init-from", str(milestone), "--init-step", "4"]
+    )
+    again = UNet2DModel.from_pretrained(second / "pipeline" / "unet").state_dict()
+    assert all(torch.equal(again[k], exported[k]) for k in exported), "no step to make: the milestone comes back"
+
+    train_main(
+        [
+            *small_run(fake_fashion_mnist, tmp_path / "third", 2),
+            "--steps",
+            "6",
+            "--init-from",
+            str(milestone),
+            "--init-step",
+            "4",
+        ]
+    )
+    assert [s for s, _ in losses(tmp_path / "third")] == [5, 6] and saved_step(tmp_path / "third") == 6
+    with pytest.raises(SystemExit, match="differs from this run's"):
+        train_main(
+            [
+                *small_run(fake_fashion_mnist, tmp_path / "fourth", 2),
+                "--preset",
+                "small",
+                "--steps",
+                "5",
+                "--init-from",
+                str(milestone),
+            ]
+        )

@@ -19,12 +19,14 @@ import json
 import math
 import signal
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from diffusers import UNet2DModel
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
@@ -90,6 +92,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--export-dir", default=None, help="save the final EMA pipeline here (default: OUTPUT_DIR/pipeline)"
     )
     out.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR's saved state")
+    out.add_argument(
+        "--init-from",
+        default=None,
+        help="start a new run from an exported pipeline's UNet (a committed milestone), as weights and EMA, with a "
+        "fresh optimizer; --init-step says which step those weights are (the LR schedule and EMA warm-up continue)",
+    )
+    out.add_argument("--init-step", type=int, default=0)
     out.add_argument("--checkpoint-every", type=int, default=250)
     out.add_argument("--sample-every", type=int, default=500)
     out.add_argument("--sample-steps", type=int, default=50, help="respaced steps for the sample grids")
@@ -138,6 +147,27 @@ def draw_training_inputs(x0: torch.Tensor, labels: torch.Tensor, num_timesteps: 
         return noise, t, None
     dropped = torch.rand(labels.shape, device=labels.device) < label_dropout
     return noise, t, torch.where(dropped, torch.full_like(labels, null_label), labels)
+
+
+def init_from_milestone(export_dir, step: int, unet, ema: EMAModel, lr_scheduler) -> int:
+    """Load an exported pipeline's UNet (EMA weights) as both the weights and the EMA, and set the LR schedule and
+    the EMA's warm-up to ``step``: a run continues from a committed milestone when its full state is lost (AdamW's
+    moments start again from zero, which the next few hundred steps rebuild)."""
+    source = UNet2DModel.from_pretrained(Path(export_dir) / "unet").float()
+    as_json = lambda config, k: json.dumps(config.get(k))  # tuples and lists alike
+    differing = sorted(
+        k for k in unet.config if not k.startswith("_") and as_json(source.config, k) != as_json(unet.config, k)
+    )
+    if differing:
+        raise SystemExit(f"--init-from {export_dir}: its UNet differs from this run's in {differing}.")
+    unet.load_state_dict(source.state_dict())
+    ema.shadow_params = [p.detach().clone() for p in unet.parameters()]
+    ema.optimization_step = step
+    with warnings.catch_warnings():  # torch warns of scheduler steps before any optimizer step: here they are meant
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(step):
+            lr_scheduler.step()
+    return step
 
 
 def ema_unet(unet, ema: EMAModel):
@@ -204,6 +234,8 @@ def train(args: argparse.Namespace, stop: dict) -> None:
     resuming = args.resume or args.export_only
     if resuming and not (out_dir / STATE_FILE).exists():
         raise SystemExit(f"--resume: no saved state at {out_dir / STATE_FILE}.")
+    if args.init_from and resuming:
+        raise SystemExit("--init-from starts a new run: it does not go with --resume.")
     if not resuming and (out_dir / STATE_FILE).exists():
         raise SystemExit(
             f"{out_dir} already holds a run; pass --resume to continue it, or choose another --output-dir."
@@ -243,6 +275,9 @@ def train(args: argparse.Namespace, stop: dict) -> None:
     if resuming:
         step = load_training_state(out_dir, unet, ema, optimizer, lr_scheduler)["step"]
         accelerator.print(f"Resumed from {out_dir / STATE_FILE} at step {step}.")
+    elif args.init_from:
+        step = init_from_milestone(args.init_from, args.init_step, unet, ema, lr_scheduler)
+        accelerator.print(f"Started from {args.init_from} as step {step}, with a fresh optimizer.")
     if args.export_only:
         export_pipeline(ema_unet(unet, ema), scheduler, export_dir, args.save_fp16)
         accelerator.print(f"Exported the EMA pipeline of step {step} to {export_dir}.")
