@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import math
 import os
 import tempfile
@@ -218,10 +219,17 @@ def write_gif(
     frames: list[np.ndarray], directory: str | None = None, duration_ms: int = 60, hold_ms: int = 1000
 ) -> str:
     """Write frames to a fresh, uniquely named GIF (never a fixed, shared path) and return its path. The last frame
-    stays ``hold_ms``."""
-    fd, path = tempfile.mkstemp(prefix="ddpm-", suffix=".gif", dir=directory)
-    os.close(fd)
+    stays ``hold_ms``.
+
+    The GIF is encoded in memory first and the file created with its content: PIL quantizes every frame before
+    writing a byte, and a file left empty that long looks orphaned to the disk budget's janitor, which deleted it."""
     images = [Image.fromarray(upscale(f)) for f in frames]
     durations = [duration_ms] * (len(images) - 1) + [hold_ms]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=False)
+    encoded = io.BytesIO()
+    images[0].save(
+        encoded, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=False
+    )
+    fd, path = tempfile.mkstemp(prefix="ddpm-", suffix=".gif", dir=directory)
+    with os.fdopen(fd, "wb") as f:
+        f.write(encoded.getbuffer())
     return path

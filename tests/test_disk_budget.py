@@ -14,7 +14,7 @@ from conftest import launch_app
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from app import disk_budget, settings
+from app import disk_budget, rendering, settings
 from app.disk_budget import DiskBudget
 
 BUDGET = 3 * 2**20
@@ -65,6 +65,31 @@ def test_files_a_request_may_still_use_are_left_alone(tmp_path):
     assert budget.enforce() == 5000 and recent.exists()
     os.utime(recent, (time.time() - 3,) * 2)
     assert budget.enforce() == 0 and not recent.exists()
+
+
+def test_a_gif_being_encoded_is_never_taken_for_an_orphan(tmp_path):
+    """A loaded CI run once lost a GIF export: the file was created empty, PIL quantized every frame before writing a
+    byte, and the janitor deleted the 'orphaned' empty file meanwhile. Exports now appear with their content."""
+    janitor = DiskBudget(2**30, orphan_age_s=0.2)  # empty for 0.2 s: an orphan (10 s in the app)
+    janitor.watch(tmp_path)
+    done = threading.Event()
+
+    def sweep():
+        while not done.is_set():
+            janitor.enforce()
+            time.sleep(0.005)
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(8)]  # about 0.5 s to encode
+    thread = threading.Thread(target=sweep, daemon=True)
+    thread.start()
+    try:
+        paths = [rendering.write_gif(frames, directory=str(tmp_path)) for _ in range(3)]
+    finally:
+        done.set()
+        thread.join()
+    for path in paths:
+        assert os.path.getsize(path) > 0 and Image.open(path).n_frames == len(frames)
 
 
 def noise_png(seed: int, size: int = 600) -> bytes:
