@@ -8,7 +8,13 @@ import torch
 from diffusers import UNet2DModel
 
 from pipelines.loading import load_pipeline
-from pipelines.training.classifier import DEFAULT_CLASSIFIER_DIR, accuracy, load_classifier, predict
+from pipelines.training.classifier import (
+    DEFAULT_CLASSIFIER_DIR,
+    SECOND_CLASSIFIER_DIR,
+    accuracy,
+    load_classifier,
+    predict,
+)
 from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist, uint8_to_model_range
 
 pytestmark = pytest.mark.slow
@@ -36,10 +42,12 @@ def test_bundled_checkpoint_loads_and_its_samples_are_recognized():
     assert confidence.mean() > 0.7, f"the classifier does not recognize the samples: {confidence.tolist()}"
 
 
-def test_committed_classifier_accuracy():
+@pytest.mark.parametrize("directory", [DEFAULT_CLASSIFIER_DIR, SECOND_CLASSIFIER_DIR], ids=["convnet", "resnet"])
+def test_committed_classifier_accuracy(directory):
+    """Both feature networks classify at least 90 % of the test set (the second one: another architecture)."""
     if not os.path.isdir(DEFAULT_FASHION_MNIST_DIR):
         if os.environ.get("CI_STRICT"):
             pytest.fail("Fashion-MNIST is missing: apt-get install dataset-fashion-mnist")
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     images, labels = load_fashion_mnist(split="test")
-    assert accuracy(load_classifier(DEFAULT_CLASSIFIER_DIR), uint8_to_model_range(images), labels) >= 0.90
+    assert accuracy(load_classifier(directory), uint8_to_model_range(images), labels) >= 0.90
