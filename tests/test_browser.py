@@ -9,6 +9,7 @@ import pytest
 from chromium import CHROMIUM, chromium_page
 from gradio_client import Client
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from app.callbacks import forward, reverse
 from app.callbacks.forward import SCHEDULES
@@ -38,17 +39,22 @@ def block(page, label: str):
     return page.locator(".block").filter(has=page.get_by_text(label, exact=True)).first
 
 
-def set_number(page, label: str, value: int) -> None:
-    """Type a value into a slider's number box, as a user would."""
-    number = page.get_by_label(f"number input for {label}")
-    number.fill(str(value))
-    number.press("Enter")
-    # the slider holds the value once gradio has taken it (a box filled while the page is busy can be re-rendered)
-    page.wait_for_function(
-        "([label, v]) => document.querySelector(`input[aria-label='range slider for ${label}']`)?.value === v",
-        arg=[label, str(value)],
-        timeout=15_000,
-    )
+def set_number(page, label: str, value: int, attempts: int = 4) -> None:
+    """Type a value into a slider's number box, as a user would, until the slider holds it.
+
+    On a loaded machine gradio can re-render the box just after it was filled (a section still opening), and the
+    typed value is lost: a user would type it again, and so does this."""
+    taken = "([label, v]) => document.querySelector(`input[aria-label='range slider for ${label}']`)?.value === v"
+    for attempt in range(attempts):
+        number = page.get_by_label(f"number input for {label}")
+        number.fill(str(value))
+        number.press("Enter")
+        try:
+            page.wait_for_function(taken, arg=[label, str(value)], timeout=10_000)
+            return
+        except PlaywrightTimeoutError:
+            if attempt == attempts - 1:
+                raise
 
 
 def slider_changes_image(page, slider_label: str, value: int, image) -> None:
