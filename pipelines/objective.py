@@ -233,7 +233,9 @@ def run_to_end(steps: Generator[Any, None, R]) -> R:
 
 
 def _randn(x: torch.Tensor, generator) -> torch.Tensor:
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(
+        x.device
+    )  # drawn on the CPU: same seed, same noise
 
 
 def per_timestep_terms(unet, scheduler: DDPMExplorerScheduler, x0: torch.Tensor, timesteps, generator=None):

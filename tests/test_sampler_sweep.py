@@ -91,3 +91,101 @@ def test_evaluate_reports_both_feature_spaces_and_the_bound(tiny_32px, fake_fash
     assert results["elbo"]["images"] == 4 and results["elbo"]["bits_per_dim"] > 0
     evaluate.main([*args, "--second-classifier", "", "--json", str(out)])
     assert "second_space" not in json.loads(out.read_text())["quality"], "no second network: one space"
+
+
+@pytest.fixture
+def tiny_conditional_32px(tmp_path):
+    unet = make_tiny_unet(sample_size=32, num_class_embeds=11)  # the ten classes and the null label
+    scheduler = DDPMExplorerScheduler(beta_schedule="cosine", lambda_min_clipped=-5.1, thresholding=True)
+    DDPMExplorerPipeline(unet=unet, scheduler=scheduler).save_pretrained(tmp_path / "tiny-cond-32")
+    return tmp_path / "tiny-cond-32"
+
+
+def test_guidance_sweep_scores_each_w_picks_one_and_resumes(tiny_conditional_32px, fake_fashion_mnist, tmp_path):  # noqa: F811
+    from safetensors.torch import load_file
+
+    from pipelines.training import guidance_sweep
+
+    out, samples = tmp_path / "guidance.json", tmp_path / "samples.safetensors"
+    args = ["--checkpoint", str(tiny_conditional_32px), "--data-dir", str(fake_fashion_mnist), "--num-samples", "20"]
+    args += ["--second-classifier", "", "--sampler", "ddim", "--steps", "2", "--batch-size", "10", "--json", str(out)]
+    guidance_sweep.main(
+        [
+            *args,
+            "--guidance",
+            "0,1,3",
+            "--plot",
+            str(tmp_path / "g.png"),
+            "--grid",
+            str(tmp_path / "grid.png"),
+            "--samples-out",
+            str(samples),
+        ]
+    )
+    results = json.loads(out.read_text())
+    assert sorted(results["points"]) == ["w=0", "w=1", "w=3"]
+    for p in results["points"].values():
+        assert 0 <= p["class_accuracy"] <= 1 and len(p["class_accuracy_per_class"]) == 10  # 2 samples of each class
+        assert p["fd_ratio"] > 0 and p["n"] == 20
+    assert results["recommended_guidance_scale"] in (1.0, 3.0), "w = 0 is never recommended: it ignores the class"
+    kept = load_file(samples)
+    assert sorted(kept) == ["w=0", "w=1", "w=3"] and kept["w=1"].dtype == torch.uint8 and kept["w=1"].shape[0] == 20
+    assert not torch.equal(kept["w=0"], kept["w=3"]), "guidance changes the samples"
+    assert (tmp_path / "g.png").stat().st_size > 1000 and (tmp_path / "grid.png").stat().st_size > 100
+    guidance_sweep.main([*args, "--guidance", "1,5"])  # resumed: w = 1 kept, w = 5 added
+    again = json.loads(out.read_text())["points"]
+    assert again["w=1"] == results["points"]["w=1"] and "w=5" in again
+    with pytest.raises(SystemExit, match="other settings"):
+        guidance_sweep.main([*args[:-1], str(out), "--steps", "3"])
+
+
+def test_recommend_takes_the_closest_w_that_reaches_the_bar():
+    from pipelines.training.guidance_sweep import recommend
+
+    def point(w, accuracy, fd, second_fd, softmax=0.95):
+        return {
+            "guidance_scale": w,
+            "class_accuracy": accuracy,
+            "fd_ratio": fd,
+            "mean_max_softmax": softmax,
+            "second_space": {"fd_ratio": second_fd},
+        }
+
+    points = {
+        "0": point(0, 0.1, 1.5, 1.5),
+        "1": point(1, 0.90, 1.8, 2.0),
+        "2": point(2, 0.96, 2.2, 2.6),
+        "3": point(3, 0.98, 2.0, 3.5),
+        "5": point(5, 0.99, 4.0, 6.0, softmax=0.99),
+    }
+    assert recommend(points) == 2, "w = 3 has the better first space, but w = 2 the better worse-of-two"
+    points["2"]["mean_max_softmax"] = 0.85
+    assert recommend(points) == 3
+    below = {k: {**p, "class_accuracy": p["class_accuracy"] / 2} for k, p in points.items()}
+    assert recommend(below) == 5, "no w reaches the bar: the most accurate"
+
+
+def test_a_conditional_sweep_reports_class_accuracy(tiny_conditional_32px, fake_fashion_mnist, tmp_path):  # noqa: F811
+    out = tmp_path / "sweep.json"
+    args = ["--checkpoint", str(tiny_conditional_32px), "--data-dir", str(fake_fashion_mnist), "--num-samples", "20"]
+    args += ["--second-classifier", "", "--batch-size", "20", "--json", str(out), "--samplers", "ddim", "--nfe", "2"]
+    sampler_sweep.main([*args, "--guidance-scale", "2"])
+    point = json.loads(out.read_text())["points"]["ddim@2"]
+    assert 0 <= point["class_accuracy"] <= 1
+    with pytest.raises(SystemExit, match="other settings"):
+        sampler_sweep.main([*args, "--guidance-scale", "3"])
+
+
+def test_the_default_is_the_fastest_point_within_ten_percent_of_ddpm_100_in_both_spaces():
+    def point(sampler, nfe, fd, second_fd):
+        return {"sampler": sampler, "steps": nfe, "nfe": nfe, "frechet_distance": fd,
+                "second_space": {"frechet_distance": second_fd}}  # fmt: skip
+
+    points = {"ddpm@100": point("ddpm", 100, 10.0, 2.0), "ddpm@1000": point("ddpm", 1000, 9.0, 1.8)}
+    points |= {"unipc@10": point("unipc", 10, 10.5, 2.3), "unipc@20": point("unipc", 20, 10.9, 2.1)}
+    points |= {"heun@19": point("heun", 19, 12.0, 1.9), "euler@50": point("euler", 50, 9.5, 2.0)}
+    best = sampler_sweep.fastest_within({"points": points})
+    assert (best["sampler"], best["nfe"]) == ("unipc", 20), (
+        "unipc@10 is too far in the second space, heun in the first"
+    )
+    assert sampler_sweep.fastest_within({"points": {"unipc@20": points["unipc@20"]}}) is None, "no reference: none"

@@ -31,7 +31,7 @@ from pipelines.training.data import (
     load_fashion_mnist,
     uint8_to_model_range,
 )
-from pipelines.training.metrics import frechet_distance_between
+from pipelines.training.metrics import frechet_distance, gaussian_stats
 from pipelines.training.visualize import save_image_grid
 
 
@@ -42,38 +42,68 @@ def generate(pipe, n: int, steps: int | None, batch_size: int, seed: int) -> tor
     for start in tqdm(range(0, n, batch_size), desc="sampling"):
         b = min(batch_size, n - start)
         images = pipe(batch_size=b, generator=generator, num_inference_steps=steps, output_type="pt").images
-        out.append(images * 2 - 1)
+        out.append(images.cpu() * 2 - 1)
     return torch.cat(out)
 
 
-def frechet_in_space(feature_net, samples, train_sub, test_sub) -> dict:
-    """The samples' Fréchet distance to test images in one network's feature space, beside that space's real floor
-    (as many training images against the same test images)."""
-    f_samples, f_train, f_test = (predict(feature_net, x)[0] for x in (samples, train_sub, test_sub))
-    fd, floor = frechet_distance_between(f_samples, f_test), frechet_distance_between(f_train, f_test)
-    return {"frechet_distance": fd, "frechet_distance_real_floor": floor, "fd_ratio": fd / floor}
+class FeatureSpace:
+    """One network's feature space, with the real test images' statistics and the real-data floor (as many training
+    images against the same test images) computed once."""
+
+    def __init__(self, net, train_sub: torch.Tensor, test_sub: torch.Tensor):
+        self.net = net
+        self.test_stats = gaussian_stats(predict(net, test_sub)[0])
+        self.floor = frechet_distance(*gaussian_stats(predict(net, train_sub)[0]), *self.test_stats)
+
+    def distance(self, samples: torch.Tensor) -> dict:
+        """The samples' Fréchet distance to the test images beside this space's floor."""
+        fd = frechet_distance(*gaussian_stats(predict(self.net, samples)[0]), *self.test_stats)
+        return {"frechet_distance": fd, "frechet_distance_real_floor": self.floor, "fd_ratio": fd / self.floor}
 
 
-def sample_quality(samples, classifier, train_x, test_x, seed: int = 0, second_classifier=None) -> dict:
-    """The committed classifier's view of the samples (Fréchet distance and floor in its feature space, mean
-    max-softmax, class histogram), and, given ``second_classifier``, the distance in that independent space too
-    (``second_space``)."""
-    n = len(samples)
-    g = torch.Generator().manual_seed(seed)
-    train_sub = train_x[torch.randperm(len(train_x), generator=g)[:n]]
-    test_sub = test_x[torch.randperm(len(test_x), generator=g)[:n]]
-    _, p_samples = predict(classifier, samples)
-    counts = torch.bincount(p_samples.argmax(-1), minlength=10)
-    quality = {
-        "n": n,
-        **frechet_in_space(classifier, samples, train_sub, test_sub),
-        "mean_max_softmax": p_samples.max(-1).values.mean().item(),
-        "class_histogram": {name: int(c) for name, c in zip(FASHION_MNIST_CLASSES, counts.tolist())},
-        "min_class_fraction": (counts.min() / n).item(),
-    }
-    if second_classifier is not None:
-        quality["second_space"] = frechet_in_space(second_classifier, samples, train_sub, test_sub)
-    return quality
+class SampleScorer:
+    """Scores sets of ``n`` samples: the committed classifier's view (Fréchet distance and floor in its feature space,
+    mean max-softmax, class histogram, and, given the labels asked for, class accuracy) and, given
+    ``second_classifier``, the distance in that independent space too (``second_space``). The real images' features
+    are computed once, so a sweep scores each point against the same real subsets at the cost of its samples alone."""
+
+    def __init__(self, classifier, train_x, test_x, n: int, seed: int = 0, second_classifier=None):
+        g = torch.Generator().manual_seed(seed)
+        train_sub = train_x[torch.randperm(len(train_x), generator=g)[:n]]
+        test_sub = test_x[torch.randperm(len(test_x), generator=g)[:n]]
+        self.n, self.classifier = n, classifier
+        self.first = FeatureSpace(classifier, train_sub, test_sub)
+        self.second = None if second_classifier is None else FeatureSpace(second_classifier, train_sub, test_sub)
+
+    def __call__(self, samples: torch.Tensor, class_labels: torch.Tensor | None = None) -> dict:
+        if len(samples) != self.n:
+            raise ValueError(f"this scorer compares sets of {self.n} samples, got {len(samples)}.")
+        _, p_samples = predict(self.classifier, samples)
+        predicted = p_samples.argmax(-1)
+        counts = torch.bincount(predicted, minlength=10)
+        quality = {
+            "n": self.n,
+            **self.first.distance(samples),
+            "mean_max_softmax": p_samples.max(-1).values.mean().item(),
+            "class_histogram": {name: int(c) for name, c in zip(FASHION_MNIST_CLASSES, counts.tolist())},
+            "min_class_fraction": (counts.min() / self.n).item(),
+        }
+        if class_labels is not None:  # how often the classifier sees the class that was asked for
+            hit = (predicted == class_labels.cpu()).float()
+            quality["class_accuracy"] = hit.mean().item()
+            quality["class_accuracy_per_class"] = {
+                name: hit[class_labels.cpu() == c].mean().item()
+                for c, name in enumerate(FASHION_MNIST_CLASSES)
+                if (class_labels == c).any()
+            }
+        if self.second is not None:
+            quality["second_space"] = self.second.distance(samples)
+        return quality
+
+
+def sample_quality(samples, classifier, train_x, test_x, seed: int = 0, second_classifier=None, class_labels=None):
+    """One set of samples scored by a :class:`SampleScorer` of its size."""
+    return SampleScorer(classifier, train_x, test_x, len(samples), seed, second_classifier)(samples, class_labels)
 
 
 def load_second_classifier(directory):
@@ -96,6 +126,7 @@ def main(argv=None) -> None:
     p.add_argument("--elbo-timesteps", type=int, default=50, help="stratified MC terms per image; 0 = all T−1")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="where the UNet runs (cuda on a GPU machine)")
     p.add_argument("--samples-png", default=None, help="save the first 64 samples as a grid here")
     p.add_argument("--json", default=None, help="write the figures here")
     args = p.parse_args(argv)
@@ -103,7 +134,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
 
     start = time.time()
-    pipe = load_pipeline(args.checkpoint)
+    pipe = load_pipeline(args.checkpoint).to(args.device)
     classifier = load_classifier(args.classifier)
     second = load_second_classifier(args.second_classifier)
     train_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "train")[0])
@@ -120,7 +151,8 @@ def main(argv=None) -> None:
         k = args.elbo_timesteps or None
         est = []
         for i in tqdm(range(0, len(x0), 64), desc="ELBO"):
-            est.append(elbo_bpd(pipe.unet, pipe.scheduler, x0[i : i + 64], k, torch.Generator().manual_seed(i)))
+            batch = x0[i : i + 64].to(pipe.device)
+            est.append(elbo_bpd(pipe.unet, pipe.scheduler, batch, k, torch.Generator().manual_seed(i)))
         elbo = ELBOEstimate.cat(est)
         results["elbo"] = {
             "images": len(x0),

@@ -27,7 +27,7 @@ from pipelines.objective import quantize
 from pipelines.samplers import SAMPLERS, get_sampler
 from pipelines.training.classifier import DEFAULT_CLASSIFIER_DIR, SECOND_CLASSIFIER_DIR, load_classifier
 from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist, uint8_to_model_range
-from pipelines.training.evaluate import load_second_classifier, sample_quality
+from pipelines.training.evaluate import SampleScorer, load_second_classifier
 
 
 def point_key(sampler: str, steps: int) -> str:
@@ -55,8 +55,24 @@ def generate_with(
         )
         for step in trajectory:
             final = step.prev_sample
-        out.append(final.clamp(-1, 1))
+        out.append(final.clamp(-1, 1).cpu())
     return torch.cat(out)
+
+
+def fastest_within(results: dict, reference: str = "ddpm@100", tolerance: float = 0.1) -> dict | None:
+    """The point with the fewest model evaluations whose Fréchet distance is at most (1 + ``tolerance``) times the
+    ``reference`` point's in every feature space the sweep measured (ties: the smaller distance); None without the
+    reference. This is how the app's default sampler is chosen."""
+    points = results["points"]
+    if reference not in points:
+        return None
+
+    def distances(p):
+        return [p["frechet_distance"]] + ([p["second_space"]["frechet_distance"]] if "second_space" in p else [])
+
+    bar = [(1 + tolerance) * d for d in distances(points[reference])]
+    good = [p for p in points.values() if len(distances(p)) == len(bar) and all(map(float.__le__, distances(p), bar))]
+    return min(good, key=lambda p: (p["nfe"], p["frechet_distance"]))
 
 
 def plot_sweep(results: dict, path: str) -> None:
@@ -138,17 +154,23 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--guidance-scale", type=float, default=None, help="class-conditional models: w (default: card's)")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="where the UNet runs (cuda on a GPU machine)")
     p.add_argument("--json", required=True, help="results, read first to resume and rewritten after every point")
     p.add_argument("--plot", default=None, help="FD against NFE, as a PNG")
     p.add_argument("--table", action="store_true", help="print the JSON's results as a Markdown table, and stop")
+    p.add_argument("--fastest", action="store_true", help="print the fastest point within 10 %% of DDPM 100, and stop")
     args = p.parse_args(argv)
     if args.table:
         print(markdown_table(json.loads(Path(args.json).read_text())))
         return
+    if args.fastest:
+        best = fastest_within(json.loads(Path(args.json).read_text()))
+        print("none" if best is None else f"{best['sampler']} {best['steps']} {best['nfe']}")
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    pipe = load_pipeline(args.checkpoint)
+    pipe = load_pipeline(args.checkpoint).to(args.device)
     pipe.set_progress_bar_config(disable=True)
     classifier = load_classifier(args.classifier)
     second = load_second_classifier(args.second_classifier)
@@ -160,10 +182,16 @@ def main(argv=None) -> None:
 
     path = Path(args.json)
     results = json.loads(path.read_text()) if path.exists() else {}
-    setup = {"checkpoint": args.checkpoint, "num_samples": args.num_samples, "seed": args.seed}
+    setup = {
+        "checkpoint": args.checkpoint,
+        "num_samples": args.num_samples,
+        "seed": args.seed,
+        "guidance_scale": args.guidance_scale,
+    }
     if results and any(results.get(k) != v for k, v in setup.items()):
         raise SystemExit(f"{path} holds a sweep with other settings ({setup}); choose another --json.")
-    results = {**setup, "guidance_scale": args.guidance_scale, "points": results.get("points", {}), **results}
+    results = {**setup, "points": results.get("points", {}), **results}
+    score = SampleScorer(classifier, train_x, test_x, args.num_samples, args.seed, second)
     plan = [(s, get_sampler(s).steps_for(int(n))) for s in args.samplers.split(",") for n in args.nfe.split(",")]
     if args.reference:
         plan.append(("ddpm", args.reference))
@@ -176,7 +204,7 @@ def main(argv=None) -> None:
             pipe, sampler, steps, args.num_samples, args.batch_size, args.seed, labels, args.guidance_scale
         )
         wall = time.perf_counter() - start
-        q = sample_quality(quantize(samples), classifier, train_x, test_x, args.seed, second)
+        q = score(quantize(samples), labels)
         results["points"][key] = {
             "sampler": sampler,
             "steps": steps,
@@ -187,6 +215,7 @@ def main(argv=None) -> None:
             **({"second_space": q["second_space"]} if "second_space" in q else {}),
             "mean_max_softmax": q["mean_max_softmax"],
             "min_class_fraction": q["min_class_fraction"],
+            **({"class_accuracy": q["class_accuracy"]} if "class_accuracy" in q else {}),
             "wall_s": round(wall, 1),
         }
         second_fd = f", 2nd space {q['second_space']['fd_ratio']:.1f}× its floor" if second is not None else ""
