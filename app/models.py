@@ -18,6 +18,7 @@ import torch
 
 from app import settings
 from pipelines.loading import CheckpointError, load_pipeline
+from pipelines.objective import null_labels
 
 HUB_MODELS = (
     "google/ddpm-cifar10-32",
@@ -185,8 +186,9 @@ def seconds_per_unet_call(name: str, batch_size: int) -> float:
     pipe = get_pipeline(name)
     x = torch.randn((batch_size, *pipe.sample_shape), device=pipe.device)
     t = torch.tensor(pipe.scheduler.config.num_train_timesteps // 2, device=pipe.device)
+    labels = null_labels(pipe.unet, batch_size, pipe.device)  # a class-conditional UNet needs labels
     with torch.inference_mode():
-        pipe.unet(x, t)
+        pipe.unet(x, t, class_labels=labels)
         start = time.perf_counter()
-        pipe.unet(x, t)
+        pipe.unet(x, t, class_labels=labels)
     return time.perf_counter() - start

@@ -109,14 +109,23 @@ def prior_bpd(scheduler: DDPMExplorerScheduler, x0: torch.Tensor) -> torch.Tenso
     return _mean_over_dims(normal_kl(mean, logvar, torch.zeros_like(mean), torch.zeros_like(mean))) / LOG2
 
 
+def null_labels(unet, batch_size: int, device=None) -> torch.Tensor | None:
+    """(B,) null labels ∅ (the last class embedding) for a class-conditional UNet; None for an unconditional one."""
+    n = getattr(getattr(unet, "config", None), "num_class_embeds", None)
+    return None if not n else torch.full((batch_size,), n - 1, dtype=torch.long, device=device)
+
+
 def p_mean_variance(unet, scheduler: DDPMExplorerScheduler, x_t: torch.Tensor, t: torch.Tensor, clip: bool = True):
     """p_θ(x_{t−1} | x_t) = N(μ_θ, Σ_t): μ_θ is the posterior mean at the model's x̂₀ (Ho et al. eq. 11);
     log Σ_t is log β̃_t (``fixed_small``) or log β_t (``fixed_large``, with β̃_1 at t = 0 as improved-diffusion).
 
+    A class-conditional UNet is asked with the null label: the bound is then the unconditional model's, log p(x),
+    the one an image without a label has.
+
     Returns (mean, log_variance, x̂₀ (clipped with ``clip``), ε̂ (from the raw output, never clipped))."""
     tb = scheduler.tables
     dtype = x_t.dtype
-    model_output = unet(x_t, t).sample
+    model_output = unet(x_t, t, class_labels=null_labels(unet, x_t.shape[0], x_t.device)).sample
     sqrt_ab = extract(tb.sqrt_alphas_cumprod, t, x_t.shape, dtype)
     sqrt_1mab = extract(tb.sqrt_one_minus_alphas_cumprod, t, x_t.shape, dtype)
     pred_x0, pred_eps = x0_and_eps_from_model_output(

@@ -85,6 +85,30 @@ def test_terms_are_finite_and_non_negative_for_a_random_model(tiny_unet):
     assert torch.isfinite(est.total).all() and est.standard_error >= 0
 
 
+def test_a_class_conditional_models_bound_is_its_unconditional_ones():
+    """An image has no label: the bound of a class-conditional UNet is taken with the null label ∅, log p(x)."""
+    from conftest import make_tiny_unet
+
+    unet = make_tiny_unet(num_class_embeds=4)  # classes 0–2 and ∅ = 3
+
+    class WithLabel(torch.nn.Module):
+        def __init__(self, label):
+            super().__init__()
+            self.label = label
+
+        def forward(self, x, t, class_labels=None):
+            return unet(x, t, class_labels=torch.full((x.shape[0],), self.label))
+
+    s = DDPMExplorerScheduler(num_train_timesteps=20, beta_schedule="cosine")
+    x0 = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    def bound(model):
+        return elbo_bpd(model, s, x0, num_timesteps=None, generator=torch.Generator().manual_seed(0)).total
+
+    assert torch.allclose(bound(unet), bound(WithLabel(3)))
+    assert not torch.allclose(bound(unet), bound(WithLabel(0)))
+
+
 def test_quantize_lands_on_the_256_bins():
     x = quantize(torch.linspace(-1.2, 1.2, 1001))
     levels = (x + 1) * 127.5

@@ -75,6 +75,14 @@ def test_the_same_seed_gives_every_sampler_the_same_noise(tiny_32px):
     a = sampler_sweep.generate_with(pipe, "ddim", 1, 4, 2, seed=3)
     b = sampler_sweep.generate_with(pipe, "ddim", 1, 4, 2, seed=3)
     assert torch.equal(a, b) and a.shape == (4, 1, 32, 32)
+    # the sweep's DDIM is the deterministic η = 0, not η = 1 (which is DDPM's ancestral step, and gave DDPM's figures)
+    ddim = sampler_sweep.generate_with(pipe, "ddim", 3, 4, 4, seed=3)
+    ddpm = sampler_sweep.generate_with(pipe, "ddpm", 3, 4, 4, seed=3)
+    run = pipe.iter_trajectory(
+        batch_size=4, generator=torch.Generator().manual_seed(3), num_inference_steps=3, eta=0.0
+    )
+    assert torch.equal(ddim, list(run)[-1].prev_sample.clamp(-1, 1))
+    assert not torch.allclose(ddim, ddpm, atol=1e-3)
 
 
 def test_evaluate_reports_both_feature_spaces_and_the_bound(tiny_32px, fake_fashion_mnist, second_network, tmp_path):  # noqa: F811
@@ -189,3 +197,7 @@ def test_the_default_is_the_fastest_point_within_ten_percent_of_ddpm_100_in_both
         "unipc@10 is too far in the second space, heun in the first"
     )
     assert sampler_sweep.fastest_within({"points": {"unipc@20": points["unipc@20"]}}) is None, "no reference: none"
+    for p in points.values():  # the floors: 5 in the first space, 1 in the second
+        p["fd_ratio"], p["second_space"]["fd_ratio"] = p["frechet_distance"] / 5, p["second_space"]["frechet_distance"]
+    assert sampler_sweep.fastest_within({"points": points}, max_fd_ratio=2.05)["sampler"] == "euler", "2.1× is out"
+    assert sampler_sweep.fastest_within({"points": points}, max_fd_ratio=1.0) is None

@@ -226,6 +226,14 @@ def test_a_new_run_can_start_from_a_committed_milestone(fake_fashion_mnist, tmp_
         ]
     )
     assert [s for s, _ in losses(tmp_path / "third")] == [5, 6] and saved_step(tmp_path / "third") == 6
+    straight = tmp_path / "straight"  # the learning-rate schedule goes on where an uninterrupted run would be
+    train_main([*small_run(fake_fashion_mnist, straight, 6), "--steps", "6"])
+
+    def rates(run_dir):
+        with (run_dir / "loss.csv").open() as f:
+            return {int(r["step"]): r["lr"] for r in csv.DictReader(f)}
+
+    assert rates(tmp_path / "third") == {k: v for k, v in rates(straight).items() if k > 4}
     with pytest.raises(SystemExit, match="differs from this run's"):
         train_main(
             [

@@ -101,6 +101,16 @@ class SampleScorer:
         return quality
 
 
+def scorer_from(args, n: int) -> SampleScorer:
+    """The :class:`SampleScorer` of a sweep's command line (``--classifier``, ``--second-classifier``, ``--data-dir``,
+    ``--seed``) for sets of ``n`` samples."""
+    classifier = load_classifier(args.classifier)
+    second = load_second_classifier(args.second_classifier)
+    train_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "train")[0])
+    test_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "test")[0])
+    return SampleScorer(classifier, train_x, test_x, n, args.seed, second)
+
+
 def sample_quality(samples, classifier, train_x, test_x, seed: int = 0, second_classifier=None, class_labels=None):
     """One set of samples scored by a :class:`SampleScorer` of its size."""
     return SampleScorer(classifier, train_x, test_x, len(samples), seed, second_classifier)(samples, class_labels)

@@ -25,10 +25,10 @@ import torch
 from pipelines.loading import load_pipeline
 from pipelines.objective import quantize
 from pipelines.samplers import get_sampler
-from pipelines.training.classifier import DEFAULT_CLASSIFIER_DIR, SECOND_CLASSIFIER_DIR, load_classifier
-from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist, uint8_to_model_range
-from pipelines.training.evaluate import SampleScorer, load_second_classifier
-from pipelines.training.sampler_sweep import generate_with
+from pipelines.training.classifier import DEFAULT_CLASSIFIER_DIR, SECOND_CLASSIFIER_DIR
+from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR
+from pipelines.training.evaluate import scorer_from
+from pipelines.training.sampler_sweep import generate_with, resume_results
 from pipelines.training.visualize import save_image_grid
 
 # What a recommended w must reach (the model issue's bar): the class asked for, and confident samples
@@ -150,14 +150,9 @@ def main(argv=None) -> None:
         raise SystemExit(f"{args.checkpoint} is unconditional: guidance needs a class-conditional checkpoint.")
     classes = pipe.null_class_label
     labels = torch.arange(args.num_samples) % classes  # sample i asks for class i mod 10
-    classifier = load_classifier(args.classifier)
-    second = load_second_classifier(args.second_classifier)
-    train_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "train")[0])
-    test_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "test")[0])
-    score = SampleScorer(classifier, train_x, test_x, args.num_samples, args.seed, second)
+    score = scorer_from(args, args.num_samples)
 
     path = Path(args.json)
-    results = json.loads(path.read_text()) if path.exists() else {}
     setup = {
         "checkpoint": args.checkpoint,
         "sampler": args.sampler,
@@ -165,9 +160,7 @@ def main(argv=None) -> None:
         "num_samples": args.num_samples,
         "seed": args.seed,
     }
-    if results and any(results.get(k) != v for k, v in setup.items()):
-        raise SystemExit(f"{path} holds a sweep with other settings ({setup}); choose another --json.")
-    results = {**setup, "points": results.get("points", {})}
+    results = resume_results(path, setup)
     kept = {}  # uint8 samples per w, for the grid and --samples-out
     for w in (float(x) for x in args.guidance.split(",")):
         key = f"w={w:g}"

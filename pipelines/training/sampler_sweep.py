@@ -25,9 +25,18 @@ from tqdm.auto import tqdm
 from pipelines.loading import load_pipeline
 from pipelines.objective import quantize
 from pipelines.samplers import SAMPLERS, get_sampler
-from pipelines.training.classifier import DEFAULT_CLASSIFIER_DIR, SECOND_CLASSIFIER_DIR, load_classifier
-from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist, uint8_to_model_range
-from pipelines.training.evaluate import SampleScorer, load_second_classifier
+from pipelines.training.classifier import DEFAULT_CLASSIFIER_DIR, SECOND_CLASSIFIER_DIR
+from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR
+from pipelines.training.evaluate import scorer_from
+
+
+def resume_results(path: Path, setup: dict) -> dict:
+    """A sweep's results so far: ``setup`` and its ``points`` from the JSON at ``path`` when that holds a sweep with
+    the same setup (SystemExit when its setup differs), else none yet."""
+    results = json.loads(path.read_text()) if path.exists() else {}
+    if results and any(results.get(k) != v for k, v in setup.items()):
+        raise SystemExit(f"{path} holds a sweep with other settings ({setup}); choose another --json.")
+    return {**results, **setup, "points": results.get("points", {})}
 
 
 def point_key(sampler: str, steps: int) -> str:
@@ -40,6 +49,7 @@ def generate_with(
     """n samples in [−1, 1] from one sampler at ``steps`` steps; batch k draws from seed + k, so every sampler starts
     from the same x_T."""
     scheduler = get_sampler(sampler).scheduler(pipe.scheduler.config)
+    eta = 0.0 if get_sampler(sampler).takes_eta else None  # DDIM here is the deterministic η = 0 (η = 1 is DDPM)
     out = []
     for k, start in enumerate(tqdm(range(0, n, batch_size), desc=f"{sampler} × {steps}", leave=False)):
         b = min(batch_size, n - start)
@@ -51,6 +61,7 @@ def generate_with(
             scheduler=scheduler,
             class_labels=labels,
             guidance_scale=guidance_scale,
+            eta=eta,
             show_progress=False,
         )
         for step in trajectory:
@@ -59,10 +70,13 @@ def generate_with(
     return torch.cat(out)
 
 
-def fastest_within(results: dict, reference: str = "ddpm@100", tolerance: float = 0.1) -> dict | None:
+def fastest_within(
+    results: dict, reference: str = "ddpm@100", tolerance: float = 0.1, max_fd_ratio: float | None = None
+) -> dict | None:
     """The point with the fewest model evaluations whose Fréchet distance is at most (1 + ``tolerance``) times the
-    ``reference`` point's in every feature space the sweep measured (ties: the smaller distance); None without the
-    reference. This is how the app's default sampler is chosen."""
+    ``reference`` point's in every feature space the sweep measured and, given ``max_fd_ratio``, at most that many
+    times each space's real floor (ties: the smaller distance); None without the reference. This is how the app's
+    default sampler is chosen (with the default model's bar of 3× the floor)."""
     points = results["points"]
     if reference not in points:
         return None
@@ -72,6 +86,10 @@ def fastest_within(results: dict, reference: str = "ddpm@100", tolerance: float 
 
     bar = [(1 + tolerance) * d for d in distances(points[reference])]
     good = [p for p in points.values() if len(distances(p)) == len(bar) and all(map(float.__le__, distances(p), bar))]
+    if max_fd_ratio is not None:
+        good = [p for p in good if max(p["fd_ratio"], p.get("second_space", {}).get("fd_ratio", 0)) <= max_fd_ratio]
+    if not good:
+        return None
     return min(good, key=lambda p: (p["nfe"], p["frechet_distance"]))
 
 
@@ -122,10 +140,11 @@ def markdown_table(results: dict) -> str:
     """The sweep as a Markdown table, sorted by sampler and NFE, FD relative to 100-step DDPM where it was run."""
     points = results["points"]
     ref = points.get(point_key("ddpm", 100))
+    conditional = any("class_accuracy" in p for p in points.values())
     rows = [
         "| sampler | steps | NFE | FD (× real floor) | FD / DDPM 100 | FD, 2nd space (× its floor) | mean max-softmax "
-        "| smallest class | wall s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| smallest class | " + ("class accuracy | " if conditional else "") + "wall s |",
+        "|---|---|---|---|---|---|---|---|" + ("---|" if conditional else "") + "---|",
     ]
     order = list(SAMPLERS)
     for p in sorted(points.values(), key=lambda p: (order.index(p["sampler"]), p["nfe"])):
@@ -135,7 +154,9 @@ def markdown_table(results: dict) -> str:
         rows.append(
             f"| {SAMPLERS[p['sampler']].name} | {p['steps']} | {p['nfe']} | {p['frechet_distance']:.1f} "
             f"({p['fd_ratio']:.1f}×) | {relative} | {second} | {p['mean_max_softmax']:.3f} "
-            f"| {p['min_class_fraction']:.3f} | {p['wall_s']:.0f} |"
+            f"| {p['min_class_fraction']:.3f} | "
+            + (f"{100 * p['class_accuracy']:.1f} % | " if conditional else "")
+            + f"{p['wall_s']:.0f} |"
         )
     return "\n".join(rows)
 
@@ -159,12 +180,13 @@ def main(argv=None) -> None:
     p.add_argument("--plot", default=None, help="FD against NFE, as a PNG")
     p.add_argument("--table", action="store_true", help="print the JSON's results as a Markdown table, and stop")
     p.add_argument("--fastest", action="store_true", help="print the fastest point within 10 %% of DDPM 100, and stop")
+    p.add_argument("--max-fd-ratio", type=float, default=None, help="--fastest: also at most this × each real floor")
     args = p.parse_args(argv)
     if args.table:
         print(markdown_table(json.loads(Path(args.json).read_text())))
         return
     if args.fastest:
-        best = fastest_within(json.loads(Path(args.json).read_text()))
+        best = fastest_within(json.loads(Path(args.json).read_text()), max_fd_ratio=args.max_fd_ratio)
         print("none" if best is None else f"{best['sampler']} {best['steps']} {best['nfe']}")
         return
     if args.threads:
@@ -172,26 +194,19 @@ def main(argv=None) -> None:
 
     pipe = load_pipeline(args.checkpoint).to(args.device)
     pipe.set_progress_bar_config(disable=True)
-    classifier = load_classifier(args.classifier)
-    second = load_second_classifier(args.second_classifier)
-    train_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "train")[0])
-    test_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "test")[0])
+    score = scorer_from(args, args.num_samples)
     labels = None
     if pipe.null_class_label is not None:  # class-conditional: an equal share of every class
         labels = torch.arange(args.num_samples) % pipe.null_class_label
 
     path = Path(args.json)
-    results = json.loads(path.read_text()) if path.exists() else {}
     setup = {
         "checkpoint": args.checkpoint,
         "num_samples": args.num_samples,
         "seed": args.seed,
         "guidance_scale": args.guidance_scale,
     }
-    if results and any(results.get(k) != v for k, v in setup.items()):
-        raise SystemExit(f"{path} holds a sweep with other settings ({setup}); choose another --json.")
-    results = {**setup, "points": results.get("points", {}), **results}
-    score = SampleScorer(classifier, train_x, test_x, args.num_samples, args.seed, second)
+    results = resume_results(path, setup)
     plan = [(s, get_sampler(s).steps_for(int(n))) for s in args.samplers.split(",") for n in args.nfe.split(",")]
     if args.reference:
         plan.append(("ddpm", args.reference))
@@ -218,7 +233,7 @@ def main(argv=None) -> None:
             **({"class_accuracy": q["class_accuracy"]} if "class_accuracy" in q else {}),
             "wall_s": round(wall, 1),
         }
-        second_fd = f", 2nd space {q['second_space']['fd_ratio']:.1f}× its floor" if second is not None else ""
+        second_fd = f", 2nd space {q['second_space']['fd_ratio']:.1f}× its floor" if "second_space" in q else ""
         print(
             f"{key}: FD {q['frechet_distance']:.3f} ({q['fd_ratio']:.1f}× floor{second_fd}), "
             f"max-softmax {q['mean_max_softmax']:.3f}, min class {q['min_class_fraction']:.3f}, {wall:.0f} s",

@@ -163,10 +163,10 @@ def init_from_milestone(export_dir, step: int, unet, ema: EMAModel, lr_scheduler
     unet.load_state_dict(source.state_dict())
     ema.shadow_params = [p.detach().clone() for p in unet.parameters()]
     ema.optimization_step = step
-    with warnings.catch_warnings():  # torch warns of scheduler steps before any optimizer step: here they are meant
+    lr_scheduler.last_epoch = step - 1  # the schedule's position, set directly: one step lands it on ``step``
+    with warnings.catch_warnings():  # torch warns of a scheduler step before any optimizer step: here it is meant
         warnings.simplefilter("ignore", UserWarning)
-        for _ in range(step):
-            lr_scheduler.step()
+        lr_scheduler.step()
     return step
 
 
