@@ -12,7 +12,7 @@ def _int(name: str, default: int) -> int:
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR = Path(os.environ.get("CHECKPOINT_DIR", ROOT / "checkpoints"))
-DEFAULT_MODEL = os.environ.get("DEFAULT_MODEL", "fashion-mnist-32")
+DEFAULT_MODEL = os.environ.get("DEFAULT_MODEL", "fashion-mnist-32-cond")
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 DEFAULT_EXAMPLE = "grace_hopper.png"
 

@@ -200,6 +200,14 @@ def test_work_cap(app_models, monkeypatch):
 def test_estimate_runtime(app_models):
     estimate = reverse.estimate_runtime("tiny-random", reverse.DDPM, 5, 0.0, 2)
     assert "5 steps (5 model evaluations) at batch 2" in estimate
+    # a class-conditional model: timed with the null label, and guidance doubles the batch of each evaluation
+    estimate = reverse.estimate_runtime("tiny-conditional", reverse.DDPM, 5, 0.0, 2, "square", 2.0)
+    assert "5 steps (5 model evaluations)" in estimate
+
+
+def test_a_class_conditional_models_loss_tab_takes_the_unconditional_bound(app_models):
+    fig, summary = result(loss.elbo_terms("tiny-conditional", EXAMPLE, 6, 0))
+    assert "bits/dim" in summary and fig is not None
 
 
 def test_sdedit_and_elbo_terms(app_models):
@@ -216,7 +224,9 @@ def test_the_reverse_tab_opens_with_a_recorded_run_of_the_default_model():
     reverse.default_run.cache_clear()
     payload = json.loads(reverse.open_with_default_run())
     assert payload["model"] == settings.DEFAULT_MODEL and payload["version"] == 0  # older than any live run
-    assert payload["t"][0] == payload["T"] == 1000 and payload["num_steps"] == 100 and payload["t_prev"][-1] == 0
+    # from noise to data; the solvers start at t = 996, where the cosine schedule's λ = ½·log SNR reaches −5.1
+    assert payload["T"] == 1000 and 996 <= payload["t"][0] <= 1000 and payload["t_prev"][-1] == 0
+    assert payload["sampler"] == reverse.DEFAULT_SAMPLER and payload["num_steps"] == reverse.DEFAULT_STEPS
     assert len(json.dumps(payload)) < 1.1 * 2**20
     reverse.default_run.cache_clear()
 

@@ -77,6 +77,7 @@ def test_a_conditional_model_shows_its_classes_and_recommended_guidance(app_mode
         "square",
         "line",
     ]
+    assert classes["value"] == reverse.ONE_OF_EACH, "a conditional model opens on a grid of every class"
     assert guidance["visible"] and guidance["value"] == 2.0
     classes, guidance = reverse.conditioning_controls("tiny-random")
     assert not classes["visible"] and not guidance["visible"]

@@ -157,6 +157,7 @@ def test_recommend_takes_the_closest_w_that_reaches_the_bar():
             "fd_ratio": fd,
             "mean_max_softmax": softmax,
             "second_space": {"fd_ratio": second_fd},
+            "n": 1000,
         }
 
     points = {
@@ -171,6 +172,10 @@ def test_recommend_takes_the_closest_w_that_reaches_the_bar():
     assert recommend(points) == 3
     below = {k: {**p, "class_accuracy": p["class_accuracy"] / 2} for k, p in points.items()}
     assert recommend(below) == 5, "no w reaches the bar: the most accurate"
+    points["1.5"] = point(1.5, 0.951, 1.5, 1.5)  # over 95 %, but by less than its standard error (0.7 %)
+    assert recommend(points) == 3
+    points["1.5"]["class_accuracy"] = 0.962
+    assert recommend(points) == 1.5
 
 
 def test_a_conditional_sweep_reports_class_accuracy(tiny_conditional_32px, fake_fashion_mnist, tmp_path):  # noqa: F811

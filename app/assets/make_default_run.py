@@ -18,7 +18,19 @@ BUDGET_BYTES = 1 * 2**20  # every visitor's page loads it: half the budget of a 
 
 def main() -> None:
     variance = next(iter(reverse.VARIANCE_TYPES))
-    outputs = list(reverse.reverse_generate(settings.DEFAULT_MODEL, reverse.DDPM, 100, 0.0, variance, True, 0, 4))
+    classes, guidance = reverse.conditioning_controls(settings.DEFAULT_MODEL)  # what the tab's controls start on
+    run = (
+        reverse.DEFAULT_SAMPLER,
+        reverse.DEFAULT_STEPS,
+        0.0,
+        variance,
+        True,
+        0,
+        4,
+        classes["value"],
+        guidance.get("value"),
+    )
+    outputs = list(reverse.reverse_generate(settings.DEFAULT_MODEL, *run))
     state = outputs[-1][3]
     payload = json.loads(
         reverse_payload(
@@ -31,6 +43,7 @@ def main() -> None:
     )
     payload["version"] = 0  # older than any run of a live server
     payload["model"] = settings.DEFAULT_MODEL
+    payload["sampler"] = reverse.DEFAULT_SAMPLER
     DEFAULT_RUN.write_text(json.dumps(payload))
     print(f"{DEFAULT_RUN}: {DEFAULT_RUN.stat().st_size / 2**10:.0f} KB, {len(payload['t'])} frames")
 

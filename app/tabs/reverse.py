@@ -72,7 +72,9 @@ def run_inputs() -> RunInputs:
         label="Guidance w: ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, c) − ε̂(x_t, ∅)); 0 unconditional, 1 plain conditional",
         visible=False,
     )
-    sampler = gr.Dropdown(list(cb.SAMPLER_NAMES), value=cb.DEFAULT_SAMPLER, label="Sampler")
+    sampler = gr.Dropdown(
+        list(cb.SAMPLER_NAMES), value=cb.DEFAULT_SAMPLER, label="Sampler", info=cb.DEFAULT_SAMPLER_NOTE
+    )
     steps = gr.Slider(1, settings.MAX_STEPS, value=cb.DEFAULT_STEPS, step=1, label="Steps N (T: every timestep)")
     eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="η (DDIM: 0 deterministic, 1 = DDPM's β̃)")
     variance = gr.Radio(list(cb.VARIANCE_TYPES), value=next(iter(cb.VARIANCE_TYPES)), label="Σ_t (DDPM)")
