@@ -242,9 +242,8 @@ def run_to_end(steps: Generator[Any, None, R]) -> R:
 
 
 def _randn(x: torch.Tensor, generator) -> torch.Tensor:
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(
-        x.device
-    )  # drawn on the CPU: same seed, same noise
+    # drawn on the CPU, then moved: the same seed gives the same noise on any device
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
 
 
 def per_timestep_terms(unet, scheduler: DDPMExplorerScheduler, x0: torch.Tensor, timesteps, generator=None):

@@ -89,16 +89,35 @@ class SampleScorer:
             "min_class_fraction": (counts.min() / self.n).item(),
         }
         if class_labels is not None:  # how often the classifier sees the class that was asked for
-            hit = (predicted == class_labels.cpu()).float()
+            asked = class_labels.cpu()
+            hit = (predicted == asked).float()
             quality["class_accuracy"] = hit.mean().item()
             quality["class_accuracy_per_class"] = {
-                name: hit[class_labels.cpu() == c].mean().item()
+                name: hit[asked == c].mean().item()
                 for c, name in enumerate(FASHION_MNIST_CLASSES)
-                if (class_labels == c).any()
+                if (asked == c).any()
             }
         if self.second is not None:
             quality["second_space"] = self.second.distance(samples)
         return quality
+
+
+def add_scoring_arguments(parser) -> None:
+    """The command-line options :func:`scorer_from` reads (but ``--seed``, which the sweeps share with sampling)."""
+    parser.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER_DIR))
+    parser.add_argument("--second-classifier", default=str(SECOND_CLASSIFIER_DIR), help="an independent feature space")
+    parser.add_argument("--data-dir", default=DEFAULT_FASHION_MNIST_DIR)
+
+
+def worst_fd_ratio(point: dict) -> float:
+    """The larger of a scored point's two FD / real-floor ratios: it must look right to both networks."""
+    return max(point["fd_ratio"], point.get("second_space", {}).get("fd_ratio", 0.0))
+
+
+def second_space_cell(point: dict) -> str:
+    """A Markdown table cell: the second space's FD and its ratio to that space's floor, or – where not measured."""
+    s2 = point.get("second_space")
+    return f"{s2['frechet_distance']:.2f} ({s2['fd_ratio']:.1f}×)" if s2 else "–"
 
 
 def scorer_from(args, n: int) -> SampleScorer:
@@ -126,9 +145,7 @@ def load_second_classifier(directory):
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/fashion-mnist-32")
-    p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER_DIR))
-    p.add_argument("--second-classifier", default=str(SECOND_CLASSIFIER_DIR), help="an independent feature space")
-    p.add_argument("--data-dir", default=DEFAULT_FASHION_MNIST_DIR)
+    add_scoring_arguments(p)
     p.add_argument("--num-samples", type=int, default=1000)
     p.add_argument("--sample-steps", type=int, default=100, help="respaced ancestral steps (None: all T)")
     p.add_argument("--batch-size", type=int, default=250)

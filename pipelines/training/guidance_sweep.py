@@ -26,20 +26,13 @@ import torch
 from pipelines.loading import load_pipeline
 from pipelines.objective import quantize
 from pipelines.samplers import get_sampler
-from pipelines.training.classifier import DEFAULT_CLASSIFIER_DIR, SECOND_CLASSIFIER_DIR
-from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR
-from pipelines.training.evaluate import scorer_from
+from pipelines.training.evaluate import add_scoring_arguments, scorer_from, second_space_cell, worst_fd_ratio
 from pipelines.training.sampler_sweep import generate_with, resume_results
 from pipelines.training.visualize import save_image_grid
 
 # What a recommended w must reach (the model issue's bar): the class asked for, and confident samples
 MIN_CLASS_ACCURACY = 0.95
 MIN_MEAN_MAX_SOFTMAX = 0.90
-
-
-def worst_fd_ratio(point: dict) -> float:
-    """The larger of the two spaces' FD / real floor: a w must look right to both networks."""
-    return max(point["fd_ratio"], point.get("second_space", {}).get("fd_ratio", 0.0))
 
 
 def surely_accurate(point: dict) -> bool:
@@ -110,8 +103,7 @@ def markdown_table(results: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for p in sorted(results["points"].values(), key=lambda p: p["guidance_scale"]):
-        s2 = p.get("second_space")
-        second = f"{s2['frechet_distance']:.2f} ({s2['fd_ratio']:.1f}×)" if s2 else "–"
+        second = second_space_cell(p)
         rows.append(
             f"| {p['guidance_scale']:g} | {100 * p['class_accuracy']:.1f} % | {p['frechet_distance']:.2f} "
             f"({p['fd_ratio']:.1f}×) | {second} | {p['mean_max_softmax']:.3f} | {p['min_class_fraction']:.3f} "
@@ -123,9 +115,7 @@ def markdown_table(results: dict) -> str:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/fashion-mnist-32-cond")
-    p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER_DIR))
-    p.add_argument("--second-classifier", default=str(SECOND_CLASSIFIER_DIR), help="an independent feature space")
-    p.add_argument("--data-dir", default=DEFAULT_FASHION_MNIST_DIR)
+    add_scoring_arguments(p)
     p.add_argument("--sampler", default="ddpm", help="a key of the sampler registry")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--guidance", default="0,1,2,3,5,8", help="comma-separated guidance scales w")

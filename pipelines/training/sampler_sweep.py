@@ -25,9 +25,7 @@ from tqdm.auto import tqdm
 from pipelines.loading import load_pipeline
 from pipelines.objective import quantize
 from pipelines.samplers import SAMPLERS, get_sampler
-from pipelines.training.classifier import DEFAULT_CLASSIFIER_DIR, SECOND_CLASSIFIER_DIR
-from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR
-from pipelines.training.evaluate import scorer_from
+from pipelines.training.evaluate import add_scoring_arguments, scorer_from, second_space_cell, worst_fd_ratio
 
 
 def resume_results(path: Path, setup: dict) -> dict:
@@ -87,7 +85,7 @@ def fastest_within(
     bar = [(1 + tolerance) * d for d in distances(points[reference])]
     good = [p for p in points.values() if len(distances(p)) == len(bar) and all(map(float.__le__, distances(p), bar))]
     if max_fd_ratio is not None:
-        good = [p for p in good if max(p["fd_ratio"], p.get("second_space", {}).get("fd_ratio", 0)) <= max_fd_ratio]
+        good = [p for p in good if worst_fd_ratio(p) <= max_fd_ratio]
     if not good:
         return None
     return min(good, key=lambda p: (p["nfe"], p["frechet_distance"]))
@@ -149,8 +147,7 @@ def markdown_table(results: dict) -> str:
     order = list(SAMPLERS)
     for p in sorted(points.values(), key=lambda p: (order.index(p["sampler"]), p["nfe"])):
         relative = f"{p['frechet_distance'] / ref['frechet_distance']:.2f}" if ref else "–"
-        s2 = p.get("second_space")
-        second = f"{s2['frechet_distance']:.2f} ({s2['fd_ratio']:.1f}×)" if s2 else "–"
+        second = second_space_cell(p)
         rows.append(
             f"| {SAMPLERS[p['sampler']].name} | {p['steps']} | {p['nfe']} | {p['frechet_distance']:.1f} "
             f"({p['fd_ratio']:.1f}×) | {relative} | {second} | {p['mean_max_softmax']:.3f} "
@@ -164,9 +161,7 @@ def markdown_table(results: dict) -> str:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/fashion-mnist-32")
-    p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER_DIR))
-    p.add_argument("--second-classifier", default=str(SECOND_CLASSIFIER_DIR), help="an independent feature space")
-    p.add_argument("--data-dir", default=DEFAULT_FASHION_MNIST_DIR)
+    add_scoring_arguments(p)
     p.add_argument("--samplers", default=",".join(SAMPLERS), help="comma-separated keys of the sampler registry")
     p.add_argument("--nfe", default="5,10,20,50,100", help="comma-separated numbers of model evaluations")
     p.add_argument("--reference", type=int, default=0, help="also DDPM at this many steps (e.g. 1000); 0: none")
