@@ -91,11 +91,42 @@ def is_respacing(timesteps, num_steps: int, start: int) -> bool:
     return len(distinct) == num_steps and decreasing and distinct[0] == start and distinct[-1] >= 0
 
 
+def karras_timesteps(alphas_cumprod: torch.Tensor, num_steps: int, rho: float = 7.0) -> list[int]:
+    """N distinct integer timesteps from T−1 down to 0 whose σ = √((1−ᾱ_t)/ᾱ_t) follow Karras et al.'s spacing
+    (EDM eq. 5): σ_i = (σ_max^{1/ρ} + i/(N−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ, each rounded to the timestep nearest in
+    log σ.
+
+    Evenly spaced timesteps jump on the cosine schedule from σ ≈ 160 to σ ≈ 6 in the first of 10 steps, and Heun's
+    trapezoid over that jump overshoots; ρ = 7 makes the first jumps a constant ratio instead (160 → 88 → 47 …), the
+    spacing Heun was paired with in that paper. Where rounding would merge two steps (N near T), each step is moved to
+    the next free timestep, so there are always exactly N.
+    """
+    T = len(alphas_cumprod)
+    if not 1 <= num_steps <= T:
+        raise ValueError(f"num_inference_steps must be between 1 and {T}, got {num_steps}.")
+    log_sigmas = 0.5 * ((1.0 - alphas_cumprod.double()).log() - alphas_cumprod.double().log())  # increasing in t
+    if num_steps == 1:
+        return [T - 1]
+    ramp = torch.linspace(0.0, 1.0, num_steps, dtype=torch.float64)
+    lo, hi = (log_sigmas[0] / rho).exp(), (log_sigmas[-1] / rho).exp()
+    targets = rho * (hi + ramp * (lo - hi)).log()
+    above = torch.searchsorted(log_sigmas, targets).clamp(1, T - 1)  # the nearer of the two neighbours in log σ
+    nearest = torch.where(targets - log_sigmas[above - 1] < log_sigmas[above] - targets, above - 1, above).tolist()
+    steps = []
+    for i, t in enumerate(nearest):
+        if steps:
+            t = min(t, steps[-1] - 1)
+        steps.append(max(t, num_steps - 1 - i))  # room left for the steps still to come
+    return steps
+
+
 def diffusers_run_scheduler(scheduler: SchedulerMixin, num_steps: int | None, device=None) -> SchedulerMixin:
     """A fresh copy of one of diffusers' schedulers with a run's N timesteps set, on the schedule cut at its
     ``lambda_min_clipped`` (:func:`clip_schedule_tail`); ``num_steps=None`` runs every timestep.
 
-    The timesteps are ours ("trailing", the same as DDPM's respacing) wherever the solver takes custom timesteps.
+    The timesteps are ours ("trailing", the same as DDPM's respacing) wherever the solver takes custom timesteps, or
+    Karras et al.'s σ spacing on integer timesteps (:func:`karras_timesteps`) where its config sets
+    ``use_karras_sigmas``.
     Where it does not (UniPC, DEIS, Euler ancestral), its own "trailing" spacing is used, except for the N at which
     that spacing's float rounding (``np.arange(T, 0, -T/N)``) gives N + 1 timesteps, the last of them −1 (N = 61,
     103, … at T = 1000): those runs use its "linspace" spacing (N timesteps from T'−1 to 0) instead.
@@ -106,7 +137,12 @@ def diffusers_run_scheduler(scheduler: SchedulerMixin, num_steps: int | None, de
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= T:
         raise ValueError(f"num_inference_steps must be an integer between 1 and {T}, got {num_steps!r}.")
     if "timesteps" in inspect.signature(run.set_timesteps).parameters:
-        run.set_timesteps(timesteps=respaced_timesteps(n, T - 1), device=device)
+        if run.config.get("use_karras_sigmas"):  # diffusers would make them fractional timesteps: ours are integers
+            run = build_scheduler(type(run), {**run.config, "use_karras_sigmas": False})
+            timesteps = karras_timesteps(run.alphas_cumprod, n)
+        else:
+            timesteps = respaced_timesteps(n, T - 1)
+        run.set_timesteps(timesteps=timesteps, device=device)
     else:
         run.set_timesteps(n, device=device)
         if not is_respacing(run.timesteps, n, T - 1):
@@ -191,7 +227,13 @@ SAMPLERS: dict[str, Sampler] = {
     "euler-ancestral": Sampler(
         "Euler ancestral", EulerAncestralDiscreteScheduler, stochastic=True, reference="Karras et al. 2022"
     ),
-    "heun": Sampler("Heun", HeunDiscreteScheduler, evaluations_per_step=2, reference="Karras et al. 2022"),
+    "heun": Sampler(
+        "Heun",
+        HeunDiscreteScheduler,
+        {"use_karras_sigmas": True},  # trailing timesteps make its first trapezoid span σ ≈ 160 → 6 at 10 steps
+        evaluations_per_step=2,
+        reference="Karras et al. 2022",
+    ),
 }
 """Every sampler, by key."""
 

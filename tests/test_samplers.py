@@ -234,3 +234,26 @@ def test_thresholding_with_max_1_is_clipping_and_matches_diffusers():
     a = ours.step(eps, 30, x, generator=torch.Generator().manual_seed(1)).prev_sample
     b = theirs.step(eps, 30, x, generator=torch.Generator().manual_seed(1)).prev_sample
     assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_heun_steps_are_karras_sigmas_on_integer_timesteps(schedule):
+    """Heun runs on Karras et al.'s σ spacing (its config's ``use_karras_sigmas``, as diffusers spells it), on integer
+    timesteps: diffusers' own fractional Karras timesteps, rounded, wherever rounding keeps them distinct. On the
+    cosine schedule evenly spaced timesteps made its first trapezoid span σ ≈ 160 → 6 at 10 steps (37× the real floor
+    at 19 evaluations); Karras' spacing keeps each of the first jumps under 3× (evenly spaced: 25× at the first)."""
+    from diffusers import HeunDiscreteScheduler
+
+    from pipelines.samplers import build_scheduler, karras_timesteps
+
+    scheduler = scheduler_for(schedule, T=1000)
+    cut = clip_schedule_tail(scheduler.config)
+    theirs = build_scheduler(HeunDiscreteScheduler, {**cut, "use_karras_sigmas": True, "timestep_spacing": "linspace"})
+    for n in (5, 10, 20):
+        theirs.set_timesteps(n)
+        distinct = [theirs.timesteps[0].item(), *theirs.timesteps[1::2].tolist()]
+        assert karras_timesteps(theirs.alphas_cumprod, n) == [round(t) for t in distinct]
+    run = diffusers_run_scheduler(SAMPLERS["heun"].scheduler(scheduler.config), 10)
+    sigmas = run.sigmas[::2][:10]  # each step's σ (Heun repeats every σ but the first for its second stage)
+    assert run.timesteps[0] == cut["num_train_timesteps"] - 1 and run.timesteps[-1] == 0
+    assert (sigmas[:5] / sigmas[1:6]).max() < 3.0, sigmas

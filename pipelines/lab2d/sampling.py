@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -23,7 +23,9 @@ from pipelines.trajectory import frames_to_keep
 LAB_SAMPLERS: dict[str, Sampler] = {
     "ddpm": SAMPLERS["ddpm"],
     "ddim": SAMPLERS["ddim"],
-    "ode": SAMPLERS["heun"],
+    # on DDPM's evenly spaced timesteps, not the image tabs' Karras σ spacing: the three runs scrub side by side,
+    # step for step, at the same t
+    "ode": replace(SAMPLERS["heun"], options={}),
 }
 """The lab's samplers by key: ancestral DDPM, DDIM with η, and the probability-flow ODE (Heun, deterministic)."""
 
