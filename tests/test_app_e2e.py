@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from gradio_client import Client, handle_file
+from conftest import local_client
+from gradio_client import handle_file
 from PIL import Image
 
 from app.callbacks import reverse
@@ -16,7 +17,7 @@ RESPACED = reverse.DDPM
 
 @pytest.fixture(scope="module")
 def client(live_app):
-    return Client(live_app, verbose=False)
+    return local_client(live_app)
 
 
 def load(path) -> np.ndarray:

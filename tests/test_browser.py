@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from chromium import CHROMIUM, chromium_page
-from gradio_client import Client
+from conftest import local_client
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
@@ -106,7 +106,7 @@ def test_reverse_generation_streams_frames(page):
 
 def test_reverse_canvas_equals_the_servers_frame(page, live_app):
     """The page's frames of the run above (seed 0, 8 respaced steps, batch 4) equal /reverse_frame's, step by step."""
-    client = Client(live_app, verbose=False)
+    client = local_client(live_app)
     variance = next(iter(reverse.VARIANCE_TYPES))
     client.predict("tiny-random", reverse.DDPM, 8, 0.0, variance, True, 0, 4, api_name="/reverse_generate")
     for t in (100, 75, 12, 0):

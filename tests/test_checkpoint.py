@@ -44,10 +44,11 @@ def test_bundled_checkpoint_loads_and_its_samples_are_recognized():
 
 @pytest.mark.parametrize("directory", [DEFAULT_CLASSIFIER_DIR, SECOND_CLASSIFIER_DIR], ids=["convnet", "resnet"])
 def test_committed_classifier_accuracy(directory):
-    """Both feature networks classify at least 90 % of the test set (the second one: another architecture)."""
+    """Both feature networks classify at least 90 % of the test set's first 2,000 images (the second one: another
+    architecture). On all 10,000: 93.2 % and 91.4 % (their metrics.json); 2,000 keep the test 5× faster."""
     if not os.path.isdir(DEFAULT_FASHION_MNIST_DIR):
         if os.environ.get("CI_STRICT"):
             pytest.fail("Fashion-MNIST is missing: apt-get install dataset-fashion-mnist")
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     images, labels = load_fashion_mnist(split="test")
-    assert accuracy(load_classifier(directory), uint8_to_model_range(images), labels) >= 0.90
+    assert accuracy(load_classifier(directory), uint8_to_model_range(images[:2000]), labels[:2000]) >= 0.90

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import launch_app
-from gradio_client import Client, handle_file
+from conftest import launch_app, local_client
+from gradio_client import handle_file
 from PIL import Image
 
 from app import disk_budget, rendering, settings
@@ -130,7 +130,7 @@ def test_a_burst_of_uploads_and_frames_stays_within_the_budget(budgeted_app, tmp
             time.sleep(0.02)
 
     def frame(path):
-        client = Client(url, verbose=False)
+        client = local_client(url)
         args = (handle_file(str(path)), "linear", 100, 1e-4, 0.02, 0, 256, 50)
         return client.predict(*args, api_name="/forward_frame")
 

@@ -7,7 +7,7 @@ import json
 import gradio as gr
 import numpy as np
 import pytest
-from gradio_client import Client
+from conftest import local_client
 from PIL import Image
 
 from app import settings
@@ -188,7 +188,7 @@ def test_a_drawing_becomes_the_data(tmp_path):
 
 @pytest.fixture(scope="module")
 def client(live_app):
-    return Client(live_app, verbose=False)
+    return local_client(live_app)
 
 
 @pytest.mark.e2e

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
+from conftest import local_client
 from gradio.state_holder import SessionState
-from gradio_client import Client
 
 from app import settings
 from app.callbacks import reverse
@@ -104,7 +104,7 @@ def test_200_sessions_release_their_state(app_url, monkeypatch):
     48 warm-up sessions fill gradio's and the allocator's caches first. Their trajectories may still be held when the
     baseline is read (48 × 60 KB: 3 MB, well inside the margin), so the test waits for the release once, at the end.
     """
-    clients = [Client(app_url, verbose=False) for _ in range(4)]
+    clients = [local_client(app_url, download_files=False) for _ in range(4)]  # outputs stay on the server
     alive = []  # the ReverseState objects the server keeps, watched through weak references
     exports = []  # the export files the server writes
     init, write_gif = reverse.ReverseState.__init__, reverse.rendering.write_gif

@@ -7,7 +7,7 @@ import json
 import gradio as gr
 import numpy as np
 import pytest
-from gradio_client import Client
+from conftest import local_client
 from PIL import Image
 
 from app.callbacks import race, reverse
@@ -63,7 +63,7 @@ def test_reverse_runs_any_sampler_of_the_registry(app_models):
 
 
 def test_race_api(live_app):
-    client = Client(live_app, verbose=False)
+    client = local_client(live_app)
     items, table = client.predict("tiny-random", NAMES[:2], 4, 0, 1, api_name="/race")
     assert len(items) == 2 and table.count("done") == 2
 
@@ -116,7 +116,7 @@ def test_guidance_sweep_runs_each_w_from_the_same_noise(app_models):
 
 
 def test_guidance_sweep_api(live_app):
-    client = Client(live_app, verbose=False)
+    client = local_client(live_app)
     items, table = client.predict(
         "tiny-conditional", "square", [0.0, 3.0], reverse.DDPM, 4, 0, 1, api_name="/guidance_sweep"
     )

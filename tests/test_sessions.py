@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
+from conftest import local_client
 from gradio_client import Client, handle_file
 from PIL import Image
 
@@ -79,7 +80,7 @@ def counter(monkeypatch):
 
 
 def user(url: str, seed: int) -> dict:
-    client = Client(url, verbose=False)
+    client = local_client(url)
     client.predict(handle_file(EXAMPLE), "cosine", 100, 1e-4, 0.02, seed, 32, api_name="/forward_setup")
     scrub = np.asarray(Image.open(client.predict(60, api_name="/forward_scrub")[0]))
     final = client.predict("tiny-random", RESPACED, 10, 0.0, VARIANCE, True, seed, 2, api_name="/reverse_generate")[-1]
@@ -103,7 +104,7 @@ def test_cancelling_a_generation_frees_its_slot(app_url, counter, monkeypatch):
     pipe = models.get_pipeline("tiny-random")
     slow = pipe.unet.register_forward_hook(lambda *_: time.sleep(0.05))  # 100 steps: 5 s
     try:
-        client = Client(app_url, verbose=False)
+        client = local_client(app_url)
         args = ("tiny-random", reverse.DDPM, 100, 0.0, VARIANCE, True, 0, 1)
         jobs = [client.submit(*args, api_name="/reverse_generate") for _ in range(settings.SAMPLING_CONCURRENCY)]
         both_busy = wait_until(lambda: counter.active == settings.SAMPLING_CONCURRENCY, timeout=20)
@@ -140,7 +141,7 @@ def test_cancelled_sdedit_stops_working_and_frees_its_slot(app_url, counter):
 
     hooks = [pipe.unet.register_forward_pre_hook(enter), pipe.unet.register_forward_hook(leave)]
     try:
-        client = Client(app_url, verbose=False)
+        client = local_client(app_url)
         jobs = [client.submit("tiny-random", handle_file(EXAMPLE), 90, 100, s, api_name="/sdedit") for s in range(4)]
         wait_until(lambda: counter.active > 0, timeout=20)
         for job in jobs:
@@ -211,7 +212,7 @@ def test_cancelled_long_calls_stop_working_within_the_concurrency_limit(app_url,
     while gradio's freed slots let more work start. Each now runs a step at a time in compute slots: cancelled, it
     stops within a step, and no more steps than the concurrency limit ever compute at once."""
     (owner, name), prepare, args, steps_per_call = LONG_CALLS[endpoint]
-    clients = [Client(app_url, verbose=False, httpx_kwargs={"timeout": 120}) for _ in range(4)]  # a loaded machine
+    clients = [local_client(app_url, httpx_kwargs={"timeout": 120}) for _ in range(4)]  # a loaded machine
     if prepare is not None:
         for client in clients:
             prepare(client)
@@ -246,10 +247,19 @@ def flood(url: str, session_hash: str, n: int, headers: dict | None = None) -> l
 
 @pytest.fixture
 def slow_generations(app_url):
-    """Every UNet call of the tiny model takes 30 ms longer: a 100-step generation lasts over 3 s, so none of a
-    flood's requests ends while the flood is being sent."""
-    hook = models.get_pipeline("tiny-random").unet.register_forward_hook(lambda *_: time.sleep(0.03))
-    yield
+    """While the flood is being sent, every UNet call of the tiny model takes 30 ms longer: a 100-step generation
+    lasts over 3 s, so none of a flood's requests ends before the flood is in. Clear the event it yields once it is:
+    the accepted runs then finish at full speed, and the other user is served sooner."""
+    flooding = threading.Event()
+    flooding.set()
+
+    def slow(*_):  # a forward hook's return value, unless None, replaces the output
+        if flooding.is_set():
+            time.sleep(0.03)
+
+    hook = models.get_pipeline("tiny-random").unet.register_forward_hook(slow)
+    yield flooding
+    flooding.clear()
     hook.remove()
     status = f"{app_url.rstrip('/')}/gradio_api/queue/status"
     wait_until(lambda: not httpx.get(status).json()["queue_size"], timeout=60, poll=0.2)  # drained for the next test
@@ -260,11 +270,12 @@ def test_one_session_cannot_fill_the_queue_for_everyone(app_url, slow_generation
     until they drained. Now a session may have MAX_RUNS_PER_SESSION model runs queued or running; the rest are
     refused with a message, and another session is served."""
     responses = flood(app_url, "one-flooding-session", 70)
+    slow_generations.clear()
     accepted = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code != 200]
     assert len(accepted) <= settings.MAX_RUNS_PER_SESSION
     assert refused and all("This session already has" in r.json()["detail"] for r in refused)
-    other = Client(app_url, verbose=False)
+    other = local_client(app_url)
     other.predict(handle_file(EXAMPLE), "linear", 100, 1e-4, 0.02, 0, 32, api_name="/forward_setup")
     final = other.predict("tiny-random", RESPACED, 5, 0.0, VARIANCE, True, 0, 1, api_name="/reverse_generate")
     assert "Done: DDPM (ancestral), 5 steps" in final[2], "another session is served"
@@ -277,10 +288,11 @@ def test_one_address_cannot_fill_the_queue_with_many_sessions(app_url, slow_gene
     with ThreadPoolExecutor(5) as pool:
         sessions = pool.map(lambda i: flood(app_url, f"flood-{i}", 2, flooder), range(35))
     responses = [r for session in sessions for r in session]
+    slow_generations.clear()
     accepted = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code != 200]
     assert len(accepted) <= settings.MAX_RUNS_PER_ADDRESS
     assert refused and all("Your address already has" in r.json()["detail"] for r in refused)
-    other = Client(app_url, verbose=False, headers={"X-Forwarded-For": "198.51.100.2"})
+    other = local_client(app_url, headers={"X-Forwarded-For": "198.51.100.2"})
     final = other.predict("tiny-random", RESPACED, 5, 0.0, VARIANCE, True, 0, 1, api_name="/reverse_generate")
     assert "Done: DDPM (ancestral), 5 steps" in final[2], "another address is served"
