@@ -97,9 +97,9 @@ def karras_timesteps(alphas_cumprod: torch.Tensor, num_steps: int, rho: float = 
     log σ.
 
     Evenly spaced timesteps jump on the cosine schedule from σ ≈ 160 to σ ≈ 6 in the first of 10 steps, and Heun's
-    trapezoid over that jump overshoots; ρ = 7 makes the first jumps a constant ratio instead (160 → 88 → 47 …), the
-    spacing Heun was paired with in that paper. Where rounding would merge two steps (N near T), each step is moved to
-    the next free timestep, so there are always exactly N.
+    trapezoid over that jump overshoots; ρ = 7 makes the first jumps near-constant ratios instead (160 → 92 → 43 →
+    21 …), the spacing Heun was paired with in that paper. Where rounding would merge two steps (N near T), each step
+    is moved to the next free timestep, so there are always exactly N.
     """
     T = len(alphas_cumprod)
     if not 1 <= num_steps <= T:
@@ -124,9 +124,8 @@ def diffusers_run_scheduler(scheduler: SchedulerMixin, num_steps: int | None, de
     """A fresh copy of one of diffusers' schedulers with a run's N timesteps set, on the schedule cut at its
     ``lambda_min_clipped`` (:func:`clip_schedule_tail`); ``num_steps=None`` runs every timestep.
 
-    The timesteps are ours ("trailing", the same as DDPM's respacing) wherever the solver takes custom timesteps, or
-    Karras et al.'s σ spacing on integer timesteps (:func:`karras_timesteps`) where its config sets
-    ``use_karras_sigmas``.
+    Where the solver takes custom timesteps, they are ours: "trailing" (the same as DDPM's respacing), or Karras et
+    al.'s σ spacing on integer timesteps (:func:`karras_timesteps`) where its config sets ``use_karras_sigmas``.
     Where it does not (UniPC, DEIS, Euler ancestral), its own "trailing" spacing is used, except for the N at which
     that spacing's float rounding (``np.arange(T, 0, -T/N)``) gives N + 1 timesteps, the last of them −1 (N = 61,
     103, … at T = 1000): those runs use its "linspace" spacing (N timesteps from T'−1 to 0) instead.
