@@ -167,6 +167,10 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         h, w = (size, size) if isinstance(size, int) else tuple(size)
         return self.unet.config.in_channels, h, w
 
+    def _check_batch(self, name: str, x: torch.Tensor) -> None:
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.sample_shape:
+            raise ValueError(f"{name} must be (B, {', '.join(map(str, self.sample_shape))}), got {tuple(x.shape)}.")
+
     def run_scheduler(
         self, scheduler=None, num_inference_steps: int | None = None, start_timestep: int | None = None
     ) -> SchedulerMixin:
@@ -213,6 +217,7 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         class_labels=None,
         guidance_scale: float | None = None,
         scheduler=None,
+        latents: torch.Tensor | None = None,
     ) -> Iterator[TrajectoryStep]:
         """Denoise step by step, yielding a :class:`TrajectoryStep` after each model evaluation.
 
@@ -232,6 +237,9 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             scheduler: the scheduler to run instead of the registered one, e.g. a solver of
                 :data:`~pipelines.samplers.SAMPLERS`, or any diffusers scheduler built with ``from_config`` from
                 ``self.scheduler.config``.
+            latents: x at the first timestep, (B, C, H, W) in the DDPM scale, instead of x_T drawn from
+                ``generator`` (as in diffusers' pipelines). With ``start_timestep`` it is x_t there, which resumes a
+                saved run: the same x_t and generator state give the same frames as the run never stopped.
 
         Every step is reported in the DDPM (variance-preserving) scale whatever the solver works in: Euler-type
         solvers keep x·√(1+σ²), and their x_t is read back with the σ they used (``scale_model_input``).
@@ -245,11 +253,14 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             batch_size = len(torch.as_tensor(class_labels).reshape(-1))
         guidance_scale = self.guidance_scale_for(guidance_scale)
         unet = self.unet
-        if image is not None:
-            if image.ndim != 4 or tuple(image.shape[1:]) != self.sample_shape:
-                raise ValueError(
-                    f"image must be (B, {', '.join(map(str, self.sample_shape))}), got {tuple(image.shape)}."
-                )
+        if image is not None and latents is not None:
+            raise ValueError("Pass image (to noise it to start_timestep) or latents (x there already), not both.")
+        if latents is not None:
+            self._check_batch("latents", latents)
+            x = latents.to(device=self.device, dtype=unet.dtype) * run.init_noise_sigma
+            batch_size = latents.shape[0]
+        elif image is not None:
+            self._check_batch("image", image)
             image = image.to(device=self.device, dtype=unet.dtype)
             noise = randn_tensor(image.shape, generator=generator, device=self.device, dtype=unet.dtype)
             x = run.add_noise(image, noise, torch.tensor([schedule.timesteps[0]]))

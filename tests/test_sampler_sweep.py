@@ -72,17 +72,71 @@ def test_the_same_seed_gives_every_sampler_the_same_noise(tiny_32px):
     from pipelines.loading import load_pipeline
 
     pipe = load_pipeline(tiny_32px)
-    a = sampler_sweep.generate_with(pipe, "ddim", 1, 4, 2, seed=3)
-    b = sampler_sweep.generate_with(pipe, "ddim", 1, 4, 2, seed=3)
-    assert torch.equal(a, b) and a.shape == (4, 1, 32, 32)
+    a, seconds = sampler_sweep.generate_with(pipe, "ddim", 1, 4, 2, seed=3)
+    b, _ = sampler_sweep.generate_with(pipe, "ddim", 1, 4, 2, seed=3)
+    assert torch.equal(a, b) and a.shape == (4, 1, 32, 32) and seconds > 0
     # the sweep's DDIM is the deterministic η = 0, not η = 1 (which is DDPM's ancestral step, and gave DDPM's figures)
-    ddim = sampler_sweep.generate_with(pipe, "ddim", 3, 4, 4, seed=3)
-    ddpm = sampler_sweep.generate_with(pipe, "ddpm", 3, 4, 4, seed=3)
+    ddim, _ = sampler_sweep.generate_with(pipe, "ddim", 3, 4, 4, seed=3)
+    ddpm, _ = sampler_sweep.generate_with(pipe, "ddpm", 3, 4, 4, seed=3)
     run = pipe.iter_trajectory(
         batch_size=4, generator=torch.Generator().manual_seed(3), num_inference_steps=3, eta=0.0
     )
     assert torch.equal(ddim, list(run)[-1].prev_sample.clamp(-1, 1))
     assert not torch.allclose(ddim, ddpm, atol=1e-3)
+
+
+def test_all_t_ddpm_resumes_mid_point_with_the_same_samples(tmp_path):
+    scheduler = DDPMExplorerScheduler(num_train_timesteps=30, beta_schedule="cosine")
+    pipe = DDPMExplorerPipeline(unet=make_tiny_unet(sample_size=32), scheduler=scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    whole, _ = sampler_sweep.generate_with(pipe, "ddpm", 30, 4, 2, seed=5)
+
+    calls, predict = [], pipe.predict
+
+    def stopped_after(n):
+        def counted(*args):
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            calls.append(1)
+            return predict(*args)
+
+        return counted
+
+    partial = tmp_path / "sweep.partial.safetensors"
+    pipe.predict = stopped_after(30 + 25)  # batch 0 done, batch 1 stopped at its 26th step: saved after its 20th
+    with pytest.raises(KeyboardInterrupt):
+        sampler_sweep.generate_with(pipe, "ddpm", 30, 4, 2, seed=5, partial=partial, save_every=10)
+    key = {"point": "ddpm@30", "num_samples": 4, "batch_size": 2, "seed": 5}
+    saved = sampler_sweep.load_partial(partial, key)
+    assert saved["timestep"] == 9 and saved["done"].shape == (2, 1, 32, 32) and saved["elapsed_s"] > 0
+    with pytest.raises(SystemExit, match="another run"):
+        sampler_sweep.load_partial(partial, key | {"seed": 6})
+
+    calls.clear()
+    pipe.predict = stopped_after(10**6)
+    resumed, seconds = sampler_sweep.generate_with(pipe, "ddpm", 30, 4, 2, seed=5, partial=partial, save_every=10)
+    assert len(calls) == 10, "resumed at t = 9: ten steps left, not sixty"
+    assert torch.equal(resumed, whole), "the same x_t and generator state make the same samples"
+    assert seconds >= saved["elapsed_s"] and not partial.exists()
+
+
+def test_latents_replace_the_drawn_x_T_in_the_ddpm_scale(tiny_32px):
+    from pipelines.loading import load_pipeline
+    from pipelines.samplers import get_sampler
+
+    pipe = load_pipeline(tiny_32px)
+    euler = get_sampler("euler").scheduler(pipe.scheduler.config)  # works on x·√(1+σ²)
+    x_T = torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+
+    def final(**kwargs):
+        run = pipe.iter_trajectory(num_inference_steps=3, scheduler=euler, show_progress=False, **kwargs)
+        return list(run)[-1].prev_sample
+
+    assert torch.allclose(final(latents=x_T), final(batch_size=2, generator=torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match="latents must be"):
+        final(latents=x_T[0])
+    with pytest.raises(ValueError, match="not both"):
+        next(pipe.iter_trajectory(latents=x_T, image=x_T, start_timestep=10, show_progress=False))
 
 
 def test_evaluate_reports_both_feature_spaces_and_the_bound(tiny_32px, fake_fashion_mnist, second_network, tmp_path):  # noqa: F811

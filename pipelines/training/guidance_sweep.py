@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -160,11 +159,10 @@ def main(argv=None) -> None:
         key = f"w={w:g}"
         if key in results["points"] and not (args.grid or args.samples_out):
             continue
-        start = time.perf_counter()
-        samples = quantize(
-            generate_with(pipe, args.sampler, args.steps, args.num_samples, args.batch_size, args.seed, labels, w)
+        samples, wall = generate_with(
+            pipe, args.sampler, args.steps, args.num_samples, args.batch_size, args.seed, labels, w
         )
-        wall = time.perf_counter() - start
+        samples = quantize(samples)
         kept[key] = ((samples + 1) * 127.5).round().to(torch.uint8)
         if key in results["points"]:
             continue

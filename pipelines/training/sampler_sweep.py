@@ -9,7 +9,9 @@ Each point samples N images (seed fixed: every sampler starts from the same x_T)
 the test set beside the floor (train against test, same N) in the committed classifier's space and in the second,
 independent network's (``second_space``, where that network is installed), the mean max-softmax, the smallest class
 share, the NFE and the wall time. ``--reference`` adds DDPM at that many steps (all T: 1000). Points already in the
-JSON are kept and skipped, so an interrupted sweep resumes where it stopped; the JSON is written after every point.
+JSON are kept and skipped, so an interrupted sweep resumes where it stopped; the JSON is written after every point,
+and all-T DDPM (a million evaluations at 1,000 samples) saves its state every ``--save-every`` steps to ``--partial``,
+so that point too resumes where it stopped, with the same result.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from pipelines.loading import load_pipeline
@@ -42,30 +46,97 @@ def point_key(sampler: str, steps: int) -> str:
 
 
 def generate_with(
-    pipe, sampler: str, steps: int, n: int, batch_size: int, seed: int, class_labels=None, guidance_scale=None
-) -> torch.Tensor:
-    """n samples in [−1, 1] from one sampler at ``steps`` steps; batch k draws from seed + k, so every sampler starts
-    from the same x_T."""
+    pipe,
+    sampler: str,
+    steps: int,
+    n: int,
+    batch_size: int,
+    seed: int,
+    class_labels=None,
+    guidance_scale=None,
+    partial: Path | None = None,
+    save_every: int = 20,
+) -> tuple[torch.Tensor, float]:
+    """n samples in [−1, 1] from one sampler at ``steps`` steps, and the seconds they took; batch k draws from
+    seed + k, so every sampler starts from the same x_T.
+
+    With ``partial``, a run of all T DDPM steps (the reference: hours on a CPU) saves its state there every
+    ``save_every`` steps (the finished batches, x_t and the generator's state) and, started again, resumes from it
+    with the same frames it would have made (its seconds count those of the runs before); the file is deleted when
+    the point is done.
+    """
+    began = time.perf_counter()
     scheduler = get_sampler(sampler).scheduler(pipe.scheduler.config)
     eta = 0.0 if get_sampler(sampler).takes_eta else None  # DDIM here is the deterministic η = 0 (η = 1 is DDPM)
-    out = []
+    key = {"point": point_key(sampler, steps), "num_samples": n, "batch_size": batch_size, "seed": seed}
+    resumable = partial is not None and sampler == "ddpm" and steps == pipe.scheduler.config.num_train_timesteps
+    saved = load_partial(partial, key) if resumable else None
+    out = list(saved["done"].split(batch_size)) if saved and "done" in saved else []
+    earlier_s = saved["elapsed_s"] if saved else 0.0
     for k, start in enumerate(tqdm(range(0, n, batch_size), desc=f"{sampler} × {steps}", leave=False)):
+        if k < len(out):
+            continue
         b = min(batch_size, n - start)
-        labels = None if class_labels is None else class_labels[start : start + b]
+        generator = torch.Generator().manual_seed(seed + k)
+        latents, start_timestep, num_inference_steps = None, None, steps
+        if saved and "x" in saved:  # x_t of this batch, mid-run: all the steps from there on, the same noise
+            generator.set_state(saved["generator_state"])
+            latents, start_timestep, num_inference_steps = saved.pop("x"), saved["timestep"], None
         trajectory = pipe.iter_trajectory(
             batch_size=b,
-            generator=torch.Generator().manual_seed(seed + k),
-            num_inference_steps=steps,
+            generator=generator,
+            num_inference_steps=num_inference_steps,
             scheduler=scheduler,
-            class_labels=labels,
+            class_labels=None if class_labels is None else class_labels[start : start + b],
             guidance_scale=guidance_scale,
             eta=eta,
             show_progress=False,
+            start_timestep=start_timestep,
+            latents=latents,
         )
         for step in trajectory:
             final = step.prev_sample
+            if resumable and (step.step_index + 1) % save_every == 0 and step.prev_timestep >= 0:
+                running = {"x": final, "timestep": step.prev_timestep}
+                save_partial(partial, key, earlier_s + time.perf_counter() - began, out, running, generator)
         out.append(final.clamp(-1, 1).cpu())
-    return torch.cat(out)
+        if resumable:
+            save_partial(partial, key, earlier_s + time.perf_counter() - began, out)
+    if resumable:
+        partial.unlink(missing_ok=True)
+    return torch.cat(out), earlier_s + time.perf_counter() - began
+
+
+def save_partial(
+    path: Path, key: dict, elapsed_s: float, done: list, running: dict | None = None, generator=None
+) -> None:
+    """A point's state, as safetensors: the seconds spent on it, the finished batches and, mid-batch, x_t, its
+    timestep and the generator's state. Written to a temporary file first, so an interruption never leaves half a
+    state."""
+    tensors = {"done": torch.cat(done)} if done else {}
+    metadata = {k: str(v) for k, v in key.items()} | {"elapsed_s": f"{elapsed_s:.1f}"}
+    if running is not None:
+        tensors |= {"x": running["x"].float().cpu().contiguous(), "generator_state": generator.get_state()}
+        metadata["timestep"] = str(running["timestep"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, tmp, metadata=metadata)
+    tmp.replace(path)
+
+
+def load_partial(path: Path, key: dict) -> dict | None:
+    """The state :func:`save_partial` left at ``path`` for the point ``key`` (None when there is none); SystemExit
+    when it holds another point's or another setup's."""
+    if not path.exists():
+        return None
+    with safe_open(path, framework="pt") as f:
+        metadata = f.metadata()
+        state = {name: f.get_tensor(name) for name in f.keys()}
+    if any(metadata.get(k) != str(v) for k, v in key.items()):
+        raise SystemExit(f"{path} holds the state of another run ({metadata}), not of {key}; delete it to start over.")
+    if "timestep" in metadata:
+        state["timestep"] = int(metadata["timestep"])
+    return state | {"elapsed_s": float(metadata["elapsed_s"])}
 
 
 def fastest_within(
@@ -172,6 +243,12 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu", help="where the UNet runs (cuda on a GPU machine)")
     p.add_argument("--json", required=True, help="results, read first to resume and rewritten after every point")
+    p.add_argument(
+        "--partial",
+        default=None,
+        help="where all-T DDPM saves its state to resume mid-point (default: the JSON's path, .partial.safetensors)",
+    )
+    p.add_argument("--save-every", type=int, default=20, help="--partial: save every this many steps")
     p.add_argument("--plot", default=None, help="FD against NFE, as a PNG")
     p.add_argument("--table", action="store_true", help="print the JSON's results as a Markdown table, and stop")
     p.add_argument("--fastest", action="store_true", help="print the fastest point within 10 %% of DDPM 100, and stop")
@@ -209,11 +286,18 @@ def main(argv=None) -> None:
         key = point_key(sampler, steps)
         if key in results["points"]:
             continue
-        start = time.perf_counter()
-        samples = generate_with(
-            pipe, sampler, steps, args.num_samples, args.batch_size, args.seed, labels, args.guidance_scale
+        samples, wall = generate_with(
+            pipe,
+            sampler,
+            steps,
+            args.num_samples,
+            args.batch_size,
+            args.seed,
+            labels,
+            args.guidance_scale,
+            partial=Path(args.partial) if args.partial else path.with_suffix(".partial.safetensors"),
+            save_every=args.save_every,
         )
-        wall = time.perf_counter() - start
         q = score(quantize(samples), labels)
         results["points"][key] = {
             "sampler": sampler,
