@@ -100,6 +100,11 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         n = self.unet.config.num_class_embeds
         return n - 1 if n else None
 
+    def balanced_class_labels(self, n: int) -> torch.Tensor | None:
+        """n labels with an equal share of every class (sample i asks for class i mod K), as the sweeps sample them;
+        None for an unconditional UNet."""
+        return None if self.null_class_label is None else torch.arange(n) % self.null_class_label
+
     def class_labels_for(self, class_labels, batch_size: int) -> torch.Tensor | None:
         """(B,) long labels for a run: ``None`` is unconditional (∅ for a conditional UNet), an int is one class for
         the whole batch, a list is one label per image (and sets B).

@@ -52,6 +52,13 @@ def schedule_betas(config) -> torch.Tensor:
     )
 
 
+def half_log_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """λ = ½·log SNR = ½·log(ᾱ/(1−ᾱ)) at each timestep, in float64: DPM-Solver's λ, and −log σ of the Euler-type
+    solvers' σ = √((1−ᾱ)/ᾱ)."""
+    alphas_cumprod = alphas_cumprod.double()
+    return 0.5 * (alphas_cumprod.log() - (1.0 - alphas_cumprod).log())
+
+
 def clip_schedule_tail(config) -> dict:
     """The config with the schedule cut where λ = ½·log SNR falls below its ``lambda_min_clipped``.
 
@@ -68,8 +75,7 @@ def clip_schedule_tail(config) -> dict:
     if lambda_min is None or not math.isfinite(lambda_min):
         return dict(config)
     betas = schedule_betas(config)
-    alphas_cumprod = torch.cumprod(1.0 - betas, dim=0).double()
-    lambdas = 0.5 * (alphas_cumprod.log() - (1.0 - alphas_cumprod).log())  # decreasing in t
+    lambdas = half_log_snr(torch.cumprod(1.0 - betas, dim=0))  # decreasing in t
     kept = int((lambdas >= lambda_min).sum())
     if kept == len(betas):
         return dict(config)
@@ -104,7 +110,7 @@ def karras_timesteps(alphas_cumprod: torch.Tensor, num_steps: int, rho: float = 
     T = len(alphas_cumprod)
     if not 1 <= num_steps <= T:
         raise ValueError(f"num_inference_steps must be between 1 and {T}, got {num_steps}.")
-    log_sigmas = 0.5 * ((1.0 - alphas_cumprod.double()).log() - alphas_cumprod.double().log())  # increasing in t
+    log_sigmas = -half_log_snr(alphas_cumprod)  # increasing in t
     if num_steps == 1:
         return [T - 1]
     ramp = torch.linspace(0.0, 1.0, num_steps, dtype=torch.float64)

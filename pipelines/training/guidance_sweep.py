@@ -142,7 +142,7 @@ def main(argv=None) -> None:
     if pipe.null_class_label is None:
         raise SystemExit(f"{args.checkpoint} is unconditional: guidance needs a class-conditional checkpoint.")
     classes = pipe.null_class_label
-    labels = torch.arange(args.num_samples) % classes  # sample i asks for class i mod 10
+    labels = pipe.balanced_class_labels(args.num_samples)
     score = scorer_from(args, args.num_samples)
 
     path = Path(args.json)

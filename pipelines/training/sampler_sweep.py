@@ -267,9 +267,7 @@ def main(argv=None) -> None:
     pipe = load_pipeline(args.checkpoint).to(args.device)
     pipe.set_progress_bar_config(disable=True)
     score = scorer_from(args, args.num_samples)
-    labels = None
-    if pipe.null_class_label is not None:  # class-conditional: an equal share of every class
-        labels = torch.arange(args.num_samples) % pipe.null_class_label
+    labels = pipe.balanced_class_labels(args.num_samples)
 
     path = Path(args.json)
     setup = {
