@@ -10,7 +10,7 @@ from app import settings
 from app.callbacks import forward as cb
 from app.images import examples
 from app.rendering import LATEX_DELIMITERS
-from app.tabs.scrubbers import forward_scrubber
+from app.tabs.scrubbers import forward_scrubber, timestep_slider
 from app.tabs.widgets import GifExport, image_panel
 
 INTRO = (
@@ -84,14 +84,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     state = gr.State(None, time_to_live=settings.SESSION_TTL_S)
     gr.Markdown(INTRO, latex_delimiters=LATEX_DELIMITERS)
     setup = setup_inputs()
-    t = gr.Slider(
-        0,
-        settings.MAX_T,
-        value=0,
-        step=1,
-        label="t: noising steps applied (0 = clean image, T = noise); ← → step 1, Shift+← → step 10",
-        elem_id="forward-t",
-    )
+    t = timestep_slider("forward-t", "t: noising steps applied (0 = clean image, T = noise)")
     scrubber = forward_scrubber("forward-t")
     export = gr.Button("Export GIF", size="sm")
     markov_chain_section(state, t, setup.seed)

@@ -10,7 +10,7 @@ import gradio as gr
 from app import settings
 from app.callbacks import lab as cb
 from app.rendering import LATEX_DELIMITERS
-from app.tabs.scrubbers import lab_scrubber
+from app.tabs.scrubbers import lab_scrubber, timestep_slider
 from app.tabs.widgets import COMPUTE_QUEUE
 from pipelines.lab2d.metrics import MMD_BANDWIDTHS, SLICES
 from pipelines.lab2d.training import TrainingConfig
@@ -98,14 +98,7 @@ def create_tab(demo: gr.Blocks) -> None:
             status = gr.Markdown("Press **Train and sample**: the loss streams here while the model learns.")
             loss = gr.LinePlot(x="step", y="L_simple", label="Training loss L_simple (mean over windows of steps)")
             table = gr.Dataframe(headers=cb.QUALITY_HEADERS, label=QUALITY_LABEL, interactive=False)
-    t = gr.Slider(
-        0,
-        settings.MAX_T,
-        value=0,
-        step=1,
-        label="t (0 = the data and the samples, T = noise); ← → step 1, Shift+← → step 10",
-        elem_id="lab-t",
-    )
+    t = timestep_slider("lab-t", "t (0 = the data and the samples, T = noise)")
     scrubber = lab_scrubber("lab-t")
 
     # the API's events first: gradio names a function's later events after it, and they must not take these names

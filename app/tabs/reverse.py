@@ -11,7 +11,7 @@ from app.callbacks import race as race_cb
 from app.callbacks import reverse as cb
 from app.callbacks.sdedit import sdedit
 from app.images import examples
-from app.tabs.scrubbers import race_scrubber, reverse_scrubber
+from app.tabs.scrubbers import race_scrubber, reverse_scrubber, timestep_slider
 from app.tabs.widgets import COMPUTE_QUEUE, GifExport, image_panel
 
 SDEDIT_NOTE = (
@@ -130,8 +130,7 @@ def seed_batch_and_buttons(batch_label: str, start_label: str):
 
 def noise_level_scrubber(T: int, slider_id: str, *scrubber_args):
     """The slider of a side-by-side view (every run shown at the slider's noise level) and its in-page scrubber."""
-    label = "t: the noise level every run is shown at (0 = results)"
-    t = gr.Slider(0, T, value=T, step=1, label=label, elem_id=slider_id)
+    t = timestep_slider(slider_id, "t: the noise level every run is shown at (0 = results)", T, value=T)
     return t, race_scrubber(slider_id, *scrubber_args)
 
 
@@ -230,14 +229,8 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
                 final = image_panel("Result x₀", height=260)
     T = models.num_timesteps(inputs.model.value) or settings.MAX_T  # read from its config, weights not loaded
     gr.Markdown("### Scrub the recorded run")
-    t = gr.Slider(
-        0,
-        T,
-        value=T,
-        step=1,
-        label="t (0 = the result, T = pure noise; after a run: the nearest step); ← → step 1, Shift+← → step 10",
-        elem_id="reverse-t",
-    )
+    meaning = "t (0 = the result, T = pure noise; after a run: the nearest step)"
+    t = timestep_slider("reverse-t", meaning, T, value=T)
     scrubber = reverse_scrubber("reverse-t")
     export = gr.Button("Export GIF", size="sm")
     gif = GifExport.create("x_t | x̂₀ over the run (GIF)", height=260)

@@ -10,8 +10,16 @@ from pathlib import Path
 
 import gradio as gr
 
+from app import settings
+
 STATIC = Path(__file__).resolve().parent.parent / "static"
 SPEEDS = (("¼×", 0.25), ("½×", 0.5), ("1×", 1), ("2×", 2), ("4×", 4))
+KEYS = "← → step 1, Shift+← → step 10"  # the range's own arrows, and scrub.js's Shift+arrows
+
+
+def timestep_slider(slider_id: str, meaning: str, T: int = settings.MAX_T, value: int = 0) -> gr.Slider:
+    """The t slider (0 … T) a scrubber follows, labelled with what t means there and the keys it takes."""
+    return gr.Slider(0, T, value=value, step=1, label=f"{meaning}; {KEYS}", elem_id=slider_id)
 
 
 def _read(name: str) -> str:
