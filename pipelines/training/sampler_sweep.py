@@ -69,6 +69,8 @@ def generate_with(
     scheduler = get_sampler(sampler).scheduler(pipe.scheduler.config)
     eta = 0.0 if get_sampler(sampler).takes_eta else None  # DDIM here is the deterministic η = 0 (η = 1 is DDPM)
     key = {"point": point_key(sampler, steps), "num_samples": n, "batch_size": batch_size, "seed": seed}
+    # Only a run of all T steps of ours restarts from x_t alone: its remaining timesteps are all those below t, and
+    # its steps keep no history (a respaced run's or a multistep solver's tail would differ).
     resumable = partial is not None and sampler == "ddpm" and steps == pipe.scheduler.config.num_train_timesteps
     saved = load_partial(partial, key) if resumable else None
     out = list(saved["done"].split(batch_size)) if saved and "done" in saved else []
@@ -97,8 +99,8 @@ def generate_with(
         for step in trajectory:
             final = step.prev_sample
             if resumable and (step.step_index + 1) % save_every == 0 and step.prev_timestep >= 0:
-                running = {"x": final, "timestep": step.prev_timestep}
-                save_partial(partial, key, earlier_s + time.perf_counter() - began, out, running, generator)
+                running = {"x": final, "timestep": step.prev_timestep, "generator": generator}
+                save_partial(partial, key, earlier_s + time.perf_counter() - began, out, running)
         out.append(final.clamp(-1, 1).cpu())
         if resumable:
             save_partial(partial, key, earlier_s + time.perf_counter() - began, out)
@@ -107,16 +109,14 @@ def generate_with(
     return torch.cat(out), earlier_s + time.perf_counter() - began
 
 
-def save_partial(
-    path: Path, key: dict, elapsed_s: float, done: list, running: dict | None = None, generator=None
-) -> None:
-    """A point's state, as safetensors: the seconds spent on it, the finished batches and, mid-batch, x_t, its
-    timestep and the generator's state. Written to a temporary file first, so an interruption never leaves half a
-    state."""
+def save_partial(path: Path, key: dict, elapsed_s: float, done: list, running: dict | None = None) -> None:
+    """A point's state, as safetensors: the seconds spent on it, the finished batches and, mid-batch, ``running``:
+    x_t (``x``), its ``timestep`` and the ``generator`` that draws the rest of the batch's noise. Written to a
+    temporary file first, so an interruption never leaves half a state."""
     tensors = {"done": torch.cat(done)} if done else {}
     metadata = {k: str(v) for k, v in key.items()} | {"elapsed_s": f"{elapsed_s:.1f}"}
     if running is not None:
-        tensors |= {"x": running["x"].float().cpu().contiguous(), "generator_state": generator.get_state()}
+        tensors |= {"x": running["x"].float().cpu().contiguous(), "generator_state": running["generator"].get_state()}
         metadata["timestep"] = str(running["timestep"])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
