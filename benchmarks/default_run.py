@@ -1,0 +1,101 @@
+"""The reverse tab's default run, now against before the samplers issue, through the page's own handler, interleaved.
+
+    python benchmarks/default_run.py --repeats 5
+
+Variants (seed 0, the tab's other defaults: fixed_small variance, x̂₀ clipped), each timed from the click to the
+last yield of ``reverse_generate_in_page`` (sampling, recording, the streamed images and scrubber payloads, the
+class-decision curves), models loaded and warmed up first:
+  before   the old default: fashion-mnist-32, DDPM respaced to 100 steps, batch 4
+  now      the tab's default: the default model, its default sampler and steps, its classes and guidance as the tab
+           starts ("one of each" at the recommended w: one image per class, two UNet passes per step)
+
+Each run's quality is read from the committed evaluation of exactly those settings (1,000 samples): Fréchet distance
+over the real floor, in the committed classifier's features and the independent network's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from common import ROOT, stats, table, timed, write_section
+
+from app.callbacks import reverse
+from app.settings import DEFAULT_MODEL
+
+EVALUATIONS = ROOT / "checkpoints"
+
+
+def variants() -> dict[str, tuple]:
+    """name → (model, sampler, steps, batch, class choice, guidance), as the tab starts."""
+    classes, guidance = reverse.conditioning_controls(DEFAULT_MODEL)
+    now = (DEFAULT_MODEL, reverse.DEFAULT_SAMPLER, reverse.DEFAULT_STEPS, 4, classes["value"], guidance.get("value"))
+    return {"before": ("fashion-mnist-32", reverse.DDPM, 100, 4, reverse.ANY_CLASS, None), "now": now}
+
+
+def click(model, sampler, steps, batch, class_choice, guidance) -> tuple:
+    variance = next(iter(reverse.VARIANCE_TYPES))
+    args = (model, sampler, steps, 0.0, variance, True, 0, batch, class_choice, guidance)
+    return list(reverse.reverse_generate_in_page(*args))[-1]
+
+
+def quality(model: str, sampler: str, steps: int, guidance: float | None) -> str:
+    """FD × each real floor of these settings: an unguided run's point of the model's sampler sweep, a guided one's
+    w in the guidance sweep of that sampler and step count."""
+    key = reverse.SAMPLER_NAMES[sampler]
+    folder = EVALUATIONS / model / "evaluation"
+    if guidance is None:
+        path, point = folder / "samplers.json", f"{key}@{steps}"
+    else:
+        path, point = folder / f"guidance-{key}{steps}.json", f"w={guidance:g}"
+    p = json.loads(path.read_text())["points"].get(point) if path.exists() else None
+    if p is None:
+        return "not measured"
+    return f"{p['fd_ratio']:.1f}× / {p['second_space']['fd_ratio']:.1f}× (`{path.relative_to(ROOT)}`, {point})"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args()
+    runs = variants()
+    for v in runs.values():  # load each model and its classifier, and warm up
+        click(*v)
+    seconds = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        for name, v in runs.items():
+            seconds[name].append(timed(lambda v=v: click(*v)))
+    base = stats(seconds["before"])["median"]
+    rows = []
+    for name, (model, sampler, steps, batch, class_choice, guidance) in runs.items():
+        s = stats(seconds[name])
+        nfe = reverse.SAMPLERS[reverse.SAMPLER_NAMES[sampler]].nfe(steps)
+        images = reverse.check_model(model).null_class_label if class_choice == reverse.ONE_OF_EACH else batch
+        passes = nfe * images * (1 if guidance is None else 2)
+        rows.append(
+            [
+                name,
+                model,
+                f"{sampler}, {steps} steps" + ("" if guidance is None else f", w = {guidance:g}"),
+                images,
+                nfe,
+                passes,
+                f"{s['median']:.2f}",
+                f"{s['min']:.2f}–{s['max']:.2f}",
+                f"{base / s['median']:.1f}×",
+                f"{base / runs['before'][3] / (s['median'] / images):.1f}×",
+                quality(model, sampler, steps, guidance),
+            ]
+        )
+    header = ["run", "model", "sampler", "images", "NFE", "image evaluations", "median s", "range s", "speed-up"]
+    header += ["per image", "FD × floors (committed / independent features)"]
+    body = (
+        f"{args.repeats} interleaved repeats of the page's handler (`reverse_generate_in_page`), after a warm-up. "
+        "Image evaluations: NFE × images, × 2 when guided. Speed-up: the old default's median over this run's, "
+        "in the same run; per image: the same for seconds per image.\n\n" + table(header, rows) + "\n"
+    )
+    write_section("default_run", f"python benchmarks/default_run.py --repeats {args.repeats}", body)
+
+
+if __name__ == "__main__":
+    main()
