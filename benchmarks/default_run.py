@@ -18,12 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from common import ROOT, stats, table, timed, write_section
+from common import CHECKPOINT, ROOT, stats, table, timed, write_section
 
 from app.callbacks import reverse
 from app.settings import DEFAULT_MODEL
-
-EVALUATIONS = ROOT / "checkpoints"
 
 
 def variants() -> dict[str, tuple]:
@@ -39,11 +37,17 @@ def click(model, sampler, steps, batch, class_choice, guidance) -> tuple:
     return list(reverse.reverse_generate_in_page(*args))[-1]
 
 
+def plan_args(variant: tuple) -> tuple:
+    """``run_plan``'s arguments for a variant (η 0: no variant is DDIM)."""
+    model, sampler, steps, batch, class_choice, guidance = variant
+    return model, sampler, steps, 0.0, batch, class_choice, guidance
+
+
 def quality(model: str, sampler: str, steps: int, guidance: float | None) -> str:
     """FD × each real floor of these settings: an unguided run's point of the model's sampler sweep, a guided one's
     w in the guidance sweep of that sampler and step count."""
     key = reverse.SAMPLER_NAMES[sampler]
-    folder = EVALUATIONS / model / "evaluation"
+    folder = CHECKPOINT.parent / model / "evaluation"
     if guidance is None:
         path, point = folder / "samplers.json", f"{key}@{steps}"
     else:
@@ -66,24 +70,24 @@ def main() -> None:
         for name, v in runs.items():
             seconds[name].append(timed(lambda v=v: click(*v)))
     base = stats(seconds["before"])["median"]
+    before = reverse.run_plan(*plan_args(runs["before"]))
     rows = []
-    for name, (model, sampler, steps, batch, class_choice, guidance) in runs.items():
+    for name, (model, sampler, steps, _, _, guidance) in runs.items():
         s = stats(seconds[name])
-        nfe = reverse.SAMPLERS[reverse.SAMPLER_NAMES[sampler]].nfe(steps)
-        images = reverse.check_model(model).null_class_label if class_choice == reverse.ONE_OF_EACH else batch
-        passes = nfe * images * (1 if guidance is None else 2)
+        plan = reverse.run_plan(*plan_args(runs[name]))  # images and NFE as the tab counts them
+        passes = plan.nfe * plan.batch_size * (1 if guidance is None else 2)
         rows.append(
             [
                 name,
                 model,
                 f"{sampler}, {steps} steps" + ("" if guidance is None else f", w = {guidance:g}"),
-                images,
-                nfe,
+                plan.batch_size,
+                plan.nfe,
                 passes,
                 f"{s['median']:.2f}",
                 f"{s['min']:.2f}–{s['max']:.2f}",
                 f"{base / s['median']:.1f}×",
-                f"{base / runs['before'][3] / (s['median'] / images):.1f}×",
+                f"{base / before.batch_size / (s['median'] / plan.batch_size):.1f}×",
                 quality(model, sampler, steps, guidance),
             ]
         )
