@@ -1,6 +1,7 @@
 """The DDPM objective: the simplified loss the network trains on, and the variational bound (ELBO) it stands for.
 
     L_simple = E_{t, x₀, ε} ‖ε − ε_θ(x_t, t)‖²                      (Ho et al. 2020 eq. 14; or on v, or min-SNR-γ)
+    L_hybrid = L_simple + λ·L_vlb, λ = 0.001, μ frozen in L_vlb       (Nichol & Dhariwal 2021 §3.1; learned Σ_θ)
 
 The bound in bits/dim, as in Ho et al. 2020 §3.3 and Nichol & Dhariwal 2021 §2:
 
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from pipelines.forward import q_sample
-from pipelines.scheduler import DDPMExplorerScheduler, x0_and_eps_from_model_output
+from pipelines.scheduler import LEARNED_VARIANCE_TYPES, DDPMExplorerScheduler, x0_and_eps_from_model_output
 from pipelines.schedules import extract
 
 LOG2 = math.log(2.0)
@@ -52,13 +53,78 @@ def l_simple(
     x_t = scheduler.q_sample(x0, t, noise)
     prediction_type = scheduler.config.prediction_type
     target = noise if prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
-    pred = unet(x_t, t, class_labels=class_labels).sample
+    pred = unet(x_t, t, class_labels=class_labels).sample[:, : x0.shape[1]]  # a learned Σ_θ's channels: not here
     if snr_gamma is None:
         return F.mse_loss(pred.float(), target.float())
     snr = extract(scheduler.tables.snr, t, (len(t),), torch.float32, x0.device)
     weight = torch.clamp(snr, max=snr_gamma) / (snr if prediction_type == "epsilon" else snr + 1)
     per_image = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
     return (per_image * weight).mean()
+
+
+def learned_log_variance(scheduler: DDPMExplorerScheduler, variance_output: torch.Tensor, t: torch.Tensor):
+    """log Σ_θ of the training chain at table indices t, (B, C, H, W), from the network's variance channels:
+    ``learned_range`` interpolates log Σ_θ = v·log β_t + (1 − v)·log β̃_t, v = (output + 1)/2 (Nichol & Dhariwal
+    eq. 15; log β̃_0 is log β̃_1, as improved-diffusion clips it); ``learned`` reads the output as Σ_θ (diffusers)."""
+    tb, shape, dtype = scheduler.tables, variance_output.shape, variance_output.dtype
+    if scheduler.config.variance_type == "learned":
+        return torch.log(variance_output)
+    min_log = extract(tb.posterior_log_variance_clipped, t, shape, dtype, variance_output.device)
+    max_log = extract(tb.betas.log(), t, shape, dtype, variance_output.device)
+    frac = (variance_output + 1) / 2
+    return frac * max_log + (1 - frac) * min_log
+
+
+def vb_term_from(x0, x_t, t, scheduler: DDPMExplorerScheduler, mean, log_variance) -> torch.Tensor:
+    """The bound's term at table index t of p_θ(x_{t−1} | x_t) = N(mean, e^log_variance), bits/dim, (B,):
+    KL(q(x_{t−1} | x_t, x₀) ‖ p_θ) for t ≥ 1, the discretized decoder's −log p_θ(x₀ | x₁) for t = 0."""
+    true_mean, _, true_logvar = scheduler.q_posterior_mean_variance(x0, x_t, t)
+    kl = _mean_over_dims(normal_kl(true_mean, true_logvar, mean, log_variance)) / LOG2
+    decoder_nll = -_mean_over_dims(discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_variance)) / LOG2
+    return torch.where(t == 0, decoder_nll, kl)
+
+
+def hybrid_loss_terms(scheduler: DDPMExplorerScheduler, model_output, x0, x_t, noise, t):
+    """(L_simple, L_vlb's term at t) per image, (B,) each, from a learned-variance network's output (2·C channels).
+
+    L_vlb sees the mean through a stop-gradient (μ from the detached prediction): the variance learns from the bound,
+    the mean from L_simple alone (Nichol & Dhariwal 2021 §3.1). x̂₀ is not clipped (as in their training).
+    """
+    c = x0.shape[1]
+    prediction, variance_output = model_output[:, :c], model_output[:, c:]
+    target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+    mse = _mean_over_dims((prediction.float() - target.float()) ** 2)
+    tb, dtype = scheduler.tables, x_t.dtype
+    sqrt_ab = extract(tb.sqrt_alphas_cumprod, t, x_t.shape, dtype, x_t.device)
+    sqrt_1mab = extract(tb.sqrt_one_minus_alphas_cumprod, t, x_t.shape, dtype, x_t.device)
+    pred_x0, _ = x0_and_eps_from_model_output(
+        scheduler.config.prediction_type, prediction.detach(), x_t, sqrt_ab, sqrt_1mab
+    )
+    mean, _, _ = scheduler.q_posterior_mean_variance(pred_x0, x_t, t)
+    log_variance = learned_log_variance(scheduler, variance_output, t)
+    return mse, vb_term_from(x0, x_t, t, scheduler, mean, log_variance)
+
+
+def l_hybrid(
+    unet,
+    scheduler: DDPMExplorerScheduler,
+    x0: torch.Tensor,
+    noise: torch.Tensor,
+    t: torch.Tensor,
+    class_labels: torch.Tensor | None = None,
+    vlb_weight: float = 0.001,
+) -> torch.Tensor:
+    """L_hybrid = L_simple + λ·L_vlb for a learned Σ_θ, the mean over the batch (Nichol & Dhariwal 2021 §3.1).
+
+    L_vlb = Σ_t L_t is estimated from one uniform t per image as T·L_t, so λ·L_vlb = λ·T·L_t (improved-diffusion
+    scales its term by T/1000 with λ folded in: the same for λ = 0.001).
+    """
+    if scheduler.config.variance_type not in LEARNED_VARIANCE_TYPES:
+        raise ValueError("L_hybrid trains a learned Σ_θ: use variance_type='learned_range' (or 'learned').")
+    x_t = scheduler.q_sample(x0, t, noise)
+    model_output = unet(x_t, t, class_labels=class_labels).sample
+    mse, vb = hybrid_loss_terms(scheduler, model_output.float(), x0.float(), x_t.float(), noise.float(), t)
+    return (mse + vlb_weight * scheduler.config.num_train_timesteps * vb).mean()
 
 
 def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
@@ -117,7 +183,8 @@ def null_labels(unet, batch_size: int, device=None) -> torch.Tensor | None:
 
 def p_mean_variance(unet, scheduler: DDPMExplorerScheduler, x_t: torch.Tensor, t: torch.Tensor, clip: bool = True):
     """p_θ(x_{t−1} | x_t) = N(μ_θ, Σ_t): μ_θ is the posterior mean at the model's x̂₀ (Ho et al. eq. 11);
-    log Σ_t is log β̃_t (``fixed_small``) or log β_t (``fixed_large``, with β̃_1 at t = 0 as improved-diffusion).
+    log Σ_t is log β̃_t (``fixed_small``), log β_t (``fixed_large``, with β̃_1 at t = 0 as improved-diffusion), or the
+    network's learned log Σ_θ (:func:`learned_log_variance`).
 
     A class-conditional UNet is asked with the null label: the bound is then the unconditional model's, log p(x),
     the one an image without a label has.
@@ -126,6 +193,8 @@ def p_mean_variance(unet, scheduler: DDPMExplorerScheduler, x_t: torch.Tensor, t
     tb = scheduler.tables
     dtype = x_t.dtype
     model_output = unet(x_t, t, class_labels=null_labels(unet, x_t.shape[0], x_t.device)).sample
+    c = x_t.shape[1]
+    model_output, variance_output = model_output[:, :c], model_output[:, c:]
     sqrt_ab = extract(tb.sqrt_alphas_cumprod, t, x_t.shape, dtype)
     sqrt_1mab = extract(tb.sqrt_one_minus_alphas_cumprod, t, x_t.shape, dtype)
     pred_x0, pred_eps = x0_and_eps_from_model_output(
@@ -134,7 +203,9 @@ def p_mean_variance(unet, scheduler: DDPMExplorerScheduler, x_t: torch.Tensor, t
     if clip:
         pred_x0 = pred_x0.clamp(-1.0, 1.0)
     mean, _, log_var = scheduler.q_posterior_mean_variance(pred_x0, x_t, t)
-    if scheduler.config.variance_type == "fixed_large":
+    if scheduler.config.variance_type in LEARNED_VARIANCE_TYPES:
+        log_var = learned_log_variance(scheduler, variance_output, t)
+    elif scheduler.config.variance_type == "fixed_large":
         log_betas = torch.log(torch.cat([tb.posterior_variance[1:2], tb.betas[1:]])) if len(tb.betas) > 1 else None
         log_var = extract(log_betas if log_betas is not None else tb.betas.log(), t, x_t.shape, dtype)
     return mean, log_var, pred_x0, pred_eps
@@ -160,11 +231,8 @@ def vb_terms_bpd(
     sqrt_alpha_bar = extract(tb.sqrt_alphas_cumprod, t, x0.shape, x0.dtype)
     sqrt_one_minus_alpha_bar = extract(tb.sqrt_one_minus_alphas_cumprod, t, x0.shape, x0.dtype)
     x_t = q_sample(x0, noise, sqrt_alpha_bar, sqrt_one_minus_alpha_bar)
-    true_mean, _, true_logvar = scheduler.q_posterior_mean_variance(x0, x_t, t)
     mean, logvar, _, pred_eps = p_mean_variance(unet, scheduler, x_t, t)
-    kl = _mean_over_dims(normal_kl(true_mean, true_logvar, mean, logvar)) / LOG2
-    decoder_nll = -_mean_over_dims(discretized_gaussian_log_likelihood(x0, mean, 0.5 * logvar)) / LOG2
-    vb = torch.where(t == 0, decoder_nll, kl)
+    vb = vb_term_from(x0, x_t, t, scheduler, mean, logvar)
     mse = _mean_over_dims((noise - pred_eps) ** 2)
     return vb, mse
 

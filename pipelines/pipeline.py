@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
-from diffusers import DiffusionPipeline, ImagePipelineOutput, SchedulerMixin, UNet2DModel
+from diffusers import DDPMScheduler, DiffusionPipeline, ImagePipelineOutput, SchedulerMixin, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
 
 from pipelines.samplers import diffusers_run_scheduler
@@ -37,6 +37,8 @@ class TrajectoryStep:
     pred_original_sample: torch.Tensor  # x̂₀
     pred_epsilon: torch.Tensor  # ε̂
     prev_sample: torch.Tensor  # x_{t'}
+    # v of a learned Σ_θ per pixel (0 at β̃, 1 at β; our scheduler's ancestral step only), else None
+    variance_fraction: torch.Tensor | None = None
 
 
 def _step_kwargs(scheduler, generator: torch.Generator | None, eta: float | None) -> dict:
@@ -141,7 +143,10 @@ class DDPMExplorerPipeline(DiffusionPipeline):
 
     def predict(self, x: torch.Tensor, t, class_labels: torch.Tensor | None, guidance_scale: float) -> torch.Tensor:
         """The network's output at (x_t, t), guided: ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, c) − ε̂(x_t, ∅)), the conditional and
-        unconditional passes batched into one UNet call (one pass where w is 0 or 1, or every label is ∅)."""
+        unconditional passes batched into one UNet call (one pass where w is 0 or 1, or every label is ∅).
+
+        A learned-variance UNet's extra channels (Σ_θ) are not guided: they come from the conditional pass, as in
+        GLIDE and diffusers' DiT pipeline."""
         if class_labels is None:
             return self.unet(x, t).sample
         null = torch.full_like(class_labels, self.null_class_label)
@@ -151,7 +156,9 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             return self.unet(x, t, class_labels=class_labels).sample
         both = self.unet(torch.cat([x, x]), t, class_labels=torch.cat([class_labels, null])).sample
         conditional, unconditional = both.chunk(2)
-        return unconditional + guidance_scale * (conditional - unconditional)
+        c = x.shape[1]
+        guided = unconditional[:, :c] + guidance_scale * (conditional[:, :c] - unconditional[:, :c])
+        return torch.cat([guided, conditional[:, c:]], dim=1) if both.shape[1] > c else guided
 
     def enable_fast_cpu(self, channels_last: bool = True, compile: bool = False, **compile_kwargs):
         """Opt-in speed-ups of the UNet: the channels_last memory format and ``torch.compile``.
@@ -252,6 +259,7 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         run = self.run_scheduler(scheduler, num_inference_steps, start_timestep)
         schedule = RunSchedule.of(run)
         ours = isinstance(run, DDPMExplorerScheduler)
+        splits_variance = isinstance(run, (DDPMExplorerScheduler, DDPMScheduler))  # their step reads Σ_θ channels
         step_kwargs = _step_kwargs(run, generator, eta)
         prediction_type = run.config.prediction_type
         if class_labels is not None and not isinstance(class_labels, int) and image is None:
@@ -287,14 +295,20 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             # 1. x_t in the DDPM scale (a no-op but for Euler-type solvers), and the network's output there
             x_t = run.scale_model_input(x, t)
             model_output = self.predict(x_t, t, labels, guidance_scale)
+            if not splits_variance and model_output.shape[1] != x.shape[1]:
+                # a learned-variance model under a solver that reads ε alone: its Σ_θ channels are dropped
+                # (diffusers' multistep solvers cut at 3 channels themselves, which is wrong for grey models)
+                model_output = model_output[:, : x.shape[1]]
             # 2. one step of the solver x_t → x_{t'}, in its own scale
             out = run.step(model_output, t, x, **step_kwargs)
+            variance_fraction = None
             if ours:
                 pred_x0, pred_epsilon = out.pred_original_sample, out.pred_epsilon
+                variance_fraction = out.variance_fraction
             else:
                 ab = schedule.alphas_cumprod[i]
                 pred_x0, pred_epsilon = x0_and_eps_from_model_output(
-                    prediction_type, model_output, x_t, ab**0.5, (1.0 - ab) ** 0.5
+                    prediction_type, model_output[:, : x.shape[1]], x_t, ab**0.5, (1.0 - ab) ** 0.5
                 )
             if not torch.isfinite(out.prev_sample).all():
                 raise NonFiniteSampleError(
@@ -310,6 +324,7 @@ class DDPMExplorerPipeline(DiffusionPipeline):
                 pred_original_sample=pred_x0,
                 pred_epsilon=pred_epsilon,
                 prev_sample=out.prev_sample,
+                variance_fraction=variance_fraction,
             )
             yield step
             x = step.prev_sample

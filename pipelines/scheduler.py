@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import itertools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -20,6 +21,8 @@ from diffusers.utils.torch_utils import randn_tensor
 from pipelines.forward import q_chain, q_sample, q_step
 from pipelines.schedules import (
     DIFFUSERS_SCHEDULE_NAMES,
+    MAX_BETA,
+    SCHEDULE_NAMES,
     SCHEDULES_IN_DIFFUSERS,
     ScheduleTables,
     extract,
@@ -27,7 +30,20 @@ from pipelines.schedules import (
     posterior_coefficients,
 )
 
-VARIANCE_TYPES = ("fixed_small", "fixed_large")
+VARIANCE_TYPES = ("fixed_small", "fixed_large", "learned", "learned_range")
+LEARNED_VARIANCE_TYPES = ("learned", "learned_range")  # the UNet outputs 2·C channels: its ε (x₀, v), then Σ_θ's
+# The diffusers solvers of the sampler registry: each samples from this scheduler's config (``from_config``), with the
+# variance channels of a learned-variance model dropped (see ``pipelines.samplers``).
+COMPATIBLE_SOLVERS = (
+    "DDIMScheduler",
+    "DDPMScheduler",
+    "DEISMultistepScheduler",
+    "DPMSolverMultistepScheduler",
+    "EulerAncestralDiscreteScheduler",
+    "EulerDiscreteScheduler",
+    "HeunDiscreteScheduler",
+    "UniPCMultistepScheduler",
+)
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 TIMESTEP_SPACINGS = ("trailing", "leading", "linspace")
 
@@ -40,11 +56,14 @@ class DDPMExplorerSchedulerOutput(BaseOutput):
         prev_sample: x_{t−1} (or x_{t'} for the previous timestep t' of a respaced schedule), (B, C, H, W).
         pred_original_sample: x̂₀, the model's estimate of the clean sample (after clipping, if enabled).
         pred_epsilon: ε̂, the model's estimate of the noise in x_t.
+        variance_fraction: for a learned Σ_θ, v per pixel: where log Σ_θ sits between log β̃ (v = 0) and log β
+            (v = 1), log Σ_θ = v·log β + (1 − v)·log β̃ (Nichol & Dhariwal 2021 eq. 15); None for a fixed Σ.
     """
 
     prev_sample: torch.Tensor
     pred_original_sample: torch.Tensor
     pred_epsilon: torch.Tensor
+    variance_fraction: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,8 @@ class StepCoefficients:
     posterior_variance: float  # β̃ = β (1−ᾱ_{t'}) / (1−ᾱ_t), clamped at 1e-20 like diffusers'
     std_fixed_small: float  # √β̃
     std_fixed_large: float  # √β
+    log_posterior_variance: float  # log β̃ (of the clamped β̃), the lower end of a learned Σ_θ
+    log_beta: float  # log β, the upper end
 
     @classmethod
     def compute(cls, alphas_cumprod: torch.Tensor, t: int, prev_t: int) -> StepCoefficients:
@@ -91,7 +112,24 @@ class StepCoefficients:
             posterior_variance=variance.item(),
             std_fixed_small=(variance**0.5).item(),
             std_fixed_large=(beta_t**0.5).item(),
+            log_posterior_variance=torch.log(variance).item(),
+            log_beta=torch.log(beta_t).item(),
         )
+
+    def learned_log_variance(self, variance_type: str, predicted_variance: torch.Tensor) -> torch.Tensor:
+        """log Σ_θ from the network's variance channels, as diffusers' ``DDPMScheduler`` reads them:
+        ``learned_range`` interpolates, log Σ_θ = v·log β + (1 − v)·log β̃ with v = (output + 1)/2 (Nichol & Dhariwal
+        2021 eq. 15); ``learned`` takes the output as Σ_θ itself (diffusers' reading; improved-diffusion's LEARNED
+        reads it as log Σ_θ instead)."""
+        if variance_type == "learned_range":
+            frac = (predicted_variance + 1) / 2
+            return frac * self.log_beta + (1 - frac) * self.log_posterior_variance
+        return torch.log(predicted_variance)
+
+    def variance_fraction(self, log_variance: torch.Tensor) -> torch.Tensor:
+        """v = (log Σ − log β̃)/(log β − log β̃): 0 at β̃, 1 at β (the interpolation weight of ``learned_range``)."""
+        span = self.log_beta - self.log_posterior_variance
+        return (log_variance - self.log_posterior_variance) / span if span > 0 else torch.zeros_like(log_variance)
 
 
 def ddim_sigma(eta: float, coefficients: StepCoefficients) -> float:
@@ -112,14 +150,30 @@ def config_for_diffusers(schedule_name: str, rescale_betas: bool, betas: torch.T
     return {"beta_schedule": schedule_name, "trained_betas": betas.tolist()}
 
 
-def check_saved_betas(trained_betas, betas: torch.Tensor, schedule_name: str) -> None:
-    """A named schedule saved with its β (for diffusers' solvers) must still be that schedule."""
+def is_schedule(trained_betas, betas: torch.Tensor) -> bool:
+    """Whether saved ``trained_betas`` are the named schedule's β (to float32 precision)."""
     saved = torch.as_tensor(np.asarray(trained_betas, dtype=np.float64).reshape(-1), dtype=torch.float32)
-    if saved.shape != betas.shape or not torch.allclose(saved, betas, rtol=1e-6, atol=0.0):
-        raise ValueError(
-            f"trained_betas do not match beta_schedule={schedule_name!r} with this config's T and β range; "
-            "for a schedule of your own, pass beta_schedule='custom'."
-        )
+    return saved.shape == betas.shape and torch.allclose(saved, betas, rtol=1e-6, atol=0.0)
+
+
+def rescale_zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
+    """β with zero terminal SNR (Lin et al. 2024, Algorithm 1), diffusers' ``rescale_betas_zero_snr``: √ᾱ is shifted
+    so that √ᾱ_T = 0 and scaled so that √ᾱ_1 keeps its value; then β = 1 − ᾱ_t/ᾱ_{t−1}, so β_T = 1 exactly and x_T
+    holds no trace of x₀. Same operations as diffusers', so the same float32 β."""
+    alphas_bar_sqrt = torch.cumprod(1.0 - betas, dim=0).sqrt()
+    first, last = alphas_bar_sqrt[0].clone(), alphas_bar_sqrt[-1].clone()
+    alphas_bar_sqrt -= last
+    alphas_bar_sqrt *= first / (first - last)
+    alphas_bar = alphas_bar_sqrt**2
+    alphas = torch.cat([alphas_bar[0:1], alphas_bar[1:] / alphas_bar[:-1]])
+    return 1 - alphas
+
+
+def analysis_betas(betas: torch.Tensor) -> torch.Tensor:
+    """float64 β for :class:`ScheduleTables`, which need a finite log SNR: a last β of 1 (zero terminal SNR) is capped
+    at :data:`~pipelines.schedules.MAX_BETA` (0.999, the cosine schedule's cap), so ᾱ_T = ᾱ_{T−1}/1000 there.
+    Sampling keeps β_T = 1 and ᾱ_T = 0 exactly, as diffusers does."""
+    return betas.double().clamp(max=MAX_BETA)
 
 
 def dynamic_threshold(pred_x0: torch.Tensor, ratio: float, max_value: float) -> torch.Tensor:
@@ -176,10 +230,18 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
         beta_start, beta_end: the β range of the ``linear``, ``quadratic`` and ``sigmoid`` schedules.
         beta_schedule: ``linear``, ``quadratic``, ``cosine``, ``sigmoid`` or ``custom`` (with ``trained_betas``).
             diffusers' ``scaled_linear`` and ``squaredcos_cap_v2`` are accepted as ``quadratic`` and ``cosine``.
-        trained_betas: the β array of a ``custom`` schedule.
-        rescale_betas: scale the β range by 1000/T so that x_T is noise at any T.
+        trained_betas: the β array of a ``custom`` schedule. As in diffusers, given ``trained_betas`` are used
+            whatever ``beta_schedule`` says, and T is their length; :attr:`schedule_name` is that schedule's name if
+            they are its β, else ``custom``.
+        rescale_betas: a constructor option, not saved: multiply the β range by 1000/T (lucidrains'
+            ``linear_beta_schedule``) so that x_T is noise at any T. The saved config carries the resulting β as
+            ``trained_betas``. Not the same as ``rescale_betas_zero_snr``.
+        rescale_betas_zero_snr: diffusers' option (Lin et al. 2024): shift and scale √ᾱ so that ᾱ_T = 0 exactly,
+            zero terminal SNR (see :func:`rescale_zero_terminal_snr`); meant for ``v_prediction`` models.
         variance_type: Σ_t of p_θ(x_{t−1} | x_t): ``fixed_small`` is the posterior variance β̃_t,
-            ``fixed_large`` is β_t.
+            ``fixed_large`` is β_t; ``learned_range`` is learned between them by the network (its output has twice
+            the image's channels: log Σ_θ = v·log β + (1 − v)·log β̃, v = (output + 1)/2; Nichol & Dhariwal 2021),
+            ``learned`` takes the extra channels as Σ_θ itself (diffusers' reading).
         prediction_type: what the network predicts: ``epsilon`` (ε), ``sample`` (x₀) or ``v_prediction``
             (v = √ᾱ_t·ε − √(1−ᾱ_t)·x₀, Salimans & Ho 2022).
         clip_sample: clip x̂₀ to [−clip_sample_range, clip_sample_range] before the posterior mean.
@@ -198,6 +260,8 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
     """
 
     order = 1
+    _compatibles: ClassVar[list[str]] = list(COMPATIBLE_SOLVERS)
+    ignore_for_config: ClassVar[list[str]] = ["rescale_betas"]  # a constructor option; its β are saved
 
     @register_to_config
     def __init__(
@@ -217,6 +281,7 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
         sample_max_value: float = 1.0,
         timestep_spacing: str = "trailing",
         lambda_min_clipped: float = -float("inf"),
+        rescale_betas_zero_snr: bool = False,
     ):
         if variance_type not in VARIANCE_TYPES:
             raise ValueError(f"Unknown variance_type {variance_type!r}; choose one of {', '.join(VARIANCE_TYPES)}.")
@@ -236,23 +301,36 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
                 f"step at T−1) and accepts diffusers' {', '.join(TIMESTEP_SPACINGS)} only when loading their configs."
             )
         self.schedule_name = DIFFUSERS_SCHEDULE_NAMES.get(beta_schedule, beta_schedule)
-        named = self.schedule_name != "custom"
-        schedule = dict(
-            schedule=self.schedule_name,
-            num_timesteps=num_train_timesteps,
-            beta_start=beta_start,
-            beta_end=beta_end,
-            rescale=rescale_betas,
-            trained_betas=None if named else trained_betas,
-        )
-        self.tables = ScheduleTables.from_betas(make_betas(**schedule))
+        schedule = dict(num_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end)
+        if trained_betas is not None:  # diffusers' rule: given β win over any name, and so over T
+            num_train_timesteps = int(np.asarray(trained_betas).size)
+            schedule["num_timesteps"] = num_train_timesteps
+            base_betas = make_betas("custom", **schedule, trained_betas=trained_betas, dtype=torch.float32)
+            if self.schedule_name != "custom" and not (
+                self.schedule_name in SCHEDULE_NAMES
+                and is_schedule(trained_betas, make_betas(self.schedule_name, **schedule, dtype=torch.float32))
+            ):
+                self.schedule_name = "custom"
+        elif self.schedule_name == "custom":
+            raise ValueError("beta_schedule='custom' needs trained_betas: an array of T values in (0, 1).")
+        else:
+            base_betas = make_betas(self.schedule_name, **schedule, rescale=rescale_betas, dtype=torch.float32)
         # Sampling and add_noise read β and ᾱ in float32, computed with the same operations as diffusers'
         # DDPMScheduler, so the same seed gives the same frames. The float64 tables (ELBO, plots) differ by < 1e-6.
-        self.betas = make_betas(**schedule, dtype=torch.float32)
-        if named and trained_betas is not None:
-            check_saved_betas(trained_betas, self.betas, self.schedule_name)
+        self.betas = rescale_zero_terminal_snr(base_betas) if rescale_betas_zero_snr else base_betas
+        if self.schedule_name == "custom":
+            analysis = make_betas("custom", **schedule, trained_betas=trained_betas)
+        else:
+            analysis = make_betas(self.schedule_name, **schedule, rescale=rescale_betas)
+        if rescale_betas_zero_snr:
+            analysis = analysis_betas(rescale_zero_terminal_snr(analysis))
+        self.tables = ScheduleTables.from_betas(analysis)
         self._register_for_diffusers(
-            {**config_for_diffusers(self.schedule_name, rescale_betas, self.betas), "timestep_spacing": "trailing"}
+            {
+                **config_for_diffusers(self.schedule_name, rescale_betas, base_betas),
+                "timestep_spacing": "trailing",
+                "num_train_timesteps": num_train_timesteps,
+            }
         )
         self.alphas = 1.0 - self.betas
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
@@ -267,6 +345,13 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
         it remembers as left at their defaults (``_use_default_values``), so another scheduler would take its own
         defaults for them (HeunDiscreteScheduler's β range is not ours) and drop ``trained_betas``."""
         self.register_to_config(**values, _use_default_values=[])
+
+    @classmethod
+    def extract_init_dict(cls, config_dict, **kwargs):
+        """diffusers' reading of a saved config, where configs saved before ``rescale_betas`` became a
+        constructor-only option still carry it: their β are in ``trained_betas``, which is what they load from."""
+        config_dict = {k: v for k, v in config_dict.items() if k != "rescale_betas"}
+        return super().extract_init_dict(config_dict, **kwargs)
 
     # ------------------------------------------------------------------ timesteps
 
@@ -321,8 +406,24 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
             )
         return self._coefficients[t]
 
-    def previous_timestep(self, timestep) -> int:
-        return self.step_coefficients(timestep).prev_timestep
+    def previous_timestep(self, timestep):
+        """t' of the step from t (−1 after the last one): a tensor for a tensor t, an int for an int, as diffusers."""
+        prev_t = self.step_coefficients(timestep).prev_timestep
+        return torch.tensor(prev_t) if torch.is_tensor(timestep) else prev_t
+
+    def _get_variance(self, t, predicted_variance: torch.Tensor | None = None, variance_type: str | None = None):
+        """Σ of the step from t, as diffusers' ``DDPMScheduler._get_variance`` returns it: β̃ (``fixed_small``,
+        clamped at 1e-20), β (``fixed_large``), the network's output itself (``learned``), or log Σ_θ
+        (``learned_range``: diffusers returns the log there, and so does this)."""
+        c = self.step_coefficients(t)
+        variance_type = variance_type or self.config.variance_type
+        if variance_type in LEARNED_VARIANCE_TYPES:
+            if predicted_variance is None:
+                raise ValueError(f"variance_type={variance_type!r} needs the network's predicted_variance.")
+            if variance_type == "learned":
+                return predicted_variance
+            return c.learned_log_variance(variance_type, predicted_variance)
+        return torch.tensor(c.posterior_variance if variance_type == "fixed_small" else c.beta_t)
 
     def scale_model_input(self, sample: torch.Tensor, timestep=None) -> torch.Tensor:
         return sample
@@ -412,10 +513,7 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
                 (0 is deterministic; 1 has DDPM's ``fixed_small`` variance).
             variance_noise: the step's z ~ N(0, I), to pass instead of drawing it from ``generator``.
         """
-        if model_output.shape != sample.shape:
-            raise ValueError(
-                f"model_output {tuple(model_output.shape)} and sample {tuple(sample.shape)} must have the same shape."
-            )
+        model_output, predicted_variance = self.split_model_output(model_output, sample)
         if eta is not None and not (isinstance(eta, (int, float)) and 0.0 <= eta <= 1.0):
             raise ValueError(f"eta must be a number in [0, 1], got {eta!r}.")
 
@@ -433,11 +531,21 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
             r = self.config.clip_sample_range
             pred_x0 = pred_x0.clamp(-r, r)
 
+        variance_fraction = None
         if eta is None:
             # 4. posterior mean μ̃(x_t, x̂₀) = x0_coeff·x̂₀ + xt_coeff·x_t (Ho et al. eq. 7)
             prev_sample = c.x0_coeff * pred_x0 + c.xt_coeff * sample
-            # 5. σ_t = √Σ_t: √β̃ (fixed_small) or √β (fixed_large)
-            sigma = c.std_fixed_small if self.config.variance_type == "fixed_small" else c.std_fixed_large
+            # 5. σ_t = √Σ_t: √β̃ (fixed_small), √β (fixed_large), or the network's, per pixel (learned)
+            if predicted_variance is not None:
+                log_variance = c.learned_log_variance(self.config.variance_type, predicted_variance)
+                # √Σ_θ as diffusers takes it: exp(½·log Σ_θ) for learned_range, Σ_θ^½ for learned
+                learned_range = self.config.variance_type == "learned_range"
+                sigma = torch.exp(0.5 * log_variance) if learned_range else predicted_variance**0.5
+                variance_fraction = c.variance_fraction(log_variance)
+            elif self.config.variance_type == "fixed_small":
+                sigma = c.std_fixed_small
+            else:
+                sigma = c.std_fixed_large
         else:
             # 4–5, DDIM instead (Song et al. eq. 12): x_{t'} = √ᾱ_{t'}·x̂₀ + √(1−ᾱ_{t'}−σ²)·ε̂, with σ from η (eq. 16)
             # and ε̂ made consistent with the clipped x̂₀
@@ -448,7 +556,7 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
             prev_sample = c.sqrt_alpha_prod_t_prev * pred_x0 + direction * pred_epsilon
 
         # 6. add σ_t·z, except at the last step (t' = −1), where p_θ outputs its mean
-        if c.prev_timestep >= 0 and sigma > 0:
+        if c.prev_timestep >= 0 and (torch.is_tensor(sigma) or sigma > 0):
             if variance_noise is None:
                 variance_noise = randn_tensor(
                     model_output.shape, generator=generator, device=model_output.device, dtype=model_output.dtype
@@ -458,5 +566,30 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
         if not return_dict:
             return prev_sample, pred_x0, pred_epsilon
         return DDPMExplorerSchedulerOutput(
-            prev_sample=prev_sample, pred_original_sample=pred_x0, pred_epsilon=pred_epsilon
+            prev_sample=prev_sample,
+            pred_original_sample=pred_x0,
+            pred_epsilon=pred_epsilon,
+            variance_fraction=variance_fraction,
         )
+
+    def split_model_output(self, model_output: torch.Tensor, sample: torch.Tensor):
+        """(ε (or x₀, v), the variance channels or None) of the network's output at x_t.
+
+        A learned-variance model outputs 2·C channels, the prediction first (diffusers' and improved-diffusion's
+        order); every other model exactly x_t's shape.
+        """
+        channels = sample.shape[1]
+        learned = self.config.variance_type in LEARNED_VARIANCE_TYPES
+        expected = (sample.shape[0], 2 * channels, *sample.shape[2:]) if learned else tuple(sample.shape)
+        if tuple(model_output.shape) != expected:
+            what = (
+                f"2 × {channels} channels (variance_type={self.config.variance_type!r})" if learned else "x_t's shape"
+            )
+            raise ValueError(
+                f"model_output {tuple(model_output.shape)} must have {what}: expected {expected} for a sample of "
+                f"shape {tuple(sample.shape)}."
+            )
+        if not learned:
+            return model_output, None
+        prediction, variance = torch.split(model_output, channels, dim=1)
+        return prediction, variance

@@ -5,7 +5,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
 from pipelines import DDPMExplorerScheduler
-from pipelines.scheduler import PREDICTION_TYPES, VARIANCE_TYPES, respaced_timesteps
+from pipelines.scheduler import LEARNED_VARIANCE_TYPES, PREDICTION_TYPES, VARIANCE_TYPES, respaced_timesteps
 
 # our schedule name -> diffusers' name for the same schedule
 SAME_SCHEDULES = {
@@ -45,13 +45,24 @@ def test_add_noise_equals_diffusers(schedule):
     torch.testing.assert_close(ours.get_velocity(x0, noise, t), ref.get_velocity(x0, noise, t), **close)
 
 
+def model_output_for(variance_type, batch, channels, height, width, seed=1):
+    """A model's output: ε-like channels, then (for a learned Σ_θ) the variance channels: v-like values in [−1, 1]
+    for ``learned_range``, a positive Σ_θ for ``learned``."""
+    prediction = randn(batch, channels, height, width, seed=seed)
+    if variance_type not in LEARNED_VARIANCE_TYPES:
+        return prediction
+    extra = torch.rand(batch, channels, height, width, generator=torch.Generator().manual_seed(seed + 1))
+    variance = 2 * extra - 1 if variance_type == "learned_range" else 0.02 * extra + 1e-4
+    return torch.cat([prediction, variance], dim=1)
+
+
 @pytest.mark.parametrize("clip_sample", [False, True], ids=["noclip", "clip"])
 @pytest.mark.parametrize("prediction_type", PREDICTION_TYPES)
 @pytest.mark.parametrize("variance_type", VARIANCE_TYPES)
 @pytest.mark.parametrize("schedule", SAME_SCHEDULES)
 def test_step_equals_diffusers(schedule, variance_type, prediction_type, clip_sample):
     ours, ref = pair(schedule, variance_type=variance_type, prediction_type=prediction_type, clip_sample=clip_sample)
-    x, model_output = randn(2, 1, 8, 8), randn(2, 1, 8, 8, seed=1)
+    x, model_output = randn(2, 1, 8, 8), model_output_for(variance_type, 2, 1, 8, 8)
     for t in (999, 700, 250, 10, 1, 0):
         a = ours.step(model_output, t, x, generator=torch.Generator().manual_seed(t))
         b = ref.step(model_output, t, x, generator=torch.Generator().manual_seed(t))
@@ -59,15 +70,18 @@ def test_step_equals_diffusers(schedule, variance_type, prediction_type, clip_sa
         torch.testing.assert_close(a.pred_original_sample, b.pred_original_sample, **close)
 
 
+@pytest.mark.parametrize("variance_type", VARIANCE_TYPES)
 @pytest.mark.parametrize("schedule", SAME_SCHEDULES)
-def test_respaced_timesteps_and_steps_equal_diffusers_trailing(schedule):
-    ours, _ = pair(schedule)
-    ref = DDPMScheduler(beta_schedule=SAME_SCHEDULES[schedule], timestep_spacing="trailing")
+def test_respaced_timesteps_and_steps_equal_diffusers_trailing(schedule, variance_type):
+    ours, _ = pair(schedule, variance_type=variance_type)
+    ref = DDPMScheduler(
+        beta_schedule=SAME_SCHEDULES[schedule], timestep_spacing="trailing", variance_type=variance_type
+    )
     ours.set_timesteps(50)
     ref.set_timesteps(50)
     assert ours.timesteps.tolist() == ref.timesteps.tolist()
     assert ours.timesteps[0] == 999, "sampling must start at T-1"
-    x, model_output = randn(2, 1, 8, 8), randn(2, 1, 8, 8, seed=1)
+    x, model_output = randn(2, 1, 8, 8), model_output_for(variance_type, 2, 1, 8, 8)
     for t in ours.timesteps[:-1].tolist():  # diffusers adds 1e-10·z at the last step; we output the mean there
         a = ours.step(model_output, t, x, generator=torch.Generator().manual_seed(t))
         b = ref.step(model_output, t, x, generator=torch.Generator().manual_seed(t))
@@ -232,7 +246,7 @@ def test_loads_a_diffusers_ddpm_config(tmp_path):
         (dict(beta_schedule="bogus"), "Unknown beta schedule"),
         (dict(num_train_timesteps=0), "between 1 and"),
         (dict(beta_start=0.02, beta_end=0.01), "beta_start < beta_end"),
-        (dict(variance_type="learned"), "Unknown variance_type"),
+        (dict(variance_type="fixed_large_log"), "Unknown variance_type"),
         (dict(prediction_type="noise"), "Unknown prediction_type"),
         (dict(clip_sample_range=0), "clip_sample_range"),
     ],
@@ -251,7 +265,7 @@ def test_bad_call_arguments_raise():
         s.step(x, -1, x)
     with pytest.raises(ValueError, match="must lie in"):
         s.add_noise(x, x, torch.tensor([100]))
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match="must have x_t.s shape"):
         s.step(torch.zeros(1, 1, 3, 3), 5, x)
     with pytest.raises(ValueError, match="eta"):
         s.step(x, 5, x, eta=2.0)

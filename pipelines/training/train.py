@@ -3,7 +3,9 @@
     python -m pipelines.train --preset small --steps 4000 --output-dir runs/fm32
     accelerate launch -m pipelines.train --preset base --batch-size 128 --mixed-precision bf16 ...
 
-The loop: L_simple (MSE on ε, or on v; :func:`pipelines.objective.l_simple`), optional min-SNR-γ weighting,
+The loop: L_simple (MSE on ε, or on v; :func:`pipelines.objective.l_simple`), optional min-SNR-γ weighting, or
+L_hybrid for a learned Σ_θ (``--variance-type learned_range``: the UNet outputs 2·C channels; L_simple + λ·L_vlb,
+:func:`pipelines.objective.l_hybrid`, Nichol & Dhariwal 2021),
 optional class conditioning with label dropout (for classifier-free guidance, Ho & Salimans 2022), AdamW with
 warm-up and cosine decay, gradient clipping, an EMA of the weights (diffusers' ``EMAModel``), a fixed seed, resumable
 safetensors state every N steps (and on SIGTERM or Ctrl-C, at the end of the step under way), a sample grid every N
@@ -31,9 +33,9 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
-from pipelines.objective import l_simple
+from pipelines.objective import l_hybrid, l_simple
 from pipelines.pipeline import DDPMExplorerPipeline
-from pipelines.scheduler import PREDICTION_TYPES, DDPMExplorerScheduler
+from pipelines.scheduler import LEARNED_VARIANCE_TYPES, PREDICTION_TYPES, DDPMExplorerScheduler
 from pipelines.schedules import SCHEDULE_NAMES
 from pipelines.training.data import (
     DEFAULT_FASHION_MNIST_DIR,
@@ -47,6 +49,7 @@ from pipelines.training.unet_presets import MODEL_PRESETS, build_unet
 from pipelines.training.visualize import save_image_grid, save_loss_curve
 
 LOG_FILE = "loss.csv"
+SAVED_ARG_DEFAULTS = {"variance_type": "fixed_small", "vlb_weight": 0.001}  # of runs saved before these options
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,6 +74,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--beta-start", type=float, default=1e-4)
     model.add_argument("--beta-end", type=float, default=0.02)
     model.add_argument("--prediction-type", choices=[t for t in PREDICTION_TYPES if t != "sample"], default="epsilon")
+    model.add_argument(
+        "--variance-type",
+        choices=("fixed_small", "learned_range"),
+        default="fixed_small",
+        help="Σ_θ: fixed at β̃_t, or learned between β̃_t and β_t with L_hybrid (the UNet gets 2·C output channels)",
+    )
+    model.add_argument("--vlb-weight", type=float, default=0.001, help="λ of L_hybrid = L_simple + λ·L_vlb")
     loop = p.add_argument_group("optimization")
     loop.add_argument("--steps", type=int, default=4000, help="total optimizer steps")
     loop.add_argument("--batch-size", type=int, default=64, help="per device")
@@ -130,7 +140,7 @@ def make_scheduler(args) -> DDPMExplorerScheduler:
         beta_start=args.beta_start,
         beta_end=args.beta_end,
         prediction_type=args.prediction_type,
-        variance_type="fixed_small",
+        variance_type=args.variance_type,
         clip_sample=True,
         thresholding=True,
         sample_max_value=1.0,
@@ -149,18 +159,31 @@ def draw_training_inputs(x0: torch.Tensor, labels: torch.Tensor, num_timesteps: 
     return noise, t, torch.where(dropped, torch.full_like(labels, null_label), labels)
 
 
+def widened_state_dict(source, unet) -> dict:
+    """A fixed-variance UNet's weights for a learned-variance one (``out_channels`` doubled): the prediction channels
+    keep the trained output layer, the new Σ_θ channels start at zero (v = ½: log Σ halfway between β̃ and β)."""
+    state = source.state_dict()
+    c = source.config.out_channels
+    for name in ("conv_out.weight", "conv_out.bias"):
+        extra = torch.zeros_like(state[name][:c])
+        state[name] = torch.cat([state[name], extra], dim=0)
+    return state
+
+
 def init_from_milestone(export_dir, step: int, unet, ema: EMAModel, lr_scheduler) -> int:
     """Load an exported pipeline's UNet (EMA weights) as both the weights and the EMA, and set the LR schedule and
     the EMA's warm-up to ``step``: a run continues from a committed milestone when its full state is lost (AdamW's
-    moments start again from zero, which the next few hundred steps rebuild)."""
+    moments start again from zero, which the next few hundred steps rebuild). A fixed-variance milestone starts a
+    learned-variance run of the same UNet (:func:`widened_state_dict`)."""
     source = UNet2DModel.from_pretrained(Path(export_dir) / "unet").float()
     as_json = lambda config, k: json.dumps(config.get(k))  # tuples and lists alike
     differing = sorted(
         k for k in unet.config if not k.startswith("_") and as_json(source.config, k) != as_json(unet.config, k)
     )
-    if differing:
+    widening = differing == ["out_channels"] and unet.config.out_channels == 2 * source.config.out_channels
+    if differing and not widening:
         raise SystemExit(f"--init-from {export_dir}: its UNet differs from this run's in {differing}.")
-    unet.load_state_dict(source.state_dict())
+    unet.load_state_dict(widened_state_dict(source, unet) if widening else source.state_dict())
     ema.shadow_params = [p.detach().clone() for p in unet.parameters()]
     ema.optimization_step = step
     lr_scheduler.last_epoch = step - 1  # the schedule's position, set directly: one step lands it on ``step``
@@ -254,8 +277,10 @@ def train(args: argparse.Namespace, stop: dict) -> None:
             "beta_end",
             "prediction_type",
             "class_conditional",
+            "variance_type",
+            "vlb_weight",
         ):
-            setattr(args, key, saved.get(key, False))
+            setattr(args, key, saved.get(key, SAVED_ARG_DEFAULTS.get(key, False)))
     num_classes = len(FASHION_MNIST_CLASSES)
     num_class_embeds = num_classes + 1 if args.class_conditional else None  # the last one is the null label
     null_label = num_classes if args.class_conditional else None
@@ -265,6 +290,7 @@ def train(args: argparse.Namespace, stop: dict) -> None:
         args.channels,
         args.model_config,
         num_class_embeds=num_class_embeds,
+        learned_variance=args.variance_type in LEARNED_VARIANCE_TYPES,
     )
     scheduler = make_scheduler(args)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -311,7 +337,10 @@ def train(args: argparse.Namespace, stop: dict) -> None:
                 noise, t, class_labels = draw_training_inputs(
                     x0, y, args.num_train_timesteps, null_label, args.label_dropout
                 )
-                loss = l_simple(unet, scheduler, x0, noise, t, class_labels, args.snr_gamma)
+                if args.variance_type in LEARNED_VARIANCE_TYPES:
+                    loss = l_hybrid(unet, scheduler, x0, noise, t, class_labels, args.vlb_weight)
+                else:
+                    loss = l_simple(unet, scheduler, x0, noise, t, class_labels, args.snr_gamma)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.grad_clip:
                     accelerator.clip_grad_norm_(unet.parameters(), args.grad_clip)

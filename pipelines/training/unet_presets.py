@@ -58,10 +58,12 @@ def build_unet(
     channels: int = 1,
     config_path=None,
     num_class_embeds: int | None = None,
+    learned_variance: bool = False,
 ) -> UNet2DModel:
     """A fresh ``UNet2DModel`` from a named preset or from a JSON config file (``UNet2DModel`` keyword arguments).
 
     ``num_class_embeds`` makes it class-conditional: a learned embedding per label, added to the time embedding.
+    ``learned_variance`` doubles its output channels: the prediction, then Σ_θ's (Nichol & Dhariwal 2021).
     """
     if (preset is None) == (config_path is None):
         raise ValueError("Give exactly one of a model preset or a JSON config path.")
@@ -75,4 +77,6 @@ def build_unet(
         config = unet_config(preset, sample_size, channels)
     if num_class_embeds is not None:
         config["num_class_embeds"] = num_class_embeds
+    if learned_variance:
+        config["out_channels"] = 2 * config["in_channels"]
     return UNet2DModel(**config)

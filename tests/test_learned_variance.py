@@ -1,0 +1,213 @@
+"""The seed's learned variance Σ_θ (improved DDPM, Nichol & Dhariwal 2021): sampling equal to diffusers, every solver
+on such a model, the recorded v, and L_hybrid."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+
+from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
+from pipelines.objective import hybrid_loss_terms, l_hybrid, p_mean_variance, vb_term_from, vb_terms_bpd
+from pipelines.samplers import SAMPLERS
+from pipelines.training.train import widened_state_dict
+from tests.conftest import make_tiny_unet
+
+
+def learned_unet(seed=0, num_class_embeds=None) -> UNet2DModel:
+    """A tiny random UNet with 2 output channels per image channel: ε, then Σ_θ's."""
+    torch.manual_seed(seed)
+    return UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=2,
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+        num_class_embeds=num_class_embeds,
+    ).eval()
+
+
+def pipeline(unet, **scheduler_kwargs) -> DDPMExplorerPipeline:
+    scheduler = DDPMExplorerScheduler(variance_type="learned_range", **scheduler_kwargs)
+    pipe = DDPMExplorerPipeline(unet=unet, scheduler=scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_learned_range_sampling_equals_diffusers_ddpm_pipeline():
+    """Same UNet (learned Σ_θ), same seed, all T steps: the same images as diffusers' DDPMPipeline."""
+    unet = learned_unet()
+    ref = DDPMPipeline(unet=unet, scheduler=DDPMScheduler(variance_type="learned_range"))
+    ref.set_progress_bar_config(disable=True)
+    a = pipeline(unet)(batch_size=2, generator=torch.Generator().manual_seed(0), output_type="np")
+    b = ref(batch_size=2, generator=torch.Generator().manual_seed(0), num_inference_steps=1000, output_type="np")
+    np.testing.assert_allclose(a.images, b.images, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("variance_type", ["learned", "learned_range"])
+def test_respaced_learned_steps_equal_diffusers_but_the_last(variance_type):
+    """25 respaced steps ("trailing"), β and β̃ of the respaced steps: frame for frame diffusers' DDPMScheduler,
+    but for the last step t = 39 → data, where diffusers still adds exp(½·log Σ_θ)·z (its noise test is t > 0) and
+    ours outputs the mean, as p_θ(x₀ | x_t) does in the paper and improved-diffusion (docs/DIFFUSERS.md)."""
+    unet = learned_unet()
+    ours = DDPMExplorerScheduler(variance_type=variance_type)
+    ref = DDPMScheduler(variance_type=variance_type, timestep_spacing="trailing")
+    ours.set_timesteps(25)
+    ref.set_timesteps(25)
+    x = y = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    ga, gb = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    for t in ours.timesteps.tolist():
+        with torch.no_grad():
+            out = unet(x, t).sample
+        if variance_type == "learned":  # Σ_θ itself: a positive variance, between β̃ and β's scale
+            out = torch.cat([out[:, :1], 0.01 * torch.sigmoid(out[:, 1:])], 1)
+        a, b = ours.step(out, t, x, generator=ga), ref.step(out, t, y, generator=gb)
+        torch.testing.assert_close(a.pred_original_sample, b.pred_original_sample, atol=1e-6, rtol=1e-6)
+        if t != ours.timesteps[-1]:
+            torch.testing.assert_close(a.prev_sample, b.prev_sample, atol=1e-6, rtol=1e-6)
+        x, y = a.prev_sample, b.prev_sample
+
+
+@pytest.mark.parametrize("key", list(SAMPLERS))
+def test_every_sampler_samples_a_learned_variance_model(key):
+    """diffusers' solvers read ε alone: the pipeline drops Σ_θ's channels for them (their own cut keeps 3)."""
+    pipe = pipeline(learned_unet(num_class_embeds=4), num_train_timesteps=100, beta_schedule="cosine")
+    sampler = SAMPLERS[key]
+    scheduler = sampler.scheduler(pipe.scheduler.config)
+    steps = list(
+        pipe.iter_trajectory(
+            num_inference_steps=5,
+            class_labels=[0, 1, 2],
+            guidance_scale=2.0,
+            generator=torch.Generator().manual_seed(0),
+            scheduler=scheduler,
+            eta=0.5 if sampler.takes_eta else None,
+            show_progress=False,
+        )
+    )
+    assert steps[-1].prev_sample.shape == (3, 1, 8, 8) and torch.isfinite(steps[-1].prev_sample).all()
+    assert all(s.pred_epsilon.shape == (3, 1, 8, 8) for s in steps)
+    if key == "ddpm":  # the ancestral step records where Σ_θ sits, per pixel
+        fractions = torch.stack([s.variance_fraction for s in steps[:-1]])
+        assert fractions.shape == (4, 3, 1, 8, 8) and torch.isfinite(fractions).all()
+    else:
+        assert all(s.variance_fraction is None for s in steps)
+
+
+def test_recorded_v_is_the_networks_interpolation_weight():
+    """v = (output + 1)/2 exactly, for learned_range: 0 at β̃, 1 at β."""
+    scheduler = DDPMExplorerScheduler(num_train_timesteps=100, variance_type="learned_range")
+    x = torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    v_out = torch.linspace(-1, 1, 16).reshape(1, 1, 4, 4)
+    out = scheduler.step(torch.cat([torch.zeros_like(x), v_out], 1), 50, x, generator=torch.Generator())
+    torch.testing.assert_close(out.variance_fraction, (v_out + 1) / 2, atol=1e-5, rtol=0)
+
+
+def test_a_fixed_variance_scheduler_refuses_a_learned_output_and_vice_versa():
+    x = torch.zeros(1, 1, 4, 4)
+    with pytest.raises(ValueError, match="x_t's shape"):
+        DDPMExplorerScheduler().step(torch.zeros(1, 2, 4, 4), 10, x)
+    with pytest.raises(ValueError, match="2 × 1 channels"):
+        DDPMExplorerScheduler(variance_type="learned_range").step(torch.zeros(1, 1, 4, 4), 10, x)
+
+
+def scheduler_and_batch(T=20, prediction_type="epsilon"):
+    scheduler = DDPMExplorerScheduler(
+        num_train_timesteps=T,
+        beta_schedule="linear",
+        rescale_betas=True,
+        variance_type="learned_range",
+        prediction_type=prediction_type,
+    )
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(4, 1, 8, 8, generator=g) * 2 - 1
+    noise = torch.randn(4, 1, 8, 8, generator=g)
+    t = torch.tensor([0, 1, 7, T - 1])
+    return scheduler, x0, noise, t
+
+
+def test_the_bounds_gradient_reaches_only_the_variance_channels():
+    scheduler, x0, noise, t = scheduler_and_batch()
+    x_t = scheduler.q_sample(x0, t, noise)
+    output = torch.randn(4, 2, 8, 8, generator=torch.Generator().manual_seed(1)).clamp(-1, 1).requires_grad_()
+    mse, vb = hybrid_loss_terms(scheduler, output, x0, x_t, noise, t)
+    (grad,) = torch.autograd.grad(vb.sum(), output)
+    assert grad[:, :1].abs().max() == 0  # μ through a stop-gradient
+    assert grad[:, 1:].abs().max() > 0
+    (grad,) = torch.autograd.grad(mse.sum(), output)
+    assert grad[:, 1:].abs().max() == 0 and grad[:, :1].abs().max() > 0
+
+
+def independent_vb_bits(scheduler, x0, x_t, t, eps_hat, v_out):
+    """The bound's term at t written out in float64 from β alone (Ho et al. eq. 5–7, 13; Nichol & Dhariwal eq. 15)."""
+    betas = scheduler.tables.betas.numpy()
+    ab = np.cumprod(1 - betas)
+    out = []
+    for i, ti in enumerate(t.tolist()):
+        a_t, ab_t = 1 - betas[ti], ab[ti]
+        ab_prev = ab[ti - 1] if ti > 0 else 1.0
+        x0i, xti = x0[i].double().numpy(), x_t[i].double().numpy()
+        x0_hat = (xti - math.sqrt(1 - ab_t) * eps_hat[i].double().numpy()) / math.sqrt(ab_t)
+        c1, c2 = math.sqrt(ab_prev) * betas[ti] / (1 - ab_t), math.sqrt(a_t) * (1 - ab_prev) / (1 - ab_t)
+        mean_q, mean_p = c1 * x0i + c2 * xti, c1 * x0_hat + c2 * xti
+        tilde = lambda s: betas[s] * (1 - (ab[s - 1] if s > 0 else 1.0)) / (1 - ab[s])
+        log_tilde = math.log(tilde(ti) if ti > 0 else tilde(1))
+        frac = (v_out[i].double().numpy() + 1) / 2
+        log_p = frac * math.log(betas[ti]) + (1 - frac) * log_tilde
+        if ti == 0:
+            cdf = np.vectorize(lambda z: 0.5 * math.erfc(-z / math.sqrt(2)))
+            std = np.exp(0.5 * log_p)
+            upper = np.where(x0i > 0.999, np.inf, x0i + 1 / 255)
+            lower = np.where(x0i < -0.999, -np.inf, x0i - 1 / 255)
+            p = cdf((upper - mean_p) / std) - cdf((lower - mean_p) / std)
+            out.append(-np.log(np.maximum(p, 1e-12)).mean() / math.log(2))
+        else:
+            kl = 0.5 * (-1 + log_p - log_tilde + np.exp(log_tilde - log_p) + (mean_q - mean_p) ** 2 * np.exp(-log_p))
+            out.append(kl.mean() / math.log(2))
+    return np.array(out)
+
+
+def test_hybrid_bound_terms_equal_the_bound_written_out_and_the_elbos():
+    scheduler, x0, noise, t = scheduler_and_batch()
+    x0 = ((x0 + 1) * 127.5).round() / 127.5 - 1  # on the 256 levels, as data
+    x_t = scheduler.q_sample(x0, t, noise)
+    unet = learned_unet()
+    with torch.no_grad():
+        output = unet(x_t, t).sample
+    _, vb = hybrid_loss_terms(scheduler, output, x0, x_t, noise, t)
+    expected = independent_vb_bits(scheduler, x0, x_t, t, output[:, :1], output[:, 1:])
+    np.testing.assert_allclose(vb.numpy(), expected, rtol=2e-4, atol=1e-5)
+    # the ELBO's own path (the ELBO tab, evaluate.py) reads the same learned Σ_θ; it clips x̂₀, L_hybrid does not
+    mean, log_variance, _, _ = p_mean_variance(unet, scheduler, x_t, t, clip=False)
+    torch.testing.assert_close(vb_term_from(x0, x_t, t, scheduler, mean, log_variance), vb, atol=1e-5, rtol=1e-5)
+    fixed = DDPMExplorerScheduler.from_config({**scheduler.config, "variance_type": "fixed_small"})
+    elbo_learned, _ = vb_terms_bpd(unet, scheduler, x0, t, noise)
+    elbo_fixed, _ = vb_terms_bpd(make_tiny_unet(), fixed, x0, t, noise)
+    assert torch.isfinite(elbo_learned).all() and not torch.allclose(elbo_learned, elbo_fixed)
+
+
+def test_l_hybrid_is_l_simple_plus_the_weighted_bound_and_needs_a_learned_variance():
+    scheduler, x0, noise, t = scheduler_and_batch()
+    unet = learned_unet()
+    x_t = scheduler.q_sample(x0, t, noise)
+    mse, vb = hybrid_loss_terms(scheduler, unet(x_t, t).sample, x0, x_t, noise, t)
+    loss = l_hybrid(unet, scheduler, x0, noise, t, vlb_weight=0.001)
+    torch.testing.assert_close(loss, (mse + 0.001 * 20 * vb).mean())
+    with pytest.raises(ValueError, match="learned"):
+        l_hybrid(unet, DDPMExplorerScheduler(num_train_timesteps=20), x0, noise, t)
+
+
+def test_a_fixed_variance_milestone_widens_into_a_learned_variance_unet():
+    source = make_tiny_unet()
+    config = {k: v for k, v in source.config.items() if not k.startswith("_")}
+    widened = UNet2DModel(**{**config, "out_channels": 2}).eval()
+    widened.load_state_dict(widened_state_dict(source, widened))
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 40])
+    with torch.no_grad():
+        a, b = source(x, t).sample, widened(x, t).sample
+    torch.testing.assert_close(b[:, :1], a)
+    assert b[:, 1:].abs().max() == 0  # v = ½ everywhere to start
