@@ -10,6 +10,7 @@ import torch
 from diffusers import DDPMScheduler, DiffusionPipeline, ImagePipelineOutput, SchedulerMixin, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
 
+from pipelines.guidance import Guidance
 from pipelines.samplers import diffusers_run_scheduler
 from pipelines.scheduler import DDPMExplorerScheduler, respaced_timesteps, x0_and_eps_from_model_output
 from pipelines.trajectory import RunSchedule, Trajectory, TrajectoryRecorder
@@ -141,23 +142,28 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             raise ValueError(f"guidance_scale must be a number in [0, 50], got {guidance_scale!r}.")
         return float(w)
 
-    def predict(self, x: torch.Tensor, t, class_labels: torch.Tensor | None, guidance_scale: float) -> torch.Tensor:
-        """The network's output at (x_t, t), guided: ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, c) − ε̂(x_t, ∅)), the conditional and
+    def predict(
+        self, x: torch.Tensor, t, class_labels: torch.Tensor | None, guidance: Guidance | float
+    ) -> torch.Tensor:
+        """The network's output at (x_t, t), guided: ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, c) − ε̂(x_t, ∅)) with w of
+        ``guidance`` at this t (see :class:`~pipelines.guidance.Guidance`: interval, rescale), the conditional and
         unconditional passes batched into one UNet call (one pass where w is 0 or 1, or every label is ∅).
 
         A learned-variance UNet's extra channels (Σ_θ) are not guided: they come from the conditional pass, as in
         GLIDE and diffusers' DiT pipeline."""
+        guidance = guidance if isinstance(guidance, Guidance) else Guidance(scale=guidance)
         if class_labels is None:
             return self.unet(x, t).sample
         null = torch.full_like(class_labels, self.null_class_label)
-        if guidance_scale == 0.0 or bool((class_labels == null).all()):
+        scale = guidance.scale_at(float(t) + 1)  # diffusers' table index + 1 = the paper's t
+        if scale == 0.0 or bool((class_labels == null).all()):
             return self.unet(x, t, class_labels=null).sample
-        if guidance_scale == 1.0:
+        if scale == 1.0:
             return self.unet(x, t, class_labels=class_labels).sample
         both = self.unet(torch.cat([x, x]), t, class_labels=torch.cat([class_labels, null])).sample
         conditional, unconditional = both.chunk(2)
         c = x.shape[1]
-        guided = unconditional[:, :c] + guidance_scale * (conditional[:, :c] - unconditional[:, :c])
+        guided = guidance.combine(conditional[:, :c], unconditional[:, :c], scale)
         return torch.cat([guided, conditional[:, c:]], dim=1) if both.shape[1] > c else guided
 
     def enable_fast_cpu(self, channels_last: bool = True, compile: bool = False, **compile_kwargs):
@@ -230,6 +236,8 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         guidance_scale: float | None = None,
         scheduler=None,
         latents: torch.Tensor | None = None,
+        guidance_rescale: float = 0.0,
+        guidance_interval: tuple[float, float] | None = None,
     ) -> Iterator[TrajectoryStep]:
         """Denoise step by step, yielding a :class:`TrajectoryStep` after each model evaluation.
 
@@ -246,6 +254,9 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             class_labels: see :meth:`class_labels_for`; a list sets the batch size.
             guidance_scale: classifier-free guidance w (0 unconditional, 1 conditional); ``None`` is the checkpoint's
                 recommended value. The recorded ε̂ and x̂₀ are the guided ones.
+            guidance_rescale: φ of guidance rescale (Lin et al. 2024), 0 to 1.
+            guidance_interval: (t_lo, t_hi) in the paper's t: guide only there, plainly conditional elsewhere
+                (Kynkäänniemi et al. 2024); ``None`` guides every step.
             scheduler: the scheduler to run instead of the registered one, e.g. a solver of
                 :data:`~pipelines.samplers.SAMPLERS`, or any diffusers scheduler built with ``from_config`` from
                 ``self.scheduler.config``.
@@ -264,7 +275,7 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         prediction_type = run.config.prediction_type
         if class_labels is not None and not isinstance(class_labels, int) and image is None:
             batch_size = len(torch.as_tensor(class_labels).reshape(-1))
-        guidance_scale = self.guidance_scale_for(guidance_scale)
+        guidance = Guidance(self.guidance_scale_for(guidance_scale), guidance_rescale, guidance_interval)
         unet = self.unet
         if image is not None and latents is not None:
             raise ValueError("Pass image (to noise it to start_timestep) or latents (x there already), not both.")
@@ -294,7 +305,7 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         for i, t in enumerate(loop):
             # 1. x_t in the DDPM scale (a no-op but for Euler-type solvers), and the network's output there
             x_t = run.scale_model_input(x, t)
-            model_output = self.predict(x_t, t, labels, guidance_scale)
+            model_output = self.predict(x_t, t, labels, guidance)
             if not splits_variance and model_output.shape[1] != x.shape[1]:
                 # a learned-variance model under a solver that reads ε alone: its Σ_θ channels are dropped
                 # (diffusers' multistep solvers cut at 3 channels themselves, which is wrong for grey models)
@@ -356,6 +367,8 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         eta: float | None = None,
         class_labels=None,
         guidance_scale: float | None = None,
+        guidance_rescale: float = 0.0,
+        guidance_interval: tuple[float, float] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
         callback_on_step_end: Callable[[DiffusionPipeline, int, int, dict], dict] | None = None,
@@ -364,7 +377,8 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         """Sample images, like diffusers' ``DDPMPipeline``.
 
         Args:
-            batch_size, generator, num_inference_steps, eta, class_labels, guidance_scale: see
+            batch_size, generator, num_inference_steps, eta, class_labels, guidance_scale, guidance_rescale,
+                guidance_interval: see
                 :meth:`iter_trajectory`
                 (``num_inference_steps=None`` runs all T steps).
             output_type: ``"pil"``, ``"np"`` ((B, H, W, C) in [0, 1]) or ``"pt"`` ((B, C, H, W) in [0, 1]).
@@ -386,6 +400,8 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             eta=eta,
             class_labels=class_labels,
             guidance_scale=guidance_scale,
+            guidance_rescale=guidance_rescale,
+            guidance_interval=guidance_interval,
         ):
             if callback_on_step_end is not None:
                 tensors = {

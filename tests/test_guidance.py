@@ -108,3 +108,53 @@ def test_bad_labels_and_scales_are_refused(conditional_pipeline):
     unconditional = DDPMExplorerPipeline(unet=make_tiny_unet(), scheduler=pipe.scheduler)
     with pytest.raises(ValueError, match="unconditional"):
         sample(unconditional, class_labels=[0])
+
+
+def test_guidance_interval_guides_only_inside_it_and_saves_the_unconditional_pass(conditional_pipeline):
+    """Kynkäänniemi et al. 2024: w inside t_lo ≤ t ≤ t_hi (the paper's t), plainly conditional (one pass) outside."""
+    pipe = conditional_pipeline
+    batches = count_batches(pipe.unet)
+    steps = list(
+        pipe.iter_trajectory(
+            class_labels=[0, 1],
+            guidance_scale=3.0,
+            guidance_interval=(5, 12),
+            num_inference_steps=5,  # table indices 19, 15, 11, 7, 3: the paper's t 20, 16, 12, 8, 4
+            generator=torch.Generator().manual_seed(0),
+            show_progress=False,
+        )
+    )
+    assert [s.timestep + 1 for s in steps] == [20, 16, 12, 8, 4]
+    assert batches == [2, 2, 4, 4, 2]  # guided (both passes batched) at t = 12 and 8 only
+    # everywhere outside: the same as w = 1; everywhere inside: the same as plain w = 3
+    outside = sample(pipe, class_labels=[0, 1], guidance_scale=3.0, guidance_interval=(100, 200))
+    torch.testing.assert_close(outside, sample(pipe, class_labels=[0, 1], guidance_scale=1.0))
+    inside = sample(pipe, class_labels=[0, 1], guidance_scale=3.0, guidance_interval=(0, 20))
+    torch.testing.assert_close(inside, sample(pipe, class_labels=[0, 1], guidance_scale=3.0))
+
+
+def test_guidance_rescale_matches_the_conditional_std_and_zero_changes_nothing(conditional_pipeline):
+    from pipelines.guidance import Guidance, rescale_guided
+
+    g = torch.Generator().manual_seed(0)
+    conditional, unconditional = torch.randn(3, 1, 8, 8, generator=g), torch.randn(3, 1, 8, 8, generator=g)
+    guided = unconditional + 5 * (conditional - unconditional)
+    full = rescale_guided(guided, conditional, 1.0)
+    torch.testing.assert_close(full.std(dim=(1, 2, 3)), conditional.std(dim=(1, 2, 3)))
+    unit = lambda x: x / x.flatten(1).norm(dim=1)[:, None, None, None]
+    torch.testing.assert_close(unit(full), unit(guided))  # each image's direction is kept
+    torch.testing.assert_close(Guidance(5.0, 0.0).combine(conditional, unconditional, 5.0), guided)
+    half = Guidance(5.0, 0.5).combine(conditional, unconditional, 5.0)
+    torch.testing.assert_close(half, 0.5 * full + 0.5 * guided)
+    pipe = conditional_pipeline
+    plain = sample(pipe, class_labels=[0, 1], guidance_scale=4.0)
+    torch.testing.assert_close(sample(pipe, class_labels=[0, 1], guidance_scale=4.0, guidance_rescale=0.0), plain)
+    assert not torch.allclose(sample(pipe, class_labels=[0, 1], guidance_scale=4.0, guidance_rescale=0.7), plain)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [dict(guidance_rescale=1.5), dict(guidance_rescale=-0.1), dict(guidance_interval=(10, 5))]
+)
+def test_bad_guidance_settings_are_refused(conditional_pipeline, kwargs):
+    with pytest.raises(ValueError, match="guidance_"):
+        sample(conditional_pipeline, class_labels=[0], guidance_scale=2.0, **kwargs)

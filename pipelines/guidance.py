@@ -1,0 +1,62 @@
+"""Classifier-free guidance (Ho & Salimans 2022) as the field now applies it: a guidance interval (Kynkäänniemi et al.
+2024) and guidance rescale (Lin et al. 2024, diffusers' ``guidance_rescale``).
+
+    ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, c) − ε̂(x_t, ∅))                     (guided)
+    ε̂ ← φ·ε̂·std(ε̂(x_t, c))/std(ε̂) + (1 − φ)·ε̂                      (rescaled, per image; φ = 0 leaves it)
+
+Inside the interval t_lo ≤ t ≤ t_hi (the paper's t) the step is guided with w; outside it is plainly conditional
+(w = 1), which also saves the unconditional pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+def rescale_guided(guided: torch.Tensor, conditional: torch.Tensor, guidance_rescale: float) -> torch.Tensor:
+    """Lin et al. 2024 eq. 15–16, as diffusers' ``rescale_noise_cfg``: scale each image's guided prediction to the
+    standard deviation of its conditional one, then mix φ of that with 1 − φ of the guided one. Guidance with large w
+    inflates the prediction's scale, which over-exposes; this undoes the scale and keeps the direction."""
+    dims = list(range(1, guided.ndim))
+    std_conditional = conditional.std(dim=dims, keepdim=True)
+    std_guided = guided.std(dim=dims, keepdim=True)
+    rescaled = guided * (std_conditional / std_guided)
+    return guidance_rescale * rescaled + (1 - guidance_rescale) * guided
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """How a run guides: w, φ, and the interval of the paper's t where w applies (None: every step).
+
+    Args:
+        scale: w (0 unconditional, 1 plainly conditional).
+        rescale: φ in [0, 1] of :func:`rescale_guided`.
+        interval: (t_lo, t_hi), the paper's t (t = 0 data, t = T noise), inclusive; outside it w = 1.
+    """
+
+    scale: float = 1.0
+    rescale: float = 0.0
+    interval: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        if isinstance(self.rescale, bool) or not isinstance(self.rescale, (int, float)) or not 0 <= self.rescale <= 1:
+            raise ValueError(f"guidance_rescale must be a number in [0, 1], got {self.rescale!r}.")
+        if self.interval is not None:
+            lo, hi = self.interval
+            if not (isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and 0 <= lo <= hi):
+                raise ValueError(
+                    f"guidance_interval must be (t_lo, t_hi) with 0 ≤ t_lo ≤ t_hi, got {self.interval!r}."
+                )
+
+    def scale_at(self, paper_t: float) -> float:
+        """w at the step from the paper's t (diffusers' table index + 1)."""
+        if self.interval is None or self.interval[0] <= paper_t <= self.interval[1]:
+            return self.scale
+        return 1.0
+
+    def combine(self, conditional: torch.Tensor, unconditional: torch.Tensor, scale: float) -> torch.Tensor:
+        """The guided prediction of one step from its two passes, rescaled by φ."""
+        guided = unconditional + scale * (conditional - unconditional)
+        return rescale_guided(guided, conditional, self.rescale) if self.rescale > 0 else guided
