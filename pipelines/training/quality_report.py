@@ -1,0 +1,337 @@
+"""What one Fréchet distance over all classes hides: a class-conditional checkpoint's samples measured class by class,
+in both feature spaces, each number beside the same measure of real data against real data (same N).
+
+    python -m pipelines.training.quality_report --checkpoint checkpoints/fashion-mnist-32-cond --sampler unipc \\
+        --steps 10 --guidance 1.75 --num-samples 1000 --threads 1 \\
+        --json checkpoints/fashion-mnist-32-cond/evaluation/quality-report-unipc10-w1.75.json \\
+        --plot-dir checkpoints/fashion-mnist-32-cond/evaluation/quality
+
+Sample i asks for class i mod K (the sweeps' "one of each class"). The reference sets are class-balanced: as many
+test images (and, for the real-vs-real value, training images) of each class as there are samples of it.
+
+1. Per-class Fréchet distance: the samples of class c against all test images of c, beside the floor (as many
+   training images of c against the same test images).
+2. Precision and recall (Kynkäänniemi et al. 2019, k-NN manifolds, k = 3), overall and per class, beside training
+   images against test images.
+3. Grey levels: histogram intersection with the test images, mean brightness and contrast (per-image std).
+4. Nearest training image of each sample, in pixels and in the committed classifier's features, against the test
+   images' own distances to their nearest training image; a grid of samples beside their neighbours.
+5. Class accuracy per class and the confusion matrix (asked-for class → class read) in each classifier.
+The overall Fréchet distance and class accuracy are the sweeps' own (:class:`SampleScorer`), for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pipelines.loading import load_pipeline
+from pipelines.objective import quantize
+from pipelines.training.classifier import load_classifier, predict
+from pipelines.training.data import FASHION_MNIST_CLASSES, load_fashion_mnist, uint8_to_model_range
+from pipelines.training.evaluate import SampleScorer, add_scoring_arguments, load_second_classifier
+from pipelines.training.metrics import (
+    frechet_distance_between,
+    grey_histogram,
+    histogram_intersection,
+    nearest_neighbours,
+    precision_recall,
+)
+from pipelines.training.sampler_sweep import generate_with
+
+SPACE_NAMES = {"convnet": "committed classifier", "resnet": "independent ResNet"}
+BORDER = 2  # the zero padding of 28 px Fashion-MNIST to 32 px: black in every real image
+
+
+def class_balanced_indices(labels: torch.Tensor, counts: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Indices of counts[c] random images of each class c, in class order."""
+    picks = []
+    for c, n in enumerate(counts.tolist()):
+        of_c = (labels == c).nonzero().squeeze(1)
+        if len(of_c) < n:
+            raise ValueError(f"class {c} has {len(of_c)} images, {n} asked for.")
+        picks.append(of_c[torch.randperm(len(of_c), generator=generator)[:n]])
+    return torch.cat(picks)
+
+
+def grey_levels(generated: torch.Tensor, real: torch.Tensor, reference: torch.Tensor, bins: int = 64) -> dict:
+    """Grey-level statistics of generated images against real ones, with ``reference`` (other real images, as many)
+    against the same real ones beside: histogram intersection, mean brightness, contrast (mean per-image std) and the
+    mean of the black border, all in [−1, 1]."""
+    sets = {"generated": generated, "real": real, "reference": reference}
+    hist = {name: grey_histogram(x, bins) for name, x in sets.items()}
+    brightness = {name: x.mean().item() for name, x in sets.items()}
+    contrast = {name: x.flatten(1).std(1).mean().item() for name, x in sets.items()}
+    frame = torch.ones(generated.shape[-2:], dtype=torch.bool)
+    frame[BORDER:-BORDER, BORDER:-BORDER] = False
+    return {
+        "histogram_intersection": histogram_intersection(hist["generated"], hist["real"]),
+        "histogram_intersection_real": histogram_intersection(hist["reference"], hist["real"]),
+        "mean_brightness": brightness,
+        "brightness_difference": brightness["generated"] - brightness["real"],
+        "brightness_difference_real": brightness["reference"] - brightness["real"],
+        "mean_contrast": contrast,
+        "contrast_difference": contrast["generated"] - contrast["real"],
+        "contrast_difference_real": contrast["reference"] - contrast["real"],
+        "border_mean": {name: x[..., frame].mean().item() for name, x in sets.items()},
+    }
+
+
+def confusion_matrix(asked: torch.Tensor, read: torch.Tensor, classes: int) -> torch.Tensor:
+    """(K, K) counts: row = the class asked for (or the true class), column = the class the classifier reads."""
+    return torch.bincount(asked * classes + read, minlength=classes * classes).reshape(classes, classes)
+
+
+@dataclass
+class Space:
+    """One network's features of the samples, of every test image and of the class-balanced training subset."""
+
+    key: str
+    generated: torch.Tensor  # (N, D)
+    generated_read: torch.Tensor  # (N,) the class it reads
+    test: torch.Tensor  # (N_test, D)
+    test_read: torch.Tensor
+    reference: torch.Tensor  # (N, D): the training subset, as many of each class as samples
+
+    @classmethod
+    def of(cls, key, net, samples, test_x, train_sub):
+        generated, p_generated = predict(net, samples)
+        test, p_test = predict(net, test_x)
+        return cls(key, generated, p_generated.argmax(-1), test, p_test.argmax(-1), predict(net, train_sub)[0])
+
+
+def space_report(space: Space, labels, test_labels, test_sub: torch.Tensor, k: int, classes: int) -> dict:
+    """Measures 1, 2 and 5 in one feature space. ``test_sub`` indexes the class-balanced test subset (as many of
+    each class as samples, in class order, like the training subset ``space.reference``)."""
+    ref_labels = labels.sort().values  # the subsets' labels, in class order
+    real = space.test[test_sub]
+    confusion = confusion_matrix(labels, space.generated_read, classes)
+    real_confusion = confusion_matrix(test_labels, space.test_read, classes)
+    out = {
+        "precision_recall": {**precision_recall(real, space.generated, k), **real_pr(real, space.reference, k)},
+        "class_accuracy": (confusion.diag().sum() / confusion.sum()).item(),
+        "confusion": confusion.tolist(),
+        "real_confusion": real_confusion.tolist(),
+        "per_class": {},
+    }
+    for c in range(classes):
+        gen_c, ref_c, real_c = space.generated[labels == c], space.reference[ref_labels == c], real[ref_labels == c]
+        all_test_c = space.test[test_labels == c]
+        fd, floor = frechet_distance_between(gen_c, all_test_c), frechet_distance_between(ref_c, all_test_c)
+        out["per_class"][FASHION_MNIST_CLASSES[c]] = {
+            "class_accuracy": (confusion[c, c] / confusion[c].sum()).item(),
+            "real_class_accuracy": (real_confusion[c, c] / real_confusion[c].sum()).item(),
+            "read_as": {FASHION_MNIST_CLASSES[j]: int(n) for j, n in enumerate(confusion[c].tolist()) if n and j != c},
+            "frechet_distance": fd,
+            "frechet_distance_real_floor": floor,
+            "fd_ratio": fd / floor,
+            "precision_recall": {**precision_recall(real_c, gen_c, k), **real_pr(real_c, ref_c, k)},
+        }
+    return out
+
+
+def real_pr(real: torch.Tensor, reference: torch.Tensor, k: int) -> dict:
+    """Precision and recall of real training images against the real test images: the values to expect."""
+    pr = precision_recall(real, reference, k)
+    return {"real_precision": pr["precision"], "real_recall": pr["recall"]}
+
+
+def nearest_training_images(samples, test_sub_x, train_x, samples_f, test_sub_f, train_f) -> dict:
+    """Measure 4: each sample's and each (subset) test image's nearest training image, in pixels and in features;
+    distances and indices as tensors, for the plots and the summary."""
+    out = {}
+    for space, (gen, test, train) in {
+        "pixels": (samples, test_sub_x, train_x),
+        "features": (samples_f, test_sub_f, train_f),
+    }.items():
+        d_gen, i_gen = nearest_neighbours(gen, train)
+        d_test, _ = nearest_neighbours(test, train)
+        out[space] = {"generated": d_gen, "generated_index": i_gen, "test": d_test}
+    return out
+
+
+def nearest_summary(nn: dict, labels: torch.Tensor, classes: int) -> dict:
+    """Medians of the nearest-training-image distances, overall and per class, and the share of samples closer to a
+    training image than 99 % of test images are (copies would show there)."""
+    ref_labels = labels.sort().values
+    out = {}
+    for space, d in nn.items():
+        first_percentile = d["test"].quantile(0.01)
+        out[space] = {
+            "generated_median": d["generated"].median().item(),
+            "test_median": d["test"].median().item(),
+            "test_1st_percentile": first_percentile.item(),
+            "generated_closer_than_1pct_of_test": (d["generated"] < first_percentile).float().mean().item(),
+            "per_class": {
+                FASHION_MNIST_CLASSES[c]: {
+                    "generated_median": d["generated"][labels == c].median().item(),
+                    "test_median": d["test"][ref_labels == c].median().item(),
+                }
+                for c in range(classes)
+            },
+        }
+    return out
+
+
+def quality_report(samples, labels, nets: dict, train, test, seed: int = 0, k: int = 3) -> tuple[dict, dict]:
+    """Measures 1–5 for ``samples`` (N, 1, H, W) in [−1, 1] that asked for ``labels``; ``nets`` maps a space's key to
+    its network (the first one also serves the nearest neighbours in features), ``train`` and ``test`` are (images,
+    labels) pairs. Returns the JSON-ready report and the tensors the plots draw from."""
+    (train_x, train_y), (test_x, test_y) = train, test
+    classes = len(FASHION_MNIST_CLASSES)
+    counts = torch.bincount(labels, minlength=classes)
+    g = torch.Generator().manual_seed(seed)
+    test_sub, train_sub = class_balanced_indices(test_y, counts, g), class_balanced_indices(train_y, counts, g)
+    spaces = {key: Space.of(key, net, samples, test_x, train_x[train_sub]) for key, net in nets.items()}
+    report = {"spaces": {key: space_report(s, labels, test_y, test_sub, k, classes) for key, s in spaces.items()}}
+
+    ref_labels = labels.sort().values
+    report["grey_levels"] = grey_levels(samples, test_x[test_sub], train_x[train_sub])
+    report["grey_levels_per_class"] = {
+        FASHION_MNIST_CLASSES[c]: grey_levels(
+            samples[labels == c], test_x[test_sub][ref_labels == c], train_x[train_sub][ref_labels == c]
+        )
+        for c in range(classes)
+    }
+    first_key, first_net = next(iter(nets.items()))
+    train_f = predict(first_net, train_x)[0]
+    nn = nearest_training_images(
+        samples, test_x[test_sub], train_x, spaces[first_key].generated, spaces[first_key].test[test_sub], train_f
+    )
+    report["nearest_training_image"] = {"feature_space": first_key, **nearest_summary(nn, labels, classes)}
+    tensors = {"test_sub": test_sub, "nearest": nn, "test_x": test_x, "train_x": train_x}
+    return report, tensors
+
+
+def load_or_sample(args, pipe, labels: torch.Tensor) -> torch.Tensor:
+    """The samples in [−1, 1], quantized: read from ``--samples`` when it holds this setup's, else drawn (and saved
+    there, uint8, when ``--samples`` is given)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    setup = {k: str(getattr(args, k)) for k in ("checkpoint", "sampler", "steps", "guidance", "num_samples", "seed")}
+    path = Path(args.samples) if args.samples else None
+    if path and path.exists():
+        with safe_open(path, framework="pt") as f:
+            if f.metadata() != setup:
+                raise SystemExit(f"{path} holds samples of {f.metadata()}, not {setup}; choose another --samples.")
+            return f.get_tensor("samples").float() / 127.5 - 1
+    samples, wall = generate_with(
+        pipe, args.sampler, args.steps, args.num_samples, args.batch_size, args.seed, labels, args.guidance
+    )
+    print(f"sampled {len(samples)} images in {wall:.0f} s", flush=True)
+    samples = quantize(samples)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"samples": ((samples + 1) * 127.5).round().to(torch.uint8).contiguous()}, path, metadata=setup)
+    return samples
+
+
+def markdown_tables(report: dict) -> str:
+    """The per-class figures as Markdown tables: one row per class, both spaces side by side."""
+    spaces = report["spaces"]
+    keys = list(spaces)
+    head = "| class | " + " | ".join(
+        f"class acc. ({k}) | FD ratio ({k}) | precision ({k}, real) | recall ({k}, real)" for k in keys
+    )
+    rows = [head + " |", "|---" * (1 + 4 * len(keys)) + "|"]
+    for name in FASHION_MNIST_CLASSES:
+        cells = []
+        for k in keys:
+            c = spaces[k]["per_class"][name]
+            pr = c["precision_recall"]
+            cells += [
+                f"{100 * c['class_accuracy']:.0f} %",
+                f"{c['fd_ratio']:.1f}×",
+                f"{pr['precision']:.2f} ({pr['real_precision']:.2f})",
+                f"{pr['recall']:.2f} ({pr['real_recall']:.2f})",
+            ]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    grey = [
+        "",
+        "| class | brightness gen / test | contrast gen / test | histogram ∩ (real) | NN px median gen / test |",
+    ]
+    grey.append("|---|---|---|---|---|")
+    nn = report["nearest_training_image"]["pixels"]["per_class"]
+    for name, g in report["grey_levels_per_class"].items():
+        b, s = g["mean_brightness"], g["mean_contrast"]
+        grey.append(
+            f"| {name} | {b['generated']:.3f} / {b['real']:.3f} | {s['generated']:.3f} / {s['real']:.3f} "
+            f"| {g['histogram_intersection']:.3f} ({g['histogram_intersection_real']:.3f}) "
+            f"| {nn[name]['generated_median']:.2f} / {nn[name]['test_median']:.2f} |"
+        )
+    return "\n".join(rows + grey)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default="checkpoints/fashion-mnist-32-cond")
+    add_scoring_arguments(p)
+    p.add_argument("--sampler", default="unipc", help="a key of the sampler registry")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--guidance", type=float, default=None, help="guidance scale w (default: the checkpoint's)")
+    p.add_argument("--num-samples", type=int, default=1000, help="an equal share of every class")
+    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--k", type=int, default=3, help="neighbours of the precision/recall manifolds")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="where the UNet runs (cuda on a GPU machine)")
+    p.add_argument("--samples", default=None, help="a .safetensors of the samples: read if there, else written")
+    p.add_argument("--json", default=None, help="write the report here")
+    p.add_argument("--plot-dir", default=None, help="write the PNGs here")
+    p.add_argument("--table", action="store_true", help="print the JSON's per-class figures as Markdown, and stop")
+    args = p.parse_args(argv)
+    if args.table:
+        print(markdown_tables(json.loads(Path(args.json).read_text())))
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.time()
+
+    pipe = load_pipeline(args.checkpoint).to(args.device)
+    pipe.set_progress_bar_config(disable=True)
+    if pipe.null_class_label is None:
+        raise SystemExit(f"{args.checkpoint} is unconditional: a per-class report needs a class-conditional one.")
+    if args.guidance is None:
+        args.guidance = pipe.config.recommended_guidance_scale
+    labels = pipe.balanced_class_labels(args.num_samples)
+    samples = load_or_sample(args, pipe, labels)
+
+    train_images, train_y = load_fashion_mnist(args.data_dir, "train")
+    test_images, test_y = load_fashion_mnist(args.data_dir, "test")
+    train_x, test_x = uint8_to_model_range(train_images), uint8_to_model_range(test_images)
+    nets = {"convnet": load_classifier(args.classifier)}
+    second = load_second_classifier(args.second_classifier)
+    if second is not None:
+        nets["resnet"] = second
+    scorer = SampleScorer(nets["convnet"], train_x, test_x, len(samples), args.seed, second)
+    report, tensors = quality_report(samples, labels, nets, (train_x, train_y), (test_x, test_y), args.seed, args.k)
+    results = {
+        "checkpoint": args.checkpoint,
+        "sampler": args.sampler,
+        "steps": args.steps,
+        "guidance_scale": args.guidance,
+        "num_samples": args.num_samples,
+        "seed": args.seed,
+        "k": args.k,
+        "overall": scorer(samples, labels),
+        **report,
+        "wall_s": round(time.time() - start, 1),
+    }
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    if args.plot_dir:
+        from pipelines.training.quality_plots import save_quality_plots
+
+        save_quality_plots(results, samples, labels, tensors, Path(args.plot_dir))
+    print(markdown_tables(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The quality report's measures on tiny synthetic sets: each one is 1 (or 0) where it must be, and moves when a set
+is shifted."""
+
+import pytest
+import torch
+
+from pipelines.training import quality_report as qr
+from pipelines.training.classifier import FashionClassifier, ResidualClassifier
+from pipelines.training.metrics import (
+    grey_histogram,
+    histogram_intersection,
+    knn_radii,
+    nearest_neighbours,
+    precision_recall,
+)
+from pipelines.training.quality_plots import save_quality_plots
+
+K = 10
+
+
+@pytest.fixture
+def clusters():
+    """(200, 8) features in 10 Gaussian clusters of 20, and their labels (i mod 10, as the sweeps ask)."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(200) % K
+    centres = 5 * torch.randn(K, 8, generator=g)
+    return centres[labels] + torch.randn(200, 8, generator=g), labels
+
+
+def test_knn_radius_is_the_distance_to_the_kth_other_point():
+    points = torch.tensor([[0.0], [1.0], [3.0], [6.0], [10.0]])
+    assert knn_radii(points, k=1).tolist() == [1.0, 1.0, 2.0, 3.0, 4.0]
+    assert knn_radii(points, k=3).tolist() == [6.0, 5.0, 3.0, 5.0, 9.0]
+    with pytest.raises(ValueError, match="more than 3"):
+        knn_radii(points[:3], k=3)
+
+
+def test_precision_and_recall_are_one_for_identical_sets_and_fall_for_a_shifted_one(clusters):
+    features, _ = clusters
+    assert precision_recall(features, features.clone()) == {"precision": 1.0, "recall": 1.0}
+    far = precision_recall(features, features + 100)
+    assert far == {"precision": 0.0, "recall": 0.0}
+    near = precision_recall(features, features + 1.5)
+    assert 0 < near["precision"] < 1 and 0 < near["recall"] < 1
+
+
+def test_recall_sees_a_missing_mode_and_precision_does_not(clusters):
+    features, labels = clusters
+    collapsed = features[labels < 5]  # half the classes never generated
+    pr = precision_recall(features, collapsed)
+    assert pr["precision"] == 1.0 and pr["recall"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_a_training_image_is_its_own_nearest_neighbour_at_distance_zero():
+    g = torch.Generator().manual_seed(1)
+    train = torch.rand(300, 1, 32, 32, generator=g) * 2 - 1
+    distances, indices = nearest_neighbours(train[[7, 123, 299]], train, chunk=2)
+    assert indices.tolist() == [7, 123, 299] and distances.tolist() == [0.0, 0.0, 0.0]
+    moved = train[[5]] + 0.01
+    d, i = nearest_neighbours(moved, train)
+    assert i.item() == 5 and d.item() == pytest.approx(0.01 * 32, rel=1e-4)  # ‖0.01·1‖ over 1,024 pixels
+
+
+def test_histogram_intersection_is_one_for_identical_sets_and_zero_for_disjoint_ones():
+    g = torch.Generator().manual_seed(2)
+    images = torch.rand(20, 1, 8, 8, generator=g) * 2 - 1
+    assert grey_histogram(images).sum().item() == pytest.approx(1.0)
+    assert histogram_intersection(grey_histogram(images), grey_histogram(images.flip(0))) == pytest.approx(1.0)
+    assert histogram_intersection(grey_histogram(-torch.ones(4, 1, 8, 8)), grey_histogram(torch.ones(4, 1, 8, 8))) == 0
+
+
+def test_grey_levels_report_a_brighter_lower_contrast_set():
+    g = torch.Generator().manual_seed(3)
+    real = torch.rand(50, 1, 32, 32, generator=g) * 2 - 1
+    reference = torch.rand(50, 1, 32, 32, generator=g) * 2 - 1
+    brighter = (real * 0.5 + 0.3).clamp(-1, 1)
+    same = qr.grey_levels(real, real, reference)
+    assert same["histogram_intersection"] == pytest.approx(1.0) and same["brightness_difference"] == 0
+    assert 0.9 < same["histogram_intersection_real"] < 1  # other uniform images: close, not equal
+    shifted = qr.grey_levels(brighter, real, reference)
+    assert shifted["brightness_difference"] == pytest.approx(0.3, abs=0.02)
+    assert shifted["contrast_difference"] < -0.2 and shifted["histogram_intersection"] < 0.8
+    assert abs(shifted["brightness_difference_real"]) < 0.02
+
+
+def test_class_balanced_indices_take_as_many_of_each_class_as_asked():
+    labels = torch.arange(100) % K
+    picked = qr.class_balanced_indices(labels, torch.tensor([3] * 5 + [1] * 5), torch.Generator().manual_seed(0))
+    assert labels[picked].tolist() == [c for c in range(5) for _ in range(3)] + list(range(5, 10))
+    with pytest.raises(ValueError, match="class 0"):
+        qr.class_balanced_indices(labels, torch.tensor([11] + [0] * 9), torch.Generator())
+
+
+def test_confusion_matrix_rows_are_the_class_asked_for():
+    m = qr.confusion_matrix(torch.tensor([9, 9, 9, 8]), torch.tensor([9, 8, 8, 8]), K)
+    assert m[9, 9] == 1 and m[9, 8] == 2 and m[8, 8] == 1 and m.sum() == 4
+
+
+def test_per_class_frechet_distance_is_zero_for_identical_classes_and_grows_only_for_the_shifted_one(clusters):
+    test, labels = clusters
+    reference = test + 0.3 * torch.randn(test.shape, generator=torch.Generator().manual_seed(4))
+    generated = test.clone()
+    generated[labels == 9] += 3.0  # the "ankle boots" are off; every other class is the test set itself
+    read = labels.clone()
+    read[labels == 9] = 8  # and read as bags
+    # test_sub: the whole test set in class order (the subset the overall precision/recall compares with)
+    space = qr.Space("toy", generated, read, test, labels, reference[labels.argsort()])
+    out = qr.space_report(space, labels, labels, labels.argsort(), k=3, classes=K)
+    per_class = out["per_class"]
+    for c in range(9):
+        assert per_class[qr.FASHION_MNIST_CLASSES[c]]["frechet_distance"] == pytest.approx(0, abs=1e-6)
+        assert per_class[qr.FASHION_MNIST_CLASSES[c]]["frechet_distance_real_floor"] > 0
+    boot = per_class["Ankle boot"]
+    assert boot["fd_ratio"] > 10 and boot["class_accuracy"] == 0 and boot["read_as"] == {"Bag": 20}
+    assert boot["precision_recall"]["precision"] < 0.5 and boot["precision_recall"]["real_precision"] > 0.5
+    assert out["class_accuracy"] == pytest.approx(0.9)
+
+
+def test_the_report_runs_end_to_end_on_random_networks_and_writes_small_plots(tmp_path):
+    g = torch.Generator().manual_seed(5)
+    train = (torch.rand(80, 1, 32, 32, generator=g) * 2 - 1, torch.arange(80) % K)
+    test = (torch.rand(60, 1, 32, 32, generator=g) * 2 - 1, torch.arange(60) % K)
+    labels = torch.arange(40) % K
+    samples = train[0][:40].clone()  # copies of training images: nearest neighbours at distance 0
+    nets = {"convnet": FashionClassifier().eval(), "resnet": ResidualClassifier().eval()}
+    report, tensors = qr.quality_report(samples, labels, nets, train, test, seed=0, k=3)
+    assert set(report["spaces"]) == {"convnet", "resnet"}
+    nn = report["nearest_training_image"]
+    assert nn["pixels"]["generated_median"] == 0 and nn["pixels"]["test_median"] > 1
+    assert nn["pixels"]["generated_closer_than_1pct_of_test"] == 1.0
+    assert tensors["nearest"]["pixels"]["generated_index"].tolist() == list(range(40))
+    results = {"k": 3, **report}
+    save_quality_plots(results, samples, labels, tensors, tmp_path)
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs == ["confusion.png", "grey_levels.png", "nearest_distances.png", "nearest_train.png", "per_class.png"]
+    assert all(1000 < (tmp_path / p).stat().st_size < 300_000 for p in pngs)
+    assert "| Ankle boot |" in qr.markdown_tables(report)
