@@ -8,8 +8,9 @@ come first served, have their own smaller limits (``MAX_RUNS_PER_SESSION``, ``MA
 run waits behind at most a few of any one client's. (Requests whose client disconnects are dropped from the queue
 by gradio itself: its event stream calls ``clean_events`` for the session.)
 
-The address is the TCP peer's, or, behind a proxy that sets it (a Hugging Face Space: ``X-Forwarded-For``), the first
-address in the header named by ``CLIENT_ADDRESS_HEADER``.
+The address is the TCP peer's, or, behind ``TRUSTED_PROXIES`` proxies that append to it (a Hugging Face Space:
+``X-Forwarded-For``, one proxy), the entry that the outermost trusted proxy appended to the header named by
+``CLIENT_ADDRESS_HEADER``: the ``TRUSTED_PROXIES``-th from the right. Entries left of it are the client's own words.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ SAMPLING = "sampling"  # the concurrency id of model work (app/tabs)
 
 
 def client_address(request) -> str:
-    """Who sent ``request``: the first address in the configured proxy header, else the TCP peer."""
+    """Who sent ``request``: the address our trusted proxies saw (the ``TRUSTED_PROXIES``-th entry from the right of
+    the configured header), else the TCP peer. A header with fewer entries than proxies did not pass them all: the
+    TCP peer it is."""
     if settings.CLIENT_ADDRESS_HEADER and request is not None:
-        forwarded = request.headers.get(settings.CLIENT_ADDRESS_HEADER, "")
-        if forwarded.strip():
-            return forwarded.split(",")[0].strip()
+        header = request.headers.get(settings.CLIENT_ADDRESS_HEADER, "")
+        entries = [entry.strip() for entry in header.split(",") if entry.strip()]
+        if len(entries) >= settings.TRUSTED_PROXIES:
+            return entries[-settings.TRUSTED_PROXIES]
     client = getattr(request, "client", None)
     return client.host if client is not None else "unknown"
 

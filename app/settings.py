@@ -56,7 +56,14 @@ MAX_REQUESTS_PER_SESSION = _int("MAX_REQUESTS_PER_SESSION", 16)
 MAX_REQUESTS_PER_ADDRESS = _int("MAX_REQUESTS_PER_ADDRESS", 32)
 MAX_RUNS_PER_SESSION = _int("MAX_RUNS_PER_SESSION", 2)
 MAX_RUNS_PER_ADDRESS = _int("MAX_RUNS_PER_ADDRESS", 8)
-CLIENT_ADDRESS_HEADER = os.environ.get("CLIENT_ADDRESS_HEADER", "")  # behind a proxy: X-Forwarded-For
+# Behind TRUSTED_PROXIES reverse proxies that each append the address they received from to CLIENT_ADDRESS_HEADER
+# (a Hugging Face Space: X-Forwarded-For, one proxy), a client is the TRUSTED_PROXIES-th entry from the right: the
+# entries left of it are whatever the client wrote. Unset, the client is the TCP peer.
+CLIENT_ADDRESS_HEADER = os.environ.get("CLIENT_ADDRESS_HEADER", "")
+TRUSTED_PROXIES = max(1, _int("TRUSTED_PROXIES", 1))
+# uvicorn rewrites the TCP peer from X-Forwarded-For when the peer is in FORWARDED_ALLOW_IPS (default: loopback), so
+# that a local client could name itself; trust no peer, and read the header only as configured above.
+os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
 SAMPLING_CONCURRENCY = _int("SAMPLING_CONCURRENCY", 2)
 SESSION_TTL_S = _int("SESSION_TTL_S", 3600)  # a session's trajectory and exports are released after this
 SESSION_CAPACITY = _int("SESSION_CAPACITY", 2000)  # sessions whose state gradio keeps at most (oldest dropped)

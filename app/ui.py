@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gradio as gr
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 
 from app import disk_budget, settings
 from app.queue_limits import limit_jobs_per_client
+from app.route_guard import RouteGuard
 from app.session_memory import return_large_buffers_to_the_system
 from app.sessions import SessionFiles, delete_session_files, export_dir
 from app.tabs import forward, lab, loss, reverse
@@ -54,5 +56,12 @@ def launch_kwargs() -> dict:
         share=False,
         show_error=True,
         state_session_capacity=settings.SESSION_CAPACITY,
-        app_kwargs={"middleware": [Middleware(disk_budget.RequestSizeLimit)]},
+        app_kwargs={
+            "middleware": [
+                Middleware(RouteGuard),
+                Middleware(disk_budget.RequestSizeLimit),
+                # the page (0.5 MB of config and scripts) compressed; event streams are never buffered by it
+                Middleware(GZipMiddleware, minimum_size=1024),
+            ]
+        },
     )

@@ -281,18 +281,49 @@ def test_one_session_cannot_fill_the_queue_for_everyone(app_url, slow_generation
     assert "Done: DDPM (ancestral), 5 steps" in final[2], "another session is served"
 
 
-def test_one_address_cannot_fill_the_queue_with_many_sessions(app_url, slow_generations, monkeypatch):
-    """The same flood spread over many sessions from one address (behind a proxy that names it)."""
-    monkeypatch.setattr(settings, "CLIENT_ADDRESS_HEADER", "X-Forwarded-For")
-    flooder = {"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}
+@pytest.mark.parametrize("behind_proxy", [True, False], ids=["behind-a-proxy", "direct"])
+def test_one_address_cannot_fill_the_queue_with_many_sessions(app_url, slow_generations, monkeypatch, behind_proxy):
+    """The same flood spread over many sessions from one address, each request naming a new address of its own in
+    X-Forwarded-For. Behind a proxy (which appends the address it saw, here 203.0.113.7) the client is the proxy's
+    entry, not the first one, which the client writes: 40 requests got 40 runs (limit 8) when the first was read.
+    Direct (no header configured), uvicorn must not take the header from a loopback peer either."""
+    if behind_proxy:
+        monkeypatch.setattr(settings, "CLIENT_ADDRESS_HEADER", "X-Forwarded-For")
+    appended = ", 203.0.113.7" if behind_proxy else ""
     with ThreadPoolExecutor(5) as pool:
-        sessions = pool.map(lambda i: flood(app_url, f"flood-{i}", 2, flooder), range(35))
+        sessions = pool.map(
+            lambda i: flood(app_url, f"flood-{i}", 2, {"X-Forwarded-For": f"10.0.{i}.1{appended}"}), range(35)
+        )
     responses = [r for session in sessions for r in session]
     slow_generations.clear()
     accepted = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code != 200]
     assert len(accepted) <= settings.MAX_RUNS_PER_ADDRESS
     assert refused and all("Your address already has" in r.json()["detail"] for r in refused)
-    other = local_client(app_url, headers={"X-Forwarded-For": "198.51.100.2"})
+    if behind_proxy:
+        other = local_client(app_url, headers={"X-Forwarded-For": "198.51.100.2"})
+    else:  # from the same loopback address a direct client is the same address: wait for the flood's runs
+        wait_until(lambda: not httpx.get(f"{app_url.rstrip('/')}/gradio_api/queue/status").json()["queue_size"], 120)
+        other = local_client(app_url)
     final = other.predict("tiny-random", RESPACED, 5, 0.0, VARIANCE, True, 0, 1, api_name="/reverse_generate")
     assert "Done: DDPM (ancestral), 5 steps" in final[2], "another address is served"
+
+
+@pytest.mark.parametrize(
+    "header, proxies, expected",
+    [
+        ("10.0.0.9, 203.0.113.9", 1, "203.0.113.9"),  # the client wrote 10.0.0.9; the proxy appended the rest
+        ("10.0.0.9, 203.0.113.9, 192.0.2.1", 2, "203.0.113.9"),  # two proxies: the outer one's entry
+        ("203.0.113.9", 2, "127.0.0.1"),  # fewer entries than proxies: not through them all, so the TCP peer
+        ("", 1, "127.0.0.1"),
+    ],
+)
+def test_the_client_address_is_the_one_the_trusted_proxy_appended(monkeypatch, header, proxies, expected):
+    from types import SimpleNamespace
+
+    from app.queue_limits import client_address
+
+    monkeypatch.setattr(settings, "CLIENT_ADDRESS_HEADER", "X-Forwarded-For")
+    monkeypatch.setattr(settings, "TRUSTED_PROXIES", proxies)
+    request = SimpleNamespace(headers={"X-Forwarded-For": header}, client=SimpleNamespace(host="127.0.0.1"))
+    assert client_address(request) == expected
