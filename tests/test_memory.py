@@ -12,12 +12,12 @@ import pytest
 from conftest import local_client
 from gradio.state_holder import SessionState
 
-from app import settings
+from app import plans, settings
 from app.callbacks import reverse
 
 pytestmark = pytest.mark.e2e
-VARIANCE = next(iter(reverse.VARIANCE_TYPES))
-RESPACED = reverse.DDPM
+VARIANCE = next(iter(plans.VARIANCE_TYPES))
+RESPACED = plans.DDPM
 
 
 @pytest.fixture(scope="module")

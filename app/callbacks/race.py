@@ -12,25 +12,11 @@ import torch
 from PIL import Image
 
 from app import models, rendering, settings
-from app.callbacks.reverse import (
-    ANY_CLASS,
-    SAMPLER_NAMES,
-    check_work,
-    conditioning,
-    frame_budget,
-    gpu,
-    grid_image,
-)
-from app.compute_slots import in_compute_slots
+from app.compute_slots import gpu, in_compute_slots
+from app.plans import ANY_CLASS, SAMPLER_NAMES, check_sampler, check_work, conditioning, frame_budget
+from app.rendering import grid_image
 from app.scrub_payload import race_payload
-from app.validation import (
-    UserError,
-    check_choice,
-    check_float,
-    check_int,
-    check_model,
-    numerical_faults_as_errors,
-)
+from app.validation import UserError, check_float, check_int, check_model, numerical_faults_as_errors
 from pipelines.samplers import SAMPLERS, Sampler
 from pipelines.trajectory import Trajectory, TrajectoryRecorder
 
@@ -173,7 +159,7 @@ def guidance_sweep(model_name, class_choice, scales, sampler, steps, seed, batch
     if isinstance(scales, str) or not isinstance(scales, (list, tuple)) or not 2 <= len(set(scales)) <= 6:
         raise UserError("Pick 2 to 6 guidance scales w.")
     ws = sorted({check_float("Guidance w", w, 0.0, settings.MAX_GUIDANCE) for w in scales})
-    sampler = SAMPLERS[SAMPLER_NAMES[check_choice("Sampler", sampler, tuple(SAMPLER_NAMES))]]
+    sampler = check_sampler(sampler)
     n, seed, batch_size = check_steps_seed_batch(pipe, steps, seed, batch_size)
     if class_choice == ANY_CLASS:
         raise UserError("Guidance steers towards a class: choose one (or 'one of each').")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from app import models, settings
+from app import models, plans, settings
 from app.callbacks import race as race_cb
 from app.callbacks import reverse as cb
 from app.callbacks.sdedit import sdedit
@@ -58,8 +58,8 @@ def run_inputs() -> RunInputs:
     choices = models.model_choices()
     model = gr.Dropdown(choices, value=models.default_model(), label="Model")
     class_choice = gr.Dropdown(  # its choices are the model's classes; the handler checks them
-        [cb.ANY_CLASS],
-        value=cb.ANY_CLASS,
+        [plans.ANY_CLASS],
+        value=plans.ANY_CLASS,
         label="Class (class-conditional models)",
         visible=False,
         allow_custom_value=True,
@@ -73,11 +73,11 @@ def run_inputs() -> RunInputs:
         visible=False,
     )
     sampler = gr.Dropdown(
-        list(cb.SAMPLER_NAMES), value=cb.DEFAULT_SAMPLER, label="Sampler", info=cb.DEFAULT_SAMPLER_NOTE
+        list(plans.SAMPLER_NAMES), value=plans.DEFAULT_SAMPLER, label="Sampler", info=plans.DEFAULT_SAMPLER_NOTE
     )
-    steps = gr.Slider(1, settings.MAX_STEPS, value=cb.DEFAULT_STEPS, step=1, label="Steps N (T: every timestep)")
+    steps = gr.Slider(1, settings.MAX_STEPS, value=plans.DEFAULT_STEPS, step=1, label="Steps N (T: every timestep)")
     eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="η (DDIM: 0 deterministic, 1 = DDPM's β̃)")
-    variance = gr.Radio(list(cb.VARIANCE_TYPES), value=next(iter(cb.VARIANCE_TYPES)), label="Σ_t (DDPM)")
+    variance = gr.Radio(list(plans.VARIANCE_TYPES), value=next(iter(plans.VARIANCE_TYPES)), label="Σ_t (DDPM)")
     clip = gr.Checkbox(True, label="Clip x̂₀ to [−1, 1] (DDPM, DDIM; the solvers threshold as the model's config says)")
     with gr.Row():
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
@@ -151,7 +151,7 @@ def race_section(model: gr.Dropdown, T: int) -> None:
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
                 samplers = gr.CheckboxGroup(
-                    list(race_cb.SAMPLER_NAMES), value=race_cb.DEFAULT_RACERS, label="Samplers (2 to 4)"
+                    list(plans.SAMPLER_NAMES), value=race_cb.DEFAULT_RACERS, label="Samplers (2 to 4)"
                 )
                 steps = gr.Slider(1, settings.MAX_STEPS, value=20, step=1, label="Steps N (each)")
                 seed, batch, start, stop = seed_batch_and_buttons("Batch", "Race")
@@ -185,13 +185,13 @@ def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
                 class_choice = gr.Dropdown(
-                    [cb.ONE_OF_EACH], value=cb.ONE_OF_EACH, label="Class", allow_custom_value=True
+                    [plans.ONE_OF_EACH], value=plans.ONE_OF_EACH, label="Class", allow_custom_value=True
                 )  # its choices are the model's classes; the handler checks them
                 scales = gr.CheckboxGroup(
                     list(race_cb.GUIDANCE_SCALES), value=list(race_cb.DEFAULT_GUIDANCE_SCALES), label="w (2 to 6)"
                 )
-                sampler = gr.Dropdown(list(cb.SAMPLER_NAMES), value=cb.DEFAULT_SAMPLER, label="Sampler")
-                steps = gr.Slider(1, settings.MAX_STEPS, value=cb.DEFAULT_STEPS, step=1, label="Steps N")
+                sampler = gr.Dropdown(list(plans.SAMPLER_NAMES), value=plans.DEFAULT_SAMPLER, label="Sampler")
+                steps = gr.Slider(1, settings.MAX_STEPS, value=plans.DEFAULT_STEPS, step=1, label="Steps N")
                 seed, batch, start, stop = seed_batch_and_buttons("Batch (one class)", "Sweep w")
             with gr.Column(scale=2):
                 status = gr.Markdown()
@@ -199,10 +199,10 @@ def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:
         t, scrubber = noise_level_scrubber(T, "guidance-t", "guidance-scrubber", "Sweep w")
 
     def controls(name):
-        choices = cb.class_choices(cb.check_model(name))
+        choices = plans.class_choices(cb.check_model(name))
         if choices is None:
             return gr.update(visible=False), gr.update()
-        return gr.update(visible=True), gr.update(choices=choices[1:], value=cb.ONE_OF_EACH)
+        return gr.update(visible=True), gr.update(choices=choices[1:], value=plans.ONE_OF_EACH)
 
     model.change(controls, model, [section, class_choice], api_visibility="private")
     demo.load(controls, model, [section, class_choice], api_visibility="private")
