@@ -10,7 +10,7 @@ from PIL import Image
 from app import plans, rendering, settings
 from app.callbacks import forward, loss, reverse, sdedit
 from app.images import to_model_tensor
-from app.sessions import delete_session_files
+from app.serving.sessions import delete_session_files
 from pipelines.samplers import SAMPLERS
 
 EXAMPLE = "app/assets/fashion_tshirt.png"

@@ -14,8 +14,9 @@ from conftest import launch_app, local_client
 from gradio_client import handle_file
 from PIL import Image
 
-from app import disk_budget, rendering, settings
-from app.disk_budget import DiskBudget
+from app import rendering, settings
+from app.serving import disk_budget
+from app.serving.disk_budget import DiskBudget
 
 BUDGET = 3 * 2**20
 

@@ -13,7 +13,7 @@ from PIL import Image
 from app import settings
 from app.callbacks import lab
 from app.lab_payload import ARROW_GRID, DENSITY_GRID, HIGHLIGHTED
-from app.session_memory import ledger
+from app.serving.session_memory import ledger
 from pipelines.lab2d.datasets import RING, get_dataset
 from pipelines.lab2d.experiment import Experiment
 

@@ -12,7 +12,7 @@ import torch
 from app import plans, settings
 from app.callbacks import forward, reverse
 from app.callbacks.forward import ForwardState
-from app.session_memory import StateLedger, ledger
+from app.serving.session_memory import StateLedger, ledger
 from pipelines import ForwardTrajectory, make_schedule
 
 EXAMPLE = "app/assets/grace_hopper.png"

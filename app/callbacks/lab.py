@@ -2,7 +2,7 @@
 and sample it with DDPM, DDIM(η) and the probability-flow ODE from the same x_T, measured against fresh data.
 
 Trained models are kept per session (gr.State), keyed by everything that defines them, so going back to an earlier
-setup reuses its model; their bytes count in the sessions' memory bound (app/session_memory.py). Every t a user
+setup reuses its model; their bytes count in the sessions' memory bound (app/serving/session_memory.py). Every t a user
 reads is the paper's (t = 0 the data, t = T noise).
 """
 
@@ -19,9 +19,9 @@ import pandas as pd
 from PIL import Image
 
 from app import settings
-from app.compute_slots import in_compute_slots
 from app.lab_payload import arrow_points, field_timesteps, lab_payload
-from app.session_memory import RELEASED, ledger
+from app.serving.compute_slots import in_compute_slots
+from app.serving.session_memory import RELEASED, ledger
 from app.validation import UserError, check_choice, check_float, check_int, open_image
 from pipelines import BETA_SCHEDULES
 from pipelines.lab2d.cpu import one_thread

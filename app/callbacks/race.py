@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from app import models, rendering, settings
-from app.compute_slots import gpu, in_compute_slots
 from app.plans import ANY_CLASS, SAMPLER_NAMES, check_sampler, check_work, conditioning, frame_budget
 from app.rendering import grid_image
 from app.scrub_payload import race_payload
+from app.serving.compute_slots import gpu, in_compute_slots
 from app.validation import UserError, check_float, check_int, check_model, numerical_faults_as_errors
 from pipelines.samplers import SAMPLERS, Sampler
 from pipelines.trajectory import Trajectory, TrajectoryRecorder

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from app import models, rendering, settings
-from app.compute_slots import collected, compute_slot, gpu, in_compute_slots, stoppable
 from app.plans import ANY_CLASS, ONE_OF_EACH, VARIANCE_TYPES, RunPlan, class_choices, frame_budget, run_plan
 from app.rendering import grid_image
 from app.scrub_payload import reverse_payload
-from app.session_memory import RELEASED, ledger
-from app.sessions import SessionFiles, export_gif
+from app.serving.compute_slots import collected, compute_slot, gpu, in_compute_slots, stoppable
+from app.serving.session_memory import RELEASED, ledger
+from app.serving.sessions import SessionFiles, export_gif
 from app.settings import ASSETS_DIR
 from app.validation import UserError, check_choice, check_int, check_model, numerical_faults_as_errors
 from pipelines import DDPMExplorerScheduler
@@ -59,7 +59,7 @@ class ReverseState:
     """One user's recorded run, with everything a scrub needs: a slider move is a pure lookup."""
 
     model: str
-    trajectory: Trajectory | None  # None once released to keep the sessions' memory bound (app/session_memory.py)
+    trajectory: Trajectory | None  # None once released to keep the sessions' memory bound (serving/session_memory.py)
     num_train_timesteps: int  # T
     plot: rendering.CursorPlot  # the model's β/ᾱ/log-SNR curves (shared, read-only)
     values: dict[int, StepValues]  # the schedule's numbers at each recorded t, and at t = 0
