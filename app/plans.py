@@ -108,3 +108,8 @@ def frame_budget(pipe, batch_size: int) -> int:
     c, h, w = pipe.sample_shape
     budget = settings.TRAJECTORY_BUDGET_SMALL if max(h, w) <= 64 else settings.TRAJECTORY_BUDGET_LARGE
     return frames_within(budget, (batch_size, c, h, w))
+
+
+def model_num_timesteps(name) -> int:
+    """T of a model, checked."""
+    return check_model(name).scheduler.config.num_train_timesteps

@@ -12,7 +12,16 @@ import torch
 from PIL import Image
 
 from app import models, rendering, settings
-from app.plans import ANY_CLASS, SAMPLER_NAMES, check_sampler, check_work, conditioning, frame_budget
+from app.plans import (
+    ANY_CLASS,
+    ONE_OF_EACH,
+    SAMPLER_NAMES,
+    check_sampler,
+    check_work,
+    class_choices,
+    conditioning,
+    frame_budget,
+)
 from app.rendering import grid_image
 from app.scrub_payload import race_payload
 from app.serving.compute_slots import gpu, in_compute_slots
@@ -190,6 +199,15 @@ def guidance_sweep_api(model_name, class_choice, scales, sampler, steps, seed, b
 def guidance_sweep_in_page(model_name, class_choice, scales, sampler, steps, seed, batch_size, progress=gr.Progress()):
     """The page's guidance sweep, with the scrubber's payload."""
     yield from guidance_sweep(model_name, class_choice, scales, sampler, steps, seed, batch_size, in_page=True)
+
+
+def guidance_controls(name):
+    """The guidance sweep for a model: shown, offering its classes (and "one of each"), for a class-conditional
+    model; hidden for an unconditional one."""
+    choices = class_choices(check_model(name))
+    if choices is None:
+        return gr.update(visible=False), gr.update()
+    return gr.update(visible=True), gr.update(choices=choices[1:], value=ONE_OF_EACH)
 
 
 def quality_plot(model_name):

@@ -279,7 +279,3 @@ def reverse_gif(state: ReverseState | None, session: SessionFiles | None = None)
     with compute_slot():
         path, session = export_gif(images, session)
     yield path, path, session
-
-
-def model_num_timesteps(name) -> int:
-    return check_model(name).scheduler.config.num_train_timesteps
