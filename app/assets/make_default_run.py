@@ -10,6 +10,7 @@ from pathlib import Path
 from app import models, plans, settings
 from app.callbacks import reverse
 from app.scrub_payload import reverse_payload
+from app.validation import check_model
 
 HERE = Path(__file__).parent
 DEFAULT_RUN = HERE / "default_run.json"
@@ -32,13 +33,14 @@ def main() -> None:
     )
     outputs = list(reverse.reverse_generate(settings.DEFAULT_MODEL, *run))
     state = outputs[-1][3]
+    pipe = check_model(state.model)
     payload = json.loads(
         reverse_payload(
             state.trajectory,
-            reverse.check_model(state.model).scheduler.tables,
+            pipe.scheduler.tables,
             BUDGET_BYTES,
             data_spectrum=models.data_spectrum(state.model),
-            classes=reverse.decided_classes(state.model, state.trajectory),
+            classes=reverse.decided_classes(pipe, state.trajectory),
         )
     )
     payload["version"] = 0  # older than any run of a live server

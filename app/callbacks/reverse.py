@@ -24,7 +24,7 @@ from app.serving.session_memory import RELEASED, ledger
 from app.serving.sessions import SessionFiles, export_gif
 from app.settings import ASSETS_DIR
 from app.validation import UserError, check_choice, check_int, check_model, numerical_faults_as_errors
-from pipelines import DDPMExplorerScheduler
+from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
 from pipelines.class_decision import class_decision
 from pipelines.forward import StepValues, step_values
 from pipelines.trajectory import Trajectory, TrajectoryRecorder, to_uint8
@@ -35,7 +35,7 @@ DEFAULT_RUN = ASSETS_DIR / "default_run.json"
 def estimate_runtime(model_name, sampler, steps, eta, batch_size, class_choice=None, guidance=None) -> str:
     """A run-time estimate from one measured UNet call, before a long run."""
     plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
-    per_call = models.seconds_per_unet_call(model_name, plan.batch_size)
+    per_call = models.seconds_per_unet_call(plan.pipe, plan.batch_size)
     return (
         f"≈ {plan.nfe * per_call:.1f} s for {plan.num_steps} steps ({plan.nfe} model evaluations) at batch "
         f"{plan.batch_size} ({per_call * 1000:.0f} ms per UNet call here)."
@@ -82,13 +82,11 @@ def require_run(state: ReverseState | None, first: str) -> ReverseState:
     return state
 
 
-def sample(
-    model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, class_choice, guidance, in_page: bool
-):
-    """Denoise pure noise step by step, streaming x_t and x̂₀ while it runs; the last yield carries the recorded
-    trajectory (the session's handle for scrubbing) and the final images. ``in_page``: also the scrubber's payload,
-    the frames recorded so far every SCRUB_STREAM_EVERY_S while it runs and the whole run at the end."""
-    plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
+def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool):
+    """Denoise pure noise step by step as ``plan`` says, streaming x_t and x̂₀ while it runs; the last yield carries
+    the recorded trajectory (the session's handle for scrubbing) and the final images. ``in_page``: also the
+    scrubber's payload, the frames recorded so far every SCRUB_STREAM_EVERY_S while it runs and the whole run at the
+    end."""
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
     pipe, batch_size = plan.pipe, plan.batch_size
     scheduler = run_scheduler(plan, variance_type, clip)
@@ -96,7 +94,7 @@ def sample(
     recorder = TrajectoryRecorder(schedule, (batch_size, *pipe.sample_shape), frame_budget(pipe, batch_size))
     generator = torch.Generator(device=pipe.device).manual_seed(seed)
     tables = pipe.scheduler.tables
-    spectrum = models.data_spectrum(model_name)
+    spectrum = models.data_spectrum(plan.model)
     last_yield, last_payload, final = 0.0, time.perf_counter(), None
     run = pipe.iter_trajectory(
         batch_size=batch_size,
@@ -126,7 +124,7 @@ def sample(
                 yield *live, status, *[gr.skip()] * 3, *payload
     trajectory = recorder.trajectory
     trajectory.final = final.cpu()
-    state = ledger.admit(recorded_state(model_name, pipe, trajectory))
+    state = ledger.admit(recorded_state(plan, trajectory))
     done = (
         f"Done: {plan.sampler.name}, {plan.num_steps} steps ({trajectory.num_steps} model evaluations), "
         f"t = {trajectory.t_values[0]} → 0; {len(trajectory)} kept for scrubbing "
@@ -136,15 +134,15 @@ def sample(
     slider = gr.update(minimum=0, maximum=state.num_train_timesteps, value=0)
     payload = []
     if in_page:
-        classes = decided_classes(model_name, trajectory)
+        classes = decided_classes(pipe, trajectory)
         payload = [reverse_payload(trajectory, tables, data_spectrum=spectrum, classes=classes)]
     yield final_grid, grid_image(final), done, state, slider, final_grid, *payload
 
 
-def decided_classes(model_name: str, trajectory: Trajectory):
-    """When each image's class was decided, by the committed classifier (Fashion-MNIST models only), computed once
-    per run, batched, after sampling."""
-    found = models.classifier_for(model_name)
+def decided_classes(pipe: DDPMExplorerPipeline, trajectory: Trajectory):
+    """When each image's class was decided, by the committed classifier (for Fashion-MNIST's shape only), computed
+    once per run, batched, after sampling."""
+    found = models.classifier_for(pipe.sample_shape)
     if found is None:
         return None
     classifier, names = found
@@ -166,8 +164,8 @@ def reverse_generate(
     progress=gr.Progress(track_tqdm=True),
 ):
     """The API's run: :func:`sample`'s images, status and recorded state (no scrubber payload to download)."""
-    args = (model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, class_choice, guidance)
-    yield from sample(*args, in_page=False)
+    plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
+    yield from sample(plan, variance_type, clip, seed, in_page=False)
 
 
 @gpu
@@ -185,8 +183,8 @@ def reverse_generate_in_page(
     progress=gr.Progress(track_tqdm=True),
 ):
     """The page's run: :func:`sample` with the scrubber's payload, streamed."""
-    args = (model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, class_choice, guidance)
-    yield from sample(*args, in_page=True)
+    plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
+    yield from sample(plan, variance_type, clip, seed, in_page=True)
 
 
 def conditioning_controls(name):
@@ -218,16 +216,16 @@ def open_with_default_run():
     return default_run() or gr.skip()
 
 
-def recorded_state(model_name: str, pipe, trajectory: Trajectory) -> ReverseState:
-    tables = pipe.scheduler.tables
+def recorded_state(plan: RunPlan, trajectory: Trajectory) -> ReverseState:
+    tables = plan.pipe.scheduler.tables
     values = {t: step_values(tables, t) for t in [*trajectory.t_values, 0]}
-    return ReverseState(model_name, trajectory, tables.num_timesteps, model_plot(model_name), values)
+    return ReverseState(plan.model, trajectory, tables.num_timesteps, model_plot(plan.pipe), values)
 
 
 @lru_cache(maxsize=16)
-def model_plot(name: str) -> rendering.CursorPlot:
-    """The β/ᾱ/log-SNR curves of a model's schedule, drawn once per model."""
-    return rendering.schedule_plot(check_model(name).scheduler.tables)
+def model_plot(pipe: DDPMExplorerPipeline) -> rendering.CursorPlot:
+    """The β/ᾱ/log-SNR curves of a model's schedule, drawn once per (loaded, shared) model."""
+    return rendering.schedule_plot(pipe.scheduler.tables)
 
 
 def shown_position(trajectory: Trajectory, t: int) -> int | None:
