@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import plans, rendering
+from app import plans, rendering, reverse_session
 from app.callbacks import forward, reverse, sdedit
 
 EXAMPLE = "app/assets/fashion_tshirt.png"
@@ -47,9 +47,9 @@ def full_run(tiny_checkpoints):
         mp.setattr(settings, "CHECKPOINT_DIR", tiny_checkpoints)
         mp.setattr(settings, "DEFAULT_MODEL", "tiny-random")
         mp.setattr(models, "_cache", {})
-        reverse.model_plot.cache_clear()
+        reverse_session.model_plot.cache_clear()
         yield run(None), models.get_pipeline("tiny-random").scheduler.tables
-        reverse.model_plot.cache_clear()
+        reverse_session.model_plot.cache_clear()
 
 
 @pytest.mark.parametrize("t", [0, 1, T // 2, T - 1, T])

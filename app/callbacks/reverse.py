@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from functools import lru_cache
 
 import gradio as gr
@@ -18,15 +17,15 @@ import torch
 from app import models, rendering, settings
 from app.plans import ANY_CLASS, ONE_OF_EACH, VARIANCE_TYPES, RunPlan, class_choices, frame_budget, run_plan
 from app.rendering import grid_image
+from app.reverse_session import ReverseState, recorded_state, require_run, shown_position
 from app.scrub_payload import reverse_payload
 from app.serving.compute_slots import collected, compute_slot, gpu, in_compute_slots, stoppable
-from app.serving.session_memory import RELEASED, ledger
+from app.serving.session_memory import ledger
 from app.serving.sessions import SessionFiles, export_gif
 from app.settings import ASSETS_DIR
-from app.validation import UserError, check_choice, check_int, check_model, numerical_faults_as_errors
+from app.validation import check_choice, check_int, check_model, numerical_faults_as_errors
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
 from pipelines.class_decision import class_decision
-from pipelines.forward import StepValues, step_values
 from pipelines.trajectory import Trajectory, TrajectoryRecorder, to_uint8
 
 DEFAULT_RUN = ASSETS_DIR / "default_run.json"
@@ -52,34 +51,6 @@ def run_scheduler(plan: RunPlan, variance_type: str, clip: bool):
             config, variance_type=VARIANCE_TYPES[variance], clip_sample=bool(clip)
         )
     return plan.sampler.scheduler(config)
-
-
-@dataclass
-class ReverseState:
-    """One user's recorded run, with everything a scrub needs: a slider move is a pure lookup."""
-
-    model: str
-    trajectory: Trajectory | None  # None once released to keep the sessions' memory bound (serving/session_memory.py)
-    num_train_timesteps: int  # T
-    plot: rendering.CursorPlot  # the model's β/ᾱ/log-SNR curves (shared, read-only)
-    values: dict[int, StepValues]  # the schedule's numbers at each recorded t, and at t = 0
-
-    @property
-    def nbytes(self) -> int:
-        return 0 if self.trajectory is None else self.trajectory.nbytes
-
-    def release(self) -> None:
-        self.trajectory = None
-
-
-def require_run(state: ReverseState | None, first: str) -> ReverseState:
-    """The session's recorded run, or a message saying how to get one."""
-    if state is None:
-        raise UserError(first)
-    if state.trajectory is None:
-        raise UserError(RELEASED.format(again="generate again"))
-    ledger.touch(state)
-    return state
 
 
 def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool):
@@ -214,25 +185,6 @@ def default_run() -> str | None:
 def open_with_default_run():
     """The page's first scrubber payload: the recorded default run (nothing to do when there is none)."""
     return default_run() or gr.skip()
-
-
-def recorded_state(plan: RunPlan, trajectory: Trajectory) -> ReverseState:
-    tables = plan.pipe.scheduler.tables
-    values = {t: step_values(tables, t) for t in [*trajectory.t_values, 0]}
-    return ReverseState(plan.model, trajectory, tables.num_timesteps, model_plot(plan.pipe), values)
-
-
-@lru_cache(maxsize=16)
-def model_plot(pipe: DDPMExplorerPipeline) -> rendering.CursorPlot:
-    """The β/ᾱ/log-SNR curves of a model's schedule, drawn once per (loaded, shared) model."""
-    return rendering.schedule_plot(pipe.scheduler.tables)
-
-
-def shown_position(trajectory: Trajectory, t: int) -> int | None:
-    """The recorded frame nearest the slider's t: its index, or None for the result x₀ at t = 0."""
-    positions = [*trajectory.t_values, 0]
-    k = min(range(len(positions)), key=lambda i: abs(positions[i] - t))
-    return None if k == len(trajectory) else k
 
 
 def reverse_frame(state: ReverseState | None, t):
