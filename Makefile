@@ -1,4 +1,4 @@
-.PHONY: style quality test run
+.PHONY: style quality test test-fast run
 
 style:
 	ruff format app pipelines tests benchmarks app.py
@@ -9,6 +9,10 @@ quality:
 
 test:
 	python -m pytest
+
+# the unit tier: no app launched, no real checkpoint (the whole suite is `make test`)
+test-fast:
+	python -m pytest -m "not e2e and not slow"
 
 run:
 	python app.py

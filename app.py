@@ -2,7 +2,7 @@
 
 import logging
 
-from app.disk_budget import use_private_temp_dir
+from app.serving.disk_budget import use_private_temp_dir
 from app.ui import build_demo, launch_kwargs
 
 use_private_temp_dir()  # gradio's cache in a folder of this process, under the disk budget, removed at exit

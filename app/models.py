@@ -168,22 +168,21 @@ def data_spectrum(name: str) -> dict | None:
 
 
 @lru_cache(maxsize=4)
-def classifier_for(name: str):
-    """The committed Fashion-MNIST classifier, for a model whose samples it can read (1 channel, 32 px), with its
-    class names; None for any other model, or when the classifier is not installed."""
+def classifier_for(sample_shape: tuple[int, int, int]):
+    """The committed Fashion-MNIST classifier, for a model whose samples it can read (``sample_shape`` (1, 32, 32)),
+    with its class names; None for any other model, or when the classifier is not installed."""
     from pipelines.training.classifier import DEFAULT_CLASSIFIER_DIR, WEIGHTS_FILE, load_classifier
     from pipelines.training.data import FASHION_MNIST_CLASSES
 
-    pipe = get_pipeline(name)
-    if pipe.sample_shape != (1, 32, 32) or not (DEFAULT_CLASSIFIER_DIR / WEIGHTS_FILE).is_file():
+    if tuple(sample_shape) != (1, 32, 32) or not (DEFAULT_CLASSIFIER_DIR / WEIGHTS_FILE).is_file():
         return None
     return load_classifier(DEFAULT_CLASSIFIER_DIR).eval(), list(FASHION_MNIST_CLASSES)
 
 
 @lru_cache(maxsize=64)
-def seconds_per_unet_call(name: str, batch_size: int) -> float:
-    """Measured once per model and batch size: the time of one UNet forward (for run-time estimates)."""
-    pipe = get_pipeline(name)
+def seconds_per_unet_call(pipe, batch_size: int) -> float:
+    """Measured once per (loaded, shared) model and batch size: the time of one UNet forward (for run-time
+    estimates)."""
     x = torch.randn((batch_size, *pipe.sample_shape), device=pipe.device)
     t = torch.tensor(pipe.scheduler.config.num_train_timesteps // 2, device=pipe.device)
     labels = null_labels(pipe.unet, batch_size, pipe.device)  # a class-conditional UNet needs labels

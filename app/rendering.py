@@ -87,6 +87,11 @@ def uint8_grid(frames: torch.Tensor, ncols: int | None = None) -> np.ndarray:
     return grid[..., 0] if grid.shape[-1] == 1 else grid
 
 
+def grid_image(x: torch.Tensor) -> Image.Image:
+    """(B, C, H, W) in [−1, 1] -> one uint8 grid, as a PNG output."""
+    return png_output(uint8_grid(to_uint8(x.detach().cpu())))
+
+
 @dataclass
 class CursorPlot:
     """A plot rendered once, whose vertical cursor is drawn per slider move in microseconds (no matplotlib).

@@ -6,11 +6,12 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 
-from app import disk_budget, settings
-from app.queue_limits import limit_jobs_per_client
-from app.route_guard import RouteGuard
-from app.session_memory import return_large_buffers_to_the_system
-from app.sessions import SessionFiles, delete_session_files, export_dir
+from app import settings
+from app.serving import disk_budget
+from app.serving.queue_limits import limit_jobs_per_client
+from app.serving.route_guard import RouteGuard
+from app.serving.session_memory import return_large_buffers_to_the_system
+from app.serving.sessions import SessionFiles, delete_session_files, export_dir
 from app.tabs import forward, lab, loss, reverse
 
 CSS = """

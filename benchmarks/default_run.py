@@ -20,6 +20,7 @@ import json
 
 from common import CHECKPOINT, ROOT, stats, table, timed, write_section
 
+from app import plans
 from app.callbacks import reverse
 from app.settings import DEFAULT_MODEL
 
@@ -27,12 +28,12 @@ from app.settings import DEFAULT_MODEL
 def variants() -> dict[str, tuple]:
     """name → (model, sampler, steps, batch, class choice, guidance), as the tab starts."""
     classes, guidance = reverse.conditioning_controls(DEFAULT_MODEL)
-    now = (DEFAULT_MODEL, reverse.DEFAULT_SAMPLER, reverse.DEFAULT_STEPS, 4, classes["value"], guidance.get("value"))
-    return {"before": ("fashion-mnist-32", reverse.DDPM, 100, 4, reverse.ANY_CLASS, None), "now": now}
+    now = (DEFAULT_MODEL, plans.DEFAULT_SAMPLER, plans.DEFAULT_STEPS, 4, classes["value"], guidance.get("value"))
+    return {"before": ("fashion-mnist-32", plans.DDPM, 100, 4, plans.ANY_CLASS, None), "now": now}
 
 
 def click(model, sampler, steps, batch, class_choice, guidance) -> tuple:
-    variance = next(iter(reverse.VARIANCE_TYPES))
+    variance = next(iter(plans.VARIANCE_TYPES))
     args = (model, sampler, steps, 0.0, variance, True, 0, batch, class_choice, guidance)
     return list(reverse.reverse_generate_in_page(*args))[-1]
 
@@ -46,7 +47,7 @@ def plan_args(variant: tuple) -> tuple:
 def quality(model: str, sampler: str, steps: int, guidance: float | None) -> str:
     """FD × each real floor of these settings: an unguided run's point of the model's sampler sweep, a guided one's
     w in the guidance sweep of that sampler and step count."""
-    key = reverse.SAMPLER_NAMES[sampler]
+    key = plans.SAMPLER_NAMES[sampler]
     folder = CHECKPOINT.parent / model / "evaluation"
     if guidance is None:
         path, point = folder / "samplers.json", f"{key}@{steps}"
@@ -70,11 +71,11 @@ def main() -> None:
         for name, v in runs.items():
             seconds[name].append(timed(lambda v=v: click(*v)))
     base = stats(seconds["before"])["median"]
-    before = reverse.run_plan(*plan_args(runs["before"]))
+    before = plans.run_plan(*plan_args(runs["before"]))
     rows = []
     for name, (model, sampler, steps, _, _, guidance) in runs.items():
         s = stats(seconds[name])
-        plan = reverse.run_plan(*plan_args(runs[name]))  # images and NFE as the tab counts them
+        plan = plans.run_plan(*plan_args(runs[name]))  # images and NFE as the tab counts them
         passes = plan.nfe * plan.batch_size * (1 if guidance is None else 2)
         rows.append(
             [

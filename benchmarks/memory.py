@@ -16,7 +16,7 @@ import torch
 from common import CHECKPOINT, table, write_section
 from diffusers import UNet2DModel
 
-from app import settings
+from app import plans, settings
 from app.callbacks import reverse
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
 
@@ -31,7 +31,7 @@ def sessions(model: str, batch: int, sampler: str, steps: int, n: int = 8) -> tu
     before = rss_mb()
     for seed in range(n):
         *_, state, _, _ = list(
-            reverse.reverse_generate(model, sampler, steps, 0.0, next(iter(reverse.VARIANCE_TYPES)), True, seed, batch)
+            reverse.reverse_generate(model, sampler, steps, 0.0, next(iter(plans.VARIANCE_TYPES)), True, seed, batch)
         )[-1]
         held.append(state)
     return held, rss_mb() - before
@@ -66,7 +66,7 @@ def main() -> None:
     settings.CHECKPOINT_DIR = CHECKPOINT.parent
     session_kb, blocks = gradio_session_kb()
     base = rss_mb()
-    rows = [measure("fashion-mnist-32 (32 px), batch 1, all 1000 steps", "fashion-mnist-32", 1, reverse.DDPM, 1000)]
+    rows = [measure("fashion-mnist-32 (32 px), batch 1, all 1000 steps", "fashion-mnist-32", 1, plans.DDPM, 1000)]
     with tempfile.TemporaryDirectory() as tmp:  # a random 256 px UNet (3 channels), like google/ddpm-*-256's shape
         unet = UNet2DModel(
             sample_size=256,
@@ -83,7 +83,7 @@ def main() -> None:
         settings.CHECKPOINT_DIR = Path(tmp)
         settings.MAX_WORK = 10**12  # this benchmark wants long runs at 256 px
         rows.append(
-            measure("random UNet at 256 px × 3, batch 1, 120 respaced steps", "random-256", 1, reverse.DDPM, 120)
+            measure("random UNet at 256 px × 3, batch 1, 120 respaced steps", "random-256", 1, plans.DDPM, 120)
         )
     body = (
         f"Each row: 8 sessions, each holding one recorded run (uint8 x_t, x̂₀, ε̂; frames subsampled to the "

@@ -1,6 +1,6 @@
 """Memory after bursts: the process's RSS after three bursts of six large images decoded at once (a 2500² float TIFF
 and a 3000² RGB PNG, each about 25 MB decoded, through /forward_frame's callback), in a process with glibc's default
-allocator settings and in one as the app sets them (app.session_memory.return_large_buffers_to_the_system).
+allocator settings and in one as the app sets them (app.serving.session_memory.return_large_buffers_to_the_system).
 
     python benchmarks/memory_ratchet.py
 """
@@ -36,7 +36,7 @@ def large_images(folder: Path) -> list[str]:
 def bursts(as_the_app: bool, count: int = 3) -> list[float]:
     """RSS (MB) after one image, then after each of ``count`` bursts."""
     from app.callbacks import forward
-    from app.session_memory import return_large_buffers_to_the_system
+    from app.serving.session_memory import return_large_buffers_to_the_system
 
     if as_the_app:
         assert return_large_buffers_to_the_system()

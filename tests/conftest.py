@@ -76,14 +76,13 @@ def tiny_checkpoints(tmp_path_factory):
 @pytest.fixture
 def app_models(tiny_checkpoints, monkeypatch):
     """Point the app's model registry at the tiny checkpoints, with a fresh cache."""
-    from app import models, settings
-    from app.callbacks import reverse
+    from app import models, reverse_session, settings
 
     monkeypatch.setattr(settings, "CHECKPOINT_DIR", tiny_checkpoints)
     monkeypatch.setattr(settings, "DEFAULT_MODEL", "tiny-random")
     monkeypatch.setattr(models, "_cache", {})
     monkeypatch.setattr(models, "_errors", {})
-    reverse.model_plot.cache_clear()
+    reverse_session.model_plot.cache_clear()
     models.seconds_per_unet_call.cache_clear()
     models.data_spectrum.cache_clear()
     return tiny_checkpoints

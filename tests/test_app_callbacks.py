@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import rendering, settings
+from app import plans, rendering, settings
 from app.callbacks import forward, loss, reverse, sdedit
 from app.images import to_model_tensor
-from app.sessions import delete_session_files
+from app.serving.sessions import delete_session_files
 from pipelines.samplers import SAMPLERS
 
 EXAMPLE = "app/assets/fashion_tshirt.png"
@@ -18,10 +18,10 @@ FORWARD = dict(
     image=EXAMPLE, schedule="linear", num_timesteps=1000, beta_start=1e-4, beta_end=0.02, seed=0, resolution=32
 )
 REVERSE = dict(
-    sampler=reverse.DDPM,
+    sampler=plans.DDPM,
     steps=5,
     eta=0.0,
-    variance_type=next(iter(reverse.VARIANCE_TYPES)),
+    variance_type=next(iter(plans.VARIANCE_TYPES)),
     clip=True,
     seed=0,
     batch_size=2,
@@ -198,10 +198,10 @@ def test_work_cap(app_models, monkeypatch):
 
 
 def test_estimate_runtime(app_models):
-    estimate = reverse.estimate_runtime("tiny-random", reverse.DDPM, 5, 0.0, 2)
+    estimate = reverse.estimate_runtime("tiny-random", plans.DDPM, 5, 0.0, 2)
     assert "5 steps (5 model evaluations) at batch 2" in estimate
     # a class-conditional model: timed with the null label, and guidance doubles the batch of each evaluation
-    estimate = reverse.estimate_runtime("tiny-conditional", reverse.DDPM, 5, 0.0, 2, "square", 2.0)
+    estimate = reverse.estimate_runtime("tiny-conditional", plans.DDPM, 5, 0.0, 2, "square", 2.0)
     assert "5 steps (5 model evaluations)" in estimate
 
 
@@ -226,7 +226,7 @@ def test_the_reverse_tab_opens_with_a_recorded_run_of_the_default_model():
     assert payload["model"] == settings.DEFAULT_MODEL and payload["version"] == 0  # older than any live run
     # from noise to data; the solvers start at t = 996, where the cosine schedule's λ = ½·log SNR reaches −5.1
     assert payload["T"] == 1000 and 996 <= payload["t"][0] <= 1000 and payload["t_prev"][-1] == 0
-    assert payload["sampler"] == reverse.DEFAULT_SAMPLER and payload["num_steps"] == reverse.DEFAULT_STEPS
+    assert payload["sampler"] == plans.DEFAULT_SAMPLER and payload["num_steps"] == plans.DEFAULT_STEPS
     assert len(json.dumps(payload)) < 1.1 * 2**20
     reverse.default_run.cache_clear()
 
@@ -248,7 +248,7 @@ def test_booleans_are_not_numbers(app_models, value):
     with pytest.raises(gr.Error, match="must be a number, got"):
         forward.forward_setup(**{**FORWARD, "num_timesteps": value})
     with pytest.raises(gr.Error, match="must be a number, got"):
-        reverse.run_plan("tiny-random", SAMPLERS["ddim"].name, 5, value, 1)
+        plans.run_plan("tiny-random", SAMPLERS["ddim"].name, 5, value, 1)
 
 
 def test_a_refused_request_is_one_log_line_not_a_traceback(caplog):

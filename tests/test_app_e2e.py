@@ -6,13 +6,13 @@ from conftest import local_client
 from gradio_client import handle_file
 from PIL import Image
 
-from app.callbacks import reverse
+from app import plans
 from app.callbacks.forward import SCHEDULES
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = "app/assets/fashion_tshirt.png"
-VARIANCE = next(iter(reverse.VARIANCE_TYPES))
-RESPACED = reverse.DDPM
+VARIANCE = next(iter(plans.VARIANCE_TYPES))
+RESPACED = plans.DDPM
 
 
 @pytest.fixture(scope="module")

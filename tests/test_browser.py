@@ -11,7 +11,8 @@ from conftest import local_client
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from app.callbacks import forward, reverse
+from app import plans
+from app.callbacks import forward
 from app.callbacks.forward import SCHEDULES
 
 pytestmark = pytest.mark.e2e
@@ -87,7 +88,7 @@ def test_forward_slider_moves_the_scrubber(page):
 
 def test_reverse_generation_streams_frames(page):
     page.get_by_role("tab", name="Reverse process").click()
-    choose(page, "Sampler", reverse.DDPM)  # the default is a solver; DDPM's respaced steps are the ones below
+    choose(page, "Sampler", plans.DDPM)  # the default is a solver; DDPM's respaced steps are the ones below
     set_number(page, "Steps N (T: every timestep)", 8)
     page.get_by_role("button", name="Generate").click()
     page.get_by_text("Done: DDPM (ancestral), 8 steps").wait_for(timeout=60_000)
@@ -107,8 +108,8 @@ def test_reverse_generation_streams_frames(page):
 def test_reverse_canvas_equals_the_servers_frame(page, live_app):
     """The page's frames of the run above (seed 0, 8 respaced steps, batch 4) equal /reverse_frame's, step by step."""
     client = local_client(live_app)
-    variance = next(iter(reverse.VARIANCE_TYPES))
-    client.predict("tiny-random", reverse.DDPM, 8, 0.0, variance, True, 0, 4, api_name="/reverse_generate")
+    variance = next(iter(plans.VARIANCE_TYPES))
+    client.predict("tiny-random", plans.DDPM, 8, 0.0, variance, True, 0, 4, api_name="/reverse_generate")
     for t in (100, 75, 12, 0):
         drag_to(page, "reverse-t", "reverse-scrubber", t)
         frames = client.predict(t, api_name="/reverse_frame")

@@ -14,8 +14,9 @@ from conftest import launch_app, local_client
 from gradio_client import handle_file
 from PIL import Image
 
-from app import disk_budget, rendering, settings
-from app.disk_budget import DiskBudget
+from app import rendering, settings
+from app.serving import disk_budget
+from app.serving.disk_budget import DiskBudget
 
 BUDGET = 3 * 2**20
 
@@ -67,6 +68,7 @@ def test_files_a_request_may_still_use_are_left_alone(tmp_path):
     assert budget.enforce() == 0 and not recent.exists()
 
 
+@pytest.mark.slow
 def test_a_gif_being_encoded_is_never_taken_for_an_orphan(tmp_path):
     """A loaded CI run once lost a GIF export: the file was created empty, PIL quantized every frame before writing a
     byte, and the janitor deleted the 'orphaned' empty file meanwhile. Exports now appear with their content."""
@@ -112,6 +114,7 @@ def budgeted_app(tiny_checkpoints, tmp_path, monkeypatch):
         yield url, budget.folders
 
 
+@pytest.mark.slow
 def test_a_burst_of_uploads_and_frames_stays_within_the_budget(budgeted_app, tmp_path):
     """40 uploads of 360 KB and their frames (29 MB written in all) against a 3 MB budget: the disk never holds more
     than the budget plus what recent requests wrote (files of the last second are left alone), ends within it, and

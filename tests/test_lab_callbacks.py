@@ -13,7 +13,8 @@ from PIL import Image
 from app import settings
 from app.callbacks import lab
 from app.lab_payload import ARROW_GRID, DENSITY_GRID, HIGHLIGHTED
-from app.session_memory import ledger
+from app.lab_session import LabSession
+from app.serving.session_memory import ledger
 from pipelines.lab2d.datasets import RING, get_dataset
 from pipelines.lab2d.experiment import Experiment
 
@@ -56,10 +57,10 @@ def test_setup_sends_the_forward_view_and_the_mixtures_exact_score():
 def test_training_streams_its_loss_and_is_kept_per_session():
     outputs, session = train(training_steps=300)
     status, curve, _ = outputs[-1]
-    assert status.startswith("**Trained**: 300 steps") and isinstance(session, lab.LabSession)
+    assert status.startswith("**Trained**: 300 steps") and isinstance(session, LabSession)
     assert list(curve.columns) == ["step", "L_simple"] and curve["step"].iloc[-1] == 300
     assert curve["L_simple"].iloc[-1] < curve["L_simple"].iloc[0]
-    assert not any(isinstance(o[2], lab.LabSession) for o in outputs[:-1]), "the session comes with the last"
+    assert not any(isinstance(o[2], LabSession) for o in outputs[:-1]), "the session comes with the last"
     trained = session.get(session.current)
     assert len(trained.losses) == 300 and not trained.model.training
     # the same setup again: reused at once, the same model
@@ -120,7 +121,7 @@ def test_sampling_runs_every_sampler_from_the_same_noise_and_measures_them():
 
 def test_sampling_needs_a_trained_model_and_valid_settings():
     with pytest.raises(gr.Error, match="Train a model first"):
-        list(lab.lab_sample(lab.LabSession(), 10, 0.0))
+        list(lab.lab_sample(LabSession(), 10, 0.0))
     _, session = train(training_steps=5)
     with pytest.raises(gr.Error, match="Steps must be between 1 and 200"):
         list(lab.lab_sample(session, 201, 0.0))

@@ -12,12 +12,11 @@ import pytest
 from conftest import local_client
 from gradio.state_holder import SessionState
 
-from app import settings
-from app.callbacks import reverse
+from app import plans, rendering, reverse_session, settings
 
 pytestmark = pytest.mark.e2e
-VARIANCE = next(iter(reverse.VARIANCE_TYPES))
-RESPACED = reverse.DDPM
+VARIANCE = next(iter(plans.VARIANCE_TYPES))
+RESPACED = plans.DDPM
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +106,7 @@ def test_200_sessions_release_their_state(app_url, monkeypatch):
     clients = [local_client(app_url, download_files=False) for _ in range(4)]  # outputs stay on the server
     alive = []  # the ReverseState objects the server keeps, watched through weak references
     exports = []  # the export files the server writes
-    init, write_gif = reverse.ReverseState.__init__, reverse.rendering.write_gif
+    init, write_gif = reverse_session.ReverseState.__init__, rendering.write_gif
 
     def track(self, *args, **kwargs):
         init(self, *args, **kwargs)
@@ -117,8 +116,8 @@ def test_200_sessions_release_their_state(app_url, monkeypatch):
         exports.append(write_gif(*args, **kwargs))
         return exports[-1]
 
-    monkeypatch.setattr(reverse.ReverseState, "__init__", track)
-    monkeypatch.setattr(reverse.rendering, "write_gif", record_export)
+    monkeypatch.setattr(reverse_session.ReverseState, "__init__", track)
+    monkeypatch.setattr(rendering, "write_gif", record_export)
 
     def session(i):
         client = clients[i % 4]

@@ -10,10 +10,11 @@ import pytest
 from conftest import local_client
 from PIL import Image
 
+from app import plans
 from app.callbacks import race, reverse
 from pipelines.samplers import SAMPLERS
 
-VARIANCE = next(iter(reverse.VARIANCE_TYPES))
+VARIANCE = next(iter(plans.VARIANCE_TYPES))
 NAMES = [SAMPLERS[k].name for k in ("ddpm", "dpmsolver++2m", "heun")]
 
 
@@ -25,7 +26,7 @@ def test_a_race_runs_every_sampler_from_the_same_noise_and_sends_aligned_frames(
     runs = json.loads(payload)["runs"]
     assert [r["name"] for r in runs] == NAMES
     for r in runs:
-        sampler = SAMPLERS[reverse.SAMPLER_NAMES[r["name"]]]
+        sampler = SAMPLERS[plans.SAMPLER_NAMES[r["name"]]]
         assert r["num_evaluations"] == sampler.nfe(6) == r["nfe"][-1]
         assert all(a <= b for a, b in zip(r["log_snr"], r["log_snr"][1:]))  # noise falls step by step
         assert r["wall_s"] > 0
@@ -71,37 +72,35 @@ def test_race_api(live_app):
 def test_a_conditional_model_shows_its_classes_and_recommended_guidance(app_models):
     classes, guidance = reverse.conditioning_controls("tiny-conditional")
     assert classes["visible"] and classes["choices"] == [
-        reverse.ANY_CLASS,
-        reverse.ONE_OF_EACH,
+        plans.ANY_CLASS,
+        plans.ONE_OF_EACH,
         "circle",
         "square",
         "line",
     ]
-    assert classes["value"] == reverse.ONE_OF_EACH, "a conditional model opens on a grid of every class"
+    assert classes["value"] == plans.ONE_OF_EACH, "a conditional model opens on a grid of every class"
     assert guidance["visible"] and guidance["value"] == 2.0
     classes, guidance = reverse.conditioning_controls("tiny-random")
     assert not classes["visible"] and not guidance["visible"]
 
 
 def test_class_choice_sets_the_labels(app_models):
-    plan = reverse.run_plan("tiny-conditional", reverse.DDPM, 5, 0.0, 2, "square", 3.0)
+    plan = plans.run_plan("tiny-conditional", plans.DDPM, 5, 0.0, 2, "square", 3.0)
     assert plan.class_labels == [1, 1] and plan.guidance_scale == 3.0
-    plan = reverse.run_plan("tiny-conditional", reverse.DDPM, 5, 0.0, 2, reverse.ONE_OF_EACH, 3.0)
+    plan = plans.run_plan("tiny-conditional", plans.DDPM, 5, 0.0, 2, plans.ONE_OF_EACH, 3.0)
     assert plan.class_labels == [0, 1, 2] and plan.batch_size == 3
-    plan = reverse.run_plan("tiny-conditional", reverse.DDPM, 5, 0.0, 2, reverse.ANY_CLASS, 3.0)
+    plan = plans.run_plan("tiny-conditional", plans.DDPM, 5, 0.0, 2, plans.ANY_CLASS, 3.0)
     assert plan.class_labels is None
     with pytest.raises(gr.Error, match="unconditional"):
-        reverse.run_plan("tiny-random", reverse.DDPM, 5, 0.0, 2, "square", 3.0)
+        plans.run_plan("tiny-random", plans.DDPM, 5, 0.0, 2, "square", 3.0)
     with pytest.raises(gr.Error, match="Class"):
-        reverse.run_plan("tiny-conditional", reverse.DDPM, 5, 0.0, 2, "dog", 3.0)
-    *_, last = reverse.reverse_generate("tiny-conditional", reverse.DDPM, 4, 0.0, VARIANCE, True, 0, 2, "line", 2.0)
+        plans.run_plan("tiny-conditional", plans.DDPM, 5, 0.0, 2, "dog", 3.0)
+    *_, last = reverse.reverse_generate("tiny-conditional", plans.DDPM, 4, 0.0, VARIANCE, True, 0, 2, "line", 2.0)
     assert last[3].trajectory.samples.shape[1] == 2
 
 
 def test_guidance_sweep_runs_each_w_from_the_same_noise(app_models):
-    *_, last = race.guidance_sweep(
-        "tiny-conditional", reverse.ONE_OF_EACH, [0.0, 1.0, 5.0], reverse.DDPM, 4, 0, 2, True
-    )
+    *_, last = race.guidance_sweep("tiny-conditional", plans.ONE_OF_EACH, [0.0, 1.0, 5.0], plans.DDPM, 4, 0, 2, True)
     items, table, payload = last
     runs = json.loads(payload)["runs"]
     assert [r["name"] for r in runs] == ["w = 0", "w = 1", "w = 5"] and table.count("done") == 3
@@ -110,14 +109,14 @@ def test_guidance_sweep_runs_each_w_from_the_same_noise(app_models):
     results = [np.asarray(Image.open(io.BytesIO(base64.b64decode(r["result"])))) for r in runs]
     assert not np.array_equal(results[0], results[2])  # guidance changes the result
     with pytest.raises(gr.Error, match="class-conditional"):
-        next(race.guidance_sweep("tiny-random", "circle", [0.0, 1.0], reverse.DDPM, 4, 0, 1, False))
+        next(race.guidance_sweep("tiny-random", "circle", [0.0, 1.0], plans.DDPM, 4, 0, 1, False))
     with pytest.raises(gr.Error, match="2 to 6"):
-        next(race.guidance_sweep("tiny-conditional", "circle", [1.0], reverse.DDPM, 4, 0, 1, False))
+        next(race.guidance_sweep("tiny-conditional", "circle", [1.0], plans.DDPM, 4, 0, 1, False))
 
 
 def test_guidance_sweep_api(live_app):
     client = local_client(live_app)
     items, table = client.predict(
-        "tiny-conditional", "square", [0.0, 3.0], reverse.DDPM, 4, 0, 1, api_name="/guidance_sweep"
+        "tiny-conditional", "square", [0.0, 3.0], plans.DDPM, 4, 0, 1, api_name="/guidance_sweep"
     )
     assert len(items) == 2 and table.count("done") == 2

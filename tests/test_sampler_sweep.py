@@ -38,6 +38,7 @@ def test_the_second_network_is_another_architecture_and_loads_as_one(second_netw
     assert metrics["architecture"] == "resnet" and metrics["seed"] == 1
 
 
+@pytest.mark.slow
 def test_sweep_writes_points_resumes_and_plots(tiny_32px, fake_fashion_mnist, second_network, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "sweep.json"
     common = ["--checkpoint", str(tiny_32px), "--data-dir", str(fake_fashion_mnist), "--num-samples", "20"]
@@ -68,6 +69,7 @@ def test_sweep_writes_points_resumes_and_plots(tiny_32px, fake_fashion_mnist, se
         sampler_sweep.main([*common[:-4], "--num-samples", "30", "--json", str(out), "--nfe", "3"])
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_every_sampler_the_same_noise(tiny_32px):
     from pipelines.loading import load_pipeline
 
@@ -85,6 +87,7 @@ def test_the_same_seed_gives_every_sampler_the_same_noise(tiny_32px):
     assert not torch.allclose(ddim, ddpm, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_all_t_ddpm_resumes_mid_point_with_the_same_samples(tmp_path):
     scheduler = DDPMExplorerScheduler(num_train_timesteps=30, beta_schedule="cosine")
     pipe = DDPMExplorerPipeline(unet=make_tiny_unet(sample_size=32), scheduler=scheduler)
@@ -139,6 +142,7 @@ def test_latents_replace_the_drawn_x_T_in_the_ddpm_scale(tiny_32px):
         next(pipe.iter_trajectory(latents=x_T, image=x_T, start_timestep=10, show_progress=False))
 
 
+@pytest.mark.slow
 def test_evaluate_reports_both_feature_spaces_and_the_bound(tiny_32px, fake_fashion_mnist, second_network, tmp_path):  # noqa: F811
     from pipelines.training import evaluate
 
@@ -163,6 +167,7 @@ def tiny_conditional_32px(tmp_path):
     return tmp_path / "tiny-cond-32"
 
 
+@pytest.mark.slow
 def test_guidance_sweep_scores_each_w_picks_one_and_resumes(tiny_conditional_32px, fake_fashion_mnist, tmp_path):  # noqa: F811
     from safetensors.torch import load_file
 
@@ -232,6 +237,7 @@ def test_recommend_takes_the_closest_w_that_reaches_the_bar():
     assert recommend(points) == 1.5
 
 
+@pytest.mark.slow
 def test_a_conditional_sweep_reports_class_accuracy(tiny_conditional_32px, fake_fashion_mnist, tmp_path):  # noqa: F811
     out = tmp_path / "sweep.json"
     args = ["--checkpoint", str(tiny_conditional_32px), "--data-dir", str(fake_fashion_mnist), "--num-samples", "20"]

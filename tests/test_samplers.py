@@ -44,6 +44,7 @@ def test_solvers_built_from_our_config_have_our_schedule(schedule, key):
     assert torch.equal(solver.alphas_cumprod, ours.alphas_cumprod)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", SOLVERS)
 def test_the_diffusers_way_samples_and_records_every_step(key):
     """``pipe.scheduler = Solver.from_config(pipe.scheduler.config)``, then ``pipe(num_inference_steps=...)``: on a
@@ -110,6 +111,7 @@ def test_an_exact_denoiser_lands_on_the_data(key, schedule):
         assert torch.allclose(final, x0, atol=tolerance), (n, (final - x0).abs().max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", ["cosine", "linear"])
 @pytest.mark.parametrize("key", list(SAMPLERS))
 def test_n_steps_are_n_distinct_decreasing_timesteps_for_every_n(key, schedule):
@@ -152,6 +154,7 @@ def test_the_cosine_tail_is_cut_at_lambda_min_clipped():
     assert clip_schedule_tail(no_bound.config)["num_train_timesteps"] == 1000
 
 
+@pytest.mark.slow
 def test_euler_frames_are_in_the_ddpm_scale():
     """Euler works on x·√(1+σ²); the recorded x_t is the DDPM-scale one, with the noise level the solver used."""
     pipe = pipeline(scheduler_for("linear"))
@@ -171,6 +174,7 @@ def test_euler_frames_are_in_the_ddpm_scale():
     assert snrs == sorted(snrs)  # noise levels fall step by step
 
 
+@pytest.mark.slow
 def test_heun_evaluates_twice_per_step_but_the_last():
     pipe = pipeline(scheduler_for("linear"))
     traj = pipe.sample_trajectory(
@@ -181,6 +185,7 @@ def test_heun_evaluates_twice_per_step_but_the_last():
     assert len(traj) == 7 and traj.nfe[-1] == 7 and get_sampler("heun").steps_for(7) == 4
 
 
+@pytest.mark.slow
 def test_trajectories_of_different_samplers_align_by_noise_level():
     pipe = pipeline(scheduler_for("cosine"))
     a = pipe.sample_trajectory(num_inference_steps=5, generator=torch.Generator().manual_seed(0))

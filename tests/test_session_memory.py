@@ -9,10 +9,10 @@ import gradio as gr
 import pytest
 import torch
 
-from app import settings
+from app import plans, settings
 from app.callbacks import forward, reverse
 from app.callbacks.forward import ForwardState
-from app.session_memory import StateLedger, ledger
+from app.serving.session_memory import StateLedger, ledger
 from pipelines import ForwardTrajectory, make_schedule
 
 EXAMPLE = "app/assets/grace_hopper.png"
@@ -49,6 +49,7 @@ def test_a_state_whose_session_ended_is_forgotten():
     assert book.total_bytes == 0
 
 
+@pytest.mark.slow
 def test_the_shipped_bound_holds_for_many_sessions_of_large_forward_views():
     """With the shipped MAX_SESSION_BYTES (1 GiB) and capacity (2000 sessions), 900 sessions each holding a 256 px RGB
     view (x₀ and ε, 1.5 MiB: 1.3 GiB in all) keep at most 1 GiB; the oldest sessions were released."""
@@ -70,9 +71,10 @@ def test_the_shipped_bound_holds_for_many_sessions_of_large_forward_views():
     forward.forward_scrub(sessions[-1], 10)  # a recent session scrubs as before
 
 
+@pytest.mark.slow
 def test_recorded_runs_count_too_and_a_released_run_says_so(app_models, monkeypatch):
     monkeypatch.setattr(ledger, "max_bytes", 1)  # each new run releases the one before
-    args = dict(sampler=reverse.DDPM, steps=5, eta=0.0, variance_type=next(iter(reverse.VARIANCE_TYPES)), clip=True)
+    args = dict(sampler=plans.DDPM, steps=5, eta=0.0, variance_type=next(iter(plans.VARIANCE_TYPES)), clip=True)
     first = list(reverse.reverse_generate("tiny-random", **args, seed=0, batch_size=1))[-1][3]
     second = list(reverse.reverse_generate("tiny-random", **args, seed=1, batch_size=1))[-1][3]
     assert first.trajectory is None and second.trajectory is not None
@@ -81,6 +83,7 @@ def test_recorded_runs_count_too_and_a_released_run_says_so(app_models, monkeypa
     reverse.reverse_frame(second, 10)
 
 
+@pytest.mark.slow
 def test_bursts_of_large_images_do_not_ratchet_the_process_memory_up():
     """A burst of six large images decoded at once left a process with glibc's defaults 330–470 MB larger for good
     (benchmarks/memory_ratchet.py); as the app runs, it stays within 250 MB of its start (about 150 measured)."""

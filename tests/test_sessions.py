@@ -13,14 +13,13 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 import pipelines.forward
-from app import models, rendering, settings
-from app.callbacks import reverse
+from app import models, plans, rendering, settings
 from pipelines import DDPMExplorerPipeline
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = "app/assets/fashion_bag.png"
-VARIANCE = next(iter(reverse.VARIANCE_TYPES))
-RESPACED = reverse.DDPM
+VARIANCE = next(iter(plans.VARIANCE_TYPES))
+RESPACED = plans.DDPM
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +104,7 @@ def test_cancelling_a_generation_frees_its_slot(app_url, counter, monkeypatch):
     slow = pipe.unet.register_forward_hook(lambda *_: time.sleep(0.05))  # 100 steps: 5 s
     try:
         client = local_client(app_url)
-        args = ("tiny-random", reverse.DDPM, 100, 0.0, VARIANCE, True, 0, 1)
+        args = ("tiny-random", plans.DDPM, 100, 0.0, VARIANCE, True, 0, 1)
         jobs = [client.submit(*args, api_name="/reverse_generate") for _ in range(settings.SAMPLING_CONCURRENCY)]
         both_busy = wait_until(lambda: counter.active == settings.SAMPLING_CONCURRENCY, timeout=20)
         assert both_busy, "both slots busy"
@@ -183,7 +182,7 @@ def forward_state_of(client: Client, num_timesteps: int = 100) -> None:
 
 
 def recorded_run_of(client: Client) -> None:
-    client.predict("tiny-random", reverse.DDPM, 100, 0.0, VARIANCE, True, 0, 1, api_name="/reverse_generate")
+    client.predict("tiny-random", plans.DDPM, 100, 0.0, VARIANCE, True, 0, 1, api_name="/reverse_generate")
 
 
 # endpoint: (the function each of its steps calls, as (owner, name); what its session needs first; its arguments;
@@ -235,7 +234,7 @@ def flood(url: str, session_hash: str, n: int, headers: dict | None = None) -> l
     config = httpx.get(f"{url}/config").json()
     fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "reverse_generate")
     body = {
-        "data": ["tiny-random", RESPACED, 100, 0.0, VARIANCE, True, 0, 1, reverse.ANY_CLASS, 1.0],
+        "data": ["tiny-random", RESPACED, 100, 0.0, VARIANCE, True, 0, 1, plans.ANY_CLASS, 1.0],
         "fn_index": fn_index,
         "session_hash": session_hash,
         "event_data": None,
@@ -321,7 +320,7 @@ def test_one_address_cannot_fill_the_queue_with_many_sessions(app_url, slow_gene
 def test_the_client_address_is_the_one_the_trusted_proxy_appended(monkeypatch, header, proxies, expected):
     from types import SimpleNamespace
 
-    from app.queue_limits import client_address
+    from app.serving.queue_limits import client_address
 
     monkeypatch.setattr(settings, "CLIENT_ADDRESS_HEADER", "X-Forwarded-For")
     monkeypatch.setattr(settings, "TRUSTED_PROXIES", proxies)

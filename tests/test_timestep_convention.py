@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import rendering
+from app import plans, rendering, reverse_session
 from app.callbacks import forward, reverse, sdedit
 
 EXAMPLE = "app/assets/fashion_tshirt.png"
-VARIANCE = next(iter(reverse.VARIANCE_TYPES))
+VARIANCE = next(iter(plans.VARIANCE_TYPES))
 T = 100  # the tiny test checkpoint: cosine, T = 100
 
 
@@ -35,7 +35,7 @@ def caption_number(caption: str, name: str) -> float:
 
 
 def run(steps: int | None):
-    outputs = list(reverse.reverse_generate("tiny-random", reverse.DDPM, steps or T, 0.0, VARIANCE, True, 0, 1))
+    outputs = list(reverse.reverse_generate("tiny-random", plans.DDPM, steps or T, 0.0, VARIANCE, True, 0, 1))
     return outputs[-1][3]
 
 
@@ -47,9 +47,9 @@ def full_run(tiny_checkpoints):
         mp.setattr(settings, "CHECKPOINT_DIR", tiny_checkpoints)
         mp.setattr(settings, "DEFAULT_MODEL", "tiny-random")
         mp.setattr(models, "_cache", {})
-        reverse.model_plot.cache_clear()
+        reverse_session.model_plot.cache_clear()
         yield run(None), models.get_pipeline("tiny-random").scheduler.tables
-        reverse.model_plot.cache_clear()
+        reverse_session.model_plot.cache_clear()
 
 
 @pytest.mark.parametrize("t", [0, 1, T // 2, T - 1, T])

@@ -89,6 +89,7 @@ def losses(run_dir):
         return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_train_resume_export_and_sample(fake_fashion_mnist, tmp_path):
     out = tmp_path / "run"
     common = cli(
@@ -158,6 +159,7 @@ def small_run(data_dir, out, checkpoint_every: int) -> list[str]:
     return cli(data_dir=data_dir, output_dir=out, checkpoint_every=checkpoint_every, **options)
 
 
+@pytest.mark.slow
 def test_resume_drops_log_rows_after_the_saved_state(fake_fashion_mnist, tmp_path):
     out = tmp_path / "run"
     common = small_run(fake_fashion_mnist, out, checkpoint_every=4)
@@ -174,6 +176,7 @@ def saved_step(run_dir) -> int:
         return json.loads(f.metadata()["json"])["step"]
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_step_under_way_and_resume_continues_from_it(fake_fashion_mnist, tmp_path):
     """A paused or preempted run (``kill PID``) loses no work: the loop finishes its step, saves, and returns."""
     out = tmp_path / "run"
@@ -201,6 +204,7 @@ def test_sigterm_saves_the_step_under_way_and_resume_continues_from_it(fake_fash
     assert saved_step(out) == stopped_at + 2 and (out / "pipeline").exists()
 
 
+@pytest.mark.slow
 def test_a_new_run_can_start_from_a_committed_milestone(fake_fashion_mnist, tmp_path):
     """When runs/ is lost, the exported EMA weights (what git keeps) seed a new run at their step."""
     first, second = tmp_path / "first", tmp_path / "second"

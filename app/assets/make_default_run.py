@@ -7,9 +7,10 @@ the default model, the tab's default sampler and settings, seed 0. Rerun it when
 import json
 from pathlib import Path
 
-from app import models, settings
+from app import models, plans, settings
 from app.callbacks import reverse
 from app.scrub_payload import reverse_payload
+from app.validation import check_model
 
 HERE = Path(__file__).parent
 DEFAULT_RUN = HERE / "default_run.json"
@@ -17,11 +18,11 @@ BUDGET_BYTES = 1 * 2**20  # every visitor's page loads it: half the budget of a 
 
 
 def main() -> None:
-    variance = next(iter(reverse.VARIANCE_TYPES))
+    variance = next(iter(plans.VARIANCE_TYPES))
     classes, guidance = reverse.conditioning_controls(settings.DEFAULT_MODEL)  # what the tab's controls start on
     run = (
-        reverse.DEFAULT_SAMPLER,
-        reverse.DEFAULT_STEPS,
+        plans.DEFAULT_SAMPLER,
+        plans.DEFAULT_STEPS,
         0.0,
         variance,
         True,
@@ -32,18 +33,19 @@ def main() -> None:
     )
     outputs = list(reverse.reverse_generate(settings.DEFAULT_MODEL, *run))
     state = outputs[-1][3]
+    pipe = check_model(state.model)
     payload = json.loads(
         reverse_payload(
             state.trajectory,
-            reverse.check_model(state.model).scheduler.tables,
+            pipe.scheduler.tables,
             BUDGET_BYTES,
             data_spectrum=models.data_spectrum(state.model),
-            classes=reverse.decided_classes(state.model, state.trajectory),
+            classes=reverse.decided_classes(pipe, state.trajectory),
         )
     )
     payload["version"] = 0  # older than any run of a live server
     payload["model"] = settings.DEFAULT_MODEL
-    payload["sampler"] = reverse.DEFAULT_SAMPLER
+    payload["sampler"] = plans.DEFAULT_SAMPLER
     DEFAULT_RUN.write_text(json.dumps(payload))
     print(f"{DEFAULT_RUN}: {DEFAULT_RUN.stat().st_size / 2**10:.0f} KB, {len(payload['t'])} frames")
 

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from app import rendering, settings
-from app.compute_slots import collected, compute_slot, stoppable
 from app.images import to_model_tensor
 from app.scrub_payload import forward_payload
-from app.session_memory import RELEASED, ledger
-from app.sessions import SessionFiles, export_gif
+from app.serving.compute_slots import collected, compute_slot, stoppable
+from app.serving.session_memory import RELEASED, ledger
+from app.serving.sessions import SessionFiles, export_gif
 from app.validation import UserError, check_choice, check_float, check_int, open_image
 from pipelines import BETA_SCHEDULES, ForwardTrajectory, make_schedule
 from pipelines.forward import StepValues, standardized_residual
@@ -52,7 +52,7 @@ def _plot_for(schedule, T, beta_start, beta_end) -> rendering.CursorPlot:
 @dataclass
 class ForwardState:
     """One user's forward view: x₀ and ε fixed, so scrubbing is coherent. Counted against the sessions' memory
-    bound (app/session_memory.py), which may release its trajectory."""
+    bound (app/serving/session_memory.py), which may release its trajectory."""
 
     trajectory: ForwardTrajectory | None
     plot_key: tuple

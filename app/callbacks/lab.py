@@ -1,17 +1,14 @@
 """2D lab handlers: set up a data set and its forward process, train the ε-predicting MLP on it (streaming its loss),
 and sample it with DDPM, DDIM(η) and the probability-flow ODE from the same x_T, measured against fresh data.
 
-Trained models are kept per session (gr.State), keyed by everything that defines them, so going back to an earlier
-setup reuses its model; their bytes count in the sessions' memory bound (app/session_memory.py). Every t a user
-reads is the paper's (t = 0 the data, t = T noise).
+Trained models are kept per session (gr.State, a :class:`~app.lab_session.LabSession`), so going back to an earlier
+setup reuses its model. Every t a user reads is the paper's (t = 0 the data, t = T noise).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
 
 import gradio as gr
 import numpy as np
@@ -19,9 +16,10 @@ import pandas as pd
 from PIL import Image
 
 from app import settings
-from app.compute_slots import in_compute_slots
 from app.lab_payload import arrow_points, field_timesteps, lab_payload
-from app.session_memory import RELEASED, ledger
+from app.lab_session import LabKey, LabSession, TrainedModel
+from app.serving.compute_slots import in_compute_slots
+from app.serving.session_memory import RELEASED
 from app.validation import UserError, check_choice, check_float, check_int, open_image
 from pipelines import BETA_SCHEDULES
 from pipelines.lab2d.cpu import one_thread
@@ -40,72 +38,6 @@ SCHEDULES = tuple(BETA_SCHEDULES)
 DEFAULT_TRAIN_STEPS = TrainingConfig.steps
 DEFAULT_STEPS = 100
 QUALITY_HEADERS = ["samples", "steps N", "NFE", "MMD", "sliced W₂", "time (s)"]
-
-
-@dataclass(frozen=True)
-class LabKey:
-    """Everything that defines a trained model."""
-
-    dataset: str
-    sketch: str  # a digest of the drawing's strokes ("" for a built-in data set)
-    seed: int
-    num_points: int
-    schedule: str
-    num_timesteps: int
-    train_steps: int
-
-
-@dataclass
-class TrainedModel:
-    """A model trained on an experiment's data, with its loss at every step and its training time."""
-
-    experiment: Experiment
-    model: EpsilonMLP
-    losses: list[float]
-    wall_s: float
-
-    @property
-    def final_loss(self) -> float:
-        tail = self.losses[-max(1, len(self.losses) // 10) :]
-        return sum(tail) / len(tail)
-
-    @property
-    def nbytes(self) -> int:
-        """The weights, the experiment's three point sets (x₀, ε, x_T) and the loss list (a float is 32 bytes)."""
-        weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
-        return weights + 3 * self.experiment.num_points * 2 * 4 + 32 * len(self.losses)
-
-
-@dataclass
-class LabSession:
-    """One user's trained models (at most LAB_MODELS_PER_SESSION, the least recently used dropped) and which one the
-    lab shows."""
-
-    models: OrderedDict = field(default_factory=OrderedDict)
-    current: LabKey | None = None
-    released: bool = False  # its models were dropped to keep the sessions' memory bound
-
-    def get(self, key: LabKey) -> TrainedModel | None:
-        if key in self.models:
-            self.models.move_to_end(key)
-            ledger.touch(self)
-        return self.models.get(key)
-
-    def put(self, key: LabKey, trained: TrainedModel) -> None:
-        self.models[key] = trained
-        self.models.move_to_end(key)
-        while len(self.models) > settings.LAB_MODELS_PER_SESSION:
-            self.models.popitem(last=False)
-        self.current, self.released = key, False
-        ledger.admit(self)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(trained.nbytes for trained in self.models.values())
-
-    def release(self) -> None:
-        self.models.clear()
-        self.released = True
 
 
 def sketch_distribution(sketch) -> tuple[Distribution2D, str]:

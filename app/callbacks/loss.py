@@ -7,9 +7,9 @@ import numpy as np
 import torch
 
 from app import rendering, settings
-from app.callbacks.reverse import check_work, gpu
-from app.compute_slots import compute_slot, stoppable
 from app.images import to_model_tensor
+from app.plans import check_work
+from app.serving.compute_slots import compute_slot, gpu, stoppable
 from app.validation import check_int, check_model, open_image
 from pipelines.objective import iter_elbo_bpd, iter_per_timestep_terms, quantize
 

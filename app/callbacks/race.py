@@ -12,25 +12,20 @@ import torch
 from PIL import Image
 
 from app import models, rendering, settings
-from app.callbacks.reverse import (
+from app.plans import (
     ANY_CLASS,
+    ONE_OF_EACH,
     SAMPLER_NAMES,
+    check_sampler,
     check_work,
+    class_choices,
     conditioning,
     frame_budget,
-    gpu,
-    grid_image,
 )
-from app.compute_slots import in_compute_slots
+from app.rendering import grid_image
 from app.scrub_payload import race_payload
-from app.validation import (
-    UserError,
-    check_choice,
-    check_float,
-    check_int,
-    check_model,
-    numerical_faults_as_errors,
-)
+from app.serving.compute_slots import gpu, in_compute_slots
+from app.validation import UserError, check_float, check_int, check_model, numerical_faults_as_errors
 from pipelines.samplers import SAMPLERS, Sampler
 from pipelines.trajectory import Trajectory, TrajectoryRecorder
 
@@ -173,7 +168,7 @@ def guidance_sweep(model_name, class_choice, scales, sampler, steps, seed, batch
     if isinstance(scales, str) or not isinstance(scales, (list, tuple)) or not 2 <= len(set(scales)) <= 6:
         raise UserError("Pick 2 to 6 guidance scales w.")
     ws = sorted({check_float("Guidance w", w, 0.0, settings.MAX_GUIDANCE) for w in scales})
-    sampler = SAMPLERS[SAMPLER_NAMES[check_choice("Sampler", sampler, tuple(SAMPLER_NAMES))]]
+    sampler = check_sampler(sampler)
     n, seed, batch_size = check_steps_seed_batch(pipe, steps, seed, batch_size)
     if class_choice == ANY_CLASS:
         raise UserError("Guidance steers towards a class: choose one (or 'one of each').")
@@ -204,6 +199,15 @@ def guidance_sweep_api(model_name, class_choice, scales, sampler, steps, seed, b
 def guidance_sweep_in_page(model_name, class_choice, scales, sampler, steps, seed, batch_size, progress=gr.Progress()):
     """The page's guidance sweep, with the scrubber's payload."""
     yield from guidance_sweep(model_name, class_choice, scales, sampler, steps, seed, batch_size, in_page=True)
+
+
+def guidance_controls(name):
+    """The guidance sweep for a model: shown, offering its classes (and "one of each"), for a class-conditional
+    model; hidden for an unconditional one."""
+    choices = class_choices(check_model(name))
+    if choices is None:
+        return gr.update(visible=False), gr.update()
+    return gr.update(visible=True), gr.update(choices=choices[1:], value=ONE_OF_EACH)
 
 
 def quality_plot(model_name):

@@ -1,4 +1,4 @@
-"""Reverse tab handlers: sample with a trained UNet while streaming, scrub the recorded run, export it, and SDEdit.
+"""Reverse tab handlers: sample with a trained UNet while streaming, scrub the recorded run, and export it.
 
 Every t a user reads is the paper's: t = 0 is the data and t = T pure noise. The UNet is given diffusers' table
 index t − 1; the conversion happens here and in :class:`~pipelines.trajectory.Trajectory`, nowhere else.
@@ -8,131 +8,33 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from functools import lru_cache
 
 import gradio as gr
 import numpy as np
 import torch
-from PIL import Image
 
 from app import models, rendering, settings
-from app.compute_slots import collected, compute_slot, in_compute_slots, stoppable
+from app.plans import ANY_CLASS, ONE_OF_EACH, VARIANCE_TYPES, RunPlan, class_choices, frame_budget, run_plan
+from app.rendering import grid_image
+from app.reverse_session import ReverseState, recorded_state, require_run, shown_position
 from app.scrub_payload import reverse_payload
-from app.session_memory import RELEASED, ledger
-from app.sessions import SessionFiles, export_gif
+from app.serving.compute_slots import collected, compute_slot, gpu, in_compute_slots, stoppable
+from app.serving.session_memory import ledger
+from app.serving.sessions import SessionFiles, export_gif
 from app.settings import ASSETS_DIR
-from app.validation import (
-    UserError,
-    check_choice,
-    check_float,
-    check_int,
-    check_model,
-    numerical_faults_as_errors,
-)
+from app.validation import check_choice, check_int, check_model, numerical_faults_as_errors
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
 from pipelines.class_decision import class_decision
-from pipelines.forward import StepValues, step_values
-from pipelines.samplers import SAMPLERS, Sampler
-from pipelines.trajectory import Trajectory, TrajectoryRecorder, frames_within, to_uint8
-
-try:  # ZeroGPU Spaces: sampling runs on a GPU lent per call; a no-op elsewhere
-    import spaces
-
-    gpu = spaces.GPU
-except ImportError:
-    gpu = lambda fn: fn
+from pipelines.trajectory import Trajectory, TrajectoryRecorder, to_uint8
 
 DEFAULT_RUN = ASSETS_DIR / "default_run.json"
-SAMPLER_NAMES = {sampler.name: key for key, sampler in SAMPLERS.items()}  # what users pick → registry key
-DDPM = SAMPLERS["ddpm"].name
-# The app's default run: the fastest sampler whose Fréchet distance is within 10 % of 100-step DDPM's in both feature
-# spaces and under 3× each real floor, on the default model's sweep (docs/SAMPLERS.md; `python -m
-# pipelines.sampler_sweep --json checkpoints/fashion-mnist-32-cond/evaluation/samplers-step8546.json --fastest
-# --max-fd-ratio 3`)
-DEFAULT_SAMPLER, DEFAULT_STEPS = SAMPLERS["unipc"].name, 10
-DEFAULT_SAMPLER_NOTE = (
-    "Default: UniPC, 10 steps, the fastest sampler within 10 % of 100-step DDPM's quality (Fréchet distance, in two "
-    "feature spaces) on the default model's sweep: 10× fewer model evaluations. See the plot under Race samplers."
-)
-ANY_CLASS, ONE_OF_EACH = "any (unconditional)", "one of each"
-VARIANCE_TYPES = {"fixed_small (β̃_t, posterior)": "fixed_small", "fixed_large (β_t)": "fixed_large"}
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """A validated sampling request."""
-
-    pipe: DDPMExplorerPipeline
-    sampler: Sampler
-    num_steps: int  # N; T runs every timestep
-    eta: float | None  # DDIM's η, for DDIM only
-    batch_size: int
-    class_labels: list[int] | None = None  # one per image; None: unconditional
-    guidance_scale: float | None = None  # classifier-free guidance w (conditional models)
-
-    @property
-    def nfe(self) -> int:
-        return self.sampler.nfe(self.num_steps)
-
-
-def class_choices(pipe: DDPMExplorerPipeline) -> list[str] | None:
-    """What the class dropdown offers for a class-conditional model (None for an unconditional one)."""
-    if pipe.null_class_label is None:
-        return None
-    names = pipe.config.class_names or [f"class {c}" for c in range(pipe.null_class_label)]
-    return [ANY_CLASS, ONE_OF_EACH, *names]
-
-
-def conditioning(pipe, class_choice, guidance, batch_size: int) -> tuple[list[int] | None, float | None, int]:
-    """(labels, w, batch size) of a request: "any" is unconditional, a class name is that class for the whole
-    batch, "one of each" is a grid of every class (its size is the number of classes). An unconditional model takes
-    only "any"."""
-    choices = class_choices(pipe)
-    if choices is None:
-        if class_choice not in (None, "", ANY_CLASS):
-            raise UserError("This model is unconditional: choose the class 'any', or a class-conditional model.")
-        return None, None, batch_size
-    choice = check_choice("Class", class_choice or ANY_CLASS, tuple(choices))
-    w = check_float("Guidance w", guidance, 0.0, settings.MAX_GUIDANCE)
-    if choice == ANY_CLASS:
-        return None, w, batch_size
-    if choice == ONE_OF_EACH:
-        return list(range(pipe.null_class_label)), w, pipe.null_class_label
-    return [choices.index(choice) - 2] * batch_size, w, batch_size
-
-
-def run_plan(model_name, sampler, steps, eta, batch_size, class_choice=None, guidance=None) -> RunPlan:
-    """Validate a sampling request: a model, a sampler of the registry (by the name users read), N steps (all T at
-    most), DDIM's η, a batch, and for a class-conditional model the class and the guidance w, within this server's
-    work cap (a guided step costs two UNet passes)."""
-    pipe = check_model(model_name)
-    T = pipe.scheduler.config.num_train_timesteps
-    sampler = SAMPLERS[SAMPLER_NAMES[check_choice("Sampler", sampler, tuple(SAMPLER_NAMES))]]
-    batch_size = check_int("Batch size", batch_size, 1, settings.MAX_BATCH)
-    labels, w, batch_size = conditioning(pipe, class_choice, guidance, batch_size)
-    n = check_int("Steps", steps, 1, min(T, settings.MAX_STEPS))
-    eta = check_float("η", eta, 0.0, 1.0) if sampler.takes_eta else None
-    guided = labels is not None and w not in (0.0, 1.0)
-    check_work(pipe, sampler.nfe(n), batch_size * (2 if guided else 1))
-    return RunPlan(pipe, sampler, n, eta, batch_size, labels, w)
-
-
-def check_work(pipe, unet_calls: int, batch_size: int) -> None:
-    """Cap what one request may ask for: UNet calls × batch × pixels ≤ MAX_WORK."""
-    _, h, w = pipe.sample_shape
-    work = unet_calls * batch_size * h * w
-    if work > settings.MAX_WORK:
-        raise UserError(
-            f"That asks for {unet_calls} UNet calls × {batch_size} images × {h}×{w} px = {work:,}, over this "
-            f"server's limit of {settings.MAX_WORK:,}. Use fewer steps or a smaller batch."
-        )
 
 
 def estimate_runtime(model_name, sampler, steps, eta, batch_size, class_choice=None, guidance=None) -> str:
     """A run-time estimate from one measured UNet call, before a long run."""
     plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
-    per_call = models.seconds_per_unet_call(model_name, plan.batch_size)
+    per_call = models.seconds_per_unet_call(plan.pipe, plan.batch_size)
     return (
         f"≈ {plan.nfe * per_call:.1f} s for {plan.num_steps} steps ({plan.nfe} model evaluations) at batch "
         f"{plan.batch_size} ({per_call * 1000:.0f} ms per UNet call here)."
@@ -151,53 +53,11 @@ def run_scheduler(plan: RunPlan, variance_type: str, clip: bool):
     return plan.sampler.scheduler(config)
 
 
-def frame_budget(pipe, batch_size: int) -> int:
-    """How many steps a session's trajectory may keep within its byte budget."""
-    c, h, w = pipe.sample_shape
-    budget = settings.TRAJECTORY_BUDGET_SMALL if max(h, w) <= 64 else settings.TRAJECTORY_BUDGET_LARGE
-    return frames_within(budget, (batch_size, c, h, w))
-
-
-@dataclass
-class ReverseState:
-    """One user's recorded run, with everything a scrub needs: a slider move is a pure lookup."""
-
-    model: str
-    trajectory: Trajectory | None  # None once released to keep the sessions' memory bound (app/session_memory.py)
-    num_train_timesteps: int  # T
-    plot: rendering.CursorPlot  # the model's β/ᾱ/log-SNR curves (shared, read-only)
-    values: dict[int, StepValues]  # the schedule's numbers at each recorded t, and at t = 0
-
-    @property
-    def nbytes(self) -> int:
-        return 0 if self.trajectory is None else self.trajectory.nbytes
-
-    def release(self) -> None:
-        self.trajectory = None
-
-
-def require_run(state: ReverseState | None, first: str) -> ReverseState:
-    """The session's recorded run, or a message saying how to get one."""
-    if state is None:
-        raise UserError(first)
-    if state.trajectory is None:
-        raise UserError(RELEASED.format(again="generate again"))
-    ledger.touch(state)
-    return state
-
-
-def grid_image(x: torch.Tensor) -> Image.Image:
-    """(B, C, H, W) in [−1, 1] -> one uint8 grid, as a PNG output."""
-    return rendering.png_output(rendering.uint8_grid(to_uint8(x.detach().cpu())))
-
-
-def sample(
-    model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, class_choice, guidance, in_page: bool
-):
-    """Denoise pure noise step by step, streaming x_t and x̂₀ while it runs; the last yield carries the recorded
-    trajectory (the session's handle for scrubbing) and the final images. ``in_page``: also the scrubber's payload,
-    the frames recorded so far every SCRUB_STREAM_EVERY_S while it runs and the whole run at the end."""
-    plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
+def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool):
+    """Denoise pure noise step by step as ``plan`` says, streaming x_t and x̂₀ while it runs; the last yield carries
+    the recorded trajectory (the session's handle for scrubbing) and the final images. ``in_page``: also the
+    scrubber's payload, the frames recorded so far every SCRUB_STREAM_EVERY_S while it runs and the whole run at the
+    end."""
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
     pipe, batch_size = plan.pipe, plan.batch_size
     scheduler = run_scheduler(plan, variance_type, clip)
@@ -205,7 +65,7 @@ def sample(
     recorder = TrajectoryRecorder(schedule, (batch_size, *pipe.sample_shape), frame_budget(pipe, batch_size))
     generator = torch.Generator(device=pipe.device).manual_seed(seed)
     tables = pipe.scheduler.tables
-    spectrum = models.data_spectrum(model_name)
+    spectrum = models.data_spectrum(plan.model)
     last_yield, last_payload, final = 0.0, time.perf_counter(), None
     run = pipe.iter_trajectory(
         batch_size=batch_size,
@@ -235,7 +95,7 @@ def sample(
                 yield *live, status, *[gr.skip()] * 3, *payload
     trajectory = recorder.trajectory
     trajectory.final = final.cpu()
-    state = ledger.admit(recorded_state(model_name, pipe, trajectory))
+    state = ledger.admit(recorded_state(plan, trajectory))
     done = (
         f"Done: {plan.sampler.name}, {plan.num_steps} steps ({trajectory.num_steps} model evaluations), "
         f"t = {trajectory.t_values[0]} → 0; {len(trajectory)} kept for scrubbing "
@@ -245,15 +105,15 @@ def sample(
     slider = gr.update(minimum=0, maximum=state.num_train_timesteps, value=0)
     payload = []
     if in_page:
-        classes = decided_classes(model_name, trajectory)
+        classes = decided_classes(pipe, trajectory)
         payload = [reverse_payload(trajectory, tables, data_spectrum=spectrum, classes=classes)]
     yield final_grid, grid_image(final), done, state, slider, final_grid, *payload
 
 
-def decided_classes(model_name: str, trajectory: Trajectory):
-    """When each image's class was decided, by the committed classifier (Fashion-MNIST models only), computed once
-    per run, batched, after sampling."""
-    found = models.classifier_for(model_name)
+def decided_classes(pipe: DDPMExplorerPipeline, trajectory: Trajectory):
+    """When each image's class was decided, by the committed classifier (for Fashion-MNIST's shape only), computed
+    once per run, batched, after sampling."""
+    found = models.classifier_for(pipe.sample_shape)
     if found is None:
         return None
     classifier, names = found
@@ -275,8 +135,8 @@ def reverse_generate(
     progress=gr.Progress(track_tqdm=True),
 ):
     """The API's run: :func:`sample`'s images, status and recorded state (no scrubber payload to download)."""
-    args = (model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, class_choice, guidance)
-    yield from sample(*args, in_page=False)
+    plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
+    yield from sample(plan, variance_type, clip, seed, in_page=False)
 
 
 @gpu
@@ -294,8 +154,8 @@ def reverse_generate_in_page(
     progress=gr.Progress(track_tqdm=True),
 ):
     """The page's run: :func:`sample` with the scrubber's payload, streamed."""
-    args = (model_name, sampler, steps, eta, variance_type, clip, seed, batch_size, class_choice, guidance)
-    yield from sample(*args, in_page=True)
+    plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
+    yield from sample(plan, variance_type, clip, seed, in_page=True)
 
 
 def conditioning_controls(name):
@@ -325,25 +185,6 @@ def default_run() -> str | None:
 def open_with_default_run():
     """The page's first scrubber payload: the recorded default run (nothing to do when there is none)."""
     return default_run() or gr.skip()
-
-
-def recorded_state(model_name: str, pipe, trajectory: Trajectory) -> ReverseState:
-    tables = pipe.scheduler.tables
-    values = {t: step_values(tables, t) for t in [*trajectory.t_values, 0]}
-    return ReverseState(model_name, trajectory, tables.num_timesteps, model_plot(model_name), values)
-
-
-@lru_cache(maxsize=16)
-def model_plot(name: str) -> rendering.CursorPlot:
-    """The β/ᾱ/log-SNR curves of a model's schedule, drawn once per model."""
-    return rendering.schedule_plot(check_model(name).scheduler.tables)
-
-
-def shown_position(trajectory: Trajectory, t: int) -> int | None:
-    """The recorded frame nearest the slider's t: its index, or None for the result x₀ at t = 0."""
-    positions = [*trajectory.t_values, 0]
-    k = min(range(len(positions)), key=lambda i: abs(positions[i] - t))
-    return None if k == len(trajectory) else k
 
 
 def reverse_frame(state: ReverseState | None, t):
@@ -388,7 +229,3 @@ def reverse_gif(state: ReverseState | None, session: SessionFiles | None = None)
     with compute_slot():
         path, session = export_gif(images, session)
     yield path, path, session
-
-
-def model_num_timesteps(name) -> int:
-    return check_model(name).scheduler.config.num_train_timesteps

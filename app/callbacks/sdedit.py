@@ -12,9 +12,10 @@ import gradio as gr
 import torch
 
 from app import rendering, settings
-from app.callbacks.reverse import check_work, gpu, grid_image
-from app.compute_slots import in_compute_slots
 from app.images import to_model_tensor
+from app.plans import check_work
+from app.rendering import grid_image
+from app.serving.compute_slots import gpu, in_compute_slots
 from app.validation import check_int, check_model, numerical_faults_as_errors, open_image
 
 

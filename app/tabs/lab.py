@@ -9,6 +9,7 @@ import gradio as gr
 
 from app import settings
 from app.callbacks import lab as cb
+from app.lab_session import LabSession
 from app.rendering import LATEX_DELIMITERS
 from app.tabs.scrubbers import lab_scrubber, timestep_slider
 from app.tabs.widgets import COMPUTE_QUEUE
@@ -85,7 +86,7 @@ def lab_inputs() -> LabInputs:
 
 
 def create_tab(demo: gr.Blocks) -> None:
-    session = gr.State(cb.LabSession(), time_to_live=settings.SESSION_TTL_S)
+    session = gr.State(LabSession(), time_to_live=settings.SESSION_TTL_S)
     gr.Markdown(INTRO, latex_delimiters=LATEX_DELIMITERS)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):

@@ -1,4 +1,5 @@
-"""Tab "Reverse process": a trained UNet denoises pure noise into images, step by step, and the slider scrubs it."""
+"""Tab "Reverse process": a trained UNet denoises pure noise into images, step by step, and the slider scrubs it;
+below, the race and the guidance sweep (app/tabs/race.py) and SDEdit."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from app import models, settings
-from app.callbacks import race as race_cb
+from app import models, plans, settings
 from app.callbacks import reverse as cb
 from app.callbacks.sdedit import sdedit
 from app.images import examples
-from app.tabs.scrubbers import race_scrubber, reverse_scrubber, timestep_slider
-from app.tabs.widgets import COMPUTE_QUEUE, GifExport, image_panel
+from app.tabs import race
+from app.tabs.scrubbers import reverse_scrubber, timestep_slider
+from app.tabs.widgets import COMPUTE_QUEUE, GifExport, follow_model_T, image_panel
 
 SDEDIT_NOTE = (
     "Your image is noised in closed form to t, then the model denoises from t. Small t keeps the image; "
@@ -58,8 +59,8 @@ def run_inputs() -> RunInputs:
     choices = models.model_choices()
     model = gr.Dropdown(choices, value=models.default_model(), label="Model")
     class_choice = gr.Dropdown(  # its choices are the model's classes; the handler checks them
-        [cb.ANY_CLASS],
-        value=cb.ANY_CLASS,
+        [plans.ANY_CLASS],
+        value=plans.ANY_CLASS,
         label="Class (class-conditional models)",
         visible=False,
         allow_custom_value=True,
@@ -73,11 +74,11 @@ def run_inputs() -> RunInputs:
         visible=False,
     )
     sampler = gr.Dropdown(
-        list(cb.SAMPLER_NAMES), value=cb.DEFAULT_SAMPLER, label="Sampler", info=cb.DEFAULT_SAMPLER_NOTE
+        list(plans.SAMPLER_NAMES), value=plans.DEFAULT_SAMPLER, label="Sampler", info=plans.DEFAULT_SAMPLER_NOTE
     )
-    steps = gr.Slider(1, settings.MAX_STEPS, value=cb.DEFAULT_STEPS, step=1, label="Steps N (T: every timestep)")
+    steps = gr.Slider(1, settings.MAX_STEPS, value=plans.DEFAULT_STEPS, step=1, label="Steps N (T: every timestep)")
     eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="η (DDIM: 0 deterministic, 1 = DDPM's β̃)")
-    variance = gr.Radio(list(cb.VARIANCE_TYPES), value=next(iter(cb.VARIANCE_TYPES)), label="Σ_t (DDPM)")
+    variance = gr.Radio(list(plans.VARIANCE_TYPES), value=next(iter(plans.VARIANCE_TYPES)), label="Σ_t (DDPM)")
     clip = gr.Checkbox(True, label="Clip x̂₀ to [−1, 1] (DDPM, DDIM; the solvers threshold as the model's config says)")
     with gr.Row():
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
@@ -99,7 +100,7 @@ def sdedit_section(model: gr.Dropdown, T: int) -> None:
             with gr.Column(scale=2):
                 x0_view = image_panel("x₀ in the model's channels and size", height=260)
                 gallery = gr.Gallery(label="What survives as t grows", columns=6, format="png")
-    model.change(lambda name: gr.update(maximum=cb.model_num_timesteps(name)), model, t, api_visibility="private")
+    follow_model_T(model, t)
     button.click(
         sdedit,
         [model, upload, t, steps, seed],
@@ -107,109 +108,6 @@ def sdedit_section(model: gr.Dropdown, T: int) -> None:
         api_name="sdedit",
         **COMPUTE_QUEUE,
     )
-
-
-RACE_NOTE = (
-    "The same x_T, denoised by each sampler side by side. Deterministic solvers (DDIM η = 0, DPM-Solver++, UniPC, "
-    "DEIS, Euler, Heun) follow the probability-flow ODE and can take big steps; stochastic ones (DDPM, DDIM η > 0, "
-    "the SDE solver, Euler ancestral) add fresh noise at every step, which washes out a young model's errors but "
-    "needs more steps. After the run, the slider scrubs all of them at the same noise level."
-)
-
-
-def seed_batch_and_buttons(batch_label: str, start_label: str):
-    """The seed and batch of a side-by-side run, and its start and stop buttons."""
-    with gr.Row():
-        seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
-        batch = gr.Slider(1, 8, value=4, step=1, label=batch_label)
-    with gr.Row():
-        start = gr.Button(start_label, variant="primary")
-        stop = gr.Button("Stop", variant="stop")
-    return seed, batch, start, stop
-
-
-def noise_level_scrubber(T: int, slider_id: str, *scrubber_args):
-    """The slider of a side-by-side view (every run shown at the slider's noise level) and its in-page scrubber."""
-    t = timestep_slider(slider_id, "t: the noise level every run is shown at (0 = results)", T, value=T)
-    return t, race_scrubber(slider_id, *scrubber_args)
-
-
-def side_by_side_events(model, inputs, buttons, outputs, in_page) -> None:
-    """Start streams the runs into the gallery and the scrubber, then moves the slider to the results (t = 0); Stop
-    cancels; the slider's range follows the model's T."""
-    start, stop = buttons
-    live, status, t, scrubber = outputs
-    model.change(lambda name: gr.update(maximum=cb.model_num_timesteps(name)), model, t, api_visibility="private")
-    run = start.click(in_page, inputs, [live, status, scrubber], api_visibility="private", **COMPUTE_QUEUE)
-    run.then(lambda: gr.update(value=0), None, t, api_visibility="private")
-    stop.click(None, None, None, cancels=[run], api_visibility="private")
-
-
-def race_section(model: gr.Dropdown, T: int) -> None:
-    with gr.Accordion("Race samplers: the same noise, side by side", open=False):
-        gr.Markdown(RACE_NOTE)
-        with gr.Row():
-            with gr.Column(scale=1, min_width=260):
-                samplers = gr.CheckboxGroup(
-                    list(race_cb.SAMPLER_NAMES), value=race_cb.DEFAULT_RACERS, label="Samplers (2 to 4)"
-                )
-                steps = gr.Slider(1, settings.MAX_STEPS, value=20, step=1, label="Steps N (each)")
-                seed, batch, start, stop = seed_batch_and_buttons("Batch", "Race")
-            with gr.Column(scale=2):
-                status = gr.Markdown()
-                live = gr.Gallery(label="x̂₀ of each run (live), then its result", columns=4, height=240, format="png")
-        t, scrubber = noise_level_scrubber(T, "race-t")
-        plot = gr.Image(
-            race_cb.quality_plot(model.value),
-            label="Quality against model evaluations (this model's sampler sweep; lower is better)",
-            format="png",
-            height=340,
-        )
-    model.change(race_cb.quality_plot, model, plot, api_visibility="private")
-    inputs = [model, samplers, steps, seed, batch]
-    side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), race_cb.race_in_page)
-    api_only = gr.Button(visible=False)
-    api_only.click(race_cb.race_api, inputs, [live, status], api_name="race", **COMPUTE_QUEUE)
-
-
-GUIDANCE_NOTE = (
-    "Classifier-free guidance: ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, c) − ε̂(x_t, ∅)). The same x_T, denoised for one class at "
-    "several w: w = 0 ignores the class, w = 1 is the plain conditional model, larger w pushes each image further "
-    "towards what the class looks like on average: more recognisable, less varied (and, too far, oversaturated)."
-)
-
-
-def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:
-    with gr.Accordion("Guidance sweep: one class at several w", open=False, visible=False) as section:
-        gr.Markdown(GUIDANCE_NOTE)
-        with gr.Row():
-            with gr.Column(scale=1, min_width=260):
-                class_choice = gr.Dropdown(
-                    [cb.ONE_OF_EACH], value=cb.ONE_OF_EACH, label="Class", allow_custom_value=True
-                )  # its choices are the model's classes; the handler checks them
-                scales = gr.CheckboxGroup(
-                    list(race_cb.GUIDANCE_SCALES), value=list(race_cb.DEFAULT_GUIDANCE_SCALES), label="w (2 to 6)"
-                )
-                sampler = gr.Dropdown(list(cb.SAMPLER_NAMES), value=cb.DEFAULT_SAMPLER, label="Sampler")
-                steps = gr.Slider(1, settings.MAX_STEPS, value=cb.DEFAULT_STEPS, step=1, label="Steps N")
-                seed, batch, start, stop = seed_batch_and_buttons("Batch (one class)", "Sweep w")
-            with gr.Column(scale=2):
-                status = gr.Markdown()
-                live = gr.Gallery(label="x̂₀ at each w (live), then the result", columns=3, height=240, format="png")
-        t, scrubber = noise_level_scrubber(T, "guidance-t", "guidance-scrubber", "Sweep w")
-
-    def controls(name):
-        choices = cb.class_choices(cb.check_model(name))
-        if choices is None:
-            return gr.update(visible=False), gr.update()
-        return gr.update(visible=True), gr.update(choices=choices[1:], value=cb.ONE_OF_EACH)
-
-    model.change(controls, model, [section, class_choice], api_visibility="private")
-    demo.load(controls, model, [section, class_choice], api_visibility="private")
-    inputs = [model, class_choice, scales, sampler, steps, seed, batch]
-    side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), race_cb.guidance_sweep_in_page)
-    api_only = gr.Button(visible=False)
-    api_only.click(race_cb.guidance_sweep_api, inputs, [live, status], api_name="guidance_sweep", **COMPUTE_QUEUE)
 
 
 def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
@@ -234,8 +132,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     scrubber = reverse_scrubber("reverse-t")
     export = gr.Button("Export GIF", size="sm")
     gif = GifExport.create("x_t | x̂₀ over the run (GIF)", height=260)
-    race_section(inputs.model, T)
-    guidance_section(demo, inputs.model, T)
+    race.create_sections(demo, inputs.model, T)
     sdedit_section(inputs.model, T)
 
     for component in inputs.plan:
@@ -244,9 +141,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     conditioning = [inputs.class_choice, inputs.guidance]
     inputs.model.change(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private")
     demo.load(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private")
-    inputs.model.change(
-        lambda name: gr.update(maximum=cb.model_num_timesteps(name)), inputs.model, t, api_visibility="private"
-    )
+    follow_model_T(inputs.model, t)
     outputs = [live_xt, live_x0, status, state, t, final]
     # the page's run streams the scrubber's frames too; the API's run leaves them out (hidden trigger)
     run = generate.click(

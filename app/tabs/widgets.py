@@ -1,4 +1,5 @@
-"""Layout pieces more than one tab uses: image panels, the GIF export box, and the queue that model work shares."""
+"""Layout pieces more than one tab uses: image panels, the GIF export box, a t slider that follows the model's T, and
+the queue that model work shares."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from app import settings
+from app.plans import model_num_timesteps
 
 # Every event that runs a model (or any work longer than a fraction of a second) joins this one queue: at most
 # SAMPLING_CONCURRENCY of them compute at once, across all sessions and tabs.
@@ -46,3 +48,8 @@ class GifExport:
         button.click(lambda: gr.Accordion(open=True), None, self.box, api_visibility="private").then(
             export, [state, session_files], [self.view, self.file, session_files], api_name=api_name
         )
+
+
+def follow_model_T(model: gr.Dropdown, slider: gr.Slider) -> None:
+    """The slider's range 0 … T follows the chosen model's T."""
+    model.change(lambda name: gr.update(maximum=model_num_timesteps(name)), model, slider, api_visibility="private")

@@ -9,6 +9,8 @@ generator). So:
   the computation itself (:func:`in_compute_slots`, :func:`compute_slot`);
 - long work runs as a generator that yields between its steps (:func:`stoppable`): gradio stops asking for the next
   step once the client cancels or disconnects, so the work stops within about a step and never computes another.
+
+On ZeroGPU Spaces a handler that samples is wrapped in :data:`gpu`, which lends it a GPU for the call.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ from typing import Any, TypeVar
 import gradio as gr
 
 from app import settings
+
+try:  # ZeroGPU Spaces: sampling runs on a GPU lent per call; a no-op elsewhere
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:
+    gpu = lambda fn: fn
 
 T = TypeVar("T")
 R = TypeVar("R")

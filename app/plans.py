@@ -1,0 +1,115 @@
+"""A sampling request, validated once into a plan: the model, the sampler, N, η, the batch and its classes, within
+this server's work cap. Every handler that samples (reverse, race, guidance sweep, SDEdit, the loss) takes its
+checks and limits from here; what comes after takes the plan, never the names again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app import settings
+from app.validation import UserError, check_choice, check_float, check_int, check_model
+from pipelines import DDPMExplorerPipeline
+from pipelines.samplers import SAMPLERS, Sampler
+from pipelines.trajectory import frames_within
+
+SAMPLER_NAMES = {sampler.name: key for key, sampler in SAMPLERS.items()}  # what users pick → registry key
+DDPM = SAMPLERS["ddpm"].name
+# The app's default run: the fastest sampler whose Fréchet distance is within 10 % of 100-step DDPM's in both feature
+# spaces and under 3× each real floor, on the default model's sweep (docs/SAMPLERS.md; `python -m
+# pipelines.sampler_sweep --json checkpoints/fashion-mnist-32-cond/evaluation/samplers-step8546.json --fastest
+# --max-fd-ratio 3`)
+DEFAULT_SAMPLER, DEFAULT_STEPS = SAMPLERS["unipc"].name, 10
+DEFAULT_SAMPLER_NOTE = (
+    "Default: UniPC, 10 steps, the fastest sampler within 10 % of 100-step DDPM's quality (Fréchet distance, in two "
+    "feature spaces) on the default model's sweep: 10× fewer model evaluations. See the plot under Race samplers."
+)
+ANY_CLASS, ONE_OF_EACH = "any (unconditional)", "one of each"
+VARIANCE_TYPES = {"fixed_small (β̃_t, posterior)": "fixed_small", "fixed_large (β_t)": "fixed_large"}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A validated sampling request."""
+
+    model: str  # the registry name, checked
+    pipe: DDPMExplorerPipeline
+    sampler: Sampler
+    num_steps: int  # N; T runs every timestep
+    eta: float | None  # DDIM's η, for DDIM only
+    batch_size: int
+    class_labels: list[int] | None = None  # one per image; None: unconditional
+    guidance_scale: float | None = None  # classifier-free guidance w (conditional models)
+
+    @property
+    def nfe(self) -> int:
+        return self.sampler.nfe(self.num_steps)
+
+
+def class_choices(pipe: DDPMExplorerPipeline) -> list[str] | None:
+    """What the class dropdown offers for a class-conditional model (None for an unconditional one)."""
+    if pipe.null_class_label is None:
+        return None
+    names = pipe.config.class_names or [f"class {c}" for c in range(pipe.null_class_label)]
+    return [ANY_CLASS, ONE_OF_EACH, *names]
+
+
+def conditioning(pipe, class_choice, guidance, batch_size: int) -> tuple[list[int] | None, float | None, int]:
+    """(labels, w, batch size) of a request: "any" is unconditional, a class name is that class for the whole
+    batch, "one of each" is a grid of every class (its size is the number of classes). An unconditional model takes
+    only "any"."""
+    choices = class_choices(pipe)
+    if choices is None:
+        if class_choice not in (None, "", ANY_CLASS):
+            raise UserError("This model is unconditional: choose the class 'any', or a class-conditional model.")
+        return None, None, batch_size
+    choice = check_choice("Class", class_choice or ANY_CLASS, tuple(choices))
+    w = check_float("Guidance w", guidance, 0.0, settings.MAX_GUIDANCE)
+    if choice == ANY_CLASS:
+        return None, w, batch_size
+    if choice == ONE_OF_EACH:
+        return list(range(pipe.null_class_label)), w, pipe.null_class_label
+    return [choices.index(choice) - 2] * batch_size, w, batch_size
+
+
+def check_sampler(name) -> Sampler:
+    """A sampler of the registry, by the name users read."""
+    return SAMPLERS[SAMPLER_NAMES[check_choice("Sampler", name, tuple(SAMPLER_NAMES))]]
+
+
+def run_plan(model_name, sampler, steps, eta, batch_size, class_choice=None, guidance=None) -> RunPlan:
+    """Validate a sampling request: a model, a sampler of the registry (by the name users read), N steps (all T at
+    most), DDIM's η, a batch, and for a class-conditional model the class and the guidance w, within this server's
+    work cap (a guided step costs two UNet passes)."""
+    pipe = check_model(model_name)
+    T = pipe.scheduler.config.num_train_timesteps
+    sampler = check_sampler(sampler)
+    batch_size = check_int("Batch size", batch_size, 1, settings.MAX_BATCH)
+    labels, w, batch_size = conditioning(pipe, class_choice, guidance, batch_size)
+    n = check_int("Steps", steps, 1, min(T, settings.MAX_STEPS))
+    eta = check_float("η", eta, 0.0, 1.0) if sampler.takes_eta else None
+    guided = labels is not None and w not in (0.0, 1.0)
+    check_work(pipe, sampler.nfe(n), batch_size * (2 if guided else 1))
+    return RunPlan(model_name, pipe, sampler, n, eta, batch_size, labels, w)
+
+
+def check_work(pipe, unet_calls: int, batch_size: int) -> None:
+    """Cap what one request may ask for: UNet calls × batch × pixels ≤ MAX_WORK."""
+    _, h, w = pipe.sample_shape
+    work = unet_calls * batch_size * h * w
+    if work > settings.MAX_WORK:
+        raise UserError(
+            f"That asks for {unet_calls} UNet calls × {batch_size} images × {h}×{w} px = {work:,}, over this "
+            f"server's limit of {settings.MAX_WORK:,}. Use fewer steps or a smaller batch."
+        )
+
+
+def frame_budget(pipe, batch_size: int) -> int:
+    """How many steps a session's trajectory may keep within its byte budget."""
+    c, h, w = pipe.sample_shape
+    budget = settings.TRAJECTORY_BUDGET_SMALL if max(h, w) <= 64 else settings.TRAJECTORY_BUDGET_LARGE
+    return frames_within(budget, (batch_size, c, h, w))
+
+
+def model_num_timesteps(name) -> int:
+    """T of a model, checked."""
+    return check_model(name).scheduler.config.num_train_timesteps

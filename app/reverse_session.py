@@ -1,0 +1,62 @@
+"""One user's recorded reverse run (gr.State), with everything a scrub needs so that a slider move is a pure lookup;
+its bytes count in the sessions' memory bound (app/serving/session_memory.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from app import rendering
+from app.plans import RunPlan
+from app.serving.session_memory import RELEASED, ledger
+from app.validation import UserError
+from pipelines import DDPMExplorerPipeline
+from pipelines.forward import StepValues, step_values
+from pipelines.trajectory import Trajectory
+
+
+@dataclass
+class ReverseState:
+    """One user's recorded run, with everything a scrub needs: a slider move is a pure lookup."""
+
+    model: str
+    trajectory: Trajectory | None  # None once released to keep the sessions' memory bound (serving/session_memory.py)
+    num_train_timesteps: int  # T
+    plot: rendering.CursorPlot  # the model's β/ᾱ/log-SNR curves (shared, read-only)
+    values: dict[int, StepValues]  # the schedule's numbers at each recorded t, and at t = 0
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.trajectory is None else self.trajectory.nbytes
+
+    def release(self) -> None:
+        self.trajectory = None
+
+
+def require_run(state: ReverseState | None, first: str) -> ReverseState:
+    """The session's recorded run, or a message saying how to get one."""
+    if state is None:
+        raise UserError(first)
+    if state.trajectory is None:
+        raise UserError(RELEASED.format(again="generate again"))
+    ledger.touch(state)
+    return state
+
+
+def recorded_state(plan: RunPlan, trajectory: Trajectory) -> ReverseState:
+    tables = plan.pipe.scheduler.tables
+    values = {t: step_values(tables, t) for t in [*trajectory.t_values, 0]}
+    return ReverseState(plan.model, trajectory, tables.num_timesteps, model_plot(plan.pipe), values)
+
+
+@lru_cache(maxsize=16)
+def model_plot(pipe: DDPMExplorerPipeline) -> rendering.CursorPlot:
+    """The β/ᾱ/log-SNR curves of a model's schedule, drawn once per (loaded, shared) model."""
+    return rendering.schedule_plot(pipe.scheduler.tables)
+
+
+def shown_position(trajectory: Trajectory, t: int) -> int | None:
+    """The recorded frame nearest the slider's t: its index, or None for the result x₀ at t = 0."""
+    positions = [*trajectory.t_values, 0]
+    k = min(range(len(positions)), key=lambda i: abs(positions[i] - t))
+    return None if k == len(trajectory) else k
