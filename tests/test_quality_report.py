@@ -83,6 +83,15 @@ def test_grey_levels_report_a_brighter_lower_contrast_set():
     assert abs(shifted["brightness_difference_real"]) < 0.02
 
 
+def test_sharpness_falls_for_a_blurred_set():
+    g = torch.Generator().manual_seed(6)
+    real = torch.rand(20, 1, 32, 32, generator=g) * 2 - 1
+    blurred = torch.nn.functional.avg_pool2d(real, 3, stride=1, padding=1)
+    assert qr.mean_gradient(torch.zeros(2, 1, 8, 8)) == 0
+    assert qr.mean_gradient(blurred) < 0.5 * qr.mean_gradient(real)
+    assert qr.grey_levels(blurred, real, real)["sharpness_difference"] < 0
+
+
 def test_class_balanced_indices_take_as_many_of_each_class_as_asked():
     labels = torch.arange(100) % K
     picked = qr.class_balanced_indices(labels, torch.tensor([3] * 5 + [1] * 5), torch.Generator().manual_seed(0))
@@ -129,6 +138,9 @@ def test_the_report_runs_end_to_end_on_random_networks_and_writes_small_plots(tm
     assert nn["pixels"]["generated_median"] == 0 and nn["pixels"]["test_median"] > 1
     assert nn["pixels"]["generated_closer_than_1pct_of_test"] == 1.0
     assert tensors["nearest"]["pixels"]["generated_index"].tolist() == list(range(40))
+    assert nn["pixels"]["per_class"]["Bag"]["neighbour_same_class"] == 1.0  # copies: their own class
+    assert nn["pixels"]["per_class"]["Bag"]["neighbour_other_classes"] == {}
+    assert torch.tensor(nn["pixels"]["confusion"]).diag().sum() == 40
     results = {"k": 3, **report}
     save_quality_plots(results, samples, labels, tensors, tmp_path)
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))

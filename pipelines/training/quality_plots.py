@@ -26,12 +26,18 @@ def _pyplot():
 
 
 def plot_confusion(results: dict, path: Path) -> None:
-    """One row-normalized confusion matrix per classifier: row = class asked for, column = class read."""
+    """One row-normalized confusion matrix per classifier, and one of the nearest training image's class (a 1-NN
+    classifier in pixels): row = class asked for, column = class read."""
     plt = _pyplot()
-    spaces = results["spaces"]
-    fig, axes = plt.subplots(1, len(spaces), figsize=(5.2 * len(spaces), 4.6), dpi=80, squeeze=False)
-    for ax, (key, s) in zip(axes[0], spaces.items()):
-        m = np.array(s["confusion"], dtype=float)
+    panels = {
+        f"{key}: class accuracy {100 * s['class_accuracy']:.1f} %": s["confusion"]
+        for key, s in results["spaces"].items()
+    }
+    pixels = results["nearest_training_image"]["pixels"]["confusion"]
+    panels["class of the nearest training image (pixels)"] = pixels
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 4.4), dpi=80, squeeze=False)
+    for ax, (title, counts) in zip(axes[0], panels.items()):
+        m = np.array(counts, dtype=float)
         m = 100 * m / m.sum(1, keepdims=True)
         ax.imshow(m, cmap="Blues", vmin=0, vmax=100)
         for i, j in zip(*np.nonzero(m >= 0.5)):
@@ -40,7 +46,7 @@ def plot_confusion(results: dict, path: Path) -> None:
         ax.set_yticks(range(10), SHORT_NAMES, fontsize=7)
         ax.set_xlabel("class read")
         ax.set_ylabel("class asked for")
-        ax.set_title(f"{key}: class accuracy {100 * s['class_accuracy']:.1f} %", fontsize=9)
+        ax.set_title(title, fontsize=9)
     fig.suptitle("Generated samples, % of each asked-for class", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
@@ -76,9 +82,9 @@ def plot_per_class(results: dict, path: Path) -> None:
 
 
 def plot_grey_levels(results: dict, samples: torch.Tensor, real: torch.Tensor, path: Path) -> None:
-    """The grey-level histograms of samples and test images, and per class mean brightness and contrast."""
+    """The grey-level histograms of samples and test images, and per class mean brightness, contrast and sharpness."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), dpi=80)
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), dpi=80)
     centres = np.linspace(-1, 1, 65)[:-1] + 1 / 64
     g = results["grey_levels"]
     for x, label in ((samples, "generated"), (real, "test")):
@@ -89,11 +95,16 @@ def plot_grey_levels(results: dict, samples: torch.Tensor, real: torch.Tensor, p
     axes[0].set_title(f"histogram ∩ {g['histogram_intersection']:.3f} (real: {g['histogram_intersection_real']:.3f})")
     per_class = results["grey_levels_per_class"]
     x = np.arange(10)
-    for ax, stat, label in ((axes[1], "mean_brightness", "mean brightness"), (axes[2], "mean_contrast", "contrast")):
+    stats = {
+        "mean_brightness": "mean brightness (mean pixel)",
+        "mean_contrast": "contrast (per-image std)",
+        "mean_sharpness": "sharpness (mean |neighbour diff.|)",
+    }
+    for ax, (stat, label) in zip(axes[1:], stats.items()):
         for offset, which in ((-0.2, "generated"), (0.2, "real")):
             ax.bar(x + offset, [per_class[n][stat][which] for n in FASHION_MNIST_CLASSES], 0.4, label=which)
         ax.set_xticks(x, SHORT_NAMES, rotation=60, fontsize=7)
-        ax.set_ylabel(label + (" (mean pixel)" if stat == "mean_brightness" else " (per-image std)"))
+        ax.set_ylabel(label)
     for ax in axes:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)

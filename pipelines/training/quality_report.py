@@ -61,12 +61,13 @@ def class_balanced_indices(labels: torch.Tensor, counts: torch.Tensor, generator
 
 def grey_levels(generated: torch.Tensor, real: torch.Tensor, reference: torch.Tensor, bins: int = 64) -> dict:
     """Grey-level statistics of generated images against real ones, with ``reference`` (other real images, as many)
-    against the same real ones beside: histogram intersection, mean brightness, contrast (mean per-image std) and the
-    mean of the black border, all in [−1, 1]."""
+    against the same real ones beside: histogram intersection, mean brightness, contrast (mean per-image std),
+    sharpness (:func:`mean_gradient`) and the mean of the black border, all in [−1, 1]."""
     sets = {"generated": generated, "real": real, "reference": reference}
     hist = {name: grey_histogram(x, bins) for name, x in sets.items()}
     brightness = {name: x.mean().item() for name, x in sets.items()}
     contrast = {name: x.flatten(1).std(1).mean().item() for name, x in sets.items()}
+    sharpness = {name: mean_gradient(x).item() for name, x in sets.items()}
     frame = torch.ones(generated.shape[-2:], dtype=torch.bool)
     frame[BORDER:-BORDER, BORDER:-BORDER] = False
     return {
@@ -78,8 +79,19 @@ def grey_levels(generated: torch.Tensor, real: torch.Tensor, reference: torch.Te
         "mean_contrast": contrast,
         "contrast_difference": contrast["generated"] - contrast["real"],
         "contrast_difference_real": contrast["reference"] - contrast["real"],
+        "mean_sharpness": sharpness,
+        "sharpness_difference": sharpness["generated"] - sharpness["real"],
+        "sharpness_difference_real": sharpness["reference"] - sharpness["real"],
         "border_mean": {name: x[..., frame].mean().item() for name, x in sets.items()},
     }
+
+
+def mean_gradient(images: torch.Tensor) -> torch.Tensor:
+    """Sharpness: the mean absolute difference between neighbouring pixels (across and down), over all images; fine
+    detail (stitching, laces, texture) raises it, blur lowers it."""
+    across = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
+    down = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
+    return (across + down) / 2
 
 
 def confusion_matrix(asked: torch.Tensor, read: torch.Tensor, classes: int) -> torch.Tensor:
@@ -150,14 +162,16 @@ def nearest_training_images(samples, test_sub_x, train_x, samples_f, test_sub_f,
         "features": (samples_f, test_sub_f, train_f),
     }.items():
         d_gen, i_gen = nearest_neighbours(gen, train)
-        d_test, _ = nearest_neighbours(test, train)
-        out[space] = {"generated": d_gen, "generated_index": i_gen, "test": d_test}
+        d_test, i_test = nearest_neighbours(test, train)
+        out[space] = {"generated": d_gen, "generated_index": i_gen, "test": d_test, "test_index": i_test}
     return out
 
 
-def nearest_summary(nn: dict, labels: torch.Tensor, classes: int) -> dict:
-    """Medians of the nearest-training-image distances, overall and per class, and the share of samples closer to a
-    training image than 99 % of test images are (copies would show there)."""
+def nearest_summary(nn: dict, labels: torch.Tensor, train_y: torch.Tensor, classes: int) -> dict:
+    """Medians of the nearest-training-image distances, overall and per class; the share of samples closer to a
+    training image than 99 % of test images are (copies would show there); and, per class, how often the nearest
+    training image is of the class asked for (a 1-NN classifier in that space), beside the same for test images, and
+    the other classes it is of."""
     ref_labels = labels.sort().values
     out = {}
     for space, d in nn.items():
@@ -167,10 +181,23 @@ def nearest_summary(nn: dict, labels: torch.Tensor, classes: int) -> dict:
             "test_median": d["test"].median().item(),
             "test_1st_percentile": first_percentile.item(),
             "generated_closer_than_1pct_of_test": (d["generated"] < first_percentile).float().mean().item(),
+            "confusion": confusion_matrix(labels, train_y[d["generated_index"]], classes).tolist(),
             "per_class": {
                 FASHION_MNIST_CLASSES[c]: {
                     "generated_median": d["generated"][labels == c].median().item(),
                     "test_median": d["test"][ref_labels == c].median().item(),
+                    "neighbour_same_class": (train_y[d["generated_index"][labels == c]] == c).float().mean().item(),
+                    "test_neighbour_same_class": (train_y[d["test_index"][ref_labels == c]] == c)
+                    .float()
+                    .mean()
+                    .item(),
+                    "neighbour_other_classes": {
+                        FASHION_MNIST_CLASSES[j]: int(n)
+                        for j, n in enumerate(
+                            torch.bincount(train_y[d["generated_index"][labels == c]], minlength=classes)
+                        )
+                        if n and j != c
+                    },
                 }
                 for c in range(classes)
             },
@@ -203,7 +230,7 @@ def quality_report(samples, labels, nets: dict, train, test, seed: int = 0, k: i
     nn = nearest_training_images(
         samples, test_x[test_sub], train_x, spaces[first_key].generated, spaces[first_key].test[test_sub], train_f
     )
-    report["nearest_training_image"] = {"feature_space": first_key, **nearest_summary(nn, labels, classes)}
+    report["nearest_training_image"] = {"feature_space": first_key, **nearest_summary(nn, labels, train_y, classes)}
     tensors = {"test_sub": test_sub, "nearest": nn, "test_x": test_x, "train_x": train_x}
     return report, tensors
 
@@ -254,16 +281,20 @@ def markdown_tables(report: dict) -> str:
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     grey = [
         "",
-        "| class | brightness gen / test | contrast gen / test | histogram ∩ (real) | NN px median gen / test |",
+        "| class | brightness gen / test | contrast gen / test | sharpness gen / test | histogram ∩ (real) "
+        "| nearest train px: median distance gen / test | same class gen / test | other classes (gen) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    grey.append("|---|---|---|---|---|")
     nn = report["nearest_training_image"]["pixels"]["per_class"]
     for name, g in report["grey_levels_per_class"].items():
-        b, s = g["mean_brightness"], g["mean_contrast"]
+        b, s, d, n = g["mean_brightness"], g["mean_contrast"], g["mean_sharpness"], nn[name]
+        others = ", ".join(f"{k} {v}" for k, v in n["neighbour_other_classes"].items())
         grey.append(
             f"| {name} | {b['generated']:.3f} / {b['real']:.3f} | {s['generated']:.3f} / {s['real']:.3f} "
+            f"| {d['generated']:.3f} / {d['real']:.3f} "
             f"| {g['histogram_intersection']:.3f} ({g['histogram_intersection_real']:.3f}) "
-            f"| {nn[name]['generated_median']:.2f} / {nn[name]['test_median']:.2f} |"
+            f"| {n['generated_median']:.2f} / {n['test_median']:.2f} "
+            f"| {100 * n['neighbour_same_class']:.0f} % / {100 * n['test_neighbour_same_class']:.0f} % | {others} |"
         )
     return "\n".join(rows + grey)
 
