@@ -55,7 +55,7 @@ def density_frames(experiment: Experiment, t_values: list[int]) -> tuple[str, st
     xs, ys, _ = grid(VIEW_EXTENT, DENSITY_GRID)
     frames = []
     for t in t_values:
-        ab = 1.0 if t == 0 else float(experiment.scheduler.tables.alphas_cumprod[t - 1])
+        ab = float(experiment.scheduler.tables.by_paper_t.alphas_cumprod[t])
         q = density_on_grid(source.noised(ab), xs, ys)
         frames.append(np.round(255 * np.sqrt(q.numpy() / q.max().item())).astype(np.uint8))
     return b64(np.stack(frames)), what

@@ -1,6 +1,6 @@
 """A sampling request, validated once into a plan: the model, the sampler, N, η, the batch and its classes, within
 this server's work cap. Every handler that samples (reverse, race, guidance sweep, SDEdit, the loss) takes its
-checks and limits from here; what comes after takes the plan, never the names again."""
+checks and limits from here; the reverse run's later steps take its :class:`RunPlan`, never the names again."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipelines.schedules import index_to_paper_t
 from pipelines.training.visualize import make_grid
 from pipelines.trajectory import NOISE_RANGE, to_uint8
 
@@ -151,14 +152,15 @@ def cursor_plot(x: np.ndarray, panels: list[tuple[str, np.ndarray, str]], width=
 def schedule_plot(tables) -> CursorPlot:
     """β_t, ᾱ_t and log SNR(t) of a :class:`~pipelines.schedules.ScheduleTables` over the paper's t = 0 … T
     (t = 0 is the data: ᾱ_0 = 1, and neither β_0 nor a finite log SNR exists there)."""
-    t = np.arange(tables.num_timesteps + 1)
-    at_data = lambda first, table: np.concatenate([[first], table.numpy()])
+    paper = tables.by_paper_t
+    log_snr = paper.log_snr.numpy().copy()
+    log_snr[0] = np.nan  # not drawn: no finite log SNR at the data
     return cursor_plot(
-        t,
+        np.arange(tables.num_timesteps + 1),
         [
-            ("β_t", at_data(np.nan, tables.betas), "log"),
-            ("ᾱ_t", at_data(1.0, tables.alphas_cumprod), "linear"),
-            ("log SNR", at_data(np.nan, tables.log_snr), "linear"),
+            ("β_t", paper.betas.numpy(), "log"),
+            ("ᾱ_t", paper.alphas_cumprod.numpy(), "linear"),
+            ("log SNR", log_snr, "linear"),
         ],
     )
 
@@ -168,7 +170,7 @@ def figure_compare_alpha_bar(curves: dict[str, np.ndarray], t_marker: int | None
     """ᾱ_t of several schedules on one plot, as pixels."""
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
     for name, ab in curves.items():
-        ax.plot(np.arange(1, len(ab) + 1), ab, label=name, lw=1.6)
+        ax.plot(index_to_paper_t(np.arange(len(ab))), ab, label=name, lw=1.6)
     if t_marker:
         ax.axvline(t_marker, color="#dc2828", lw=1)
     ax.set_xlabel("t")
@@ -182,7 +184,7 @@ def figure_compare_alpha_bar(curves: dict[str, np.ndarray], t_marker: int | None
 @drawn_under_lock
 def figure_elbo_terms(terms: dict) -> np.ndarray:
     """The bound's per-timestep terms L_{t−1} (bits/dim, log scale) and L_simple over t, as pixels."""
-    t = np.asarray(terms["timesteps"]) + 1
+    t = index_to_paper_t(np.asarray(terms["timesteps"]))
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(6.4, 5), dpi=100, sharex=True)
     vb = np.maximum(np.asarray(terms["vb"]), 1e-8)
     a1.plot(t[t > 1], vb[t > 1], "o-", ms=3, label="L_{t−1} (KL terms)")

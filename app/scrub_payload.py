@@ -39,13 +39,14 @@ def version() -> int:
 
 def schedule_arrays(tables: ScheduleTables) -> dict[str, str]:
     """The per-t tables over the paper's t = 0 … T (t = 0 is the data: ᾱ = 1; β and log SNR not finite)."""
-    at_data = lambda first, table: np.concatenate([[first], table.numpy()]).astype(np.float32)
+    paper = tables.by_paper_t
+    f32 = lambda table: table.numpy().astype(np.float32)
     return {
-        "sqrt_alpha_bar": b64(at_data(1.0, tables.sqrt_alphas_cumprod)),
-        "sqrt_one_minus_alpha_bar": b64(at_data(0.0, tables.sqrt_one_minus_alphas_cumprod)),
-        "beta": b64(at_data(np.nan, tables.betas)),
-        "alpha_bar": b64(at_data(1.0, tables.alphas_cumprod)),
-        "log_snr": b64(at_data(np.inf, tables.log_snr)),
+        "sqrt_alpha_bar": b64(f32(paper.sqrt_alphas_cumprod)),
+        "sqrt_one_minus_alpha_bar": b64(f32(paper.sqrt_one_minus_alphas_cumprod)),
+        "beta": b64(f32(paper.betas)),
+        "alpha_bar": b64(f32(paper.alphas_cumprod)),
+        "log_snr": b64(f32(paper.log_snr)),
     }
 
 

@@ -32,20 +32,20 @@ class StepValues:
 
 
 def step_values(tables: ScheduleTables, t: int) -> StepValues:
-    """The schedule's numbers at the paper's t ∈ [0, T] (table index t − 1; t = 0 is the data)."""
+    """The schedule's numbers at the paper's t ∈ [0, T] (t = 0 is the data)."""
     if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= tables.num_timesteps:
         raise ValueError(f"t must be an integer in [0, {tables.num_timesteps}], got {t!r}.")
     if t == 0:
         return StepValues(0, 0.0, 1.0, 1.0, 0.0, float("inf"), float("inf"))
-    i = t - 1
+    paper = tables.by_paper_t
     return StepValues(
         t=t,
-        beta=float(tables.betas[i]),
-        alpha_bar=float(tables.alphas_cumprod[i]),
-        sqrt_alpha_bar=float(tables.sqrt_alphas_cumprod[i]),
-        sqrt_one_minus_alpha_bar=float(tables.sqrt_one_minus_alphas_cumprod[i]),
-        snr=float(tables.snr[i]),
-        log_snr=float(tables.log_snr[i]),
+        beta=float(paper.betas[t]),
+        alpha_bar=float(paper.alphas_cumprod[t]),
+        sqrt_alpha_bar=float(paper.sqrt_alphas_cumprod[t]),
+        sqrt_one_minus_alpha_bar=float(paper.sqrt_one_minus_alphas_cumprod[t]),
+        snr=float(paper.snr[t]),
+        log_snr=float(paper.log_snr[t]),
     )
 
 
@@ -134,8 +134,8 @@ class ForwardTrajectory:
         self.tables = tables
         self.noise = randn_tensor(self.x0.shape, generator=generator, dtype=self.x0.dtype) if noise is None else noise
         # python floats: one frame costs two scalar-tensor multiplies, no table indexing
-        self._sqrt_ab = [1.0, *tables.sqrt_alphas_cumprod.tolist()]
-        self._sqrt_1mab = [0.0, *tables.sqrt_one_minus_alphas_cumprod.tolist()]
+        self._sqrt_ab = tables.by_paper_t.sqrt_alphas_cumprod.tolist()  # by the paper's t: x_0 = x₀
+        self._sqrt_1mab = tables.by_paper_t.sqrt_one_minus_alphas_cumprod.tolist()
 
     @property
     def num_timesteps(self) -> int:

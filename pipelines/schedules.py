@@ -4,6 +4,10 @@ Index convention (diffusers'): tables are indexed by ``t = 0 … T-1``. Index ``
 paper's step ``t+1``, so ``alphas_cumprod[t] = ᾱ_t = ∏_{s≤t} α_s`` and ``x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε`` is the sample
 after ``t+1`` noising steps. ``alphas_cumprod_prev[0] = ᾱ_{−1} = 1``.
 
+Everything users read counts t as the paper does (t = 0 the data, t = T noise): :attr:`ScheduleTables.by_paper_t`
+is the same numbers indexed by that t (T + 1 entries, ᾱ₀ = 1), and :func:`paper_t_to_index` /
+:func:`index_to_paper_t` are the one place the two counts meet.
+
 Every schedule is a pure function in float64 registered in :data:`BETA_SCHEDULES`; that registry drives the UI
 dropdown, the CLI choices and the tests.
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -171,6 +176,31 @@ def posterior_coefficients(alpha_bar_t, alpha_bar_prev):
     return x0_coeff, xt_coeff, variance
 
 
+def paper_t_to_index(t):
+    """diffusers' table index (and the UNet's timestep input) of the paper's t = 1 … T: t − 1. Ints, arrays,
+    tensors."""
+    return t - 1
+
+
+def index_to_paper_t(index):
+    """The paper's t of diffusers' table index 0 … T − 1: index + 1 (a step's ``prev_timestep`` −1, past the last
+    one, is t = 0, the data). Ints, arrays, tensors."""
+    return index + 1
+
+
+@dataclass(frozen=True)
+class PaperTables:
+    """The schedule's numbers by the paper's t = 0 … T (T + 1 entries, float64): entry t is ᾱ_t etc. of x_t, and
+    t = 0 is the data, where ᾱ₀ = 1, √(1−ᾱ₀) = 0, SNR = log SNR = ∞ and no β exists (NaN)."""
+
+    betas: torch.Tensor
+    alphas_cumprod: torch.Tensor
+    sqrt_alphas_cumprod: torch.Tensor
+    sqrt_one_minus_alphas_cumprod: torch.Tensor
+    snr: torch.Tensor
+    log_snr: torch.Tensor
+
+
 @dataclass(frozen=True)
 class ScheduleTables:
     """Everything DDPM reads per timestep, precomputed once in float64 and indexed by t = 0 … T−1."""
@@ -192,6 +222,19 @@ class ScheduleTables:
     @property
     def num_timesteps(self) -> int:
         return len(self.betas)
+
+    @cached_property
+    def by_paper_t(self) -> PaperTables:
+        """These tables indexed by the paper's t = 0 … T (t = 0, the data, prepended), made once."""
+        at_data = lambda first, table: torch.cat([torch.tensor([first], dtype=table.dtype), table])
+        return PaperTables(
+            betas=at_data(math.nan, self.betas),
+            alphas_cumprod=at_data(1.0, self.alphas_cumprod),
+            sqrt_alphas_cumprod=at_data(1.0, self.sqrt_alphas_cumprod),
+            sqrt_one_minus_alphas_cumprod=at_data(0.0, self.sqrt_one_minus_alphas_cumprod),
+            snr=at_data(math.inf, self.snr),
+            log_snr=at_data(math.inf, self.log_snr),
+        )
 
     @classmethod
     def from_betas(cls, betas) -> ScheduleTables:

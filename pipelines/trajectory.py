@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pipelines.schedules import index_to_paper_t
+
 NOISE_RANGE = 3.0
 
 
@@ -110,8 +112,8 @@ class Trajectory:
 
     @property
     def t_values(self) -> list[int]:
-        """The paper's t of each recorded x_t (diffusers' timestep + 1)."""
-        return [i + 1 for i in self.timesteps]
+        """The paper's t of each recorded x_t (from diffusers' timestep)."""
+        return [index_to_paper_t(i) for i in self.timesteps]
 
     @property
     def log_snrs(self) -> list[float]:
@@ -126,7 +128,7 @@ class Trajectory:
     @property
     def t_prev_values(self) -> list[int]:
         """The paper's t' each recorded step goes to (0: the sample x₀)."""
-        return [i + 1 for i in self.prev_timesteps]
+        return [index_to_paper_t(i) for i in self.prev_timesteps]
 
 
 class TrajectoryRecorder:

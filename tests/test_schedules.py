@@ -10,7 +10,9 @@ from pipelines.schedules import (
     SCHEDULE_NAMES,
     ScheduleTables,
     extract,
+    index_to_paper_t,
     make_betas,
+    paper_t_to_index,
     posterior_coefficients,
 )
 
@@ -54,6 +56,21 @@ def test_table_invariants(name, T):
     np.testing.assert_allclose(n["snr"], ab / (1 - ab))
     np.testing.assert_allclose(np.exp(n["log_snr"]), n["snr"], rtol=1e-10)
     assert np.all(np.isfinite(np.stack(list(n.values()))))
+
+
+@pytest.mark.parametrize("T", [1, 10, 1000])
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
+def test_the_papers_t_view_prepends_the_data(name, T):
+    """by_paper_t[t] is the tables' entry at index t − 1 for t = 1 … T, and t = 0 is the data (ᾱ₀ = 1)."""
+    tb = ScheduleTables.from_betas(build(name, T))
+    paper = tb.by_paper_t
+    t = torch.arange(1, T + 1)
+    assert paper.alphas_cumprod.shape == (T + 1,) and tb.by_paper_t is paper, "made once"
+    assert paper.alphas_cumprod[0] == 1 and paper.sqrt_alphas_cumprod[0] == 1
+    assert paper.sqrt_one_minus_alphas_cumprod[0] == 0 and paper.log_snr[0] == np.inf and paper.betas[0].isnan()
+    for table in ("betas", "alphas_cumprod", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod", "snr", "log_snr"):
+        assert torch.equal(getattr(paper, table)[t], getattr(tb, table)[paper_t_to_index(t)]), table
+    assert index_to_paper_t(paper_t_to_index(t)).equal(t) and index_to_paper_t(-1) == 0, "past the last step: x₀"
 
 
 @pytest.mark.parametrize("T", [10, 50, 1000])

@@ -1,7 +1,7 @@
 """Reverse tab handlers: sample with a trained UNet while streaming, scrub the recorded run, and export it.
 
 Every t a user reads is the paper's: t = 0 is the data and t = T pure noise. The UNet is given diffusers' table
-index t − 1; the conversion happens here and in :class:`~pipelines.trajectory.Trajectory`, nowhere else.
+index t − 1; the conversion goes through pipelines.schedules' ``index_to_paper_t`` / ``paper_t_to_index``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from app.settings import ASSETS_DIR
 from app.validation import check_choice, check_int, check_model, numerical_faults_as_errors
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
 from pipelines.class_decision import class_decision
+from pipelines.schedules import index_to_paper_t
 from pipelines.trajectory import Trajectory, TrajectoryRecorder, to_uint8
 
 DEFAULT_RUN = ASSETS_DIR / "default_run.json"
@@ -83,7 +84,7 @@ def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool):
             final = step.prev_sample
             if time.perf_counter() - last_yield > settings.STREAM_EVERY_S:
                 last_yield = time.perf_counter()
-                t, t_prev = step.timestep + 1, step.prev_timestep + 1
+                t, t_prev = index_to_paper_t(step.timestep), index_to_paper_t(step.prev_timestep)
                 status = f"step {step.step_index + 1} / {step.num_steps}: t = {t} → {t_prev}"
                 payload = []
                 if in_page:

@@ -17,6 +17,7 @@ from app.plans import check_work
 from app.rendering import grid_image
 from app.serving.compute_slots import gpu, in_compute_slots
 from app.validation import check_int, check_model, numerical_faults_as_errors, open_image
+from pipelines.schedules import paper_t_to_index
 
 
 @gpu
@@ -38,9 +39,9 @@ def sdedit(model_name, image, t_start, steps, seed, progress=gr.Progress(track_t
         generator = torch.Generator(device=pipe.device).manual_seed(seed)
         noised, result = None, None
         with numerical_faults_as_errors():
-            # the pipeline starts at diffusers' index t − 1, i.e. from x_t
+            # the pipeline starts at diffusers' index of t, i.e. from x_t
             run = pipe.iter_trajectory(
-                image=x0, start_timestep=t - 1, num_inference_steps=min(steps, t), generator=generator
+                image=x0, start_timestep=paper_t_to_index(t), num_inference_steps=min(steps, t), generator=generator
             )
             for step in in_compute_slots(run):
                 noised = step.sample if noised is None else noised

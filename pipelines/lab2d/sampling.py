@@ -18,6 +18,7 @@ from pipelines.lab2d.cpu import one_thread
 from pipelines.lab2d.model import EpsilonMLP
 from pipelines.samplers import SAMPLERS, Sampler, clip_schedule_tail, diffusers_run_scheduler
 from pipelines.scheduler import DDPMExplorerScheduler
+from pipelines.schedules import index_to_paper_t, paper_t_to_index
 from pipelines.trajectory import frames_to_keep
 
 LAB_SAMPLERS: dict[str, Sampler] = {
@@ -76,7 +77,7 @@ def iter_reverse(
     the ODE adds no noise). DDPM and DDIM start at t = T; the ODE at its schedule's first timestep (T, or where the
     cosine schedule is cut: x_T is read as x_{T'}, whose signal √ᾱ_{T'}·x₀ is under 1 % of the noise)."""
     sampler = check_sampler(key)
-    alphas_cumprod = scheduler.alphas_cumprod  # float32, by table index t − 1
+    alphas_cumprod = scheduler.alphas_cumprod  # float32, by table index
     if sampler.scheduler_class is DDPMExplorerScheduler:
         yield ReversePoint(scheduler.config.num_train_timesteps, x_T)
         run = scheduler.with_timesteps(num_inference_steps=num_steps)
@@ -86,20 +87,20 @@ def iter_reverse(
             with one_thread():
                 epsilon = model(x, timestep)
                 x = run.step(epsilon, timestep, x, generator=generator, eta=eta if key == "ddim" else None).prev_sample
-            yield ReversePoint(run.previous_timestep(timestep) + 1, x)
+            yield ReversePoint(index_to_paper_t(run.previous_timestep(timestep)), x)
         return
     # the ODE: diffusers' Heun in its own scale x/√ᾱ (σ = √((1−ᾱ)/ᾱ)); two evaluations per step but the last
     run = diffusers_run_scheduler(sampler.scheduler(scheduler.config), num_steps)
     timesteps = run.timesteps
-    yield ReversePoint(round(float(timesteps[0])) + 1, x_T)
+    yield ReversePoint(index_to_paper_t(round(float(timesteps[0]))), x_T)
     x = x_T * run.init_noise_sigma
     for i, timestep in enumerate(timesteps):
         with one_thread():
             epsilon = model(run.scale_model_input(x, timestep), timestep)  # the model sees the DDPM scale
             x = run.step(epsilon, timestep, x).prev_sample
         if run.state_in_first_order or i == len(timesteps) - 1:  # a whole step done (Heun's corrector, or the last)
-            t_next = round(float(timesteps[i + 1])) + 1 if i < len(timesteps) - 1 else 0
-            yield ReversePoint(t_next, x * (alphas_cumprod[t_next - 1] ** 0.5 if t_next else 1.0))
+            t_next = index_to_paper_t(round(float(timesteps[i + 1]))) if i < len(timesteps) - 1 else 0
+            yield ReversePoint(t_next, x * (alphas_cumprod[paper_t_to_index(t_next)] ** 0.5 if t_next else 1.0))
 
 
 @dataclass

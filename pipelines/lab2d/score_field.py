@@ -11,6 +11,7 @@ from pipelines.lab2d.cpu import one_thread
 from pipelines.lab2d.exact_score import GaussianMixture, model_score
 from pipelines.lab2d.model import EpsilonMLP
 from pipelines.scheduler import DDPMExplorerScheduler
+from pipelines.schedules import paper_t_to_index
 
 
 def grid(extent: float, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -22,15 +23,15 @@ def grid(extent: float, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Te
 
 
 def alpha_bar(scheduler: DDPMExplorerScheduler, t: int) -> float:
-    """ᾱ_t at the paper's t ≥ 1 (table index t − 1)."""
-    return float(scheduler.tables.alphas_cumprod[t - 1])
+    """ᾱ_t at the paper's t."""
+    return float(scheduler.tables.by_paper_t.alphas_cumprod[t])
 
 
 @torch.inference_mode()
 def learned_score(model: EpsilonMLP, scheduler: DDPMExplorerScheduler, x: torch.Tensor, t: int) -> torch.Tensor:
     """s_θ(x, t) at the paper's t ≥ 1 for (N, 2) points, float32."""
     with one_thread():
-        return model_score(model(x, t - 1), alpha_bar(scheduler, t))
+        return model_score(model(x, paper_t_to_index(t)), alpha_bar(scheduler, t))
 
 
 def exact_score(mixture: GaussianMixture, scheduler: DDPMExplorerScheduler, x: torch.Tensor, t: int) -> torch.Tensor:
