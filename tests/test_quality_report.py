@@ -113,7 +113,8 @@ def test_per_class_frechet_distance_is_zero_for_identical_classes_and_grows_only
     read = labels.clone()
     read[labels == 9] = 8  # and read as bags
     # test_sub: the whole test set in class order (the subset the overall precision/recall compares with)
-    space = qr.Space("toy", generated, read, test, labels, reference[labels.argsort()])
+    reference = reference[labels.argsort()]
+    space = qr.Space("toy", generated, read, test, labels, reference, reference + 3.0, labels)
     out = qr.space_report(space, labels, labels, labels.argsort(), k=3, classes=K)
     per_class = out["per_class"]
     for c in range(9):
@@ -123,6 +124,16 @@ def test_per_class_frechet_distance_is_zero_for_identical_classes_and_grows_only
     assert boot["fd_ratio"] > 10 and boot["class_accuracy"] == 0 and boot["read_as"] == {"Bag": 20}
     assert boot["precision_recall"]["precision"] < 0.5 and boot["precision_recall"]["real_precision"] > 0.5
     assert out["class_accuracy"] == pytest.approx(0.9)
+    assert all(c["mirrored_real_fd_ratio"] > 10 and c["mirrored_real_class_accuracy"] == 1 for c in per_class.values())
+
+
+def test_mirrored_share_is_zero_for_left_pointing_shoes_and_one_for_right_pointing_ones():
+    shoes = -torch.ones(30, 1, 32, 32)
+    for i in range(30):  # a wedge: toe at the left, heel and shaft at the right, of varying height
+        shoes[i, 0, 20 - i // 3 : 26, 4:28] = torch.linspace(-1, 1, 24).clamp(min=-0.5)
+    train, queries = shoes[::2], shoes[1::2]
+    assert qr.mirrored_share(queries, train) == 0
+    assert qr.mirrored_share(queries.flip(-1), train) == 1
 
 
 def test_the_report_runs_end_to_end_on_random_networks_and_writes_small_plots(tmp_path):
@@ -146,4 +157,5 @@ def test_the_report_runs_end_to_end_on_random_networks_and_writes_small_plots(tm
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs == ["confusion.png", "grey_levels.png", "nearest_distances.png", "nearest_train.png", "per_class.png"]
     assert all(1000 < (tmp_path / p).stat().st_size < 300_000 for p in pngs)
+    assert set(report["mirrored_share"]["Bag"]) == {"generated", "test"}
     assert "| Ankle boot |" in qr.markdown_tables(report)

@@ -87,7 +87,7 @@ def iter_reverse(
             with one_thread():
                 epsilon = model(x, timestep)
                 x = run.step(epsilon, timestep, x, generator=generator, eta=eta if key == "ddim" else None).prev_sample
-            yield ReversePoint(index_to_paper_t(run.previous_timestep(timestep)), x)
+            yield ReversePoint(index_to_paper_t(int(run.previous_timestep(timestep))), x)
         return
     # the ODE: diffusers' Heun in its own scale x/√ᾱ (σ = √((1−ᾱ)/ᾱ)); two evaluations per step but the last
     run = diffusers_run_scheduler(sampler.scheduler(scheduler.config), num_steps)
