@@ -54,12 +54,13 @@ def plot_confusion(results: dict, path: Path) -> None:
 
 
 def plot_per_class(results: dict, path: Path) -> None:
-    """Per-class FD / real floor, precision and recall, one bar per classifier; real-vs-real values as ticks."""
+    """Per-class FD / real floor, precision and recall, one bar per classifier, real-vs-real values as ticks; and the
+    share of images whose mirror image is nearer to their class's training images (samples against test images)."""
     plt = _pyplot()
     spaces = results["spaces"]
     x = np.arange(10)
     width = 0.8 / len(spaces)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), dpi=80)
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6), dpi=80)
     for i, (key, s) in enumerate(spaces.items()):
         per_class = [s["per_class"][name] for name in FASHION_MNIST_CLASSES]
         offset = x - 0.4 + width * (i + 0.5)
@@ -68,6 +69,10 @@ def plot_per_class(results: dict, path: Path) -> None:
             ax.bar(offset, [c["precision_recall"][metric] for c in per_class], width, label=key)
             real = [c["precision_recall"][f"real_{metric}"] for c in per_class]
             ax.plot(offset, real, "k_", ms=8, label="real vs real" if i == 0 else None)
+    mirrored = results["mirrored_share"]
+    for offset, which in ((-0.2, "generated"), (0.2, "test")):
+        axes[3].bar(x + offset, [mirrored[n][which] for n in FASHION_MNIST_CLASSES], 0.4, label=which)
+    axes[3].set_ylabel("share nearer to its class mirrored")
     axes[0].axhline(1, color="grey", lw=0.8, ls=":")
     axes[0].set_ylabel("per-class FD / its real floor")
     axes[1].set_ylabel(f"precision (k = {results['k']})")

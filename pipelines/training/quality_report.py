@@ -148,8 +148,8 @@ class Space:
 
 def space_report(space: Space, labels, test_labels, test_sub: torch.Tensor, k: int, classes: int) -> dict:
     """Measures 1, 2 and 5 in one feature space, and what mirror images do to it: the per-class FD ratio of the
-    training subset flipped left to right, and the class accuracy on flipped test images. ``test_sub`` indexes the class-balanced test subset (as many of
-    each class as samples, in class order, like the training subset ``space.reference``)."""
+    training subset flipped left to right, and the class accuracy on flipped test images. ``test_sub`` indexes the
+    class-balanced test subset (as many of each class as samples, in class order, like ``space.reference``)."""
     ref_labels = labels.sort().values  # the subsets' labels, in class order
     real = space.test[test_sub]
     confusion = confusion_matrix(labels, space.generated_read, classes)
