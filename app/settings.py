@@ -79,5 +79,10 @@ LAB_MODELS_PER_SESSION = _int("LAB_MODELS_PER_SESSION", 4)  # trained models a s
 LAB_SHOWN_POINTS = _int("LAB_SHOWN_POINTS", 1000)  # points sent to the page (every point is sampled and measured)
 LAB_MAX_FRAMES = _int("LAB_MAX_FRAMES", 80)  # recorded frames per sampler sent to the page
 LAB_FIELD_FRAMES = _int("LAB_FIELD_FRAMES", 51)  # t values of the density heat map and the score arrows
-LAB_SKETCH_SIDE = 512  # a sketch is shrunk to at most this many pixels a side before its points are drawn
+# a drawing arrives as its strokes' points (never an image): at most this many points and characters of JSON, drawn
+# onto a grid of this many cells a side with a pen of this radius (cells)
+LAB_SKETCH_MAX_POINTS = _int("LAB_SKETCH_MAX_POINTS", 4000)
+LAB_SKETCH_MAX_CHARS = _int("LAB_SKETCH_MAX_CHARS", 80_000)
+LAB_SKETCH_SIDE = 128
+LAB_SKETCH_PEN = 1.5
 LAB_STREAM_EVERY_S = float(os.environ.get("LAB_STREAM_EVERY_S", 1.0))  # how often training redraws its loss curve

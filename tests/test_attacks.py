@@ -39,3 +39,27 @@ def test_the_page_is_sent_compressed(app_url):
         packed = http.get("/", headers={"Accept-Encoding": "gzip"})
         assert packed.headers.get("content-encoding") == "gzip"
         assert int(packed.headers["content-length"]) < len(plain.content) / 3
+
+
+def test_no_component_keeps_uploaded_layers_for_a_client(app_url):
+    """gradio's ImageEditor/Sketchpad kept layers in a store reached by /gradio_api/component_server (fn_name
+    accept_blobs): one 600-byte request with index 10⁸ pinned 763 MB for good. The lab draws on a pad of its own
+    now; no component of the page answers accept_blobs (or any server function), and the server's memory stays."""
+    import psutil
+
+    config = httpx.get(f"{app_url}/config", timeout=30).json()
+    ids = [c["id"] for c in config["components"]]
+    assert not [c for c in config["components"] if c.get("type") in ("imageeditor", "sketchpad")]
+    session = local_client(app_url).session_hash
+    before = psutil.Process().memory_info().rss
+    with httpx.Client(base_url=app_url, timeout=30) as http:
+        for component_id in ids:
+            body = {
+                "session_hash": session,
+                "component_id": component_id,
+                "fn_name": "accept_blobs",
+                "data": {"id": "x", "type": "layer", "index": 100_000_000, "file": None},
+            }
+            response = http.post("/gradio_api/component_server", json=body)
+            assert response.status_code >= 400, (component_id, response.text[:200])
+    assert psutil.Process().memory_info().rss - before < 50 * 2**20

@@ -328,3 +328,41 @@ def test_lab_trains_samples_and_scrubs_every_run_in_the_page(page):
     )  # inked pixels per panel: points, arrows and paths (white and the blue shading have blue ≥ 200)
     assert all(inked[panel] > 100 for panel in ("forward", "learned", "exact", "ddpm", "ddim", "ode")), inked
     screenshot(page, "lab.png")
+
+
+def test_a_drawing_made_with_the_mouse_becomes_the_labs_data(page):
+    """The lab's own drawing pad (strokes sent as points; gradio's Sketchpad kept uploaded layers on the server
+    without bound): a circle drawn with the mouse becomes the data set, and Clear empties the pad."""
+    page.get_by_role("tab", name="2D lab").click()
+    page.wait_for_function("() => document.querySelector('#lab-scrubber [data-paints]')", timeout=30_000)
+    choose(page, "Data set", "draw your own")
+    pad = page.locator("#lab-drawing canvas.pad")
+    pad.wait_for(state="visible", timeout=10_000)
+    assert pad.is_visible() and pad.is_enabled()
+    box = pad.bounding_box()
+    cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"] * 0.3
+    page.mouse.move(cx + r, cy)
+    page.mouse.down()
+    for k in range(1, 61):
+        angle = 2 * np.pi * k / 60
+        page.mouse.move(cx + r * np.cos(angle), cy + r * np.sin(angle), steps=2)
+    page.mouse.up()
+    page.wait_for_function(
+        "() => document.querySelector('#lab-scrubber [data-paints]').dataset.source === 'your drawing'",
+        timeout=30_000,
+    )
+    caption = page.locator("#lab-drawing .pad-caption").inner_text()
+    assert caption.startswith("1 stroke,") and int(caption.split(", ")[1].split()[0]) > 30, caption
+    ink = page.evaluate(
+        "() => { const c = document.querySelector('#lab-drawing canvas.pad');"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
+        " for (let i = 0; i < d.length; i += 4) if (d[i] < 100) n++; return n; }"
+    )
+    assert ink > 500, ink
+    screenshot(page, "lab-drawing.png")
+    clear = page.locator("#lab-drawing button.clear")
+    assert clear.is_visible() and clear.is_enabled()
+    clear.click()
+    page.get_by_text("Draw on the pad with the mouse, a pen or a finger").first.wait_for(timeout=15_000)
+    assert page.locator("#lab-drawing .pad-caption").inner_text().startswith("Draw here")
+    choose(page, "Data set", "8 Gaussians (ring)")

@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.lab2d.datasets import DATASETS, RING, RING_STD, from_sketch, get_dataset, ring_mixture, stroke_mask
+from pipelines.lab2d.datasets import (
+    DATASETS,
+    RING,
+    RING_STD,
+    from_sketch,
+    get_dataset,
+    rasterize_strokes,
+    ring_mixture,
+)
 from pipelines.lab2d.density import density_on_grid, kernel_density
 from pipelines.lab2d.exact_score import GaussianMixture, model_score
 from pipelines.lab2d.experiment import Experiment
@@ -53,21 +61,22 @@ def test_the_ring_is_its_mixture():
 
 
 def test_a_sketch_becomes_points_on_its_strokes():
-    image = np.full((64, 96, 3), 255, np.uint8)
-    image[10:14, 8:88] = 0  # a horizontal bar …
-    image[14:60, 44:48] = 0  # … over a vertical one: a T
-    mask = stroke_mask(image)
-    assert mask.sum() == 4 * 80 + 46 * 4
+    # a T: a horizontal bar over a vertical one, as strokes of the pad (x right, y down, in [0, 1])
+    strokes = [[(0.1, 0.2), (0.9, 0.2)], [(0.5, 0.2), (0.5, 0.9)]]
+    mask = rasterize_strokes(strokes, side=64, radius=1.0)
+    rows, cols = np.nonzero(mask)
+    assert set(np.unique(rows[cols < 28])) <= {11, 12, 13, 14}, "the bar's left part is a few rows high at y = 0.2"
+    assert mask[12, 6:58].all() and mask[12:58, 32].all() and not mask[40, 10] and not mask[5, 32]
     distribution = from_sketch(mask)
     x = distribution.sample(5000, seed=0)
     assert x.mean(0).abs().max() < 0.05 and x.square().mean().item() == pytest.approx(1.0, abs=0.05)
     raw = x.double() * distribution.scale + torch.tensor(distribution.mean, dtype=torch.float64)
     cols, rows = raw[:, 0].floor().long(), (-raw[:, 1]).floor().long()
-    assert bool(torch.from_numpy(mask)[rows, cols].all()), "every point lies on a drawn pixel"
-    assert (raw[:, 1] > -14).float().mean().item() == pytest.approx(320 / 504, abs=0.03), "y points up: the bar on top"
-    transparent = np.zeros((64, 96, 4), np.uint8)
-    transparent[..., 3] = mask * 255
-    np.testing.assert_array_equal(stroke_mask(transparent), mask)
+    assert bool(torch.from_numpy(mask)[rows, cols].all()), "every point lies on a drawn cell"
+    assert (raw[:, 1] > -15).float().mean().item() > 0.4, "y points up: the bar on top"
+    dot = rasterize_strokes([[(0.5, 0.5)]], side=64, radius=1.5)
+    assert dot.sum() == 9 and dot[32, 32]  # one point is a dot of the pen's radius
+    assert rasterize_strokes([[(0.0, 0.0), (1.0, 1.0)]], side=16, radius=0.0).diagonal().all()  # edges stay inside
     with pytest.raises(ValueError, match="draw something"):
         from_sketch(np.zeros((64, 64), bool))
 

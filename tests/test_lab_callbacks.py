@@ -8,7 +8,6 @@ import gradio as gr
 import numpy as np
 import pytest
 from conftest import local_client
-from PIL import Image
 
 from app import settings
 from app.callbacks import lab
@@ -155,21 +154,14 @@ def test_training_steps_are_bounded():
             list(lab.lab_train(**SETUP, training_steps=steps, session=None))
 
 
-def sketch_file(tmp_path, draw) -> dict:
-    image = np.full((120, 160, 4), 0, np.uint8)  # transparent, as the sketch pad's layer
-    draw(image)
-    path = tmp_path / "sketch.png"
-    Image.fromarray(image).save(path)
-    return {"background": None, "layers": [], "composite": str(path)}
+def circle_strokes(radius=0.3, n=200) -> str:
+    """The drawing pad's value for a circle drawn in one stroke."""
+    angles = np.linspace(0, 2 * np.pi, n)
+    return json.dumps({"strokes": [[[0.5 + radius * np.cos(a), 0.5 + radius * np.sin(a)] for a in angles]]})
 
 
-def test_a_drawing_becomes_the_data(tmp_path):
-    def ring(image):
-        yy, xx = np.mgrid[:120, :160]
-        on = np.abs(np.hypot(yy - 60, xx - 80) - 40) < 3
-        image[on] = (0, 0, 0, 255)
-
-    sketch = sketch_file(tmp_path, ring)
+def test_a_drawing_becomes_the_data():
+    sketch = circle_strokes()
     payload, _ = lab.lab_setup(**{**SETUP, "dataset": lab.DRAW_YOUR_OWN, "sketch": sketch})
     p = json.loads(payload)
     assert p["dataset"] == "your drawing"
@@ -177,11 +169,31 @@ def test_a_drawing_becomes_the_data(tmp_path):
     assert radius.std() < 0.1 * radius.mean(), "the points lie on the drawn circle"
     _, session = train(dataset=lab.DRAW_YOUR_OWN, sketch=sketch, training_steps=5)
     assert session.current.sketch and session.current.dataset == lab.DRAW_YOUR_OWN
-    with pytest.raises(gr.Error, match="Draw on the sketch pad first"):
-        lab.lab_setup(**{**SETUP, "dataset": lab.DRAW_YOUR_OWN, "sketch": None})
-    blank = sketch_file(tmp_path, lambda image: None)
+    for nothing in (None, "", json.dumps({"strokes": []})):
+        with pytest.raises(gr.Error, match="Draw on the drawing pad first"):
+            lab.lab_setup(**{**SETUP, "dataset": lab.DRAW_YOUR_OWN, "sketch": nothing})
+    tiny = json.dumps({"strokes": [[[0.5, 0.5]]]})
     with pytest.raises(gr.Error, match="draw something"):
-        lab.lab_setup(**{**SETUP, "dataset": lab.DRAW_YOUR_OWN, "sketch": blank})
+        lab.lab_setup(**{**SETUP, "dataset": lab.DRAW_YOUR_OWN, "sketch": tiny})
+
+
+@pytest.mark.parametrize(
+    "sketch, message",
+    [
+        ("not json", "is JSON"),
+        (json.dumps({"strokes": [[[0.5, 1.5]]]}), "in \\[0, 1\\]"),
+        (json.dumps({"strokes": [[["a", "b"]]]}), "is JSON"),
+        (json.dumps({"strokes": [[[0.5, 0.5, 0.5]]]}), "is JSON"),
+        (json.dumps({"points": []}), "is JSON"),
+        (json.dumps({"strokes": [[[0.5, float("nan")]]]}), "in \\[0, 1\\]"),
+        (json.dumps({"strokes": [[[0.1, 0.1]] * 5000]}), "at most 4,000"),
+        ("x" * 100_000, "over 80,000 characters"),
+    ],
+)
+def test_bad_drawings_are_refused_before_any_work(sketch, message):
+    """A drawing arrives as points: nothing is decoded, and every bound is checked first."""
+    with pytest.raises(gr.Error, match=message):
+        lab.lab_setup(**{**SETUP, "dataset": lab.DRAW_YOUR_OWN, "sketch": sketch})
 
 
 # ---------------------------------------------------------------- over the API
@@ -229,6 +241,6 @@ def test_choosing_draw_your_own_in_the_page_hints_before_anything_is_drawn(monke
     hints = []
     monkeypatch.setattr(gr, "Info", hints.append)
     assert lab.lab_setup_in_page(lab.DRAW_YOUR_OWN, None, 0, 600, "linear", 200) == (gr.skip(), gr.skip())
-    assert hints and "brush" in hints[0]
+    assert hints and "Draw on the pad" in hints[0]
     payload, _ = lab.lab_setup_in_page(RING, None, 0, 600, "linear", 200)
     assert json.loads(payload)["dataset"] == RING

@@ -8,22 +8,22 @@ setup reuses its model. Every t a user reads is the paper's (t = 0 the data, t =
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 
 import gradio as gr
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from app import settings
 from app.lab_payload import arrow_points, field_timesteps, lab_payload
 from app.lab_session import LabKey, LabSession, TrainedModel
 from app.serving.compute_slots import in_compute_slots
 from app.serving.session_memory import RELEASED
-from app.validation import UserError, check_choice, check_float, check_int, open_image
+from app.validation import UserError, check_choice, check_float, check_int
 from pipelines import BETA_SCHEDULES
 from pipelines.lab2d.cpu import one_thread
-from pipelines.lab2d.datasets import DATASETS, RING, Distribution2D, from_sketch, get_dataset, stroke_mask
+from pipelines.lab2d.datasets import DATASETS, RING, Distribution2D, from_sketch, get_dataset, rasterize_strokes
 from pipelines.lab2d.experiment import Experiment
 from pipelines.lab2d.model import EpsilonMLP
 from pipelines.lab2d.quality import quality_rows
@@ -40,15 +40,33 @@ DEFAULT_STEPS = 100
 QUALITY_HEADERS = ["samples", "steps N", "NFE", "MMD", "sliced W₂", "time (s)"]
 
 
+def parse_strokes(sketch) -> list[list[tuple[float, float]]]:
+    """The drawing pad's value (JSON ``{"strokes": [[[x, y], …], …]}``, x and y in [0, 1]) as lists of points,
+    checked before anything is computed from it: its size in characters and points, and every coordinate."""
+    if not isinstance(sketch, str) or not sketch.strip():
+        raise UserError("Draw on the drawing pad first (or choose a built-in data set).")
+    if len(sketch) > settings.LAB_SKETCH_MAX_CHARS:
+        raise UserError(f"The drawing is over {settings.LAB_SKETCH_MAX_CHARS:,} characters; draw fewer strokes.")
+    try:
+        strokes = json.loads(sketch)["strokes"]
+        strokes = [[(float(x), float(y)) for x, y in stroke] for stroke in strokes]
+    except (ValueError, TypeError, KeyError) as e:
+        raise UserError('A drawing is JSON {"strokes": [[[x, y], …], …]} with x and y in [0, 1].') from e
+    points = sum(len(stroke) for stroke in strokes)
+    if points > settings.LAB_SKETCH_MAX_POINTS:
+        raise UserError(f"The drawing has {points:,} points; at most {settings.LAB_SKETCH_MAX_POINTS:,} are taken.")
+    if any(not (0.0 <= v <= 1.0) for stroke in strokes for point in stroke for v in point):
+        raise UserError("Every point of a drawing must have x and y in [0, 1].")
+    if not points:
+        raise UserError("Draw on the drawing pad first (or choose a built-in data set).")
+    return strokes
+
+
 def sketch_distribution(sketch) -> tuple[Distribution2D, str]:
-    """The drawing of a gr.Sketchpad (its composite image, as a file) as a distribution, and a digest of its strokes.
-    The image goes through the app's validated loader and is shrunk to LAB_SKETCH_SIDE pixels a side at most."""
-    path = sketch.get("composite") if isinstance(sketch, dict) else None
-    if path is None:
-        raise UserError("Draw on the sketch pad first (or choose a built-in data set).")
-    image = open_image(path)
-    image.thumbnail((settings.LAB_SKETCH_SIDE, settings.LAB_SKETCH_SIDE), Image.LANCZOS)
-    mask = stroke_mask(np.asarray(image))
+    """The drawing pad's strokes as a distribution (uniform on the drawn cells of a LAB_SKETCH_SIDE² grid), and a
+    digest of those cells."""
+    strokes = parse_strokes(sketch)
+    mask = rasterize_strokes(strokes, settings.LAB_SKETCH_SIDE, settings.LAB_SKETCH_PEN)
     try:
         distribution = from_sketch(mask)
     except ValueError as e:
@@ -99,8 +117,8 @@ def lab_setup(dataset, sketch, seed, num_points, schedule, num_timesteps):
 def lab_setup_in_page(dataset, sketch, seed, num_points, schedule, num_timesteps):
     """:func:`lab_setup` for the page's change events: "draw your own" with nothing drawn yet gets a hint, not an
     error, and the view stays as it was."""
-    if dataset == DRAW_YOUR_OWN and not (isinstance(sketch, dict) and sketch.get("composite")):
-        gr.Info("Pick the brush at the sketch pad's left and draw: your strokes become the data.")
+    if dataset == DRAW_YOUR_OWN and not (isinstance(sketch, str) and "[[" in sketch):
+        gr.Info("Draw on the pad with the mouse, a pen or a finger: your strokes become the data.")
         return gr.skip(), gr.skip()
     return lab_setup(dataset, sketch, seed, num_points, schedule, num_timesteps)
 

@@ -11,6 +11,7 @@ from app import settings
 from app.callbacks import lab as cb
 from app.lab_session import LabSession
 from app.rendering import LATEX_DELIMITERS
+from app.tabs.drawing import drawing_pad
 from app.tabs.scrubbers import lab_scrubber, timestep_slider
 from app.tabs.widgets import COMPUTE_QUEUE
 from pipelines.lab2d.metrics import MMD_BANDWIDTHS, SLICES
@@ -39,7 +40,7 @@ class LabInputs:
     """What defines an experiment (data, seed, points, schedule, T), and the training and sampling settings."""
 
     dataset: gr.Dropdown
-    sketch: gr.Sketchpad
+    sketch: gr.HTML
     seed: gr.Number
     points: gr.Slider
     schedule: gr.Dropdown
@@ -55,16 +56,7 @@ class LabInputs:
 
 def lab_inputs() -> LabInputs:
     dataset = gr.Dropdown(list(cb.DATASET_CHOICES), value=cb.DEFAULT_DATASET, label="Data set")
-    sketch = gr.Sketchpad(
-        label="Your drawing: pick the brush (left), draw; the strokes become the data",
-        type="filepath",
-        format="png",
-        canvas_size=(400, 400),
-        fixed_canvas=True,
-        brush=gr.Brush(default_size=8, colors=["#000000"], color_mode="fixed"),
-        layers=False,
-        visible=False,
-    )
+    sketch = drawing_pad("lab-drawing", visible=False)
     with gr.Row():
         seed = gr.Number(0, label="Seed (data, ε, x_T)", precision=0, minimum=0, maximum=settings.MAX_SEED)
         points = gr.Slider(

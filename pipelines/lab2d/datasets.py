@@ -106,18 +106,33 @@ def get_dataset(name: str) -> Distribution2D:
     return DATASETS[name]()
 
 
-def stroke_mask(image: np.ndarray) -> np.ndarray:
-    """The drawn pixels of a sketch, (H, W) bool: where an RGBA image is not transparent (when it has transparent
-    pixels at all), else where it is dark (luminance below half), as strokes on a light background are."""
-    image = np.asarray(image)
-    if image.ndim == 2:
-        return image < 128
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(f"A sketch must be an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}.")
-    if image.shape[2] == 4 and (image[..., 3] < 255).any():
-        return image[..., 3] >= 128
-    luminance = image[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return luminance < 128
+def rasterize_strokes(strokes: list, side: int, radius: float) -> np.ndarray:
+    """The drawn cells of a ``side`` × ``side`` grid, (side, side) bool: every cell within ``radius`` cells of a
+    stroke. ``strokes`` are polylines of (x, y) points in [0, 1] of the pad (x right, y down); a stroke of one point
+    is a dot. Pure arithmetic on the points: no image is decoded."""
+    offsets = np.array(
+        [
+            (dy, dx)
+            for dy in range(-int(radius), int(radius) + 1)
+            for dx in range(-int(radius), int(radius) + 1)
+            if dx * dx + dy * dy <= radius * radius
+        ]
+    )
+    mask = np.zeros((side, side), bool)
+    for stroke in strokes:
+        points = np.asarray(stroke, np.float64).reshape(-1, 2) * side  # (P, 2) in cells
+        if len(points) > 1:  # samples every half cell along each segment
+            lengths = np.hypot(*np.diff(points, axis=0).T)
+            pieces = [
+                a + np.linspace(0.0, 1.0, int(np.ceil(length * 2)) + 1)[:, None] * (b - a)
+                for a, b, length in zip(points[:-1], points[1:], lengths)
+            ]
+            points = np.concatenate(pieces)
+        cells = np.floor(points[:, ::-1]).astype(int).clip(0, side - 1)  # (row, col)
+        hit = (cells[:, None, :] + offsets[None]).reshape(-1, 2)
+        inside = ((hit >= 0) & (hit < side)).all(1)
+        mask[hit[inside, 0], hit[inside, 1]] = True
+    return mask
 
 
 def from_sketch(mask: np.ndarray) -> Distribution2D:
