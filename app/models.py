@@ -17,8 +17,6 @@ from pathlib import Path
 import torch
 
 from app import settings
-from pipelines.loading import CheckpointError, load_pipeline
-from pipelines.objective import null_labels
 
 HUB_MODELS = (
     "google/ddpm-cifar10-32",
@@ -130,6 +128,9 @@ def get_pipeline(name: str):
             return _cache[name]
         if name in _errors:
             raise ModelUnavailable(_errors[name])
+        # here, not at import: pipelines.loading brings diffusers, which the page does not need to be served
+        from pipelines.loading import CheckpointError, load_pipeline
+
         try:
             pipe = load_pipeline(entry.source, device=device())
         except (CheckpointError, OSError, ValueError) as e:
@@ -183,6 +184,8 @@ def classifier_for(sample_shape: tuple[int, int, int]):
 def seconds_per_unet_call(pipe, batch_size: int) -> float:
     """Measured once per (loaded, shared) model and batch size: the time of one UNet forward (for run-time
     estimates)."""
+    from pipelines.objective import null_labels
+
     x = torch.randn((batch_size, *pipe.sample_shape), device=pipe.device)
     t = torch.tensor(pipe.scheduler.config.num_train_timesteps // 2, device=pipe.device)
     labels = null_labels(pipe.unet, batch_size, pipe.device)  # a class-conditional UNet needs labels

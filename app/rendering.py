@@ -11,10 +11,6 @@ import threading
 import uuid
 from dataclasses import dataclass
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from PIL import Image
@@ -28,6 +24,17 @@ CURSOR_INDEX = 255  # the cursor's entry in a CursorPlot's palette
 # matplotlib (and the pyparsing behind its tick labels) is not thread-safe, and callbacks run in many threads:
 # every figure is drawn under this lock and handed to gradio as pixels, never as a Figure.
 _MPL_LOCK = threading.Lock()
+
+
+@functools.cache
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, imported by the first plot rather than before the page is served."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def drawn_under_lock(draw):
@@ -45,7 +52,7 @@ def figure_to_array(fig) -> np.ndarray:
     """Draw a figure to (H, W, 3) uint8 and close it. Call with _MPL_LOCK held."""
     fig.canvas.draw()
     img = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
+    pyplot().close(fig)
     return img
 
 
@@ -128,7 +135,7 @@ class CursorPlot:
 @drawn_under_lock
 def cursor_plot(x: np.ndarray, panels: list[tuple[str, np.ndarray, str]], width=5.2, height=4.2) -> CursorPlot:
     """Stacked panels sharing x. ``panels``: (y label, y values, y scale)."""
-    fig, axes = plt.subplots(len(panels), 1, figsize=(width, height), dpi=100, sharex=True)
+    fig, axes = pyplot().subplots(len(panels), 1, figsize=(width, height), dpi=100, sharex=True)
     axes = np.atleast_1d(axes)
     for ax, (label, y, scale) in zip(axes, panels):
         ax.plot(x, y, lw=1.6, color="#3b5bdb")
@@ -168,7 +175,7 @@ def schedule_plot(tables) -> CursorPlot:
 @drawn_under_lock
 def figure_compare_alpha_bar(curves: dict[str, np.ndarray], t_marker: int | None = None) -> np.ndarray:
     """ᾱ_t of several schedules on one plot, as pixels."""
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    fig, ax = pyplot().subplots(figsize=(6, 3.2), dpi=100)
     for name, ab in curves.items():
         ax.plot(index_to_paper_t(np.arange(len(ab))), ab, label=name, lw=1.6)
     if t_marker:
@@ -185,7 +192,7 @@ def figure_compare_alpha_bar(curves: dict[str, np.ndarray], t_marker: int | None
 def figure_elbo_terms(terms: dict) -> np.ndarray:
     """The bound's per-timestep terms L_{t−1} (bits/dim, log scale) and L_simple over t, as pixels."""
     t = index_to_paper_t(np.asarray(terms["timesteps"]))
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(6.4, 5), dpi=100, sharex=True)
+    fig, (a1, a2) = pyplot().subplots(2, 1, figsize=(6.4, 5), dpi=100, sharex=True)
     vb = np.maximum(np.asarray(terms["vb"]), 1e-8)
     a1.plot(t[t > 1], vb[t > 1], "o-", ms=3, label="L_{t−1} (KL terms)")
     if (t == 1).any():

@@ -13,7 +13,6 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 import torch
-from diffusers.utils.torch_utils import randn_tensor
 
 from pipelines.schedules import ScheduleTables
 
@@ -87,6 +86,8 @@ def iter_q_chain(
     step: a caller may stop between steps."""
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or not 0 <= num_steps <= tables.num_timesteps:
         raise ValueError(f"num_steps must be an integer in [0, {tables.num_timesteps}], got {num_steps!r}.")
+    from diffusers.utils.torch_utils import randn_tensor  # here, not at import: diffusers loads torch._dynamo
+
     x = x0
     for t in range(num_steps):
         x = q_step(tables, x, t, randn_tensor(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype))
@@ -130,6 +131,8 @@ class ForwardTrajectory:
         generator: torch.Generator | None = None,
         noise: torch.Tensor | None = None,
     ):
+        from diffusers.utils.torch_utils import randn_tensor  # here, not at import: diffusers loads torch._dynamo
+
         self.x0 = x0.float()
         self.tables = tables
         self.noise = randn_tensor(self.x0.shape, generator=generator, dtype=self.x0.dtype) if noise is None else noise

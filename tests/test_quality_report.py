@@ -1,11 +1,17 @@
 """The quality report's measures on tiny synthetic sets: each one is 1 (or 0) where it must be, and moves when a set
 is shifted."""
 
+import json
+
 import pytest
 import torch
+from conftest import make_tiny_unet
+from safetensors.torch import save_file
+from test_training import write_idx
 
+from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
 from pipelines.training import quality_report as qr
-from pipelines.training.classifier import FashionClassifier, ResidualClassifier
+from pipelines.training.classifier import CONFIG_FILE, WEIGHTS_FILE, FashionClassifier, ResidualClassifier
 from pipelines.training.metrics import (
     grey_histogram,
     histogram_intersection,
@@ -159,3 +165,43 @@ def test_the_report_runs_end_to_end_on_random_networks_and_writes_small_plots(tm
     assert all(1000 < (tmp_path / p).stat().st_size < 300_000 for p in pngs)
     assert set(report["mirrored_share"]["Bag"]) == {"generated", "test"}
     assert "| Ankle boot |" in qr.markdown_tables(report)
+
+
+@pytest.fixture
+def balanced_fake_fashion_mnist(tmp_path):
+    """10 random 28×28 images of each class in each split."""
+    g = torch.Generator().manual_seed(7)
+    for split in ("train", "t10k"):
+        write_idx(
+            tmp_path / f"{split}-images-idx3-ubyte.gz", torch.randint(0, 256, (100, 28, 28), generator=g).numpy()
+        )
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", (torch.arange(100) % K).numpy().astype("uint8"))
+    return tmp_path
+
+
+def save_random_classifier(net, directory, architecture):
+    directory.mkdir()
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(directory / WEIGHTS_FILE))
+    (directory / CONFIG_FILE).write_text(json.dumps({"architecture": architecture}))
+    return str(directory)
+
+
+def test_the_command_line_samples_once_then_reads_its_samples_back(balanced_fake_fashion_mnist, tmp_path, capsys):
+    unet = make_tiny_unet(sample_size=32, num_class_embeds=K + 1)
+    DDPMExplorerPipeline(unet=unet, scheduler=DDPMExplorerScheduler()).save_pretrained(tmp_path / "tiny-cond")
+    convnet = save_random_classifier(FashionClassifier().eval(), tmp_path / "convnet", "convnet")
+    resnet = save_random_classifier(ResidualClassifier().eval(), tmp_path / "resnet", "resnet")
+    args = ["--checkpoint", str(tmp_path / "tiny-cond"), "--data-dir", str(balanced_fake_fashion_mnist)]
+    args += ["--classifier", convnet, "--second-classifier", resnet, "--sampler", "ddim", "--guidance", "2"]
+    args += ["--num-samples", "40", "--batch-size", "20", "--samples", str(tmp_path / "s.st")]
+    qr.main([*args, "--steps", "2", "--json", str(tmp_path / "a.json"), "--plot-dir", str(tmp_path / "plots")])
+    first = json.loads((tmp_path / "a.json").read_text())
+    assert (
+        first["guidance_scale"] == 2 and first["overall"]["n"] == 40 and set(first["spaces"]) == {"convnet", "resnet"}
+    )
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 5
+    qr.main([*args, "--steps", "2", "--json", str(tmp_path / "b.json")])  # the same samples, read back, not redrawn
+    second = json.loads((tmp_path / "b.json").read_text())
+    assert second["spaces"] == first["spaces"] and second["grey_levels"] == first["grey_levels"]
+    with pytest.raises(SystemExit, match="choose another --samples"):
+        qr.main([*args, "--steps", "3"])
