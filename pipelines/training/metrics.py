@@ -43,7 +43,7 @@ def knn_radii(features: torch.Tensor, k: int = 3) -> torch.Tensor:
     if len(features) <= k:
         raise ValueError(f"k-NN radii with k = {k} need more than {k} points, got {len(features)}.")
     f = features.double()
-    return torch.cdist(f, f).topk(k + 1, dim=1, largest=False).values[:, k - 1]  # column 0 is the point itself
+    return torch.cdist(f, f).topk(k + 1, dim=1, largest=False).values[:, k]  # column 0 is the point itself
 
 
 def precision_recall(real: torch.Tensor, generated: torch.Tensor, k: int = 3) -> dict:
