@@ -3,9 +3,10 @@
 gradio's queue has one bound, its total size (``QUEUE_MAX_SIZE``): 70 requests under one session hash filled it, and
 for the next 37 s every other user's request got "Queue is full!". Here each new request is counted against the
 requests its session and its client address already have queued or running, and refused with a clear message past
-``MAX_REQUESTS_PER_SESSION`` / ``MAX_REQUESTS_PER_ADDRESS``; model runs, which queue for the sampling slots first
-come first served, have their own smaller limits (``MAX_RUNS_PER_SESSION``, ``MAX_RUNS_PER_ADDRESS``), so a newcomer's
-run waits behind at most a few of any one client's. (Requests whose client disconnects are dropped from the queue
+``MAX_REQUESTS_PER_SESSION`` / ``MAX_REQUESTS_PER_ADDRESS``; model runs have their own smaller limits
+(``MAX_RUNS_PER_SESSION``, ``MAX_RUNS_PER_ADDRESS``). What waits is served round-robin between client addresses
+(:func:`fair_order`), so a newcomer's first run waits only for runs already computing, not for another client's
+backlog. (Requests whose client disconnects are dropped from the queue
 by gradio itself: its event stream calls ``clean_events`` for the session.)
 
 The address is the TCP peer's, or, behind ``TRUSTED_PROXIES`` proxies that append to it (a Hugging Face Space:
@@ -44,8 +45,7 @@ def pending_events(queue: Queue) -> Iterator[Event]:
     """Every request the queue holds: waiting for a worker, and running."""
     for event_queue in list(queue.event_queue_per_concurrency_id.values()):
         yield from list(event_queue.queue)
-    for job in list(queue.active_jobs):
-        yield from job or []
+    yield from running_events(queue)
 
 
 def is_model_run(event: Event) -> bool:
@@ -84,9 +84,30 @@ def refusal(queue: Queue, session_hash: str | None, address: str, model_run: boo
     return None
 
 
+def running_events(queue: Queue) -> Iterator[Event]:
+    """The requests a worker is processing now."""
+    for job in list(queue.active_jobs):
+        yield from job or []
+
+
+def fair_order(waiting: list[Event], running: Iterator[Event]) -> list[Event]:
+    """The waiting requests of one concurrency id in round-robin order between client addresses: a request's rank is
+    how many of its address's requests run or wait before it, and lower ranks go first (arrival order within a
+    rank). A newcomer's first request waits behind no one's second, so one client's backlog delays another's first
+    run by at most the runs already computing."""
+    before = Counter(client_address(event.request) for event in running)
+    ranked = []
+    for arrival, event in enumerate(waiting):
+        address = client_address(event.request)
+        ranked.append((before[address], arrival, event))
+        before[address] += 1
+    return [event for *_, event in sorted(ranked, key=lambda r: r[:2])]
+
+
 def limit_jobs_per_client(queue: Queue) -> None:
     """Make ``queue`` (a demo's, after ``demo.queue()``) refuse a request past the per-session and per-address
-    limits, as it refuses one past its size: an HTTP 503 whose detail is the message."""
+    limits, as it refuses one past its size (an HTTP 503 whose detail is the message), and keep what waits in
+    :func:`fair_order`."""
     push, lock = queue.push, asyncio.Lock()
 
     async def limited_push(body, request, username):
@@ -95,6 +116,11 @@ def limit_jobs_per_client(queue: Queue) -> None:
             reason = refusal(queue, body.session_hash, client_address(request), model_run)
             if reason is not None:
                 return False, reason, "queue_full"
-            return await push(body, request, username)
+            accepted = await push(body, request, username)
+            if accepted[0]:  # the queue reordered in place, with no await in between: the workers see one order
+                for event_queue in queue.event_queue_per_concurrency_id.values():
+                    running = (e for e in running_events(queue) if e.concurrency_id == event_queue.concurrency_id)
+                    event_queue.queue[:] = fair_order(event_queue.queue, running)
+            return accepted
 
     queue.push = limited_push

@@ -59,7 +59,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--image-folder", default=None, help="train on this folder of images instead")
     data.add_argument("--resolution", type=int, default=32)
     data.add_argument("--channels", type=int, choices=(1, 3), default=1)
-    data.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=True, help="random horizontal flips")
+    data.add_argument(
+        "--hflip",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="random horizontal flips; off by default: Fashion-MNIST's shoes all point left, and a model trained "
+        "with flips draws half of them pointing right, which a judge reads as bags (docs/QUALITY.md)",
+    )
     model = p.add_argument_group("model and schedule")
     model.add_argument("--preset", choices=tuple(MODEL_PRESETS), default="small")
     model.add_argument("--model-config", default=None, help="a JSON UNet2DModel config instead of --preset")
