@@ -3,7 +3,7 @@
 import logging
 
 from app.serving.disk_budget import use_private_temp_dir
-from app.ui import build_demo, launch_kwargs
+from app.ui import build_demo, launch_kwargs, warm_up_in_background
 
 use_private_temp_dir()  # gradio's cache in a folder of this process, under the disk budget, removed at exit
 demo = build_demo()
@@ -12,4 +12,6 @@ if __name__ == "__main__":
     # one line per refused request (app.validation.UserError), not a traceback
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    demo.launch(**launch_kwargs())
+    demo.launch(prevent_thread_lock=True, **launch_kwargs())
+    warm_up_in_background()  # the page is served from here on; the model side loads behind it
+    demo.block_thread()

@@ -5,12 +5,15 @@ checks and limits from here; the reverse run's later steps take its :class:`RunP
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from app import settings
 from app.validation import UserError, check_choice, check_float, check_int, check_model
-from pipelines import DDPMExplorerPipeline
 from pipelines.samplers import SAMPLERS, Sampler
 from pipelines.trajectory import frames_within
+
+if TYPE_CHECKING:  # diffusers is loaded by the first run, not to serve the page
+    from pipelines import DDPMExplorerPipeline
 
 SAMPLER_NAMES = {sampler.name: key for key, sampler in SAMPLERS.items()}  # what users pick → registry key
 DDPM = SAMPLERS["ddpm"].name

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from app import rendering
 from app.plans import RunPlan
 from app.serving.session_memory import RELEASED, ledger
 from app.validation import UserError
-from pipelines import DDPMExplorerPipeline
 from pipelines.forward import StepValues, step_values
 from pipelines.trajectory import Trajectory
+
+if TYPE_CHECKING:  # diffusers is loaded by the first run, not to serve the page
+    from pipelines import DDPMExplorerPipeline
 
 
 @dataclass

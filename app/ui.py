@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import gradio as gr
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 
-from app import settings
+from app import models, rendering, settings
 from app.serving import disk_budget
 from app.serving.queue_limits import limit_jobs_per_client
 from app.serving.route_guard import RouteGuard
 from app.serving.session_memory import return_large_buffers_to_the_system
 from app.serving.sessions import SessionFiles, delete_session_files, export_dir
 from app.tabs import forward, lab, loss, reverse
+from pipelines.samplers import SAMPLERS
 
 CSS = """
 .pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
@@ -45,6 +49,27 @@ def build_demo() -> gr.Blocks:
     disk_budget.budget.start(settings.DISK_CHECK_EVERY_S)
     return_large_buffers_to_the_system()
     return demo
+
+
+def warm_up_in_background() -> threading.Thread:
+    """Load the model side in a thread once the page is served: diffusers (with the torch._dynamo it imports), every
+    sampler's scheduler, matplotlib and the default model, which the page's first events and clicks need. The page
+    itself is built without them; a click before this ends waits on the same imports and model lock, no longer."""
+
+    def warm():
+        for sampler in SAMPLERS.values():
+            sampler.scheduler_class  # noqa: B018 (imported, not used)
+        rendering.pyplot()
+        name = models.default_model()
+        if name is not None:
+            try:
+                models.get_pipeline(name)
+            except models.ModelUnavailable as e:  # told again to whoever picks it
+                logging.getLogger(__name__).warning("warm-up: %s", e)
+
+    thread = threading.Thread(target=warm, name="warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def launch_kwargs() -> dict:

@@ -10,9 +10,9 @@ import os
 import gradio as gr
 from PIL import Image
 
+import pipelines
 from app import models
 from app.images import ImageLoadError, default_example, load_image
-from pipelines import DDPMExplorerPipeline, NonFiniteSampleError
 
 logger = logging.getLogger("ddpm_explorer")
 
@@ -59,7 +59,7 @@ def check_choice(name: str, value, choices) -> str:
     return value
 
 
-def check_model(name) -> DDPMExplorerPipeline:
+def check_model(name) -> pipelines.DDPMExplorerPipeline:
     """The loaded pipeline of a registry name, or a gr.Error saying why it can't be used."""
     try:
         return models.get_pipeline(name)
@@ -86,5 +86,5 @@ def numerical_faults_as_errors():
     """A run whose model produced NaN or Inf stops with the pipeline's message, shown to the user."""
     try:
         yield
-    except NonFiniteSampleError as e:
+    except pipelines.NonFiniteSampleError as e:  # looked up only when a run raised, so pipelines.pipeline is loaded
         raise UserError(str(e)) from None

@@ -8,24 +8,21 @@ algorithm (DPM-Solver++'s order, its SDE variant).
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import itertools
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
-from diffusers import (
-    DEISMultistepScheduler,
-    DPMSolverMultistepScheduler,
-    EulerAncestralDiscreteScheduler,
-    EulerDiscreteScheduler,
-    HeunDiscreteScheduler,
-    SchedulerMixin,
-    UniPCMultistepScheduler,
-)
 
-from pipelines.scheduler import DDPMExplorerScheduler, respaced_timesteps
 from pipelines.schedules import DIFFUSERS_SCHEDULE_NAMES, make_betas
+
+if TYPE_CHECKING:
+    from diffusers import SchedulerMixin
+
+OUR_SCHEDULER = "pipelines.scheduler:DDPMExplorerScheduler"  # DDPM and DDIM; the others are diffusers' solvers
 
 
 def build_scheduler(scheduler_class: type[SchedulerMixin], config, **options) -> SchedulerMixin:
@@ -136,6 +133,8 @@ def diffusers_run_scheduler(scheduler: SchedulerMixin, num_steps: int | None, de
     that spacing's float rounding (``np.arange(T, 0, -T/N)``) gives N + 1 timesteps, the last of them −1 (N = 61,
     103, … at T = 1000): those runs use its "linspace" spacing (N timesteps from T'−1 to 0) instead.
     """
+    from pipelines.scheduler import respaced_timesteps
+
     run = build_scheduler(type(scheduler), clip_schedule_tail(scheduler.config))
     T = run.config.num_train_timesteps
     n = T if num_steps is None else num_steps
@@ -166,7 +165,8 @@ class Sampler:
 
     Args:
         name: what users read.
-        scheduler_class: ours or one of diffusers' schedulers.
+        scheduler_path: ``"module:Class"`` of its scheduler, ours or one of diffusers'; imported by
+            :attr:`scheduler_class` on first use, so the registry is read (names, NFE) without loading diffusers.
         options: set on top of the model's scheduler config; they choose the algorithm, not the schedule.
         stochastic: whether each step adds fresh noise (DDIM: when η > 0).
         takes_eta: DDIM's η applies.
@@ -178,13 +178,23 @@ class Sampler:
     """
 
     name: str
-    scheduler_class: type[SchedulerMixin]
+    scheduler_path: str
     options: dict = field(default_factory=dict)
     stochastic: bool = False
     takes_eta: bool = False
     evaluations_per_step: int = 1
     ends_at_data: bool = True
     reference: str = ""
+
+    @property
+    def scheduler_class(self) -> type[SchedulerMixin]:
+        module, name = self.scheduler_path.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    @property
+    def uses_our_scheduler(self) -> bool:
+        """DDPM or DDIM, stepped by :class:`~pipelines.scheduler.DDPMExplorerScheduler` itself."""
+        return self.scheduler_path == OUR_SCHEDULER
 
     def scheduler(self, config) -> SchedulerMixin:
         """This sampler's scheduler for a model, from the model's scheduler config."""
@@ -202,39 +212,39 @@ class Sampler:
 SAMPLERS: dict[str, Sampler] = {
     "ddpm": Sampler(
         "DDPM (ancestral)",
-        DDPMExplorerScheduler,
+        OUR_SCHEDULER,
         stochastic=True,
         reference="Ho et al. 2020; respaced: Nichol & Dhariwal 2021",
     ),
-    "ddim": Sampler("DDIM (η)", DDPMExplorerScheduler, takes_eta=True, reference="Song, Meng & Ermon 2021"),
+    "ddim": Sampler("DDIM (η)", OUR_SCHEDULER, takes_eta=True, reference="Song, Meng & Ermon 2021"),
     "dpmsolver++2m": Sampler(
         "DPM-Solver++ 2M",
-        DPMSolverMultistepScheduler,
+        "diffusers:DPMSolverMultistepScheduler",
         {"algorithm_type": "dpmsolver++", "solver_order": 2},
         reference="Lu et al. 2022",
     ),
     "dpmsolver++3m": Sampler(
         "DPM-Solver++ 3M",
-        DPMSolverMultistepScheduler,
+        "diffusers:DPMSolverMultistepScheduler",
         {"algorithm_type": "dpmsolver++", "solver_order": 3},
         reference="Lu et al. 2022",
     ),
     "dpmsolver++2m-sde": Sampler(
         "DPM-Solver++ 2M SDE",
-        DPMSolverMultistepScheduler,
+        "diffusers:DPMSolverMultistepScheduler",
         {"algorithm_type": "sde-dpmsolver++", "solver_order": 2},
         stochastic=True,
         reference="Lu et al. 2022",
     ),
-    "unipc": Sampler("UniPC", UniPCMultistepScheduler, reference="Zhao et al. 2023"),
-    "deis": Sampler("DEIS", DEISMultistepScheduler, ends_at_data=False, reference="Zhang & Chen 2023"),
-    "euler": Sampler("Euler", EulerDiscreteScheduler, reference="Karras et al. 2022"),
+    "unipc": Sampler("UniPC", "diffusers:UniPCMultistepScheduler", reference="Zhao et al. 2023"),
+    "deis": Sampler("DEIS", "diffusers:DEISMultistepScheduler", ends_at_data=False, reference="Zhang & Chen 2023"),
+    "euler": Sampler("Euler", "diffusers:EulerDiscreteScheduler", reference="Karras et al. 2022"),
     "euler-ancestral": Sampler(
-        "Euler ancestral", EulerAncestralDiscreteScheduler, stochastic=True, reference="Karras et al. 2022"
+        "Euler ancestral", "diffusers:EulerAncestralDiscreteScheduler", stochastic=True, reference="Karras et al. 2022"
     ),
     "heun": Sampler(
         "Heun",
-        HeunDiscreteScheduler,
+        "diffusers:HeunDiscreteScheduler",
         {"use_karras_sigmas": True},  # trailing timesteps make its first trapezoid span σ ≈ 160 → 6 at 10 steps
         evaluations_per_step=2,
         reference="Karras et al. 2022",

@@ -11,7 +11,6 @@ from app.images import to_model_tensor
 from app.plans import check_work
 from app.serving.compute_slots import compute_slot, gpu, stoppable
 from app.validation import check_int, check_model, open_image
-from pipelines.objective import iter_elbo_bpd, iter_per_timestep_terms, quantize
 
 
 @gpu
@@ -19,6 +18,8 @@ def elbo_terms(model_name, image, num_points, seed, progress=gr.Progress(track_t
     """The bound's per-timestep terms and L_simple for one image, plotted over the paper's t (t = 1 is L_0, the
     decoder; the tables' index is t − 1), and the image's total in bits/dim. A UNet call at a time: a cancelled
     request stops."""
+    from pipelines.objective import iter_elbo_bpd, iter_per_timestep_terms, quantize  # the model side, loaded by now
+
     pipe = check_model(model_name)
     num_points = check_int("Number of timesteps", num_points, 2, 200)
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)

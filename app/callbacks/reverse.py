@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import gradio as gr
 import numpy as np
@@ -24,10 +25,12 @@ from app.serving.session_memory import ledger
 from app.serving.sessions import SessionFiles, export_gif
 from app.settings import ASSETS_DIR
 from app.validation import check_choice, check_int, check_model, numerical_faults_as_errors
-from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
 from pipelines.class_decision import class_decision
 from pipelines.schedules import index_to_paper_t
 from pipelines.trajectory import Trajectory, TrajectoryRecorder, to_uint8
+
+if TYPE_CHECKING:  # diffusers is loaded by the first run, not to serve the page
+    from pipelines import DDPMExplorerPipeline
 
 DEFAULT_RUN = ASSETS_DIR / "default_run.json"
 
@@ -47,8 +50,8 @@ def run_scheduler(plan: RunPlan, variance_type: str, clip: bool):
     model's config (which carries its thresholding and λ bound). The shared pipeline's scheduler stays untouched."""
     variance = check_choice("Variance type", variance_type, tuple(VARIANCE_TYPES))
     config = plan.pipe.scheduler.config
-    if plan.sampler.scheduler_class is DDPMExplorerScheduler:
-        return DDPMExplorerScheduler.from_config(
+    if plan.sampler.uses_our_scheduler:
+        return plan.sampler.scheduler_class.from_config(
             config, variance_type=VARIANCE_TYPES[variance], clip_sample=bool(clip)
         )
     return plan.sampler.scheduler(config)

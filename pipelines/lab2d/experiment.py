@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import torch
 
 from pipelines.lab2d.datasets import Distribution2D
 from pipelines.lab2d.training import lab_scheduler
-from pipelines.scheduler import DDPMExplorerScheduler
+
+if TYPE_CHECKING:  # the scheduler's module brings diffusers: imported where a scheduler is made, not to serve a page
+    from pipelines.scheduler import DDPMExplorerScheduler
 
 FRESH_DATA = 1_000_003  # far from the other offsets: fresh data shares no stream with the training data
 

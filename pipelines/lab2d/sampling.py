@@ -11,15 +11,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 
 from pipelines.lab2d.cpu import one_thread
 from pipelines.lab2d.model import EpsilonMLP
 from pipelines.samplers import SAMPLERS, Sampler, clip_schedule_tail, diffusers_run_scheduler
-from pipelines.scheduler import DDPMExplorerScheduler
 from pipelines.schedules import index_to_paper_t, paper_t_to_index
 from pipelines.trajectory import frames_to_keep
+
+if TYPE_CHECKING:  # the scheduler's module brings diffusers: imported where a scheduler is made, not to serve a page
+    from pipelines.scheduler import DDPMExplorerScheduler
 
 LAB_SAMPLERS: dict[str, Sampler] = {
     "ddpm": SAMPLERS["ddpm"],
@@ -78,7 +81,7 @@ def iter_reverse(
     cosine schedule is cut: x_T is read as x_{T'}, whose signal √ᾱ_{T'}·x₀ is under 1 % of the noise)."""
     sampler = check_sampler(key)
     alphas_cumprod = scheduler.alphas_cumprod  # float32, by table index
-    if sampler.scheduler_class is DDPMExplorerScheduler:
+    if sampler.uses_our_scheduler:
         yield ReversePoint(scheduler.config.num_train_timesteps, x_T)
         run = scheduler.with_timesteps(num_inference_steps=num_steps)
         x = x_T

@@ -4,14 +4,17 @@ a grid (for arrows) and at points (for their mean error)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from pipelines.lab2d.cpu import one_thread
 from pipelines.lab2d.exact_score import GaussianMixture, model_score
 from pipelines.lab2d.model import EpsilonMLP
-from pipelines.scheduler import DDPMExplorerScheduler
 from pipelines.schedules import paper_t_to_index
+
+if TYPE_CHECKING:  # the scheduler's module brings diffusers: imported where a scheduler is made, not to serve a page
+    from pipelines.scheduler import DDPMExplorerScheduler
 
 
 def grid(extent: float, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from pipelines.lab2d.cpu import one_thread
 from pipelines.lab2d.model import EpsilonMLP
-from pipelines.scheduler import DDPMExplorerScheduler
 from pipelines.schedules import RANGED_SCHEDULES
+
+if TYPE_CHECKING:  # the scheduler's module brings diffusers: imported where a scheduler is made, not to serve a page
+    from pipelines.scheduler import DDPMExplorerScheduler
 
 X0_RANGE = 4.0  # x̂₀ is clipped to [−4, 4] while sampling, in the data's standardised units
 
@@ -45,6 +48,8 @@ def lab_scheduler(schedule: str, num_timesteps: int) -> DDPMExplorerScheduler:
     away. The ODE's solver (diffusers' Heun) reads the same clip from this config and, for cosine, starts where
     λ = ½·log SNR ≥ −5.1 (``lambda_min_clipped``, as the image models' configs say; see
     :func:`pipelines.samplers.clip_schedule_tail`)."""
+    from pipelines.scheduler import DDPMExplorerScheduler
+
     return DDPMExplorerScheduler(
         num_train_timesteps=num_timesteps,
         beta_schedule=schedule,
