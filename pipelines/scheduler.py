@@ -356,10 +356,13 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
     # ------------------------------------------------------------------ timesteps
 
     def _set_step_table(self, timesteps: list[int]) -> None:
-        prev_timesteps = [*timesteps[1:], -1]
-        coefficients = [StepCoefficients.compute(self.alphas_cumprod, t, p) for t, p in zip(timesteps, prev_timesteps)]
+        """Set the run's timesteps; each step's coefficients are computed when the step is first taken (a scheduler
+        of T = 4000 kept 4000 of them, 2.8 MB, though a run of N steps takes N)."""
+        T = self.config.num_train_timesteps
         self.timesteps = torch.tensor(timesteps, dtype=torch.long)
-        self._coefficients = {c.timestep: c for c in coefficients}
+        every_step = len(timesteps) == T and timesteps[0] == T - 1 and timesteps[-1] == 0
+        self._previous = None if every_step else dict(zip(timesteps, [*timesteps[1:], -1]))  # None: t' = t − 1
+        self._coefficients = {}
 
     def set_timesteps(
         self,
@@ -400,11 +403,26 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
     def step_coefficients(self, timestep) -> StepCoefficients:
         t = int(timestep)
         if t not in self._coefficients:
-            raise ValueError(
-                f"Timestep {t} is not one of this scheduler's {len(self.timesteps)} timesteps "
-                f"({int(self.timesteps[0])} … {int(self.timesteps[-1])})."
-            )
+            if self._previous is None:
+                prev_t = t - 1 if 0 <= t < self.config.num_train_timesteps else None
+            else:
+                prev_t = self._previous.get(t)
+            if prev_t is None:
+                raise ValueError(
+                    f"Timestep {t} is not one of this scheduler's {len(self.timesteps)} timesteps "
+                    f"({int(self.timesteps[0])} … {int(self.timesteps[-1])})."
+                )
+            self._coefficients[t] = StepCoefficients.compute(self.alphas_cumprod, t, prev_t)
         return self._coefficients[t]
+
+    @property
+    def nbytes(self) -> int:
+        """What this scheduler holds: its float64 tables, float32 β and ᾱ, and the step coefficients computed so far
+        (about 700 bytes each as Python objects, measured with tracemalloc)."""
+        tables = sum(getattr(self.tables, f).nbytes for f in self.tables.__dataclass_fields__)
+        float32 = sum(x.nbytes for x in (self.betas, self.alphas, self.alphas_cumprod, self.timesteps)) * 2
+        previous = 0 if self._previous is None else 100 * len(self._previous)
+        return tables + float32 + previous + 700 * len(self._coefficients)
 
     def previous_timestep(self, timestep):
         """t' of the step from t (−1 after the last one): a tensor for a tensor t, an int for an int, as diffusers."""

@@ -244,3 +244,27 @@ def test_choosing_draw_your_own_in_the_page_hints_before_anything_is_drawn(monke
     assert hints and "Draw on the pad" in hints[0]
     payload, _ = lab.lab_setup_in_page(RING, None, 0, 600, "linear", 200)
     assert json.loads(payload)["dataset"] == RING
+
+
+def test_a_lab_model_holds_about_what_the_ledger_counts():
+    """A 2D-lab model at T = 4000 with a drawing cost 4.25–13 MB of RSS while the ledger counted 217 KB (about
+    4,800 models before any was released). Now the scheduler computes a step's coefficients when it is taken (it kept
+    all T as Python objects), a trained model keeps no gradients, and the ledger counts the scheduler and the
+    drawing: the RSS of ten more models stays within 1.5× what is counted."""
+    import gc
+
+    import psutil
+
+    def make(seed):
+        return list(lab.lab_train(lab.DRAW_YOUR_OWN, circle_strokes(), seed, 2000, "linear", 4000, 5, None))[-1][-1]
+
+    process = psutil.Process()
+    warm = [make(100), make(101)]  # the allocator's and torch's first-use growth
+    gc.collect()
+    before = process.memory_info().rss
+    sessions = [make(seed) for seed in range(10)]
+    gc.collect()
+    grown, counted = process.memory_info().rss - before, sum(s.nbytes for s in sessions)
+    assert counted > 10 * 500_000, "the scheduler's tables and the weights are counted"
+    assert grown < 1.5 * counted + 2 * 2**20, f"RSS grew {grown / 1e6:.1f} MB for {counted / 1e6:.1f} MB counted"
+    assert warm

@@ -67,6 +67,7 @@ class Distribution2D:
     mean: tuple[float, float] = (0.0, 0.0)
     scale: float = 1.0
     mixture: GaussianMixture | None = None
+    nbytes: int = 0  # what ``draw`` holds (a drawing's cell centres); the built-in ones hold nothing to speak of
 
     def sample(self, n: int, seed: int) -> torch.Tensor:
         """n standardised points, (n, 2) float32, the same for the same seed."""
@@ -150,4 +151,4 @@ def from_sketch(mask: np.ndarray) -> Distribution2D:
 
     mean = centres.mean(0)
     scale = math.sqrt(float((centres - mean).square().mean()) + 1.0 / 12.0)
-    return Distribution2D("your drawing", draw, (float(mean[0]), float(mean[1])), scale)
+    return Distribution2D("your drawing", draw, (float(mean[0]), float(mean[1])), scale, nbytes=centres.nbytes)

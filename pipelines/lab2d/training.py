@@ -100,6 +100,7 @@ def train_steps(
                 optimizer.step()
             yield TrainingStep(step + 1, loss.item())
     finally:
+        model.zero_grad(set_to_none=True)  # a trained model keeps no gradients (as many bytes as its weights)
         model.eval()
 
 
