@@ -66,7 +66,15 @@ TRUSTED_PROXIES = max(1, _int("TRUSTED_PROXIES", 1))
 os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
 SAMPLING_CONCURRENCY = _int("SAMPLING_CONCURRENCY", 2)
 SESSION_TTL_S = _int("SESSION_TTL_S", 3600)  # a session's trajectory and exports are released after this
-SESSION_CAPACITY = _int("SESSION_CAPACITY", 2000)  # sessions whose state gradio keeps at most (oldest dropped)
+SESSION_CAPACITY = _int("SESSION_CAPACITY", 2000)
+# gradio's own copies per session (app/serving/gradio_memory.py): its sessions' config values in all, the messages
+# its clients have not read in all, and how long a message may wait unread
+MAX_GRADIO_SESSION_BYTES = _int("MAX_GRADIO_SESSION_BYTES", 512 * 2**20)
+MAX_UNREAD_BYTES = _int("MAX_UNREAD_BYTES", 256 * 2**20)
+UNREAD_MESSAGE_TTL_S = float(os.environ.get("UNREAD_MESSAGE_TTL_S", 30.0))
+GRADIO_MEMORY_CHECK_EVERY_S = float(
+    os.environ.get("GRADIO_MEMORY_CHECK_EVERY_S", 1.0)
+)  # sessions whose state gradio keeps at most (oldest dropped)
 # bytes the sessions' recorded runs and forward views may hold in all; past it the least recently used is released
 MAX_SESSION_BYTES = _int("MAX_SESSION_BYTES", 2**30)
 

@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 
 from app import models, rendering, settings
-from app.serving import disk_budget
+from app.serving import disk_budget, gradio_memory
 from app.serving.queue_limits import limit_jobs_per_client
 from app.serving.route_guard import RouteGuard
 from app.serving.session_memory import return_large_buffers_to_the_system
@@ -47,6 +47,7 @@ def build_demo() -> gr.Blocks:
     for folder in (demo.GRADIO_CACHE, export_dir()):
         disk_budget.budget.watch(folder)
     disk_budget.budget.start(settings.DISK_CHECK_EVERY_S)
+    gradio_memory.start(demo, settings.GRADIO_MEMORY_CHECK_EVERY_S)
     return_large_buffers_to_the_system()
     return demo
 

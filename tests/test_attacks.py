@@ -63,3 +63,83 @@ def test_no_component_keeps_uploaded_layers_for_a_client(app_url):
             response = http.post("/gradio_api/component_server", json=body)
             assert response.status_code >= 400, (component_id, response.text[:200])
     assert psutil.Process().memory_info().rss - before < 50 * 2**20
+
+
+# ---------------------------------------------------------------- what gradio keeps per session
+
+
+@pytest.fixture
+def own_app(tiny_checkpoints, monkeypatch):
+    """The app launched here, with its Blocks at hand (gradio's state holder and queue are read back)."""
+    from conftest import free_port
+
+    from app import models, settings
+    from app.ui import build_demo, launch_kwargs
+
+    monkeypatch.setattr(settings, "CHECKPOINT_DIR", tiny_checkpoints)
+    monkeypatch.setattr(settings, "DEFAULT_MODEL", "tiny-random")
+    monkeypatch.setattr(models, "_cache", {})
+    monkeypatch.setattr(models, "_errors", {})
+    monkeypatch.setattr(settings, "GRADIO_MEMORY_CHECK_EVERY_S", 0.2)
+    demo = build_demo()
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_kwargs()
+    )
+    yield demo, url.rstrip("/")
+    demo.close()
+
+
+def test_messages_nobody_reads_are_dropped(own_app, monkeypatch):
+    """A client that never reads its event stream left each finished request's outputs queued for good (200
+    requests: +204 MB). Now a session whose oldest message waited UNREAD_MESSAGE_TTL_S is cleared."""
+    from test_sessions import flood
+
+    from app import settings
+    from app.serving.gradio_memory import approx_bytes
+
+    demo, url = own_app
+    monkeypatch.setattr(settings, "UNREAD_MESSAGE_TTL_S", 2.0)
+    monkeypatch.setattr(settings, "MAX_RUNS_PER_ADDRESS", 100)
+    sessions = [f"never-reads-{i}" for i in range(6)]
+    for session in sessions:
+        assert all(r.status_code == 200 for r in flood(url, session, 2))
+    pending = lambda: sum(
+        approx_bytes(list(demo._queue.pending_messages_per_session[s]._queue))
+        for s in sessions
+        if s in demo._queue.pending_messages_per_session
+    )
+    wait_until(lambda: pending() > 10_000, timeout=60)  # the runs finished; their outputs wait, unread
+    wait_until(lambda: pending() == 0, timeout=30)  # … until the janitor drops them
+
+
+def test_gradios_session_copies_are_bounded_in_bytes(own_app, monkeypatch):
+    """gradio keeps a copy of each session's values, bounded only by a count of sessions (1,000 sessions of a 256 px
+    forward view held 2.3–3.4 MB each). Past MAX_GRADIO_SESSION_BYTES the oldest sessions go."""
+    from app import settings
+    from app.serving.gradio_memory import session_bytes
+
+    demo, url = own_app
+    budget = 3 * 2**20
+    monkeypatch.setattr(settings, "MAX_GRADIO_SESSION_BYTES", budget)
+    clients = []
+    for _ in range(12):
+        client = local_client(url)
+        client.predict(handle_file(EXAMPLE), "linear", 100, 1e-4, 0.02, 0, 128, api_name="/forward_setup")
+        clients.append(client.session_hash)
+    holder = demo.state_holder
+    total = lambda: sum(session_bytes(state) for state in list(holder.session_data.values()))
+    wait_until(lambda: total() <= budget, timeout=20)
+    kept = set(holder.session_data)
+    assert clients[-1] in kept and clients[0] not in kept, "the oldest went, the newest stayed"
+    again = local_client(url)  # the server goes on serving
+    assert again.predict(handle_file(EXAMPLE), "linear", 100, 1e-4, 0.02, 0, 32, api_name="/forward_setup")
+
+
+def wait_until(condition, timeout: float, poll: float = 0.05) -> None:
+    import time
+
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(poll)
