@@ -250,3 +250,39 @@ def test_a_new_run_can_start_from_a_committed_milestone(fake_fashion_mnist, tmp_
                 str(milestone),
             ]
         )
+
+
+@pytest.mark.slow
+def test_stop_step_ends_a_run_part_way_along_its_schedule_and_a_learned_run_trains(fake_fashion_mnist, tmp_path):
+    """--stop-step N: the run saves, exports and ends at N, with the learning rates of the whole --steps schedule;
+    --resume goes on. A learned-variance run (L_hybrid) widened from a fixed-variance milestone trains and exports
+    a 2-channel UNet with a learned_range scheduler."""
+    part, whole = tmp_path / "part", tmp_path / "whole"
+    train_main([*small_run(fake_fashion_mnist, part, 2), "--steps", "8", "--stop-step", "3"])
+    train_main([*small_run(fake_fashion_mnist, whole, 2), "--steps", "8"])
+
+    def rates(run_dir):
+        with (run_dir / "loss.csv").open() as f:
+            return {int(r["step"]): r["lr"] for r in csv.DictReader(f)}
+
+    assert rates(part) == {k: v for k, v in rates(whole).items() if k <= 3} and saved_step(part) == 3
+    assert (part / "pipeline" / "unet" / "config.json").exists()
+    train_main([*small_run(fake_fashion_mnist, part, 2), "--steps", "8", "--resume"])
+    assert rates(part) == rates(whole)
+    learned = tmp_path / "learned"
+    train_main(
+        [
+            *small_run(fake_fashion_mnist, learned, 2),
+            "--steps",
+            "10",
+            "--variance-type",
+            "learned_range",
+            "--init-from",
+            str(whole / "pipeline"),
+            "--init-step",
+            "8",
+        ]
+    )
+    pipe = DDPMExplorerPipeline.from_pretrained(learned / "pipeline")
+    assert pipe.unet.config.out_channels == 2 and pipe.scheduler.config.variance_type == "learned_range"
+    assert all(np.isfinite(loss) for _, loss in losses(learned))

@@ -115,6 +115,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "fresh optimizer; --init-step says which step those weights are (the LR schedule and EMA warm-up continue)",
     )
     out.add_argument("--init-step", type=int, default=0)
+    out.add_argument(
+        "--stop-step",
+        type=int,
+        default=None,
+        help="end this run after step N, saving its state and exporting the EMA pipeline; the LR schedule still "
+        "spans --steps (runs compared over the same stretch of one schedule; --resume goes on from there)",
+    )
     out.add_argument("--checkpoint-every", type=int, default=250)
     out.add_argument("--sample-every", type=int, default=500)
     out.add_argument("--sample-steps", type=int, default=50, help="respaced steps for the sample grids")
@@ -334,7 +341,8 @@ def train(args: argparse.Namespace, stop: dict) -> None:
     progress = tqdm(total=args.steps, initial=step, disable=not accelerator.is_local_main_process, desc="train")
     unet.train()
     t_last, seen = time.perf_counter(), 0
-    while step < args.steps:
+    last_step = min(args.steps, args.stop_step or args.steps)
+    while step < last_step:
         for x0, y in loader:
             if args.hflip:
                 flip = torch.rand(x0.shape[0], device=x0.device) < 0.5
@@ -382,7 +390,7 @@ def train(args: argparse.Namespace, stop: dict) -> None:
                             f"{time.time():.1f}",
                         ]
                     )
-                if step % args.checkpoint_every == 0 or step == args.steps or stop["signal"]:
+                if step % args.checkpoint_every == 0 or step == last_step or stop["signal"]:
                     save_training_state(out_dir, step, accelerator.unwrap_model(unet), ema, optimizer, lr_scheduler)
                 if step % args.sample_every == 0 or step == args.steps:
                     model = ema_unet(accelerator.unwrap_model(unet), ema)
@@ -393,7 +401,7 @@ def train(args: argparse.Namespace, stop: dict) -> None:
                 progress.close()
                 accelerator.print(f"{stop['signal']}: saved the state of step {step}; continue with --resume.")
                 return
-            if step >= args.steps:
+            if step >= last_step:
                 break
     progress.close()
     if accelerator.is_main_process:
