@@ -65,6 +65,27 @@ class RePaintFrame:
     next_sample: torch.Tensor  # x after the move
 
 
+MASK_PRESETS = ("left half", "right half", "centre square", "random 50 %")
+
+
+def preset_mask(name: str, height: int, width: int, seed: int = 0) -> torch.Tensor:
+    """The keep-mask (1, 1, H, W) of a preset: 0 where it regenerates (the left or right half, the centre square of
+    half the side, or a random half of the pixels), 1 where it keeps the image."""
+    keep = torch.ones(1, 1, height, width)
+    if name == "left half":
+        keep[..., : width // 2] = 0
+    elif name == "right half":
+        keep[..., width // 2 :] = 0
+    elif name == "centre square":
+        keep[..., height // 4 : height - height // 4, width // 4 : width - width // 4] = 0
+    elif name == "random 50 %":
+        order = torch.randperm(height * width, generator=torch.Generator().manual_seed(seed))
+        keep.view(-1)[order[: height * width // 2]] = 0
+    else:
+        raise ValueError(f"Unknown mask preset {name!r}; choose one of {', '.join(MASK_PRESETS)}.")
+    return keep
+
+
 def check_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     """The keep-mask m (1 = keep the image's pixel, 0 = regenerate it), broadcastable to the image's (B, C, H, W)."""
     if not torch.is_tensor(mask) or mask.ndim != 4 or mask.shape[-2:] != image.shape[-2:]:

@@ -91,3 +91,17 @@ def test_bad_masks_are_refused(mask, message):
     image, _ = image_and_mask()
     with pytest.raises(ValueError, match=message):
         repaint(pipeline(), image, mask, num_inference_steps=5)
+
+
+def test_mask_presets_regenerate_what_they_say():
+    from pipelines.repaint import MASK_PRESETS, preset_mask
+
+    masks = {name: preset_mask(name, 8, 8, seed=1) for name in MASK_PRESETS}
+    assert masks["left half"][..., :4].eq(0).all() and masks["left half"][..., 4:].eq(1).all()
+    assert torch.equal(masks["right half"], masks["left half"].flip(-1))
+    assert masks["centre square"].sum() == 64 - 16 and masks["centre square"][..., 2:6, 2:6].eq(0).all()
+    assert masks["random 50 %"].sum() == 32 and not torch.equal(
+        masks["random 50 %"], preset_mask("random 50 %", 8, 8, 2)
+    )
+    with pytest.raises(ValueError, match="Unknown mask preset"):
+        preset_mask("ring", 8, 8)
