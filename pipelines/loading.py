@@ -9,7 +9,7 @@ import torch
 from diffusers import UNet2DModel
 
 from pipelines.pipeline import DDPMExplorerPipeline
-from pipelines.scheduler import DDPMExplorerScheduler
+from pipelines.scheduler import LEARNED_VARIANCE_TYPES, DDPMExplorerScheduler
 
 UNET_WEIGHTS = "diffusion_pytorch_model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -105,9 +105,12 @@ def load_pipeline(
             raise CheckpointError(f"Corrupt safetensors file in {path_or_id}: {e}") from e
         raise
     cfg = unet.config
-    if cfg.in_channels != cfg.out_channels:
+    learned = scheduler.config.variance_type in LEARNED_VARIANCE_TYPES
+    if cfg.out_channels != (2 if learned else 1) * cfg.in_channels:
+        need = "twice as many (its prediction, then Σ_θ's)" if learned else "as many"
         raise CheckpointError(
-            f"{path_or_id}: the UNet maps {cfg.in_channels} to {cfg.out_channels} channels; a DDPM needs them equal."
+            f"{path_or_id}: the UNet maps {cfg.in_channels} to {cfg.out_channels} channels; with variance_type "
+            f"{scheduler.config.variance_type!r} it needs {need} output channels as input channels."
         )
     if expected_channels is not None and cfg.in_channels != expected_channels:
         raise CheckpointError(f"{path_or_id} has {cfg.in_channels} channels, expected {expected_channels}.")

@@ -211,3 +211,15 @@ def test_a_fixed_variance_milestone_widens_into_a_learned_variance_unet():
         a, b = source(x, t).sample, widened(x, t).sample
     torch.testing.assert_close(b[:, :1], a)
     assert b[:, 1:].abs().max() == 0  # v = ½ everywhere to start
+
+
+def test_a_learned_variance_checkpoint_loads_and_a_mismatched_one_is_refused(tmp_path):
+    from pipelines.loading import CheckpointError, load_pipeline
+
+    pipeline(learned_unet(), num_train_timesteps=50).save_pretrained(tmp_path / "learned")
+    pipe = load_pipeline(tmp_path / "learned")
+    assert pipe.unet.config.out_channels == 2 and pipe.scheduler.config.variance_type == "learned_range"
+    fixed = DDPMExplorerPipeline(unet=learned_unet(), scheduler=DDPMExplorerScheduler(num_train_timesteps=50))
+    fixed.save_pretrained(tmp_path / "fixed")  # 2 output channels but a fixed Σ: not a model of ours
+    with pytest.raises(CheckpointError, match="needs as many output channels"):
+        load_pipeline(tmp_path / "fixed")
