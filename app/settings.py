@@ -43,6 +43,12 @@ MAX_GIF_FRAMES = _int("MAX_GIF_FRAMES", 120)  # a GIF export shows this many fra
 STREAM_EVERY_S = float(os.environ.get("STREAM_EVERY_S", 0.25))  # how often a running generation updates the page
 SCRUB_STREAM_EVERY_S = float(os.environ.get("SCRUB_STREAM_EVERY_S", 2.0))  # … and sends its frames so far
 
+# the editing tab: frames a RePaint run (and the naive one) keeps for its scrubber, evenly spread over its moves; the
+# points of an interpolation strip; and the bytes an interpolation's recorded strips may send to the page
+EDIT_MAX_FRAMES = _int("EDIT_MAX_FRAMES", 400)
+INTERPOLATION_POINTS = 9
+INTERPOLATION_BUDGET = _int("INTERPOLATION_BUDGET", 2 * 2**20)
+
 # disk: everything gradio and the app write (cache, uploads, exports), oldest deleted first past the budget
 MAX_TEMP_BYTES = _int("MAX_TEMP_BYTES", 2 * 2**30)  # a Space's disk is 50 GB
 MAX_REQUEST_BYTES = _int("MAX_REQUEST_BYTES", 12 * 2**20)  # one request's body: one upload of MAX_FILE_SIZE

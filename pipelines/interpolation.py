@@ -10,6 +10,7 @@ A deterministic sampler (DDIM with η = 0, or an ODE solver) makes x₀ a functi
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import torch
 
@@ -60,10 +61,16 @@ def crossfade(image_a: torch.Tensor, image_b: torch.Tensor, num_points: int) -> 
 def mixed_class_embeddings(unet, label_a: int, label_b: int, weights: list[float], null_label: int):
     """While inside, a class-conditional UNet asked for ``label_a`` in row i (of a batch of len(weights), or of its
     conditional half in a guided call) sees the mix (1 − wᵢ)·e(a) + wᵢ·e(b) of the two classes' embeddings; the null
-    label ∅ is left as it is. Interpolates between two classes as it interpolates x_T."""
+    label ∅ is left as it is. Interpolates between two classes as it interpolates x_T.
+
+    Only calls made on the thread that entered are mixed: a UNet shared by a server's threads serves the others'
+    calls as it is, while the hook is registered (enter around each step, on the thread that computes it)."""
     w = torch.tensor(weights, dtype=torch.float32)[:, None]
+    owner = threading.get_ident()
 
     def mix(module, args, output):
+        if threading.get_ident() != owner:
+            return None  # another thread's call: its output as it is
         labels = args[0]
         rows = labels != null_label
         if int(rows.sum()) != len(weights):

@@ -1,0 +1,144 @@
+"""The editing tab's recorded runs and what its scrubbers receive (app/static/editing_scrubber.js).
+
+Inpainting: a RePaint run is a list of moves, reverse steps t → t' and forward jumps t → t + stride back up; position
+k of the slider is x before move k (position M, after the last move, is the result). Frames are uint8 (the mapping of
+pipelines.trajectory.to_uint8, [−1, 1] → 0 … 255), (H, W, C), thinned evenly to a count; the list of t and jumps is
+sent whole, so the caption and the t-curve are exact at every position.
+
+Interpolation: the strip of samples is recorded at every step (thinned to a byte budget), all points together.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import torch
+
+from app.scrub_payload import b64, version
+from app.serving.session_memory import RELEASED, ledger
+from app.validation import UserError
+from pipelines.trajectory import frames_to_keep, to_uint8
+
+
+@dataclass
+class MoveRecord:
+    """One run's moves (RePaint or the naive method), as the page and /inpaint_frame read them."""
+
+    t: list[int]  # the paper's t at each position 0 … M (M: the result, t = 0)
+    down: list[bool]  # each move: a reverse step (True) or a forward jump
+    jump: list[int]  # at each position: the climb back up the run is in or has last made
+    num_jumps: int
+    keep: list[int]  # the positions whose frames are kept
+    x_t: list[torch.Tensor] = field(default_factory=list)  # (C, H, W) uint8 at each kept position
+    x0_hat: list[torch.Tensor] = field(default_factory=list)  # the latest x̂₀ there (the result at M)
+
+    @property
+    def num_moves(self) -> int:
+        return len(self.down)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(x.numel() for x in (*self.x_t, *self.x0_hat))
+
+    def record(self, position: int, x: torch.Tensor, x0_hat: torch.Tensor) -> None:
+        """Keep position's frame (x, x̂₀: (1, C, H, W) in [−1, 1]) if it is one of the kept positions."""
+        if position in self._kept:
+            self.x_t.append(to_uint8(x[0].detach().cpu()))
+            self.x0_hat.append(to_uint8(x0_hat[0].detach().cpu()))
+
+    def __post_init__(self):
+        self._kept = set(self.keep)
+
+    def nearest_frame(self, position: int) -> int:
+        """The index (in the kept frames) of the kept position nearest ``position``."""
+        return min(range(len(self.keep)), key=lambda i: abs(self.keep[i] - position))
+
+
+def move_record(timesteps: list[int], downs: list[bool], stride: int, max_frames: int) -> MoveRecord:
+    """The t and jumps of a run with these table indices (pipelines.repaint.repaint_timesteps), before it runs."""
+    t, jump, climbs, went_down = [], [], 0, True
+    for i, (index, down) in enumerate(zip(timesteps, downs, strict=True)):
+        if not down and went_down:
+            climbs += 1
+        before = index + 1 if down else timesteps[i - 1] + 1  # a jump starts where the run was
+        t.append(before)
+        jump.append(climbs)
+        went_down = down
+    t.append(0)
+    jump.append(climbs)
+    return MoveRecord(t, downs, jump, climbs, frames_to_keep(len(t), max_frames))
+
+
+def move_caption(run: MoveRecord, position: int) -> str:
+    """What position k of a RePaint run shows, in words: mirrored by editing_scrubber.js's caption."""
+    m = run.num_moves
+    if position >= m:
+        return f"The result (t = 0), after {m} moves with {run.num_jumps} jumps back up."
+    t, t_next = run.t[position], run.t[position + 1]
+    if run.down[position]:
+        so_far = f"; jump {run.jump[position]} of {run.num_jumps} done" if run.num_jumps else ""
+        return f"Move {position + 1} of {m}: reverse step t = {t} → {t_next}{so_far}."
+    return (
+        f"Move {position + 1} of {m}: jump {run.jump[position]} of {run.num_jumps}, t = {t} → {t_next} (noise added)."
+    )
+
+
+@dataclass
+class InpaintState:
+    """One user's last inpainting run (gr.State), counted in the sessions' memory bound."""
+
+    repaint: MoveRecord | None
+    naive: MoveRecord | None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(r.nbytes for r in (self.repaint, self.naive) if r is not None)
+
+    def release(self) -> None:
+        self.repaint = self.naive = None
+
+
+def admitted(state: InpaintState) -> InpaintState:
+    return ledger.admit(state)
+
+
+def require_inpainting(state: InpaintState | None) -> InpaintState:
+    if state is None:
+        raise UserError("Run the inpainting first; then any move of it can be shown.")
+    if state.repaint is None:
+        raise UserError(RELEASED.format(again="run the inpainting again"))
+    ledger.touch(state)
+    return state
+
+
+def _frames(frames: list[torch.Tensor]) -> str:
+    """(F, C, H, W) uint8 → base64 of (F, H, W, C)."""
+    return b64(torch.stack(frames).permute(0, 2, 3, 1).contiguous().numpy())
+
+
+def inpaint_payload(state: InpaintState, shape: tuple[int, int, int], T: int) -> str:
+    """The inpainting scrubber's JSON: both runs' t, jumps and kept frames."""
+    c, h, w = shape
+    run = lambda r: {
+        "t": r.t,
+        "down": r.down,
+        "jump": r.jump,
+        "num_jumps": r.num_jumps,
+        "keep": r.keep,
+        "x_t": _frames(r.x_t),  # uint8, [−1, 1] → 0 … 255, (F, H, W, C)
+        "x0_hat": _frames(r.x0_hat),
+    }
+    body = {"repaint": run(state.repaint), "naive": run(state.naive)}
+    return json.dumps(
+        {"version": version(), "kind": "inpaint", "T": T, "height": h, "width": w, "channels": c, **body}
+    )
+
+
+def interpolation_payload(t: list[int], strips: dict[str, list[torch.Tensor]], shape, T: int, points: int) -> str:
+    """The interpolation scrubber's JSON: each strip's frames at the recorded t (T … 0), all points of a frame
+    side by side. ``strips``: name → frames (P, C, H, W) uint8, one per t."""
+    c, h, w = shape
+    frames = {name: _frames([f for frame in seq for f in frame]) for name, seq in strips.items()}  # (F·P, H, W, C)
+    head = {"version": version(), "kind": "interpolate", "T": T, "height": h, "width": w, "channels": c}
+    return json.dumps({**head, "points": points, "t": t, "strips": frames})
