@@ -3,8 +3,8 @@
     python benchmarks/default_run.py --repeats 5
 
 Variants (seed 0, the tab's other defaults: fixed_small variance, x̂₀ clipped), each timed from the click to the
-last yield of ``reverse_generate_in_page`` (sampling, recording, the streamed images and scrubber payloads, the
-class-decision curves), models loaded and warmed up first:
+last yield of the page's ``reverse_generate(..., in_page=True)`` (sampling, recording, the streamed images and
+scrubber payloads, the class-decision curves), models loaded and warmed up first:
   before   the old default: fashion-mnist-32, DDPM respaced to 100 steps, batch 4
   now      the tab's default: the default model, its default sampler and steps, its classes and guidance as the tab
            starts ("one of each" at the recommended w: one image per class, two UNet passes per step)
@@ -32,10 +32,10 @@ def variants() -> dict[str, tuple]:
     return {"before": ("fashion-mnist-32", plans.DDPM, 100, 4, plans.ANY_CLASS, None), "now": now}
 
 
-def click(model, sampler, steps, batch, class_choice, guidance) -> tuple:
+def click(model, sampler, steps, batch, class_choice, guidance) -> dict:
     variance = next(iter(plans.VARIANCE_TYPES))
     args = (model, sampler, steps, 0.0, variance, True, 0, batch, class_choice, guidance)
-    return list(reverse.reverse_generate_in_page(*args))[-1]
+    return list(reverse.reverse_generate(*args, in_page=True))[-1]
 
 
 def plan_args(variant: tuple) -> tuple:
@@ -95,7 +95,8 @@ def main() -> None:
     header = ["run", "model", "sampler", "images", "NFE", "image evaluations", "median s", "range s", "speed-up"]
     header += ["per image", "FD × floors (committed / independent features)"]
     body = (
-        f"{args.repeats} interleaved repeats of the page's handler (`reverse_generate_in_page`), after a warm-up. "
+        f"{args.repeats} interleaved repeats of the page's handler (`reverse_generate(..., in_page=True)`), "
+        "after a warm-up. "
         "Image evaluations: NFE × images, × 2 when guided. Speed-up: the old default's median over this run's, "
         "in the same run; per image: the same for seconds per image.\n\n" + table(header, rows) + "\n"
     )

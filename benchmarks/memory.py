@@ -30,9 +30,9 @@ def sessions(model: str, batch: int, sampler: str, steps: int, n: int = 8) -> tu
     held = []
     before = rss_mb()
     for seed in range(n):
-        *_, state, _, _ = list(
+        state = list(
             reverse.reverse_generate(model, sampler, steps, 0.0, next(iter(plans.VARIANCE_TYPES)), True, seed, batch)
-        )[-1]
+        )[-1]["state"]
         held.append(state)
     return held, rss_mb() - before
 

@@ -50,7 +50,7 @@ def server_side(moves: int) -> list[list]:
         reverse.reverse_generate(
             "fashion-mnist-32", plans.DDPM, 1000, 0.0, next(iter(plans.VARIANCE_TYPES)), True, 0, 1
         )
-    )[-1][3]
+    )[-1]["state"]
     ts = [random.randint(0, 999) for _ in range(moves)]
     callback = stats([timed(lambda t=t: reverse.reverse_frame(traj_state, t)) for t in ts])
     with_png = stats([timed(lambda t=t: encode_png(reverse.reverse_frame(traj_state, t))) for t in ts])

@@ -22,6 +22,62 @@ class NonFiniteSampleError(RuntimeError):
     """The model produced NaN or Inf; the run stops instead of streaming garbage."""
 
 
+@dataclass(frozen=True)
+class PreparedRun:
+    """A copy of a scheduler with one run's timesteps set, and the schedule read from it
+    (:meth:`DDPMExplorerPipeline.prepare_run`): built once, then stepped by ``iter_trajectory``, for one run only
+    (solvers keep state as they step)."""
+
+    scheduler: SchedulerMixin
+    schedule: RunSchedule
+
+
+class Recording:
+    """One run of :meth:`DDPMExplorerPipeline.iter_trajectory`, recorded as it goes (made by its ``record``).
+
+    Iterating it runs the steps; each is recorded (x_t, x̂₀, ε̂ as uint8) before it is yielded. ``schedule`` (its
+    model evaluations) is known before the first step; :meth:`recorded` is the frames so far, and ``trajectory``
+    the whole run with its float result x₀ (``final``) once the last step is made.
+    """
+
+    def __init__(self, schedule: RunSchedule, steps: Iterator[TrajectoryStep], max_frames: int | None):
+        self.schedule = schedule
+        self.max_frames = max_frames
+        self.final: torch.Tensor | None = None  # x₀, after the last step
+        self._steps = steps
+        self._recorder: TrajectoryRecorder | None = None  # made at the first step, which tells the batch's shape
+
+    def __len__(self) -> int:
+        return len(self.schedule)
+
+    def __iter__(self) -> Recording:
+        return self
+
+    def __next__(self) -> TrajectoryStep:
+        step = next(self._steps)
+        if self._recorder is None:
+            self._recorder = TrajectoryRecorder(self.schedule, tuple(step.sample.shape), self.max_frames)
+        self._recorder.record(step.step_index, step.sample, step.pred_original_sample, step.pred_epsilon)
+        if step.step_index == step.num_steps - 1:
+            self.final = step.prev_sample
+        return step
+
+    def close(self) -> None:
+        """Stop the run (its generator's ``close``), as a cancelled request does."""
+        self._steps.close()
+
+    def recorded(self) -> Trajectory:
+        """The steps recorded so far (views into the buffers, no copy; ``final`` is None)."""
+        return self._recorder.recorded()
+
+    @property
+    def trajectory(self) -> Trajectory:
+        """The recorded run, with ``final`` set once the last step is made."""
+        trajectory = self._recorder.trajectory
+        trajectory.final = self.final
+        return trajectory
+
+
 @dataclass
 class TrajectoryStep:
     """What one reverse step saw and produced. Tensors are (B, C, H, W).
@@ -216,11 +272,19 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             )
         return diffusers_run_scheduler(scheduler, num_inference_steps, self.device)
 
+    def prepare_run(
+        self, scheduler=None, num_inference_steps: int | None = None, start_timestep: int | None = None
+    ) -> PreparedRun:
+        """:meth:`run_scheduler` and the schedule read from it, built once: :meth:`iter_trajectory` takes it as its
+        ``scheduler``."""
+        run = self.run_scheduler(scheduler, num_inference_steps, start_timestep)
+        return PreparedRun(run, RunSchedule.of(run))
+
     def run_schedule(
         self, scheduler=None, num_inference_steps: int | None = None, start_timestep: int | None = None
     ) -> RunSchedule:
         """The model evaluations a run will make (timesteps and noise levels), known before it starts."""
-        return RunSchedule.of(self.run_scheduler(scheduler, num_inference_steps, start_timestep))
+        return self.prepare_run(scheduler, num_inference_steps, start_timestep).schedule
 
     @torch.inference_mode()
     def iter_trajectory(
@@ -259,7 +323,7 @@ class DDPMExplorerPipeline(DiffusionPipeline):
                 (Kynkäänniemi et al. 2024); ``None`` guides every step.
             scheduler: the scheduler to run instead of the registered one, e.g. a solver of
                 :data:`~pipelines.samplers.SAMPLERS`, or any diffusers scheduler built with ``from_config`` from
-                ``self.scheduler.config``.
+                ``self.scheduler.config``; or a run already prepared by :meth:`prepare_run`.
             latents: x at the first timestep, (B, C, H, W) in the DDPM scale, instead of x_T drawn from
                 ``generator`` (as in diffusers' pipelines). With ``start_timestep`` it is x_t there, which resumes a
                 saved run: the same x_t and generator state give the same frames as the run never stopped.
@@ -267,8 +331,13 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         Every step is reported in the DDPM (variance-preserving) scale whatever the solver works in: Euler-type
         solvers keep x·√(1+σ²), and their x_t is read back with the σ they used (``scale_model_input``).
         """
-        run = self.run_scheduler(scheduler, num_inference_steps, start_timestep)
-        schedule = RunSchedule.of(run)
+        if isinstance(scheduler, PreparedRun):
+            if num_inference_steps is not None or start_timestep is not None:
+                raise ValueError("A prepared run has its timesteps: give N and start_timestep to prepare_run.")
+            prepared = scheduler
+        else:
+            prepared = self.prepare_run(scheduler, num_inference_steps, start_timestep)
+        run, schedule = prepared.scheduler, prepared.schedule
         ours = isinstance(run, DDPMExplorerScheduler)
         splits_variance = isinstance(run, (DDPMExplorerScheduler, DDPMScheduler))  # their step reads Σ_θ channels
         step_kwargs = _step_kwargs(run, generator, eta)
@@ -340,23 +409,31 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             yield step
             x = step.prev_sample
 
+    def record(
+        self,
+        max_frames: int | None = None,
+        scheduler=None,
+        num_inference_steps: int | None = None,
+        start_timestep: int | None = None,
+        **kwargs,
+    ) -> Recording:
+        """A run of :meth:`iter_trajectory` (the same arguments) that records itself as it goes: iterate it for the
+        steps. Its schedule is known before the first step, and its scheduler is built once.
+
+        ``max_frames``: at most this many uint8 frames are kept, evenly spread (see :class:`TrajectoryRecorder`).
+        """
+        prepared = self.prepare_run(scheduler, num_inference_steps, start_timestep)
+        return Recording(prepared.schedule, self.iter_trajectory(scheduler=prepared, **kwargs), max_frames)
+
     def sample_trajectory(self, max_frames: int | None = None, **kwargs) -> Trajectory:
         """Run :meth:`iter_trajectory` and keep its frames as uint8, at most ``max_frames`` of them (evenly spread).
 
         (K, B, C, H, W) uint8 frames, K ≤ ``max_frames``; ``final`` is the float sample x₀.
         """
-        recorder = None
-        final = None
-        for step in self.iter_trajectory(**kwargs):
-            if recorder is None:
-                schedule = self.run_schedule(
-                    kwargs.get("scheduler"), kwargs.get("num_inference_steps"), kwargs.get("start_timestep")
-                )
-                recorder = TrajectoryRecorder(schedule, tuple(step.sample.shape), max_frames)
-            recorder.record(step.step_index, step.sample, step.pred_original_sample, step.pred_epsilon)
-            final = step.prev_sample
-        recorder.trajectory.final = final
-        return recorder.trajectory
+        run = self.record(max_frames, **kwargs)
+        for _ in run:
+            pass
+        return run.trajectory
 
     @torch.inference_mode()
     def __call__(

@@ -147,20 +147,21 @@ def test_session_files_are_bounded_and_go_with_an_evicted_session():
 def test_reverse_generate_streams_then_records(app_models):
     outputs = list(reverse.reverse_generate("tiny-random", **REVERSE))
     final = outputs[-1]
-    grid, x0, status, state, slider, final_grid = arrays(final)
-    in_page = list(reverse.reverse_generate_in_page("tiny-random", **REVERSE))
-    payload = json.loads(in_page[-1][-1])  # the page's run also sends the whole run to the scrubber, once
+    assert "scrubber" not in final, "the API's run sends no scrubber payload"
+    status, state, slider, final_grid = final["status"], final["state"], final["t"], np.asarray(final["result"])
+    in_page = list(reverse.reverse_generate("tiny-random", **REVERSE, in_page=True))
+    payload = json.loads(in_page[-1]["scrubber"])  # the page's run also sends the whole run to the scrubber, once
     assert payload["t"] == [100, 80, 60, 40, 20] and payload["num_steps"] == 5 and payload["complete"]
-    np.testing.assert_array_equal(np.asarray(in_page[-1][0]), np.asarray(final[0]))
+    np.testing.assert_array_equal(np.asarray(in_page[-1]["x_t"]), np.asarray(final["x_t"]))
     assert "Done: DDPM (ancestral), 5 steps" in status and len(state.trajectory) == 5
     assert state.trajectory.samples.shape == (5, 2, 1, 8, 8)
     assert slider["maximum"] == 100 and slider["value"] == 0  # the paper's t: T = 100 is noise, 0 the result
     x_t, x0_hat, eps_hat, plot, caption = arrays(reverse.reverse_frame(state, 100))
     assert x_t.shape == x0_hat.shape == eps_hat.shape and "t = 100 → 80" in caption
     again = list(reverse.reverse_generate("tiny-random", **REVERSE))[-1]
-    assert np.array_equal(np.asarray(again[0]), final_grid), "same seed, same frames"
+    assert np.array_equal(np.asarray(again["x_t"]), final_grid), "same seed, same frames"
     other = list(reverse.reverse_generate("tiny-random", **{**REVERSE, "seed": 1}))[-1]
-    assert not np.array_equal(np.asarray(other[0]), final_grid)
+    assert not np.array_equal(np.asarray(other["x_t"]), final_grid)
     path, _, files = result(reverse.reverse_gif(state))
     assert Image.open(path).n_frames == 5  # one frame per recorded step
     delete_session_files(files)
@@ -235,12 +236,12 @@ def test_the_page_gets_the_frames_while_the_run_streams(app_models, monkeypatch)
     """Every few seconds of a run, the frames recorded so far go to the scrubber (no result at t = 0 yet)."""
     monkeypatch.setattr(settings, "STREAM_EVERY_S", 0.0)
     monkeypatch.setattr(settings, "SCRUB_STREAM_EVERY_S", 0.0)
-    outputs = list(reverse.reverse_generate_in_page("tiny-random", **REVERSE))
-    streamed = [json.loads(o[-1]) for o in outputs[:-1] if isinstance(o[-1], str)]
+    outputs = list(reverse.reverse_generate("tiny-random", **REVERSE, in_page=True))
+    streamed = [json.loads(o["scrubber"]) for o in outputs[:-1] if "scrubber" in o]
     assert streamed and all(not p["complete"] for p in streamed)
     assert [p["t"] for p in streamed] == [[100, 80, 60, 40, 20][: len(p["t"])] for p in streamed]
     assert len(streamed[-1]["t"]) > len(streamed[0]["t"]), "each chunk holds the frames so far"
-    assert json.loads(outputs[-1][-1])["complete"]
+    assert json.loads(outputs[-1]["scrubber"])["complete"]
 
 
 @pytest.mark.parametrize("value", [True, False])

@@ -178,3 +178,26 @@ def test_fast_cpu_paths_equal_eager(tiny_unet):
     torch.testing.assert_close(run(compiled), eager, atol=1e-4, rtol=1e-4)
     both = DDPMExplorerPipeline(unet=copy.deepcopy(tiny_unet), scheduler=scheduler).enable_fast_cpu(compile=True)
     torch.testing.assert_close(run(both), eager, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "unipc"])
+def test_a_recorded_run_builds_its_scheduler_once_and_equals_the_plain_loop(tiny_pipeline, monkeypatch, sampler):
+    from pipelines.samplers import SAMPLERS
+
+    scheduler = SAMPLERS[sampler].scheduler(tiny_pipeline.scheduler.config)
+    plain = list(tiny_pipeline.iter_trajectory(num_inference_steps=4, scheduler=scheduler, generator=seeded(3)))
+    built = []
+    run_scheduler = tiny_pipeline.run_scheduler
+    monkeypatch.setattr(tiny_pipeline, "run_scheduler", lambda *a, **k: built.append(1) or run_scheduler(*a, **k))
+    run = tiny_pipeline.record(None, num_inference_steps=4, scheduler=scheduler, generator=seeded(3))
+    assert len(run) == len(plain) and built == [1]
+    steps = list(run)
+    assert built == [1]
+    assert all(torch.equal(a.prev_sample, b.prev_sample) for a, b in zip(steps, plain, strict=True))
+    trajectory = run.trajectory
+    assert torch.equal(trajectory.final, plain[-1].prev_sample) and len(trajectory) == len(plain)
+    assert torch.equal(trajectory.samples[-1], to_uint8(plain[-1].sample))
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)

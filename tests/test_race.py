@@ -20,7 +20,7 @@ NAMES = [SAMPLERS[k].name for k in ("ddpm", "dpmsolver++2m", "heun")]
 
 def test_a_race_runs_every_sampler_from_the_same_noise_and_sends_aligned_frames(app_models):
     outputs = list(race.race("tiny-random", NAMES, 6, 0, 2, in_page=True))
-    items, table, payload = outputs[-1]
+    items, table, payload = outputs[-1]["gallery"], outputs[-1]["status"], outputs[-1]["scrubber"]
     assert [caption.split(":")[0] for _, caption in items] == NAMES
     assert table.count("done") == 3 and "11 / 11" in table  # Heun: 2·6 − 1 evaluations
     runs = json.loads(payload)["runs"]
@@ -56,7 +56,7 @@ def test_race_refuses_bad_picks(app_models, names, message):
 def test_reverse_runs_any_sampler_of_the_registry(app_models):
     name = SAMPLERS["dpmsolver++2m"].name
     *_, last = reverse.reverse_generate("tiny-random", name, 5, 0.0, VARIANCE, True, 0, 2)
-    _, _, status, state, *_ = last
+    status, state = last["status"], last["state"]
     assert name in status and state.trajectory.num_steps == 5
     assert "9 model evaluations" in reverse.estimate_runtime("tiny-random", SAMPLERS["heun"].name, 5, 0.0, 1)
     with pytest.raises(gr.Error, match="Sampler"):
@@ -96,12 +96,14 @@ def test_class_choice_sets_the_labels(app_models):
     with pytest.raises(gr.Error, match="Class"):
         plans.run_plan("tiny-conditional", plans.DDPM, 5, 0.0, 2, "dog", 3.0)
     *_, last = reverse.reverse_generate("tiny-conditional", plans.DDPM, 4, 0.0, VARIANCE, True, 0, 2, "line", 2.0)
-    assert last[3].trajectory.samples.shape[1] == 2
+    assert last["state"].trajectory.samples.shape[1] == 2
 
 
 def test_guidance_sweep_runs_each_w_from_the_same_noise(app_models):
-    *_, last = race.guidance_sweep("tiny-conditional", plans.ONE_OF_EACH, [0.0, 1.0, 5.0], plans.DDPM, 4, 0, 2, True)
-    items, table, payload = last
+    *_, last = race.guidance_sweep(
+        "tiny-conditional", plans.ONE_OF_EACH, [0.0, 1.0, 5.0], plans.DDPM, 4, 0, 2, in_page=True
+    )
+    table, payload = last["status"], last["scrubber"]
     runs = json.loads(payload)["runs"]
     assert [r["name"] for r in runs] == ["w = 0", "w = 1", "w = 5"] and table.count("done") == 3
     first = [first_frame(r).astype(int) for r in runs]
@@ -109,9 +111,9 @@ def test_guidance_sweep_runs_each_w_from_the_same_noise(app_models):
     results = [np.asarray(Image.open(io.BytesIO(base64.b64decode(r["result"])))) for r in runs]
     assert not np.array_equal(results[0], results[2])  # guidance changes the result
     with pytest.raises(gr.Error, match="class-conditional"):
-        next(race.guidance_sweep("tiny-random", "circle", [0.0, 1.0], plans.DDPM, 4, 0, 1, False))
+        next(race.guidance_sweep("tiny-random", "circle", [0.0, 1.0], plans.DDPM, 4, 0, 1))
     with pytest.raises(gr.Error, match="2 to 6"):
-        next(race.guidance_sweep("tiny-conditional", "circle", [1.0], plans.DDPM, 4, 0, 1, False))
+        next(race.guidance_sweep("tiny-conditional", "circle", [1.0], plans.DDPM, 4, 0, 1))
 
 
 def test_guidance_sweep_api(live_app):

@@ -36,7 +36,7 @@ def caption_number(caption: str, name: str) -> float:
 
 def run(steps: int | None):
     outputs = list(reverse.reverse_generate("tiny-random", plans.DDPM, steps or T, 0.0, VARIANCE, True, 0, 1))
-    return outputs[-1][3]
+    return outputs[-1]["state"]
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ def main() -> None:
         guidance.get("value"),
     )
     outputs = list(reverse.reverse_generate(settings.DEFAULT_MODEL, *run))
-    state = outputs[-1][3]
+    state = outputs[-1]["state"]
     pipe = check_model(state.model)
     payload = json.loads(
         reverse_payload(

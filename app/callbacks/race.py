@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import gradio as gr
 import torch
@@ -27,7 +28,10 @@ from app.scrub_payload import race_payload
 from app.serving.compute_slots import gpu, in_compute_slots
 from app.validation import UserError, check_float, check_int, check_model, numerical_faults_as_errors
 from pipelines.samplers import SAMPLERS, Sampler
-from pipelines.trajectory import Trajectory, TrajectoryRecorder
+from pipelines.trajectory import Trajectory
+
+if TYPE_CHECKING:  # diffusers is loaded by the first run, not to serve the page
+    from pipelines.pipeline import Recording
 
 MIN_RACERS, MAX_RACERS = 2, 4
 DEFAULT_RACERS = [SAMPLERS[k].name for k in ("ddpm", "ddim", "dpmsolver++2m", "euler-ancestral")]
@@ -50,19 +54,24 @@ class Racer:
 
     name: str
     sampler: Sampler
-    steps: object  # its iterator of TrajectorySteps
-    recorder: TrajectoryRecorder
-    num_evaluations: int
+    run: Recording  # its steps, each recorded as it is made
     done: int = 0  # evaluations made
     wall_s: float = 0.0  # its own time: the race interleaves the runs
-    final: torch.Tensor | None = None
+
+    @property
+    def num_evaluations(self) -> int:
+        return len(self.run)
+
+    @property
+    def final(self) -> torch.Tensor | None:
+        return self.run.final
 
     @property
     def progress(self) -> float:
         return self.done / self.num_evaluations
 
     def trajectory(self) -> Trajectory:
-        trajectory = self.recorder.trajectory
+        trajectory = self.run.trajectory
         trajectory.final = None if self.final is None else self.final.cpu()
         return trajectory
 
@@ -100,28 +109,25 @@ def gallery(racers: list[Racer], current: dict[int, torch.Tensor]) -> list:
 
 def run_race(pipe, contenders: list[Contender], n: int, seed: int, batch_size: int, class_labels, in_page: bool):
     """Run each contender for N steps from the same x_T (the same seed), one model evaluation at a time to whichever
-    run is furthest behind, so they advance together; stream their x̂₀ and a table of NFE and time. The last yield
-    carries the race scrubber's payload when ``in_page``."""
+    run is furthest behind, so they advance together; stream their x̂₀ (``gallery``) and a table of NFE and time
+    (``status``). The last yield carries the race scrubber's payload (``scrubber``) when ``in_page``."""
     guided = class_labels is not None and any(c.guidance_scale not in (0.0, 1.0) for c in contenders)
     check_work(pipe, sum(c.sampler.nfe(n) for c in contenders), batch_size * (2 if guided else 1))
     budget = max(2, frame_budget(pipe, batch_size) // len(contenders))
     racers = []
     for c in contenders:
-        scheduler = c.sampler.scheduler(pipe.scheduler.config)
-        schedule = pipe.run_schedule(scheduler, n)
-        steps_iter = in_compute_slots(
-            pipe.iter_trajectory(
-                batch_size=batch_size,
-                generator=torch.Generator(device=pipe.device).manual_seed(seed),
-                num_inference_steps=n,
-                scheduler=scheduler,
-                class_labels=class_labels,
-                guidance_scale=c.guidance_scale,
-                show_progress=False,
-            )
+        run = pipe.record(
+            budget,
+            batch_size=batch_size,
+            generator=torch.Generator(device=pipe.device).manual_seed(seed),
+            num_inference_steps=n,
+            scheduler=c.sampler.scheduler(pipe.scheduler.config),
+            class_labels=class_labels,
+            guidance_scale=c.guidance_scale,
+            show_progress=False,
         )
-        recorder = TrajectoryRecorder(schedule, (batch_size, *pipe.sample_shape), budget)
-        racers.append(Racer(c.name, c.sampler, steps_iter, recorder, len(schedule)))
+        racers.append(Racer(c.name, c.sampler, run))
+    steps = [in_compute_slots(r.run) for r in racers]
 
     current: dict[int, torch.Tensor] = {}
     last_yield = 0.0
@@ -131,19 +137,17 @@ def run_race(pipe, contenders: list[Contender], n: int, seed: int, batch_size: i
                 ((i, r) for i, r in enumerate(racers) if r.done < r.num_evaluations), key=lambda ir: ir[1].progress
             )
             start = time.perf_counter()
-            step = next(racer.steps)
+            step = next(steps[i])
             racer.wall_s += time.perf_counter() - start
-            racer.recorder.record(step.step_index, step.sample, step.pred_original_sample, step.pred_epsilon)
             racer.done += 1
             current[i] = step.pred_original_sample
-            if racer.done == racer.num_evaluations:
-                racer.final = step.prev_sample
             if time.perf_counter() - last_yield > settings.STREAM_EVERY_S:
                 last_yield = time.perf_counter()
-                yield gallery(racers, current), status_table(racers), *([gr.skip()] if in_page else [])
-    trajectories = [(r.name, r.trajectory(), r.wall_s) for r in racers]
-    payload = [race_payload(trajectories, pipe.scheduler.tables)] if in_page else []
-    yield gallery(racers, current), status_table(racers), *payload
+                yield {"gallery": gallery(racers, current), "status": status_table(racers)}
+    outputs = {"gallery": gallery(racers, current), "status": status_table(racers)}
+    if in_page:
+        outputs["scrubber"] = race_payload([(r.name, r.trajectory(), r.wall_s) for r in racers], pipe.scheduler.tables)
+    yield outputs
 
 
 def check_steps_seed_batch(pipe, steps, seed, batch_size) -> tuple[int, int, int]:
@@ -152,16 +156,22 @@ def check_steps_seed_batch(pipe, steps, seed, batch_size) -> tuple[int, int, int
     return n, check_int("Seed", seed, 0, settings.MAX_SEED), check_int("Batch size", batch_size, 1, settings.MAX_BATCH)
 
 
-def race(model_name, sampler_names, steps, seed, batch_size, in_page: bool):
-    """Two to four samplers from the same x_T (unconditional, for a class-conditional model)."""
+@gpu
+def race(model_name, sampler_names, steps, seed, batch_size, progress=gr.Progress(), in_page: bool = False):
+    """Two to four samplers from the same x_T (unconditional, for a class-conditional model): each one's result and
+    the table of NFE and time; the page's (``in_page``) also the race scrubber's payload."""
     pipe = check_model(model_name)
     contenders = [Contender(s.name, s) for s in check_racers(sampler_names)]
     n, seed, batch_size = check_steps_seed_batch(pipe, steps, seed, batch_size)
     yield from run_race(pipe, contenders, n, seed, batch_size, None, in_page)
 
 
-def guidance_sweep(model_name, class_choice, scales, sampler, steps, seed, batch_size, in_page: bool):
-    """The same x_T denoised for one class (or one of each) at several guidance scales w, side by side."""
+@gpu
+def guidance_sweep(
+    model_name, class_choice, scales, sampler, steps, seed, batch_size, progress=gr.Progress(), in_page: bool = False
+):
+    """The same x_T denoised for one class (or one of each) at several guidance scales w, side by side: as
+    :func:`race`."""
     pipe = check_model(model_name)
     if pipe.null_class_label is None:
         raise UserError("Guidance needs a class-conditional model; this one is unconditional.")
@@ -175,30 +185,6 @@ def guidance_sweep(model_name, class_choice, scales, sampler, steps, seed, batch
     labels, _, batch_size = conditioning(pipe, class_choice, 1.0, batch_size)
     contenders = [Contender(f"w = {w:g}", sampler, w) for w in ws]
     yield from run_race(pipe, contenders, n, seed, batch_size, labels, in_page)
-
-
-@gpu
-def race_api(model_name, sampler_names, steps, seed, batch_size, progress=gr.Progress()):
-    """The API's race: each sampler's result and the table of NFE and time."""
-    yield from race(model_name, sampler_names, steps, seed, batch_size, in_page=False)
-
-
-@gpu
-def race_in_page(model_name, sampler_names, steps, seed, batch_size, progress=gr.Progress()):
-    """The page's race: also the race scrubber's payload."""
-    yield from race(model_name, sampler_names, steps, seed, batch_size, in_page=True)
-
-
-@gpu
-def guidance_sweep_api(model_name, class_choice, scales, sampler, steps, seed, batch_size, progress=gr.Progress()):
-    """The API's guidance sweep: each w's result and the table of NFE and time."""
-    yield from guidance_sweep(model_name, class_choice, scales, sampler, steps, seed, batch_size, in_page=False)
-
-
-@gpu
-def guidance_sweep_in_page(model_name, class_choice, scales, sampler, steps, seed, batch_size, progress=gr.Progress()):
-    """The page's guidance sweep, with the scrubber's payload."""
-    yield from guidance_sweep(model_name, class_choice, scales, sampler, steps, seed, batch_size, in_page=True)
 
 
 def guidance_controls(name):

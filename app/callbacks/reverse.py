@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ from app.settings import ASSETS_DIR
 from app.validation import check_choice, check_int, check_model, numerical_faults_as_errors
 from pipelines.class_decision import class_decision
 from pipelines.schedules import index_to_paper_t
-from pipelines.trajectory import Trajectory, TrajectoryRecorder, to_uint8
+from pipelines.trajectory import Trajectory, to_uint8
 
 if TYPE_CHECKING:  # diffusers is loaded by the first run, not to serve the page
     from pipelines import DDPMExplorerPipeline
@@ -45,7 +46,7 @@ def estimate_runtime(model_name, sampler, steps, eta, batch_size, class_choice=N
     )
 
 
-def run_scheduler(plan: RunPlan, variance_type: str, clip: bool):
+def request_scheduler(plan: RunPlan, variance_type: str, clip: bool):
     """The scheduler of this request: ours with its Σ_t and clipping options, or the sampler's solver built from the
     model's config (which carries its thresholding and λ bound). The shared pipeline's scheduler stays untouched."""
     variance = check_choice("Variance type", variance_type, tuple(VARIANCE_TYPES))
@@ -57,47 +58,43 @@ def run_scheduler(plan: RunPlan, variance_type: str, clip: bool):
     return plan.sampler.scheduler(config)
 
 
-def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool):
+def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool) -> Iterator[dict]:
     """Denoise pure noise step by step as ``plan`` says, streaming x_t and x̂₀ while it runs; the last yield carries
     the recorded trajectory (the session's handle for scrubbing) and the final images. ``in_page``: also the
     scrubber's payload, the frames recorded so far every SCRUB_STREAM_EVERY_S while it runs and the whole run at the
-    end."""
+    end.
+
+    Yields its outputs by name: ``x_t``, ``x0_hat``, ``status``; at the end also ``state``, ``t`` (the slider's
+    update), ``result``; and ``scrubber`` in the page."""
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
     pipe, batch_size = plan.pipe, plan.batch_size
-    scheduler = run_scheduler(plan, variance_type, clip)
-    schedule = pipe.run_schedule(scheduler, plan.num_steps)
-    recorder = TrajectoryRecorder(schedule, (batch_size, *pipe.sample_shape), frame_budget(pipe, batch_size))
-    generator = torch.Generator(device=pipe.device).manual_seed(seed)
     tables = pipe.scheduler.tables
     spectrum = models.data_spectrum(plan.model)
-    last_yield, last_payload, final = 0.0, time.perf_counter(), None
-    run = pipe.iter_trajectory(
+    last_yield, last_payload = 0.0, time.perf_counter()
+    run = pipe.record(
+        frame_budget(pipe, batch_size),
         batch_size=batch_size,
-        generator=generator,
+        generator=torch.Generator(device=pipe.device).manual_seed(seed),
         num_inference_steps=plan.num_steps,
         eta=plan.eta,
-        scheduler=scheduler,
+        scheduler=request_scheduler(plan, variance_type, clip),
         class_labels=plan.class_labels,
         guidance_scale=plan.guidance_scale,
         show_progress=True,
     )
     with numerical_faults_as_errors():
         for step in in_compute_slots(run):
-            recorder.record(step.step_index, step.sample, step.pred_original_sample, step.pred_epsilon)
-            final = step.prev_sample
             if time.perf_counter() - last_yield > settings.STREAM_EVERY_S:
                 last_yield = time.perf_counter()
                 t, t_prev = index_to_paper_t(step.timestep), index_to_paper_t(step.prev_timestep)
                 status = f"step {step.step_index + 1} / {step.num_steps}: t = {t} → {t_prev}"
-                payload = []
-                if in_page:
-                    so_far = recorder.recorded()
-                    due = last_yield - last_payload > settings.SCRUB_STREAM_EVERY_S and len(so_far) > 0
-                    payload = [reverse_payload(so_far, tables, data_spectrum=spectrum) if due else gr.skip()]
-                    last_payload = last_yield if due else last_payload
-                live = [grid_image(step.sample), grid_image(step.pred_original_sample)]
-                yield *live, status, *[gr.skip()] * 3, *payload
-    trajectory = recorder.trajectory
+                live = {"x_t": grid_image(step.sample), "x0_hat": grid_image(step.pred_original_sample)}
+                so_far = run.recorded() if in_page else []
+                if last_yield - last_payload > settings.SCRUB_STREAM_EVERY_S and len(so_far) > 0:
+                    live["scrubber"] = reverse_payload(so_far, tables, data_spectrum=spectrum)
+                    last_payload = last_yield
+                yield {**live, "status": status}
+    final, trajectory = run.final, run.trajectory
     trajectory.final = final.cpu()
     state = ledger.admit(recorded_state(plan, trajectory))
     done = (
@@ -106,12 +103,12 @@ def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool):
         f"({trajectory.nbytes / 2**20:.1f} MB). Scrub t below."
     )
     final_grid = grid_image(final)
-    slider = gr.update(minimum=0, maximum=state.num_train_timesteps, value=0)
-    payload = []
+    outputs = {"x_t": final_grid, "x0_hat": grid_image(final), "status": done, "state": state, "result": final_grid}
+    outputs["t"] = gr.update(minimum=0, maximum=state.num_train_timesteps, value=0)
     if in_page:
         classes = decided_classes(pipe, trajectory)
-        payload = [reverse_payload(trajectory, tables, data_spectrum=spectrum, classes=classes)]
-    yield final_grid, grid_image(final), done, state, slider, final_grid, *payload
+        outputs["scrubber"] = reverse_payload(trajectory, tables, data_spectrum=spectrum, classes=classes)
+    yield outputs
 
 
 def decided_classes(pipe: DDPMExplorerPipeline, trajectory: Trajectory):
@@ -137,29 +134,12 @@ def reverse_generate(
     class_choice=ANY_CLASS,
     guidance=1.0,
     progress=gr.Progress(track_tqdm=True),
+    in_page: bool = False,
 ):
-    """The API's run: :func:`sample`'s images, status and recorded state (no scrubber payload to download)."""
+    """A run: :func:`sample`'s outputs by name. The API's leaves the scrubber's payload out (``in_page`` False);
+    the page's streams it."""
     plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
-    yield from sample(plan, variance_type, clip, seed, in_page=False)
-
-
-@gpu
-def reverse_generate_in_page(
-    model_name,
-    sampler,
-    steps,
-    eta,
-    variance_type,
-    clip,
-    seed,
-    batch_size,
-    class_choice=ANY_CLASS,
-    guidance=1.0,
-    progress=gr.Progress(track_tqdm=True),
-):
-    """The page's run: :func:`sample` with the scrubber's payload, streamed."""
-    plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
-    yield from sample(plan, variance_type, clip, seed, in_page=True)
+    yield from sample(plan, variance_type, clip, seed, in_page)
 
 
 def conditioning_controls(name):

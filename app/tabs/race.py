@@ -8,7 +8,7 @@ import gradio as gr
 from app import plans, settings
 from app.callbacks import race as cb
 from app.tabs.scrubbers import race_scrubber, timestep_slider
-from app.tabs.widgets import COMPUTE_QUEUE, follow_model_T
+from app.tabs.widgets import COMPUTE_QUEUE, by_name, follow_model_T
 
 RACE_NOTE = (
     "The same x_T, denoised by each sampler side by side. Deterministic solvers (DDIM η = 0, DPM-Solver++, UniPC, "
@@ -35,15 +35,19 @@ def noise_level_scrubber(T: int, slider_id: str, *scrubber_args):
     return t, race_scrubber(slider_id, *scrubber_args)
 
 
-def side_by_side_events(model, inputs, buttons, outputs, in_page) -> None:
+def side_by_side_events(model, inputs, buttons, outputs, handler, api_name: str) -> None:
     """Start streams the runs into the gallery and the scrubber, then moves the slider to the results (t = 0); Stop
-    cancels; the slider's range follows the model's T."""
+    cancels; the slider's range follows the model's T. The API's twin (``api_name``) leaves the scrubber out."""
     start, stop = buttons
     live, status, t, scrubber = outputs
     follow_model_T(model, t)
-    run = start.click(in_page, inputs, [live, status, scrubber], api_visibility="private", **COMPUTE_QUEUE)
+    shown = {"gallery": live, "status": status}
+    page = by_name(handler, {**shown, "scrubber": scrubber}, in_page=True)
+    run = start.click(inputs=inputs, **page, api_visibility="private", **COMPUTE_QUEUE)
     run.then(lambda: gr.update(value=0), None, t, api_visibility="private")
     stop.click(None, None, None, cancels=[run], api_visibility="private")
+    api_only = gr.Button(visible=False)
+    api_only.click(inputs=inputs, **by_name(handler, shown, in_page=False), api_name=api_name, **COMPUTE_QUEUE)
 
 
 def race_section(model: gr.Dropdown, T: int) -> None:
@@ -68,9 +72,7 @@ def race_section(model: gr.Dropdown, T: int) -> None:
         )
     model.change(cb.quality_plot, model, plot, api_visibility="private")
     inputs = [model, samplers, steps, seed, batch]
-    side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), cb.race_in_page)
-    api_only = gr.Button(visible=False)
-    api_only.click(cb.race_api, inputs, [live, status], api_name="race", **COMPUTE_QUEUE)
+    side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), cb.race, "race")
 
 
 GUIDANCE_NOTE = (
@@ -102,9 +104,7 @@ def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:
     model.change(cb.guidance_controls, model, [section, class_choice], api_visibility="private")
     demo.load(cb.guidance_controls, model, [section, class_choice], api_visibility="private")
     inputs = [model, class_choice, scales, sampler, steps, seed, batch]
-    side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), cb.guidance_sweep_in_page)
-    api_only = gr.Button(visible=False)
-    api_only.click(cb.guidance_sweep_api, inputs, [live, status], api_name="guidance_sweep", **COMPUTE_QUEUE)
+    side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), cb.guidance_sweep, "guidance_sweep")
 
 
 def create_sections(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:

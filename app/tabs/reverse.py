@@ -13,7 +13,7 @@ from app.callbacks.sdedit import sdedit
 from app.images import examples
 from app.tabs import race
 from app.tabs.scrubbers import reverse_scrubber, timestep_slider
-from app.tabs.widgets import COMPUTE_QUEUE, GifExport, follow_model_T, image_panel
+from app.tabs.widgets import COMPUTE_QUEUE, GifExport, by_name, follow_model_T, image_panel
 
 SDEDIT_NOTE = (
     "Your image is noised in closed form to t, then the model denoises from t. Small t keeps the image; "
@@ -142,15 +142,15 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     inputs.model.change(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private")
     demo.load(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private")
     follow_model_T(inputs.model, t)
-    outputs = [live_xt, live_x0, status, state, t, final]
+    outputs = {"x_t": live_xt, "x0_hat": live_x0, "status": status, "state": state, "t": t, "result": final}
     # the page's run streams the scrubber's frames too; the API's run leaves them out (hidden trigger)
-    run = generate.click(
-        cb.reverse_generate_in_page, inputs.all, [*outputs, scrubber], api_visibility="private", **COMPUTE_QUEUE
-    )
+    page_run = by_name(cb.reverse_generate, {**outputs, "scrubber": scrubber}, in_page=True)
+    run = generate.click(inputs=inputs.all, **page_run, api_visibility="private", **COMPUTE_QUEUE)
     # /reverse_frame, for the API: in the page the scrubber draws every frame (hidden outputs)
     api_only = gr.Button(visible=False)
     api_frames = [gr.Image(visible=False, format="png") for _ in range(4)]
-    api_only.click(cb.reverse_generate, inputs.all, outputs, api_name="reverse_generate", **COMPUTE_QUEUE)
+    api_run = by_name(cb.reverse_generate, outputs, in_page=False)
+    api_only.click(inputs=inputs.all, **api_run, api_name="reverse_generate", **COMPUTE_QUEUE)
     api_only.click(cb.reverse_frame, [state, t], [*api_frames, gr.Markdown(visible=False)], api_name="reverse_frame")
     demo.load(cb.open_with_default_run, None, scrubber, api_visibility="private", show_progress="hidden")
     stop.click(None, None, None, cancels=[run], api_visibility="private")

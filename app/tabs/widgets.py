@@ -3,6 +3,9 @@ the queue that model work shares."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import gradio as gr
@@ -13,6 +16,25 @@ from app.plans import model_num_timesteps
 # Every event that runs a model (or any work longer than a fraction of a second) joins this one queue: at most
 # SAMPLING_CONCURRENCY of them compute at once, across all sessions and tabs.
 COMPUTE_QUEUE = dict(concurrency_limit=settings.SAMPLING_CONCURRENCY, concurrency_id="sampling")
+
+
+def by_name(handler: Callable[..., Iterator[dict]], outputs: dict[str, gr.Component], **bound) -> dict:
+    """An event's ``fn`` and ``outputs`` from a generator handler that yields its outputs by name: each yield becomes
+    a tuple in the order of ``outputs`` (a name it leaves out: ``gr.skip()``; a name it yields that this event does
+    not show: dropped). ``bound`` keywords (e.g. ``in_page=True``) are passed to every call and left out of the
+    signature gradio reads, so the API's parameter names are the handler's own. The function is named after the
+    handler and its bound flags that are true (``race_in_page``): the page's twin never takes the API's name."""
+
+    @functools.wraps(handler)
+    def fn(*args, **kwargs):
+        for named in handler(*args, **kwargs, **bound):
+            values = tuple(named.get(name, gr.skip()) for name in outputs)
+            yield values[0] if len(values) == 1 else values
+
+    signature = inspect.signature(handler)
+    fn.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values() if p.name not in bound])
+    fn.__name__ = fn.__qualname__ = "_".join([handler.__name__, *(k for k, v in bound.items() if v is True)])
+    return {"fn": fn, "outputs": list(outputs.values())}
 
 
 def image_panel(label: str, height: int = 220, **kwargs) -> gr.Image:
