@@ -15,7 +15,7 @@ from app.serving.queue_limits import limit_jobs_per_client
 from app.serving.route_guard import RouteGuard
 from app.serving.session_memory import return_large_buffers_to_the_system
 from app.serving.sessions import SessionFiles, delete_session_files, export_dir
-from app.tabs import forward, lab, loss, reverse
+from app.tabs import forward, lab, loss, reverse, scrubbers
 from pipelines.samplers import SAMPLERS
 
 CSS = """
@@ -78,6 +78,7 @@ def launch_kwargs() -> dict:
     them), share stays off, uploads are capped, and no extra paths are served."""
     return dict(
         css=CSS,
+        head=scrubbers.head(),  # the scrubbers' shared module, once for the page
         max_file_size=settings.MAX_FILE_SIZE,
         allowed_paths=[],
         share=False,

@@ -366,3 +366,41 @@ def test_a_drawing_made_with_the_mouse_becomes_the_labs_data(page):
     page.get_by_text("Draw on the pad with the mouse, a pen or a finger").first.wait_for(timeout=15_000)
     assert page.locator("#lab-drawing .pad-caption").inner_text().startswith("Draw here")
     choose(page, "Data set", "8 Gaussians (ring)")
+
+
+def test_scrub_js_is_loaded_once_for_the_scrubbers(page):
+    """The page's <head> carries scrub.js once (launch(head=...)); no scrubber brings its own copy."""
+    in_head = page.evaluate(
+        "() => [...document.head.querySelectorAll('script')]"
+        ".filter((s) => s.textContent.includes('window.DDPMScrub = window.DDPMScrub ||')).length"
+    )
+    assert in_head >= 1 and page.evaluate("() => typeof window.DDPMScrub.mount") == "function"
+    config = page.evaluate("() => window.gradio_config")
+    heads = {c["props"].get("elem_id"): c["props"].get("head") for c in config["components"]}
+    for scrubber in ("forward-scrubber", "reverse-scrubber", "race-scrubber", "guidance-scrubber", "lab-scrubber"):
+        assert not heads.get(scrubber), scrubber
+
+
+def test_a_payload_that_fails_is_written_into_the_caption(page):
+    """A payload that does not parse, or an image that does not decode, says so in the widget's caption instead of
+    leaving the last view (mounted here on a detached copy of a widget, so the page's own widgets are untouched)."""
+    captions = page.evaluate(
+        """async () => {
+        const make = () => {
+          const element = document.createElement("div");
+          element.innerHTML = '<div class="scrubber" data-slider="forward-t"><div class="caption"></div>' +
+            '<button class="play"></button><button class="pause"></button><select class="speed">' +
+            '<option value="1" selected>1</option></select></div>';
+          return element;
+        };
+        const widget = { direction: 1, load: async (p) => { await window.DDPMScrub.decodeImage(p.png); },
+                         show: (t) => t };
+        const broken = make(), undecodable = make();
+        window.DDPMScrub.mount(broken, { value: "{not json" }, () => {}, widget);
+        window.DDPMScrub.mount(undecodable, { value: '{"version": 1, "png": "AAAA"}' }, () => {}, widget);
+        await new Promise((done) => setTimeout(done, 500));
+        return [broken, undecodable].map((e) => [e.querySelector(".caption").textContent, e.dataset.failure || ""]);
+      }"""
+    )
+    for caption, failure in captions:
+        assert caption.startswith("This view could not be drawn: ") and failure, caption

@@ -1,5 +1,6 @@
 // Forward tab: x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε computed here, in the page, at every slider move: no request is sent.
-// Runs as the gr.HTML's js_on_load (element, props, watch come from gradio); helpers in scrub.js.
+// Runs as the gr.HTML's js_on_load (element, props, watch come from gradio), mounted by scrub.js's S.mount, which
+// owns the version guard, the slider and failures; this file only paints.
 //
 // The payload (props.value, JSON, sent once per setup by app/scrub_payload.py::forward_payload):
 //   version  increasing per setup; an older payload never replaces a newer one
@@ -12,14 +13,10 @@
 //     in cycles per pixel; at t the signal's is ᾱ_t·x0 and the noise's (1 − ᾱ_t)·eps
 (() => {
   const S = window.DDPMScrub;
-  const sliderId = element.querySelector(".scrubber").dataset.slider;  // gradio's slider this widget follows
   const $ = (selector) => element.querySelector(selector);
-  const state = { version: -1, data: null, plot: null };
+  const state = { data: null, plot: null };
 
-  function load(json) {
-    if (!json) return;
-    const p = JSON.parse(json);
-    if (p.version <= state.version) return;  // a late, older setup
+  function load(p) {
     const x0 = S.bytes(p.x0);
     const data = {
       T: p.T, h: p.height, w: p.width, c: p.channels,
@@ -38,7 +35,6 @@
       image.data.fill(255);  // opaque; the loop writes R, G, B
       return { ctx, image };
     });
-    state.version = p.version;
     state.data = data;
     S.paint($('canvas[data-panel="eps"]'), data.h, data.w, data.c, (k) => S.toByte(data.eps[k], 3));
     state.plot = S.curves($("canvas.curves"), [
@@ -46,7 +42,6 @@
       { label: "ᾱ_t", values: data.alphaBar, log: false },
       { label: "log SNR", values: data.logSnr, log: false },
     ], data.T);
-    show(S.readT(sliderId));
   }
 
   // The three frames of t, written straight into RGBA buffers. A Uint8ClampedArray rounds half to even and clips
@@ -87,7 +82,7 @@
     $("table.values").innerHTML =
       "<tr><th>quantity</th><th>value</th></tr>" + rows.map(([k, v]) => `<tr><td>${k}</td><td>${v}</td></tr>`).join("");
     drawSpectrum(d.spectrum, ab);
-    S.markPainted(element, t, state.version);
+    return t;
   }
 
   // The spectral view: log-log power against frequency of the signal √ᾱ_t·x₀ and of the noise √(1−ᾱ_t)·ε, with
@@ -116,8 +111,5 @@
     $(".spectrum-caption").textContent = text;
   }
 
-  S.bindSlider(sliderId, show);
-  S.controls(element, sliderId, +1);
-  watch("value", () => load(props.value));
-  load(props.value);
+  S.mount(element, props, watch, { direction: +1, load, show });
 })();

@@ -1,5 +1,6 @@
 // 2D lab: points in the plane, noised and denoised, drawn here in the page at every slider move: no request is sent.
-// Runs as the gr.HTML's js_on_load (element, props, watch come from gradio); helpers in scrub.js.
+// Runs as the gr.HTML's js_on_load (element, props, watch come from gradio), mounted by scrub.js's S.mount, which
+// owns the version guard, the slider and failures; this file only paints.
 //
 // The payload (props.value, JSON, from app/lab_payload.py::lab_payload), sent once per setup, training or run:
 //   version   increasing; an older payload never replaces a newer one
@@ -17,16 +18,12 @@
 //             (K, points, 2), nfe, wall_s}]
 (() => {
   const S = window.DDPMScrub;
-  const sliderId = element.querySelector(".scrubber").dataset.slider;
   const $ = (selector) => element.querySelector(selector);
-  const state = { version: -1, lab: null };
+  const state = { lab: null };
   const CLOUD = "rgba(20, 20, 40, 0.55)";
   const PATH_COLORS = ["#e8590c", "#1c7ed6", "#2b8a3e", "#ae3ec9", "#f08c00", "#0ca678", "#d6336c", "#5f3dc4"];
 
-  function load(json) {
-    if (!json) return;
-    const p = JSON.parse(json);
-    if (p.version <= state.version) return;  // a late, older payload
+  function load(p) {
     const G = p.density.grid;
     const densityBytes = S.bytes(p.density.frames);
     const lab = {
@@ -38,9 +35,7 @@
       exact: p.fields && p.fields.exact ? S.float16(p.fields.exact) : null,
       runs: p.runs.map((r) => ({ ...r, frames: S.float16(r.frames) })),
     };
-    state.version = p.version;
     state.lab = lab;
-    show(S.readT(sliderId));
   }
 
   // A density frame as a small canvas: white (none) to light blue (the frame's maximum), y up.
@@ -60,12 +55,6 @@
     }
     ctx.putImageData(image, 0, 0);
     return canvas;
-  }
-
-  function nearest(values, t) {
-    let k = 0;
-    values.forEach((v, i) => { if (Math.abs(v - t) < Math.abs(values[k] - t)) k = i; });
-    return k;
   }
 
   // ---------------------------------------------------------------- drawing, in data units
@@ -199,7 +188,7 @@
     const canvas = $(`canvas[data-panel="${run.key}"]`);
     const v = view(canvas, lab);
     v.clear(lab.heat[k], 0.5);
-    const r = nearest(run.t, t), n = lab.points, f = run.frames;
+    const r = S.nearest(run.t, t), n = lab.points, f = run.frames;
     drawCloud(v, n, (i) => f[2 * (r * n + i)], (i) => f[2 * (r * n + i) + 1]);
     drawPaths(v, lab.highlighted, (i) => {
       const pts = [];
@@ -217,7 +206,7 @@
     const lab = state.lab;
     if (!lab) return;
     t = Math.max(0, Math.min(lab.T, Math.round(t)));
-    const k = nearest(lab.field_t, t);
+    const k = S.nearest(lab.field_t, t);
     drawForward(lab, t, k);
     drawFields(lab, k);
     const runT = lab.runs.map((run) => drawRun(lab, run, t, k));
@@ -249,11 +238,8 @@
     element.dataset.fieldT = String(ft);
     element.dataset.runT = runT.join(",");
     element.dataset.error = error;
-    S.markPainted(element, t, state.version);
+    return t;
   }
 
-  S.bindSlider(sliderId, show);
-  S.controls(element, sliderId, -1);
-  watch("value", () => load(props.value));
-  load(props.value);
+  S.mount(element, props, watch, { direction: -1, load, show });
 })();

@@ -1,7 +1,8 @@
 // Reverse tab, race view: two to four recorded runs scrubbed together by noise level. The slider's t gives a log
 // SNR on the model's schedule; each run shows its recorded frame nearest that noise level (runs with different step
 // counts and solvers align), with its model evaluations (NFE) so far. No request is sent.
-// Runs as the gr.HTML's js_on_load (element, props, watch come from gradio); helpers in scrub.js.
+// Runs as the gr.HTML's js_on_load (element, props, watch come from gradio), mounted by scrub.js's S.mount, which
+// owns the version guard, the slider and failures; this file only paints.
 //
 // The payload (props.value, JSON, from app/scrub_payload.py::race_payload):
 //   version; T; log_snr: float32 (T + 1), the schedule's log SNR by the paper's t (t = 0: +∞, the data)
@@ -10,9 +11,8 @@
 //           atlas: {x_t, x0_hat}: base64 PNGs, frame k at rows k·frame_height …; result: base64 PNG of x₀}]
 (() => {
   const S = window.DDPMScrub;
-  const sliderId = element.querySelector(".scrubber").dataset.slider;
   const $ = (selector) => element.querySelector(selector);
-  const state = { version: -1, race: null };
+  const state = { race: null };
 
   function figure(caption) {
     const fig = document.createElement("figure");
@@ -20,17 +20,13 @@
     return fig;
   }
 
-  async function load(json) {
-    if (!json) return;
-    const p = JSON.parse(json);
-    if (p.version <= state.version) return;
-    state.version = p.version;
+  async function load(p, isCurrent) {
     const runs = await Promise.all(p.runs.map(async (r) => ({
       ...r,
       atlases: await Promise.all([S.decodeImage(r.atlas.x_t), S.decodeImage(r.atlas.x0_hat)]),
       resultImage: await S.decodeImage(r.result),
     })));
-    if (p.version !== state.version) return;
+    if (!isCurrent()) return;
     const rows = $(".runs");
     rows.innerHTML = "";
     for (const r of runs) {
@@ -43,7 +39,6 @@
       r.row = row;
     }
     state.race = { ...p, runs, logSnr: S.float32(p.log_snr) };
-    show(S.readT(sliderId));
   }
 
   function draw(canvas, r, atlas, row) {
@@ -63,8 +58,7 @@
         draw(canvases[1], r, r.resultImage, 0);
         text = `result after ${r.num_evaluations} NFE`;
       } else {
-        let k = 0;
-        r.log_snr.forEach((v, i) => { if (Math.abs(v - target) < Math.abs(r.log_snr[k] - target)) k = i; });
+        const k = S.nearest(r.log_snr, target);
         canvases.forEach((canvas, i) => draw(canvas, r, r.atlases[i], k));
         text = `NFE ${r.nfe[k]} of ${r.num_evaluations} · its t = ${r.t[k]} · log SNR ${r.log_snr[k].toFixed(2)}`;
       }
@@ -74,11 +68,8 @@
     $(".caption").innerHTML = t === 0
       ? "<b>t = 0</b>: every run's result."
       : `<b>t = ${t}</b>: log SNR = ${race.logSnr[t].toFixed(2)}; each run at its recorded step nearest this noise level.`;
-    S.markPainted(element, t, state.version);
+    return t;
   }
 
-  S.bindSlider(sliderId, show);
-  S.controls(element, sliderId, -1);
-  watch("value", () => load(props.value));
-  load(props.value);
+  S.mount(element, props, watch, { direction: -1, load, show });
 })();

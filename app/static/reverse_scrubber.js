@@ -1,6 +1,7 @@
 // Reverse tab: a recorded run scrubbed in the page. The frames arrive once per run, as one PNG atlas per panel;
 // a slider move copies one frame of each onto its canvas: no request is sent.
-// Runs as the gr.HTML's js_on_load (element, props, watch come from gradio); helpers in scrub.js.
+// Runs as the gr.HTML's js_on_load (element, props, watch come from gradio), mounted by scrub.js's S.mount, which
+// owns the version guard, the slider and failures; this file only paints.
 //
 // The payload (props.value, JSON, from app/scrub_payload.py::reverse_payload):
 //   version; T; frame_height, frame_width (one grid of the batch); num_steps (of the run); complete (false while
@@ -16,19 +17,14 @@
 //     from which that class stays on top (pipelines/class_decision.py)}
 (() => {
   const S = window.DDPMScrub;
-  const sliderId = element.querySelector(".scrubber").dataset.slider;  // gradio's slider this widget follows
   const $ = (selector) => element.querySelector(selector);
-  const state = { version: -1, run: null, plot: null };
+  const state = { run: null, plot: null };
 
-  async function load(json) {
-    if (!json) return;
-    const p = JSON.parse(json);
-    if (p.version <= state.version) return;
-    state.version = p.version;  // claimed now: a newer payload arriving while these decode wins
+  async function load(p, isCurrent) {
     const [xt, x0, eps, result, noNoise] = await Promise.all(
       [p.atlas.x_t, p.atlas.x0_hat, p.atlas.eps_hat, p.result, p.no_noise].map(S.decodeImage),
     );
-    if (p.version !== state.version) return;
+    if (!isCurrent()) return;
     const beta = S.float32(p.beta), alphaBar = S.float32(p.alpha_bar), logSnr = S.float32(p.log_snr);
     state.run = { ...p, atlases: [xt, x0, eps], result, noNoise, alphaBar, logSnr };
     state.plot = S.curves($("canvas.curves"), [
@@ -44,7 +40,6 @@
       select.innerHTML = p.classes.final.map((_, b) => `<option value="${b}">${b + 1}</option>`).join("");
       select.value = String(chosen);
     }
-    show(S.readT(sliderId));
   }
 
   const COLORS = ["#1c7ed6", "#e8590c", "#2f9e44", "#c2255c", "#7048e8", "#f08c00", "#0c8599", "#862e9c", "#5c940d",
@@ -110,9 +105,7 @@
     if (!r) return;
     t = Math.max(0, Math.min(r.T, Math.round(t)));
     // the recorded frame nearest t; t = 0 is the result
-    const positions = r.complete ? [...r.t, 0] : r.t;
-    let k = 0;
-    positions.forEach((p, i) => { if (Math.abs(p - t) < Math.abs(positions[k] - t)) k = i; });
+    const k = S.nearest(r.complete ? [...r.t, 0] : r.t, t);
     const canvases = ["x_t", "x0_hat", "eps_hat"].map((name) => $(`canvas[data-panel="${name}"]`));
     let shown, caption;
     if (k === r.t.length) {
@@ -134,7 +127,7 @@
     state.plot.at(shown);
     drawSpectrum(r.spectrum, k === r.t.length ? r.spectrum.result : r.spectrum.x0_hat[k]);
     drawClasses(r, shown);
-    S.markPainted(element, shown, state.version);
+    return shown;
   }
 
   // x̂₀'s power spectrum at the shown step against the data's mean: low frequencies reach the data's level first.
@@ -151,9 +144,6 @@
       : "x̂₀'s power spectrum at this step: low frequencies (coarse shapes) settle first, high ones (detail) last.";
   }
 
-  $("select.image").addEventListener("change", () => show(S.readT(sliderId)));
-  S.bindSlider(sliderId, show);
-  S.controls(element, sliderId, -1);
-  watch("value", () => load(props.value));
-  load(props.value);
+  const view = S.mount(element, props, watch, { direction: -1, load, show });
+  $("select.image").addEventListener("change", () => view.refresh());
 })();

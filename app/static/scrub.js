@@ -1,6 +1,8 @@
-// DDPM Explorer's scrubbers, shared part: decoding payloads, painting frames, the curves plot, binding a slider.
-// Loaded once into the page's <head> (gr.HTML(head=...)); each tab's widget (forward_scrubber.js,
-// reverse_scrubber.js) runs as its gr.HTML js_on_load and uses window.DDPMScrub. No dependencies, no build step.
+// DDPM Explorer's scrubbers, shared part: the mount every widget goes through (the version guard, the slider, the
+// controls, one poller for the page, failures written into the caption), decoding payloads, painting frames, the
+// curves and spectrum plots. Loaded once into the page's <head> (launch(head=...), app/tabs/scrubbers.py::HEAD);
+// each widget (forward_, reverse_, race_ and lab_scrubber.js) runs as its gr.HTML js_on_load and only says what it
+// paints. No dependencies, no build step.
 window.DDPMScrub = window.DDPMScrub || (() => {
   // ---------------------------------------------------------------- payload arrays
   // The server sends arrays as base64 of little-endian bytes, with their dtype stated in the payload.
@@ -145,33 +147,61 @@ window.DDPMScrub = window.DDPMScrub || (() => {
     r.dispatchEvent(new Event("input", { bubbles: true }));  // gradio's value follows, and so does onT below
   }
 
-  function bindSlider(sliderId, onT) {
+  // The sliders the page's widgets follow: slider id -> {seen: its range's value at the last poll, listeners}.
+  const followed = new Map();
+
+  // The id of the followed slider an event's target is in (or null).
+  function followedBy(target) {
+    if (!target.closest) return null;
+    for (const sliderId of followed.keys()) if (target.closest(`#${sliderId}`)) return sliderId;
+    return null;
+  }
+
+  // gradio also sets a slider itself (a run ends at t = 0, the number box commits on Enter) without an event: one
+  // poller for the whole page reads each followed range's value once per animation frame and catches that.
+  function poll() {
+    for (const [sliderId, f] of followed) {
+      const r = range(sliderId);
+      if (r && r.value !== f.seen) {
+        f.seen = r.value;
+        f.listeners.forEach((onT) => onT(Number(r.value)));
+      }
+    }
+    requestAnimationFrame(poll);
+  }
+
+  function listenOnce() {
     // delegated from the document: gradio may re-create the inputs (a new maximum, say)
     for (const type of ["input", "change"]) {
       document.addEventListener(type, (e) => {
-        if (e.target.closest && e.target.closest(`#${sliderId}`)) onT(Number(e.target.value));
+        const sliderId = followedBy(e.target);
+        if (sliderId) followed.get(sliderId).listeners.forEach((onT) => onT(Number(e.target.value)));
       }, true);
     }
-    // gradio also sets the slider itself (a run ends at t = 0, the number box commits on Enter) without an event:
-    // once per animation frame, one read of the range's value catches that
-    let seen = null;
-    const watchValue = () => {
-      const r = range(sliderId);
-      if (r && r.value !== seen) {
-        seen = r.value;
-        onT(Number(r.value));
-      }
-      requestAnimationFrame(watchValue);
-    };
-    requestAnimationFrame(watchValue);
     document.addEventListener("keydown", (e) => {
-      if (!e.shiftKey || !e.target.closest || !e.target.closest(`#${sliderId}`)) return;
+      const sliderId = e.shiftKey ? followedBy(e.target) : null;
+      if (!sliderId) return;
       const step = { ArrowRight: 10, ArrowUp: 10, ArrowLeft: -10, ArrowDown: -10 }[e.key];
       if (step === undefined || e.target.type !== "range") return;
       e.preventDefault();
       const max = Number(e.target.max);
       setT(sliderId, Math.min(max, Math.max(Number(e.target.min), Number(e.target.value) + step)));
     }, true);
+    requestAnimationFrame(poll);
+  }
+
+  // onT(t) on every move of the slider, however it moved.
+  function followSlider(sliderId, onT) {
+    if (followed.size === 0) listenOnce();
+    if (!followed.has(sliderId)) followed.set(sliderId, { seen: null, listeners: [] });
+    followed.get(sliderId).listeners.push(onT);
+  }
+
+  // The index of the value nearest ``target`` (the first of equals): a recorded frame for a t or a noise level.
+  function nearest(values, target) {
+    let k = 0;
+    values.forEach((v, i) => { if (Math.abs(v - target) < Math.abs(values[k] - target)) k = i; });
+    return k;
   }
 
   // Play: the slider moves once per animation frame, across its whole range in about 4 s at speed 1.
@@ -277,6 +307,65 @@ window.DDPMScrub = window.DDPMScrub || (() => {
     ctx.restore();
   }
 
+  // ---------------------------------------------------------------- the mount
+  // One widget of the page. ``widget`` says only what it paints:
+  //   direction  +1 or −1: Play moves t towards T or towards 0
+  //   load(p, isCurrent)  take a parsed payload (decode its arrays, await its images); after an await, return
+  //                       early unless isCurrent(): a newer payload has arrived meanwhile
+  //   show(t)    paint t; return the t painted (the nearest recorded one, say)
+  // The mount owns the rest: the version guard (an older payload never replaces a newer one), the slider, Play and
+  // Pause, what the browser tests read after a paint, and a failure (a payload that does not parse, an image that
+  // does not decode, a paint that throws), written into the widget's caption instead of a stale view.
+  function mount(element, props, watch, widget) {
+    const sliderId = element.querySelector(".scrubber").dataset.slider;
+    const state = { version: -1, loaded: false };
+
+    function fail(err) {
+      let caption = element.querySelector(".caption");
+      if (!caption) {
+        caption = document.createElement("div");
+        caption.className = "caption";
+        element.querySelector(".scrubber").prepend(caption);
+      }
+      const message = err && err.message ? err.message : String(err);
+      caption.textContent = `This view could not be drawn: ${message}`;
+      element.dataset.failure = message;
+      state.loaded = false;
+    }
+
+    function show(t) {
+      if (!state.loaded) return;
+      try {
+        const shown = widget.show(t);
+        if (shown !== undefined) markPainted(element, shown, state.version);
+      } catch (err) {
+        fail(err);
+      }
+    }
+
+    async function load(json) {
+      if (!json) return;
+      try {
+        const p = JSON.parse(json);
+        if (p.version <= state.version) return;  // a late, older payload
+        state.version = p.version;  // claimed now: a newer payload arriving while this one decodes wins
+        await widget.load(p, () => p.version === state.version);
+        if (p.version !== state.version) return;
+        delete element.dataset.failure;
+        state.loaded = true;
+        show(readT(sliderId));
+      } catch (err) {
+        fail(err);
+      }
+    }
+
+    followSlider(sliderId, show);
+    controls(element, sliderId, widget.direction);
+    watch("value", () => load(props.value));
+    load(props.value);
+    return { refresh: () => show(readT(sliderId)) };  // repaint the slider's t (after a widget's own control moves)
+  }
+
   // Formats a number the way the server's captions do.
   function fmt(v, digits) {
     if (v === Infinity) return "∞";
@@ -285,7 +374,9 @@ window.DDPMScrub = window.DDPMScrub || (() => {
   }
 
   return {
-    bytes, float16, float32, toByte, paint, curves, spectrumPlot, readT, setT, bindSlider, player, controls, fmt,
-    markPainted, decodeImage, drawFrame,
+    bytes, float16, float32, toByte, paint, curves, spectrumPlot, readT, setT, mount, nearest, player, fmt,
+    decodeImage, drawFrame,
+    // for a widget not on mount yet: the same shared poller, controls and paint marks
+    bindSlider: followSlider, controls, markPainted,
   };
 })();

@@ -39,13 +39,18 @@ def _panel(name: str, caption: str) -> str:
     return f"<figure>{canvas}<figcaption>{caption}</figcaption></figure>"
 
 
+def head() -> str:
+    """scrub.js, the scrubbers' shared module, for the page's <head>: loaded once (``launch(head=...)``), whatever
+    the number of scrubbers."""
+    return f"<script>{_read('scrub.js')}</script>"
+
+
 def _scrubber(slider_id: str, script: str, body: str, elem_id: str, css: str = "") -> gr.HTML:
     return gr.HTML(
         value=None,
         html_template=f'<div class="scrubber" data-slider="{slider_id}">{_controls()}{body}</div>',
         css_template=_read("scrubber.css") + (_read(css) if css else ""),
         js_on_load=_read(script),
-        head=f"<script>{_read('scrub.js')}</script>",
         elem_id=elem_id,
     )
 
