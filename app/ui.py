@@ -15,7 +15,7 @@ from app.serving.queue_limits import limit_jobs_per_client
 from app.serving.route_guard import RouteGuard
 from app.serving.session_memory import return_large_buffers_to_the_system
 from app.serving.sessions import SessionFiles, delete_session_files, export_dir
-from app.tabs import forward, lab, loss, reverse, scrubbers
+from app.tabs import editing, forward, lab, loss, reverse, scrubbers
 from pipelines.samplers import SAMPLERS
 
 CSS = """
@@ -38,6 +38,8 @@ def build_demo() -> gr.Blocks:
             forward.create_tab(demo, session_files)
         with gr.Tab("Reverse process"):
             reverse.create_tab(demo, session_files)
+        with gr.Tab("Editing"):
+            editing.create_tab(demo)
         with gr.Tab("Loss and the ELBO"):
             loss.create_tab(demo)
         with gr.Tab("2D lab"):

@@ -52,6 +52,9 @@ def test_every_api_name_is_exposed(client):
         "/elbo_terms",
         "/race",
         "/guidance_sweep",
+        "/inpaint",
+        "/inpaint_frame",
+        "/interpolate",
     }
     assert expected <= names
 
@@ -204,7 +207,7 @@ def test_upload_size_is_capped(live_app):
 def test_no_endpoint_takes_a_path_or_free_text(client):
     """String inputs are choices from the app's own lists; files come only as uploads."""
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    allowed = {"schedule", "model", "sampler", "variance_type", "dataset"}
+    allowed = {"schedule", "model", "sampler", "variance_type", "dataset", "sketch", "mask"}  # JSON: strokes, 0/1 rows
     for name, spec in endpoints.items():
         for param in spec["parameters"]:
             if param["python_type"]["type"] == "str":

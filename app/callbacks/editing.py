@@ -7,11 +7,13 @@ a move. The page's twin of each (``*_in_page``) also sends its scrubber's payloa
 
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 import torch
 
 from app import rendering, settings
-from app.edit_inputs import parse_mask, source_image
+from app.edit_inputs import BRUSH, MASK_CHOICES, mask_json, parse_mask, preset_json, source_image
 from app.editing_payload import (
     InpaintState,
     MoveRecord,
@@ -22,6 +24,7 @@ from app.editing_payload import (
     require_inpainting,
 )
 from app.plans import ANY_CLASS, check_work, class_choices
+from app.scrub_payload import png_b64
 from app.serving.compute_slots import gpu, stoppable
 from app.validation import UserError, check_choice, check_float, check_int, check_model, numerical_faults_as_errors
 from pipelines.repaint import iter_repaint, moves_down, repaint_timesteps
@@ -126,3 +129,38 @@ def inpaint_frame(state, move):
     i = run.nearest_frame(k)
     x, x0_hat = (rendering.grid_image(from_uint8(f[i])[None]) for f in (run.x_t, run.x0_hat))
     return x, x0_hat, move_caption(run, k)
+
+
+def mask_pad_value(model_name, source, image, mask_choice) -> str:
+    """The mask pad's value for a choice (a preset's mask, or every pixel kept for the brush) with the image under
+    it, both at the model's size (page only)."""
+    pipe = check_model(model_name)
+    c, h, w = pipe.sample_shape
+    choice = check_choice("Mask", mask_choice, MASK_CHOICES)
+    rows = json.loads(mask_json(torch.ones(h, w)) if choice == BRUSH else preset_json(choice, h, w))
+    try:
+        x0 = source_image(source, image, c, h)
+    except gr.Error:  # no upload yet: the pad shows the mask alone
+        return json.dumps({"mask": rows, "image": ""})
+    picture = "data:image/png;base64," + png_b64(rendering.image_to_uint8(x0[0]))
+    return json.dumps({"mask": rows, "image": picture})
+
+
+def class_controls(name):
+    """The editing tab's class dropdowns (inpainting; interpolation's two ends) and guidance sliders: shown, with
+    the model's classes and recommended w, for a class-conditional model; hidden for an unconditional one."""
+    choices = class_choices(check_model(name))
+    if choices is None:
+        hidden = gr.update(visible=False, choices=[ANY_CLASS], value=ANY_CLASS)
+        return hidden, gr.update(visible=False), hidden, hidden, gr.update(visible=False)
+    options, w = [ANY_CLASS, *choices[2:]], check_model(name).guidance_scale_for(None)
+    pick = lambda i: gr.update(visible=True, choices=options, value=options[min(i, len(options) - 1)])
+    guidance = gr.update(visible=True, value=w)
+    return pick(0), guidance, pick(1), pick(2), guidance
+
+
+def class_of_source(model_name, source):
+    """The inpainting class follows a test image's own class (a class-conditional model that knows it)."""
+    choices = class_choices(check_model(model_name))
+    name = str(source).rsplit(" (test #", 1)[0]
+    return gr.update(value=name) if choices is not None and name in choices[2:] else gr.update()

@@ -1,0 +1,158 @@
+// Editing tab: an inpainting run (RePaint beside the naive method) scrubbed move by move, or an interpolation strip
+// scrubbed by t, in the page: a slider move sends no request.
+// Runs as the gr.HTML's js_on_load (element, props, watch come from gradio); helpers in scrub.js.
+//
+// The payload (props.value, JSON, from app/editing_payload.py), frames uint8 ([−1, 1] → 0 … 255), (F, H, W, C):
+//   kind "inpaint": version; T; height, width, channels;
+//     repaint, naive: {t: the paper's t at each position 0 … M (position k: x before move k; M: the result, t = 0),
+//       down: per move, a reverse step (true) or a forward jump; jump: per position, the climb back up it is in or
+//       has last made; num_jumps; keep: the positions whose frames were kept; x_t, x0_hat: those frames}
+//   kind "interpolate": version; T; height, width, channels; points (P); t: the paper's t of each recorded frame
+//     (T … 0); strips: {slerp, lerp}: frames (F·P, H, W, C), frame f's point i at f·P + i
+(() => {
+  const S = window.DDPMScrub;
+  const sliderId = element.querySelector(".scrubber").dataset.slider;
+  const $ = (selector) => element.querySelector(selector);
+  const state = { version: -1, data: null };
+
+  // frame f of (F, H, W, C) uint8 frames onto a canvas
+  function frame(canvas, frames, f, p) {
+    const n = p.height * p.width * p.channels;
+    S.paint(canvas, p.height, p.width, p.channels, (k) => frames[f * n + k]);
+  }
+
+  // the kept frame nearest a position (keep is sorted)
+  function nearest(keep, position) {
+    let best = 0;
+    keep.forEach((k, i) => { if (Math.abs(k - position) < Math.abs(keep[best] - position)) best = i; });
+    return best;
+  }
+
+  // ---------------------------------------------------------------- inpainting
+  // The caption of position k of a RePaint run: mirrors app/editing_payload.py::move_caption.
+  function moveCaption(r, k) {
+    const m = r.down.length;
+    if (k >= m) return `The result (t = 0), after ${m} moves with ${r.num_jumps} jumps back up.`;
+    const t = r.t[k], next = r.t[k + 1];
+    if (r.down[k]) {
+      const soFar = r.num_jumps ? `; jump ${r.jump[k]} of ${r.num_jumps} done` : "";
+      return `Move ${k + 1} of ${m}: reverse step t = ${t} → ${next}${soFar}.`;
+    }
+    return `Move ${k + 1} of ${m}: jump ${r.jump[k]} of ${r.num_jumps}, t = ${t} → ${next} (noise added).`;
+  }
+
+  // t against the move index, drawn once; the cursor follows the slider
+  function movesPlot(canvas, r, T) {
+    const W = canvas.width, H = canvas.height, left = 44, right = 10, top = 10, bottom = 30;
+    const m = r.t.length - 1;
+    const x = (k) => left + ((W - left - right) * k) / Math.max(m, 1);
+    const y = (t) => top + ((H - top - bottom) * (T - t)) / T;
+    const background = document.createElement("canvas");
+    background.width = W;
+    background.height = H;
+    const ctx = background.getContext("2d");
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, W, H);
+    ctx.strokeStyle = "#ccc";
+    ctx.strokeRect(left, top, W - left - right, H - top - bottom);
+    ctx.lineWidth = 1.6;
+    r.down.forEach((down, k) => {  // each move, blue down, orange up
+      ctx.strokeStyle = down ? "#3b5bdb" : "#f08c00";
+      ctx.beginPath();
+      ctx.moveTo(x(k), y(r.t[k]));
+      ctx.lineTo(x(k + 1), y(r.t[k + 1]));
+      ctx.stroke();
+    });
+    ctx.fillStyle = "#333";
+    ctx.font = "11px sans-serif";
+    ctx.fillText(`t = ${T}`, 2, top + 8);
+    ctx.fillText("t = 0", 2, H - bottom);
+    ctx.textAlign = "center";
+    ctx.fillText(`move (0 … ${m}); blue: reverse steps, orange: jumps back up`, (W + left) / 2, H - 6);
+    return (k) => {
+      const c = canvas.getContext("2d");
+      c.drawImage(background, 0, 0);
+      c.fillStyle = "rgb(220, 40, 40)";
+      c.fillRect(Math.round(x(k)) - 1, top, 2, H - top - bottom);
+      c.beginPath();
+      c.arc(x(k), y(r.t[k]), 4, 0, 2 * Math.PI);
+      c.fill();
+    };
+  }
+
+  function showInpaint(k) {
+    const p = state.data, r = p.repaint, n = p.naive;
+    k = Math.max(0, Math.min(r.t.length - 1, Math.round(k)));
+    const f = nearest(r.keep, k);
+    frame($('[data-panel="repaint_xt"]'), p.frames.repaint_xt, f, p);
+    frame($('[data-panel="repaint_x0"]'), p.frames.repaint_x0, f, p);
+    // the naive run (monotone in t) at the position whose t is nearest RePaint's
+    let j = 0;
+    n.keep.forEach((pos, i) => { if (Math.abs(n.t[pos] - r.t[k]) < Math.abs(n.t[n.keep[j]] - r.t[k])) j = i; });
+    frame($('[data-panel="naive_xt"]'), p.frames.naive_xt, j, p);
+    frame($('[data-panel="naive_x0"]'), p.frames.naive_x0, j, p);
+    const shown = r.keep[f] === k ? "" : ` (frame of move ${r.keep[f]}, the nearest kept)`;
+    $(".caption").innerHTML = `<b>${moveCaption(r, k)}</b>${shown} Naive run at t = ${n.t[n.keep[j]]}.`;
+    state.cursor(k);
+    S.markPainted(element, r.t[k], state.version);
+  }
+
+  // ---------------------------------------------------------------- interpolation
+  // a strip of P frames side by side, 1 px white between
+  function strip(canvas, frames, f, p) {
+    const P = p.points, h = p.height, w = p.width, c = p.channels, n = h * w * c;
+    const W = P * (w + 1) - 1;
+    S.paint(canvas, h, W, c, (k) => {
+      const pixel = Math.floor(k / c), ch = k % c;
+      const y = Math.floor(pixel / W), x = pixel % W, i = Math.floor(x / (w + 1)), xi = x % (w + 1);
+      if (xi === w) return 255;
+      return frames[(f * P + i) * n + (y * w + xi) * c + ch];
+    });
+  }
+
+  function showInterpolation(t) {
+    const p = state.data;
+    t = Math.max(0, Math.min(p.T, Math.round(t)));
+    let f = 0;
+    p.t.forEach((v, i) => { if (Math.abs(v - t) < Math.abs(p.t[f] - t)) f = i; });
+    strip($('[data-strip="slerp"]'), p.frames.slerp, f, p);
+    strip($('[data-strip="lerp"]'), p.frames.lerp, f, p);
+    $(".caption").innerHTML = p.t[f] === 0
+      ? "<b>t = 0</b>: the samples. Drag the slider right to watch the whole strip come out of its noise."
+      : `<b>t = ${p.t[f]}</b> (the recorded step nearest t = ${t}): every point of both strips at this t.`;
+    S.markPainted(element, p.t[f], state.version);
+  }
+
+  // ---------------------------------------------------------------- payloads
+  function show(value) {
+    if (!state.data) return;
+    try {
+      state.data.kind === "inpaint" ? showInpaint(value) : showInterpolation(value);
+    } catch (error) {
+      $(".caption").textContent = `Could not draw this view: ${error}`;
+    }
+  }
+
+  function load(json) {
+    if (!json) return;
+    const p = JSON.parse(json);
+    if (p.version <= state.version) return;
+    state.version = p.version;
+    if (p.kind === "inpaint") {
+      p.frames = {
+        repaint_xt: S.bytes(p.repaint.x_t), repaint_x0: S.bytes(p.repaint.x0_hat),
+        naive_xt: S.bytes(p.naive.x_t), naive_x0: S.bytes(p.naive.x0_hat),
+      };
+      state.cursor = movesPlot($("canvas.moves"), p.repaint, p.T);
+    } else {
+      p.frames = { slerp: S.bytes(p.strips.slerp), lerp: S.bytes(p.strips.lerp) };
+    }
+    state.data = p;
+    element.querySelectorAll("[hidden]").forEach((node) => { node.hidden = false; });
+    show(S.readT(sliderId));
+  }
+
+  S.bindSlider(sliderId, show);
+  watch("value", () => load(props.value));
+  load(props.value);
+})();
