@@ -23,6 +23,7 @@ from pipelines.lab2d.density import density_on_grid, kernel_density
 from pipelines.lab2d.experiment import Experiment
 from pipelines.lab2d.sampling import RecordedRun
 from pipelines.lab2d.score_field import ScoreFields, grid
+from pipelines.trajectory import evenly_spread
 
 VIEW_EXTENT = 3.5  # every panel shows [−3.5, 3.5]², in the data's standardised units
 DENSITY_GRID = 48  # density pixels a side
@@ -33,7 +34,7 @@ SCHEDULE_ARRAYS = ("sqrt_alpha_bar", "sqrt_one_minus_alpha_bar", "alpha_bar")  #
 
 def field_timesteps(num_timesteps: int, frames: int) -> list[int]:
     """The t values of the density and score frames: ``frames`` evenly spread over 0 … T (fewer when T is small)."""
-    return sorted(set(np.linspace(0, num_timesteps, min(frames, num_timesteps + 1)).round().astype(int).tolist()))
+    return evenly_spread(num_timesteps, frames)
 
 
 def arrow_points() -> torch.Tensor:

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 
 from app import rendering
 from app.plans import RunPlan
-from app.serving.session_memory import RELEASED, ledger
-from app.validation import UserError
+from app.validation import require_session
 from pipelines.forward import StepValues, step_values
 from pipelines.trajectory import Trajectory
 
@@ -38,12 +37,7 @@ class ReverseState:
 
 def require_run(state: ReverseState | None, first: str) -> ReverseState:
     """The session's recorded run, or a message saying how to get one."""
-    if state is None:
-        raise UserError(first)
-    if state.trajectory is None:
-        raise UserError(RELEASED.format(again="generate again"))
-    ledger.touch(state)
-    return state
+    return require_session(state, first, "generate again")
 
 
 def recorded_state(plan: RunPlan, trajectory: Trajectory) -> ReverseState:

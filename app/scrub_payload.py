@@ -122,6 +122,17 @@ def class_payload(trajectory: Trajectory, keep: list[int], decision: ClassDecisi
     }
 
 
+def thinned_atlases(grids: dict[str, list[np.ndarray]], budget_bytes: int) -> tuple[list[int], dict[str, str]]:
+    """Per panel, a PNG atlas (base64) of the frames kept, and which: every frame, then a third fewer at a time
+    (evenly spread, the first and last kept) until the atlases fit ``budget_bytes`` or two frames are left."""
+    keep = list(range(len(next(iter(grids.values())))))
+    while True:
+        atlases = {name: png_b64(atlas([frames[k] for k in keep])) for name, frames in grids.items()}
+        if sum(map(len, atlases.values())) <= budget_bytes or len(keep) <= 2:
+            return keep, atlases
+        keep = [keep[i] for i in frames_to_keep(len(keep), max(2, len(keep) * 2 // 3))]
+
+
 def reverse_payload(
     trajectory: Trajectory,
     tables: ScheduleTables,
@@ -141,12 +152,7 @@ def reverse_payload(
     final = to_uint8(trajectory.final) if complete else trajectory.samples[-1]
     result = rendering.uint8_grid(final)
     no_noise = rendering.uint8_grid(torch.full_like(final, 128))  # ε̂ at t = 0: there is no noise left to predict
-    keep = list(range(len(trajectory)))
-    while True:
-        atlases = {name: png_b64(atlas([frames[k] for k in keep])) for name, frames in grids.items()}
-        if sum(map(len, atlases.values())) <= budget_bytes or len(keep) <= 2:
-            break
-        keep = [keep[i] for i in frames_to_keep(len(keep), max(2, len(keep) * 2 // 3))]
+    keep, atlases = thinned_atlases(grids, budget_bytes)
     frame_h, frame_w = result.shape[:2]
     return json.dumps(
         {
@@ -180,12 +186,7 @@ def race_payload(runs: list[tuple[str, Trajectory, float]], tables: ScheduleTabl
             "x_t": [rendering.uint8_grid(f) for f in trajectory.samples],
             "x0_hat": [rendering.uint8_grid(f) for f in trajectory.pred_original],
         }
-        keep = list(range(len(trajectory)))
-        while True:
-            atlases = {k: png_b64(atlas([frames[i] for i in keep])) for k, frames in grids.items()}
-            if sum(map(len, atlases.values())) <= budget or len(keep) <= 2:
-                break
-            keep = [keep[i] for i in frames_to_keep(len(keep), max(2, len(keep) * 2 // 3))]
+        keep, atlases = thinned_atlases(grids, budget)
         result = rendering.uint8_grid(to_uint8(trajectory.final))
         out.append(
             {

@@ -13,6 +13,7 @@ from PIL import Image
 import pipelines
 from app import models
 from app.images import ImageLoadError, default_example, load_image
+from app.serving.session_memory import RELEASED, ledger
 
 logger = logging.getLogger("ddpm_explorer")
 
@@ -24,6 +25,17 @@ class UserError(gr.Error):
     def __init__(self, message: str, **kwargs):
         super().__init__(message, print_exception=False, **kwargs)
         logger.info("refused: %s", message)
+
+
+def require_session(state, first: str, again: str):
+    """A session's view or recorded run (a state holding a ``trajectory``), or a message saying how to get one:
+    ``first`` when there is none yet, ``again`` (what to do) when memory pressure released it."""
+    if state is None:
+        raise UserError(first)
+    if state.trajectory is None:
+        raise UserError(RELEASED.format(again=again))
+    ledger.touch(state)
+    return state
 
 
 def as_number(name: str, value) -> float:

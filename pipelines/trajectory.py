@@ -26,13 +26,19 @@ def from_uint8(x: torch.Tensor, value_range: float = 1.0) -> torch.Tensor:
     return (x.float() / 127.5 - 1.0) * value_range
 
 
+def evenly_spread(last: int, count: int) -> list[int]:
+    """At most ``count`` distinct integers evenly spread over 0 … ``last``, both ends included, in increasing order
+    (every integer when there are no more than ``count``)."""
+    return sorted(set(np.linspace(0, last, min(count, last + 1)).round().astype(int).tolist()))
+
+
 def frames_to_keep(num_steps: int, max_frames: int | None) -> list[int]:
     """Indices of the steps to record: all of them, or ``max_frames`` evenly spread, always with the first and last."""
     if max_frames is None or num_steps <= max_frames:
         return list(range(num_steps))
     if max_frames < 2:
         raise ValueError(f"max_frames must be at least 2, got {max_frames}.")
-    return sorted(set(np.round(np.linspace(0, num_steps - 1, max_frames)).astype(int).tolist()))
+    return evenly_spread(num_steps - 1, max_frames)
 
 
 def frames_within(budget_bytes: int, frame_shape: tuple[int, ...]) -> int:

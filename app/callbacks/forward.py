@@ -14,12 +14,13 @@ from app import rendering, settings
 from app.images import to_model_tensor
 from app.scrub_payload import forward_payload
 from app.serving.compute_slots import collected, compute_slot, stoppable
-from app.serving.session_memory import RELEASED, ledger
+from app.serving.session_memory import ledger
 from app.serving.sessions import SessionFiles, export_gif
-from app.validation import UserError, check_choice, check_float, check_int, open_image
+from app.validation import UserError, check_choice, check_float, check_int, open_image, require_session
 from pipelines import BETA_SCHEDULES, ForwardTrajectory, make_schedule
 from pipelines.forward import StepValues, standardized_residual
 from pipelines.schedules import RANGED_SCHEDULES
+from pipelines.trajectory import evenly_spread
 
 SCHEDULES = tuple(BETA_SCHEDULES)
 
@@ -108,12 +109,7 @@ def format_values(v: StepValues, T: int) -> str:
 
 def require(state: ForwardState | None) -> ForwardState:
     """The session's forward view, or a message saying how to get one."""
-    if state is None:
-        raise UserError("Choose an image first.")
-    if state.trajectory is None:
-        raise UserError(RELEASED.format(again="choose the image or a setting again"))
-    ledger.touch(state)
-    return state
+    return require_session(state, "Choose an image first.", "choose the image or a setting again")
 
 
 def forward_scrub(state: ForwardState | None, t):
@@ -193,8 +189,8 @@ def forward_gif(state: ForwardState | None, session: SessionFiles | None = None,
     request stops."""
     trajectory = require(state).trajectory
     T = trajectory.num_timesteps
-    ts = sorted(set(np.linspace(0, T, min(frames, T + 1)).round().astype(int).tolist()))
-    images = yield from stoppable(collected(rendering.image_to_uint8(trajectory.frame(t)) for t in ts), 3)
+    drawn = (rendering.image_to_uint8(trajectory.frame(t)) for t in evenly_spread(T, frames))
+    images = yield from stoppable(collected(drawn), 3)
     with compute_slot():
         path, session = export_gif(images, session)
     yield path, path, session

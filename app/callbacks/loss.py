@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gradio as gr
-import numpy as np
 import torch
 
 from app import rendering, settings
@@ -11,6 +10,7 @@ from app.images import to_model_tensor
 from app.plans import check_work
 from app.serving.compute_slots import compute_slot, gpu, stoppable
 from app.validation import check_int, check_model, open_image
+from pipelines.trajectory import evenly_spread
 
 
 @gpu
@@ -28,7 +28,7 @@ def elbo_terms(model_name, image, num_points, seed, progress=gr.Progress(track_t
     with compute_slot():
         x0 = quantize(to_model_tensor(open_image(image), h, c).unsqueeze(0)).to(pipe.device)  # the decoder's 256 bins
     T = pipe.scheduler.config.num_train_timesteps
-    indices = sorted(set(np.linspace(0, T - 1, num_points).round().astype(int).tolist()))
+    indices = evenly_spread(T - 1, num_points)
     generator = torch.Generator().manual_seed(seed)
     terms = yield from stoppable(iter_per_timestep_terms(pipe.unet, pipe.scheduler, x0, indices, generator), 2)
     estimate = yield from stoppable(iter_elbo_bpd(pipe.unet, pipe.scheduler, x0, num_points, generator), 2)

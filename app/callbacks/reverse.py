@@ -13,7 +13,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import gradio as gr
-import numpy as np
 import torch
 
 from app import models, rendering, settings
@@ -28,7 +27,7 @@ from app.settings import ASSETS_DIR
 from app.validation import check_choice, check_int, check_model, numerical_faults_as_errors
 from pipelines.class_decision import class_decision
 from pipelines.schedules import index_to_paper_t
-from pipelines.trajectory import Trajectory, to_uint8
+from pipelines.trajectory import Trajectory, evenly_spread, to_uint8
 
 if TYPE_CHECKING:  # diffusers is loaded by the first run, not to serve the page
     from pipelines import DDPMExplorerPipeline
@@ -202,12 +201,11 @@ def reverse_gif(state: ReverseState | None, session: SessionFiles | None = None)
     """The recorded run as a GIF: x_t beside x̂₀, at most ``MAX_GIF_FRAMES`` frames spread over the run (the last
     one always), in a fresh per-session file; a frame at a time, so a cancelled request stops."""
     trajectory = require_run(state, "Generate first.").trajectory
-    shown = np.unique(np.linspace(0, len(trajectory) - 1, settings.MAX_GIF_FRAMES).round().astype(int))
     frames = (
         rendering.side_by_side(
             [rendering.uint8_grid(trajectory.samples[k]), rendering.uint8_grid(trajectory.pred_original[k])]
         )
-        for k in shown.tolist()
+        for k in evenly_spread(len(trajectory) - 1, settings.MAX_GIF_FRAMES)
     )
     images = yield from stoppable(collected(frames), 3)
     with compute_slot():

@@ -12,10 +12,11 @@ import gradio as gr
 
 from app import settings
 from app.plans import model_num_timesteps
+from app.serving.queue_limits import SAMPLING
 
 # Every event that runs a model (or any work longer than a fraction of a second) joins this one queue: at most
 # SAMPLING_CONCURRENCY of them compute at once, across all sessions and tabs.
-COMPUTE_QUEUE = dict(concurrency_limit=settings.SAMPLING_CONCURRENCY, concurrency_id="sampling")
+COMPUTE_QUEUE = dict(concurrency_limit=settings.SAMPLING_CONCURRENCY, concurrency_id=SAMPLING)
 
 
 def by_name(handler: Callable[..., Iterator[dict]], outputs: dict[str, gr.Component], **bound) -> dict:
