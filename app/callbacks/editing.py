@@ -155,8 +155,8 @@ def class_controls(name):
         return hidden, gr.update(visible=False), hidden, hidden, gr.update(visible=False)
     options, w = [ANY_CLASS, *choices[2:]], check_model(name).guidance_scale_for(None)
     pick = lambda i: gr.update(visible=True, choices=options, value=options[min(i, len(options) - 1)])
-    guidance = gr.update(visible=True, value=w)
-    return pick(0), guidance, pick(1), pick(2), guidance
+    guidance = lambda: gr.update(visible=True, value=w)  # one update per component: gradio consumes them
+    return pick(0), guidance(), pick(1), pick(2), guidance()
 
 
 def class_of_source(model_name, source):

@@ -1,6 +1,8 @@
 // Editing tab: an inpainting run (RePaint beside the naive method) scrubbed move by move, or an interpolation strip
 // scrubbed by t, in the page: a slider move sends no request.
-// Runs as the gr.HTML's js_on_load (element, props, watch come from gradio); helpers in scrub.js.
+// Runs as the gr.HTML's js_on_load (element, props, watch come from gradio) through scrub.js's S.mount, which owns
+// the version guard, the slider, Play/Pause and failures; this file says only what it loads and paints. The t the
+// browser tests read after a paint (data-t) is the slider's value: the move for inpainting, t for interpolation.
 //
 // The payload (props.value, JSON, from app/editing_payload.py), frames uint8 ([−1, 1] → 0 … 255), (F, H, W, C):
 //   kind "inpaint": version; T; height, width, channels;
@@ -11,21 +13,13 @@
 //     (T … 0); strips: {slerp, lerp}: frames (F·P, H, W, C), frame f's point i at f·P + i
 (() => {
   const S = window.DDPMScrub;
-  const sliderId = element.querySelector(".scrubber").dataset.slider;
   const $ = (selector) => element.querySelector(selector);
-  const state = { version: -1, data: null };
+  const state = { data: null, cursor: null };
 
   // frame f of (F, H, W, C) uint8 frames onto a canvas
   function frame(canvas, frames, f, p) {
     const n = p.height * p.width * p.channels;
     S.paint(canvas, p.height, p.width, p.channels, (k) => frames[f * n + k]);
-  }
-
-  // the kept frame nearest a position (keep is sorted)
-  function nearest(keep, position) {
-    let best = 0;
-    keep.forEach((k, i) => { if (Math.abs(k - position) < Math.abs(keep[best] - position)) best = i; });
-    return best;
   }
 
   // ---------------------------------------------------------------- inpainting
@@ -83,18 +77,17 @@
   function showInpaint(k) {
     const p = state.data, r = p.repaint, n = p.naive;
     k = Math.max(0, Math.min(r.t.length - 1, Math.round(k)));
-    const f = nearest(r.keep, k);
+    const f = S.nearest(r.keep, k);
     frame($('[data-panel="repaint_xt"]'), p.frames.repaint_xt, f, p);
     frame($('[data-panel="repaint_x0"]'), p.frames.repaint_x0, f, p);
     // the naive run (monotone in t) at the position whose t is nearest RePaint's
-    let j = 0;
-    n.keep.forEach((pos, i) => { if (Math.abs(n.t[pos] - r.t[k]) < Math.abs(n.t[n.keep[j]] - r.t[k])) j = i; });
+    const j = S.nearest(n.keep.map((pos) => n.t[pos]), r.t[k]);
     frame($('[data-panel="naive_xt"]'), p.frames.naive_xt, j, p);
     frame($('[data-panel="naive_x0"]'), p.frames.naive_x0, j, p);
     const shown = r.keep[f] === k ? "" : ` (frame of move ${r.keep[f]}, the nearest kept)`;
     $(".caption").innerHTML = `<b>${moveCaption(r, k)}</b>${shown} Naive run at t = ${n.t[n.keep[j]]}.`;
     state.cursor(k);
-    S.markPainted(element, r.t[k], state.version);
+    return k;
   }
 
   // ---------------------------------------------------------------- interpolation
@@ -113,31 +106,17 @@
   function showInterpolation(t) {
     const p = state.data;
     t = Math.max(0, Math.min(p.T, Math.round(t)));
-    let f = 0;
-    p.t.forEach((v, i) => { if (Math.abs(v - t) < Math.abs(p.t[f] - t)) f = i; });
+    const f = S.nearest(p.t, t);
     strip($('[data-strip="slerp"]'), p.frames.slerp, f, p);
     strip($('[data-strip="lerp"]'), p.frames.lerp, f, p);
     $(".caption").innerHTML = p.t[f] === 0
       ? "<b>t = 0</b>: the samples. Drag the slider right to watch the whole strip come out of its noise."
       : `<b>t = ${p.t[f]}</b> (the recorded step nearest t = ${t}): every point of both strips at this t.`;
-    S.markPainted(element, p.t[f], state.version);
+    return t;
   }
 
   // ---------------------------------------------------------------- payloads
-  function show(value) {
-    if (!state.data) return;
-    try {
-      state.data.kind === "inpaint" ? showInpaint(value) : showInterpolation(value);
-    } catch (error) {
-      $(".caption").textContent = `Could not draw this view: ${error}`;
-    }
-  }
-
-  function load(json) {
-    if (!json) return;
-    const p = JSON.parse(json);
-    if (p.version <= state.version) return;
-    state.version = p.version;
+  function load(p) {
     if (p.kind === "inpaint") {
       p.frames = {
         repaint_xt: S.bytes(p.repaint.x_t), repaint_x0: S.bytes(p.repaint.x0_hat),
@@ -148,11 +127,10 @@
       p.frames = { slerp: S.bytes(p.strips.slerp), lerp: S.bytes(p.strips.lerp) };
     }
     state.data = p;
-    element.querySelectorAll("[hidden]").forEach((node) => { node.hidden = false; });
-    show(S.readT(sliderId));
   }
 
-  S.bindSlider(sliderId, show);
-  watch("value", () => load(props.value));
-  load(props.value);
+  const show = (value) => (state.data.kind === "inpaint" ? showInpaint(value) : showInterpolation(value));
+  // Play: a run's moves go forward (towards the result); a strip's t goes down (towards the samples)
+  const direction = element.querySelector(".scrubber").dataset.direction === "down" ? -1 : 1;
+  S.mount(element, props, watch, { direction, load, show });
 })();

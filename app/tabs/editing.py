@@ -12,6 +12,7 @@ from app.callbacks import editing as cb
 from app.callbacks import interpolation as interp
 from app.edit_inputs import MASK_CHOICES, UPLOAD, source_choices
 from app.tabs.drawing import mask_pad
+from app.tabs.scrubbers import SPEEDS
 from app.tabs.widgets import COMPUTE_QUEUE, image_panel
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -29,14 +30,25 @@ INTERPOLATION_NOTE = (
 )
 
 
-def _scrubber(slider_id: str, body: str, elem_id: str) -> gr.HTML:
+def _controls() -> str:
+    """Play, Pause and the speed, which scrub.js's mount drives."""
+    options = "".join(f'<option value="{v}"{" selected" if v == 1 else ""}>{k}</option>' for k, v in SPEEDS)
+    return (
+        '<div class="controls"><button class="play">▶ Play</button><button class="pause">❚❚ Pause</button>'
+        f'<label>speed <select class="speed">{options}</select></label></div>'
+    )
+
+
+def _scrubber(slider_id: str, body: str, elem_id: str, direction: str) -> gr.HTML:
+    """A scrubber of this tab (scrub.js is in the page's head); Play moves the slider up or down."""
     read = lambda name: (STATIC / name).read_text()
     return gr.HTML(
         value=None,
-        html_template=f'<div class="scrubber" data-slider="{slider_id}">{body}</div>',
-        css_template=read("editing_scrubber.css"),
+        html_template=(
+            f'<div class="scrubber" data-slider="{slider_id}" data-direction="{direction}">{_controls()}{body}</div>'
+        ),
+        css_template=read("scrubber.css") + read("editing_scrubber.css"),
         js_on_load=read("editing_scrubber.js"),
-        head=f"<script>{read('scrub.js')}</script>",
         elem_id=elem_id,
     )
 
@@ -62,7 +74,7 @@ def inpaint_scrubber() -> gr.HTML:
     )
     hint = '<div class="caption">Run the inpainting; the slider then scrubs its moves here.</div>'
     body = f'{hint}<div class="edit-row">{panels}{plot}</div>'
-    return _scrubber("inpaint-move", body, "inpaint-scrubber")
+    return _scrubber("inpaint-move", body, "inpaint-scrubber", "up")
 
 
 def interpolation_scrubber() -> gr.HTML:
@@ -72,13 +84,16 @@ def interpolation_scrubber() -> gr.HTML:
         for name, caption in (("slerp", "slerp of x_T, at t"), ("lerp", "lerp of x_T, at t"))
     )
     body = f'<div class="caption">Interpolate; the slider then scrubs the whole strip by t here.</div>{strips}'
-    return _scrubber("interp-t", body, "interp-scrubber")
+    return _scrubber("interp-t", body, "interp-scrubber", "down")
 
 
-def class_and_guidance(label: str) -> tuple[gr.Dropdown, gr.Slider]:
-    choice = gr.Dropdown([plans.ANY_CLASS], value=plans.ANY_CLASS, label=label, visible=False, allow_custom_value=True)
-    guidance = gr.Slider(0.0, settings.MAX_GUIDANCE, value=1.0, step=0.25, label="Guidance w", visible=False)
-    return choice, guidance
+def class_dropdown(label: str) -> gr.Dropdown:
+    """A class of a class-conditional model (hidden for an unconditional one; its choices follow the model)."""
+    return gr.Dropdown([plans.ANY_CLASS], value=plans.ANY_CLASS, label=label, visible=False, allow_custom_value=True)
+
+
+def guidance_slider() -> gr.Slider:
+    return gr.Slider(0.0, settings.MAX_GUIDANCE, value=1.0, step=0.25, label="Guidance w", visible=False)
 
 
 def inpainting_section(demo: gr.Blocks, model: gr.Dropdown) -> tuple[gr.Dropdown, list[gr.Component]]:
@@ -97,7 +112,7 @@ def inpainting_section(demo: gr.Blocks, model: gr.Dropdown) -> tuple[gr.Dropdown
             jump_n_sample = gr.Slider(1, 20, value=5, step=1, label="Resamplings (1 = the naive method)")
             eta = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="η (1: DDPM's β̃, 0: deterministic)")
             seed = gr.Number(0, label="Seed (x_T: the same for both runs)", precision=0, minimum=0)
-            class_choice, guidance = class_and_guidance("Class")
+            class_choice, guidance = class_dropdown("Class (a test image's own, at first)"), guidance_slider()
             with gr.Row():
                 run = gr.Button("Inpaint", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
@@ -137,9 +152,9 @@ def interpolation_section(model: gr.Dropdown, T: int) -> list[gr.Component]:
         seed_b = gr.Number(1, label="Seed B", precision=0, minimum=0)
         steps = gr.Slider(1, 200, value=20, step=1, label="DDIM steps")
     with gr.Row():
-        class_a, guidance = class_and_guidance("Class at A")
-        class_b = gr.Dropdown([plans.ANY_CLASS], value=plans.ANY_CLASS, label="Class at B (the same: one class)",
-                              visible=False, allow_custom_value=True)  # fmt: skip
+        class_a = class_dropdown("Class at A")
+        class_b = class_dropdown("Class at B (the same as A: one class)")
+        guidance = guidance_slider()
     with gr.Row():
         run = gr.Button("Interpolate", variant="primary")
         stop = gr.Button("Stop", variant="stop")

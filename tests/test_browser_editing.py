@@ -1,0 +1,94 @@
+"""The editing tab in Debian's Chromium, driven as a person does: the tab, a preset, Inpaint, the slider dragged with
+the mouse; then the same page on a phone's viewport. Screenshots go to TEST_ARTIFACTS (test-artifacts/)."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from chromium import CHROMIUM, chromium_page
+
+pytestmark = pytest.mark.e2e
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
+PAINTED = (
+    "([id, before]) => { const e = document.querySelector(`#${id} [data-paints]`);"
+    " return e && e.dataset.paints !== before; }"
+)
+
+
+@pytest.fixture(scope="module")
+def page(live_app):
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
+    with chromium_page(live_app) as page:
+        page.get_by_role("tab", name="Editing").wait_for(timeout=30_000)
+        yield page
+
+
+def paints(page, scrubber_id: str) -> str:
+    return page.evaluate(
+        "(id) => { const e = document.querySelector(`#${id} [data-paints]`); return e ? e.dataset.paints : ''; }",
+        scrubber_id,
+    )
+
+
+def drag_slider(page, slider_id: str, start: float, end: float) -> None:
+    """Press on the slider's track at ``start`` (a fraction of its width) and drag to ``end``, as a hand does."""
+    box = page.locator(f"#{slider_id} input[type=range]").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * start, y)
+    page.mouse.down()
+    for k in range(1, 11):
+        page.mouse.move(box["x"] + box["width"] * (start + (end - start) * k / 10), y)
+    page.mouse.up()
+
+
+def test_inpainting_run_scrubbed_with_the_mouse_shows_its_jumps(page):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.get_by_role("tab", name="Editing").click()
+    page.get_by_label("right half", exact=True).check()
+    pad = page.locator("#inpaint-mask .pad-caption")
+    page.wait_for_function(
+        "() => document.querySelector('#inpaint-mask .pad-caption').textContent.startsWith('32 of 64')",
+        timeout=15_000,
+    )
+    assert "to regenerate" in pad.inner_text()
+    page.get_by_role("button", name="Inpaint", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#inpaint-scrubber [data-paints]')", timeout=60_000)
+    page.get_by_text("Done: RePaint made").wait_for(timeout=10_000)
+    caption = page.locator("#inpaint-scrubber .caption")
+    assert caption.inner_text().startswith("The result (t = 0)"), caption.inner_text()
+    before = paints(page, "inpaint-scrubber")
+    drag_slider(page, "inpaint-move", 0.95, 0.3)
+    page.wait_for_function(PAINTED, arg=["inpaint-scrubber", before], timeout=10_000)
+    text = caption.inner_text()
+    assert text.startswith("Move ") and "jump" in text, text
+    move = int(page.locator("#inpaint-move input[type=range]").input_value())
+    assert 0 < move < int(page.locator("#inpaint-move input[type=range]").get_attribute("max"))
+    assert page.evaluate("() => document.querySelector('#inpaint-scrubber [data-paints]').dataset.t") == str(move)
+    page.locator("#inpaint-scrubber").screenshot(path=str(ARTIFACTS / "editing-inpaint-scrubber.png"))
+
+    page.get_by_role("button", name="Interpolate", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#interp-scrubber [data-paints]')", timeout=60_000)
+    page.get_by_text("Why slerp.").wait_for(timeout=10_000)
+    before = paints(page, "interp-scrubber")
+    drag_slider(page, "interp-t", 0.05, 0.6)
+    page.wait_for_function(PAINTED, arg=["interp-scrubber", before], timeout=10_000)
+    assert page.locator("#interp-scrubber .caption").inner_text().startswith("t = ")
+    page.screenshot(path=str(ARTIFACTS / "editing-1400.png"), full_page=True)
+
+
+def test_the_editing_tab_on_a_phone(page):
+    phone = page.context.browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        phone.goto(page.url)
+        phone.get_by_role("button", name="More tabs").tap()  # the tabs past the first fold into this menu
+        phone.get_by_role("button", name="Editing", exact=True).last.tap()
+        phone.get_by_label("centre square", exact=True).tap()
+        phone.get_by_role("button", name="Inpaint", exact=True).tap()
+        phone.wait_for_function("() => document.querySelector('#inpaint-scrubber [data-paints]')", timeout=60_000)
+        pad = phone.locator("#inpaint-mask canvas.pad").bounding_box()
+        assert pad["width"] <= 390 and pad["x"] >= 0, pad
+        phone.screenshot(path=str(ARTIFACTS / "editing-phone.png"), full_page=True)
+    finally:
+        phone.close()
