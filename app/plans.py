@@ -27,7 +27,8 @@ DEFAULT_SAMPLER_NOTE = (
     "feature spaces) on the default model's sweep: 10× fewer model evaluations. See the plot under Race samplers."
 )
 ANY_CLASS, ONE_OF_EACH = "any (unconditional)", "one of each"
-VARIANCE_TYPES = {"fixed_small (β̃_t, posterior)": "fixed_small", "fixed_large (β_t)": "fixed_large"}
+# what the Σ_t radio shows → the scheduler's variance_type (pipelines.scheduler.VARIANCE_TYPES holds them all)
+VARIANCE_CHOICES = {"fixed_small (β̃_t, posterior)": "fixed_small", "fixed_large (β_t)": "fixed_large"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class RunPlan:
 
     @property
     def nfe(self) -> int:
-        return self.sampler.nfe(self.num_steps)
+        return self.sampler.nfe_of(self.num_steps)
 
 
 def class_choices(pipe: DDPMExplorerPipeline) -> list[str] | None:
@@ -91,7 +92,7 @@ def run_plan(model_name, sampler, steps, eta, batch_size, class_choice=None, gui
     n = check_int("Steps", steps, 1, min(T, settings.MAX_STEPS))
     eta = check_float("η", eta, 0.0, 1.0) if sampler.takes_eta else None
     guided = labels is not None and w not in (0.0, 1.0)
-    check_work(pipe, sampler.nfe(n), batch_size * (2 if guided else 1))
+    check_work(pipe, sampler.nfe_of(n), batch_size * (2 if guided else 1))
     return RunPlan(model_name, pipe, sampler, n, eta, batch_size, labels, w)
 
 

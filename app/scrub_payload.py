@@ -197,7 +197,7 @@ def race_payload(runs: list[tuple[str, Trajectory, float]], tables: ScheduleTabl
                 "frame_width": result.shape[1],
                 "log_snr": [round(trajectory.log_snrs[k], 4) for k in keep],
                 "t": [trajectory.t_values[k] for k in keep],
-                "nfe": [trajectory.nfe[k] for k in keep],
+                "nfe": [trajectory.nfe_so_far[k] for k in keep],
                 "atlas": atlases,
                 "result": png_b64(result),
             }

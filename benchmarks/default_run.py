@@ -33,7 +33,7 @@ def variants() -> dict[str, tuple]:
 
 
 def click(model, sampler, steps, batch, class_choice, guidance) -> dict:
-    variance = next(iter(plans.VARIANCE_TYPES))
+    variance = next(iter(plans.VARIANCE_CHOICES))
     args = (model, sampler, steps, 0.0, variance, True, 0, batch, class_choice, guidance)
     return list(reverse.reverse_generate(*args, in_page=True))[-1]
 

@@ -31,7 +31,7 @@ def sessions(model: str, batch: int, sampler: str, steps: int, n: int = 8) -> tu
     before = rss_mb()
     for seed in range(n):
         state = list(
-            reverse.reverse_generate(model, sampler, steps, 0.0, next(iter(plans.VARIANCE_TYPES)), True, seed, batch)
+            reverse.reverse_generate(model, sampler, steps, 0.0, next(iter(plans.VARIANCE_CHOICES)), True, seed, batch)
         )[-1]["state"]
         held.append(state)
     return held, rss_mb() - before

@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from app import plans, settings
 from app.callbacks import forward, reverse
 
-VARIANCE = next(iter(plans.VARIANCE_TYPES))
+VARIANCE = next(iter(plans.VARIANCE_CHOICES))
 
 IMAGE = "app/assets/grace_hopper.png"
 
@@ -48,7 +48,7 @@ def server_side(moves: int) -> list[list]:
         )
     traj_state = list(
         reverse.reverse_generate(
-            "fashion-mnist-32", plans.DDPM, 1000, 0.0, next(iter(plans.VARIANCE_TYPES)), True, 0, 1
+            "fashion-mnist-32", plans.DDPM, 1000, 0.0, next(iter(plans.VARIANCE_CHOICES)), True, 0, 1
         )
     )[-1]["state"]
     ts = [random.randint(0, 999) for _ in range(moves)]

@@ -200,7 +200,7 @@ class Sampler:
         """This sampler's scheduler for a model, from the model's scheduler config."""
         return build_scheduler(self.scheduler_class, config, **self.options)
 
-    def nfe(self, num_steps: int) -> int:
+    def nfe_of(self, num_steps: int) -> int:
         """Model evaluations of a run of ``num_steps`` steps (Heun's last step is a single Euler step)."""
         return self.evaluations_per_step * num_steps - (self.evaluations_per_step - 1)
 

@@ -127,7 +127,7 @@ class Trajectory:
         return [log_snr(a) for a in self.alphas_cumprod]
 
     @property
-    def nfe(self) -> list[int]:
+    def nfe_so_far(self) -> list[int]:
         """Model evaluations made up to and including each recorded step."""
         return [k + 1 for k in self.step_indices]
 

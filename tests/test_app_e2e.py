@@ -19,7 +19,7 @@ from app.validation import UserError
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = "app/assets/fashion_tshirt.png"
-VARIANCE = next(iter(plans.VARIANCE_TYPES))
+VARIANCE = next(iter(plans.VARIANCE_CHOICES))
 RESPACED = plans.DDPM
 
 

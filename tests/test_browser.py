@@ -108,7 +108,7 @@ def test_reverse_generation_streams_frames(page):
 def test_reverse_canvas_equals_the_servers_frame(page, live_app):
     """The page's frames of the run above (seed 0, 8 respaced steps, batch 4) equal /reverse_frame's, step by step."""
     client = local_client(live_app)
-    variance = next(iter(plans.VARIANCE_TYPES))
+    variance = next(iter(plans.VARIANCE_CHOICES))
     client.predict("tiny-random", plans.DDPM, 8, 0.0, variance, True, 0, 4, api_name="/reverse_generate")
     for t in (100, 75, 12, 0):
         drag_to(page, "reverse-t", "reverse-scrubber", t)

@@ -15,7 +15,7 @@ from gradio.state_holder import SessionState
 from app import plans, rendering, reverse_session, settings
 
 pytestmark = pytest.mark.e2e
-VARIANCE = next(iter(plans.VARIANCE_TYPES))
+VARIANCE = next(iter(plans.VARIANCE_CHOICES))
 RESPACED = plans.DDPM
 
 

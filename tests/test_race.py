@@ -14,7 +14,7 @@ from app import plans
 from app.callbacks import race, reverse
 from pipelines.samplers import SAMPLERS
 
-VARIANCE = next(iter(plans.VARIANCE_TYPES))
+VARIANCE = next(iter(plans.VARIANCE_CHOICES))
 NAMES = [SAMPLERS[k].name for k in ("ddpm", "dpmsolver++2m", "heun")]
 
 
@@ -27,7 +27,7 @@ def test_a_race_runs_every_sampler_from_the_same_noise_and_sends_aligned_frames(
     assert [r["name"] for r in runs] == NAMES
     for r in runs:
         sampler = SAMPLERS[plans.SAMPLER_NAMES[r["name"]]]
-        assert r["num_evaluations"] == sampler.nfe(6) == r["nfe"][-1]
+        assert r["num_evaluations"] == sampler.nfe_of(6) == r["nfe"][-1]
         assert all(a <= b for a, b in zip(r["log_snr"], r["log_snr"][1:]))  # noise falls step by step
         assert r["wall_s"] > 0
     # the same x_T: every run's first frame is the same image (to a grey level: Heun starts at σ_max·ε)

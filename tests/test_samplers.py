@@ -56,7 +56,7 @@ def test_the_diffusers_way_samples_and_records_every_step(key):
     images = pipe(batch_size=2, num_inference_steps=6, generator=torch.Generator().manual_seed(0), output_type="np")
     assert images.images.shape == (2, 8, 8, 1) and np.isfinite(images.images).all()
     traj = pipe.sample_trajectory(batch_size=2, num_inference_steps=6, generator=torch.Generator().manual_seed(0))
-    assert traj.num_steps == len(traj) == sampler.nfe(6)
+    assert traj.num_steps == len(traj) == sampler.nfe_of(6)
     same = (traj.final / 2 + 0.5).clamp(0, 1).numpy().transpose(0, 2, 3, 1)
     assert np.allclose(same, images.images, atol=1e-6)  # the same seed, the same frames
 
@@ -129,7 +129,7 @@ def test_n_steps_are_n_distinct_decreasing_timesteps_for_every_n(key, schedule):
         assert len(distinct) == n and distinct[0] == T - 1 and distinct[-1] >= 0, (n, distinct[:3], distinct[-3:])
         assert all(a > b for a, b in itertools.pairwise(distinct))
         assert run.prev_timesteps == [*run.timesteps[1:], -1]
-        assert len(run) == sampler.nfe(n)
+        assert len(run) == sampler.nfe_of(n)
 
 
 def test_previous_timestep_is_the_schedules_next_not_t_minus_1():
@@ -182,7 +182,7 @@ def test_heun_evaluates_twice_per_step_but_the_last():
         generator=torch.Generator().manual_seed(0),
         scheduler=SAMPLERS["heun"].scheduler(pipe.scheduler.config),
     )
-    assert len(traj) == 7 and traj.nfe[-1] == 7 and get_sampler("heun").steps_for(7) == 4
+    assert len(traj) == 7 and traj.nfe_so_far[-1] == 7 and get_sampler("heun").steps_for(7) == 4
 
 
 @pytest.mark.slow

@@ -74,7 +74,7 @@ def test_the_shipped_bound_holds_for_many_sessions_of_large_forward_views():
 @pytest.mark.slow
 def test_recorded_runs_count_too_and_a_released_run_says_so(app_models, monkeypatch):
     monkeypatch.setattr(ledger, "max_bytes", 1)  # each new run releases the one before
-    args = dict(sampler=plans.DDPM, steps=5, eta=0.0, variance_type=next(iter(plans.VARIANCE_TYPES)), clip=True)
+    args = dict(sampler=plans.DDPM, steps=5, eta=0.0, variance_type=next(iter(plans.VARIANCE_CHOICES)), clip=True)
     first = list(reverse.reverse_generate("tiny-random", **args, seed=0, batch_size=1))[-1]["state"]
     second = list(reverse.reverse_generate("tiny-random", **args, seed=1, batch_size=1))[-1]["state"]
     assert first.trajectory is None and second.trajectory is not None

@@ -18,7 +18,7 @@ from pipelines import DDPMExplorerPipeline
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = "app/assets/fashion_bag.png"
-VARIANCE = next(iter(plans.VARIANCE_TYPES))
+VARIANCE = next(iter(plans.VARIANCE_CHOICES))
 RESPACED = plans.DDPM
 
 

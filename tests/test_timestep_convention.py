@@ -14,7 +14,7 @@ from app import plans, rendering, reverse_session
 from app.callbacks import forward, reverse, sdedit
 
 EXAMPLE = "app/assets/fashion_tshirt.png"
-VARIANCE = next(iter(plans.VARIANCE_TYPES))
+VARIANCE = next(iter(plans.VARIANCE_CHOICES))
 T = 100  # the tiny test checkpoint: cosine, T = 100
 
 

@@ -18,7 +18,7 @@ BUDGET_BYTES = 1 * 2**20  # every visitor's page loads it: half the budget of a 
 
 
 def main() -> None:
-    variance = next(iter(plans.VARIANCE_TYPES))
+    variance = next(iter(plans.VARIANCE_CHOICES))
     classes, guidance = reverse.conditioning_controls(settings.DEFAULT_MODEL)  # what the tab's controls start on
     run = (
         plans.DEFAULT_SAMPLER,

@@ -112,7 +112,7 @@ def run_race(pipe, contenders: list[Contender], n: int, seed: int, batch_size: i
     run is furthest behind, so they advance together; stream their x̂₀ (``gallery``) and a table of NFE and time
     (``status``). The last yield carries the race scrubber's payload (``scrubber``) when ``in_page``."""
     guided = class_labels is not None and any(c.guidance_scale not in (0.0, 1.0) for c in contenders)
-    check_work(pipe, sum(c.sampler.nfe(n) for c in contenders), batch_size * (2 if guided else 1))
+    check_work(pipe, sum(c.sampler.nfe_of(n) for c in contenders), batch_size * (2 if guided else 1))
     budget = max(2, frame_budget(pipe, batch_size) // len(contenders))
     racers = []
     for c in contenders:

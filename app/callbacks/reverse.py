@@ -16,7 +16,7 @@ import gradio as gr
 import torch
 
 from app import models, rendering, settings
-from app.plans import ANY_CLASS, ONE_OF_EACH, VARIANCE_TYPES, RunPlan, class_choices, frame_budget, run_plan
+from app.plans import ANY_CLASS, ONE_OF_EACH, VARIANCE_CHOICES, RunPlan, class_choices, frame_budget, run_plan
 from app.rendering import grid_image
 from app.reverse_session import ReverseState, recorded_state, require_run, shown_position
 from app.scrub_payload import reverse_payload
@@ -48,11 +48,11 @@ def estimate_runtime(model_name, sampler, steps, eta, batch_size, class_choice=N
 def request_scheduler(plan: RunPlan, variance_type: str, clip: bool):
     """The scheduler of this request: ours with its Σ_t and clipping options, or the sampler's solver built from the
     model's config (which carries its thresholding and λ bound). The shared pipeline's scheduler stays untouched."""
-    variance = check_choice("Variance type", variance_type, tuple(VARIANCE_TYPES))
+    variance = check_choice("Variance type", variance_type, tuple(VARIANCE_CHOICES))
     config = plan.pipe.scheduler.config
     if plan.sampler.uses_our_scheduler:
         return plan.sampler.scheduler_class.from_config(
-            config, variance_type=VARIANCE_TYPES[variance], clip_sample=bool(clip)
+            config, variance_type=VARIANCE_CHOICES[variance], clip_sample=bool(clip)
         )
     return plan.sampler.scheduler(config)
 

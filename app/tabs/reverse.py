@@ -78,7 +78,7 @@ def run_inputs() -> RunInputs:
     )
     steps = gr.Slider(1, settings.MAX_STEPS, value=plans.DEFAULT_STEPS, step=1, label="Steps N (T: every timestep)")
     eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="η (DDIM: 0 deterministic, 1 = DDPM's β̃)")
-    variance = gr.Radio(list(plans.VARIANCE_TYPES), value=next(iter(plans.VARIANCE_TYPES)), label="Σ_t (DDPM)")
+    variance = gr.Radio(list(plans.VARIANCE_CHOICES), value=next(iter(plans.VARIANCE_CHOICES)), label="Σ_t (DDPM)")
     clip = gr.Checkbox(True, label="Clip x̂₀ to [−1, 1] (DDPM, DDIM; the solvers threshold as the model's config says)")
     with gr.Row():
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)

@@ -151,6 +151,6 @@ def record_run(
         sampler_name(key, eta),
         t_values,
         torch.stack(frames),
-        sampler.nfe(num_steps),
+        sampler.nfe_of(num_steps),
         wall_s,
     )

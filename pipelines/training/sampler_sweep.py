@@ -300,7 +300,7 @@ def main(argv=None) -> None:
         results["points"][key] = {
             "sampler": sampler,
             "steps": steps,
-            "nfe": get_sampler(sampler).nfe(steps),
+            "nfe": get_sampler(sampler).nfe_of(steps),
             "frechet_distance": q["frechet_distance"],
             "frechet_distance_real_floor": q["frechet_distance_real_floor"],
             "fd_ratio": q["fd_ratio"],
