@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-from diffusers.utils.torch_utils import randn_tensor
 
 from pipelines.guidance import Guidance
 
@@ -119,6 +118,8 @@ def iter_repaint(
         eta: σ = η·√β̃ of the reverse step (1: DDPM's β̃; 0: the deterministic DDIM step, as diffusers' default).
         class_labels, guidance_scale: as the pipeline's (a conditional model is guided as it samples).
     """
+    from diffusers.utils.torch_utils import randn_tensor  # here, not at import: diffusers loads torch._dynamo
+
     if not (isinstance(eta, (int, float)) and 0.0 <= eta <= 1.0):
         raise ValueError(f"eta must be in [0, 1], got {eta!r}.")
     scheduler = pipe.scheduler
