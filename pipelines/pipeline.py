@@ -57,7 +57,9 @@ class Recording:
         step = next(self._steps)
         if self._recorder is None:
             self._recorder = TrajectoryRecorder(self.schedule, tuple(step.sample.shape), self.max_frames)
-        self._recorder.record(step.step_index, step.sample, step.pred_original_sample, step.pred_epsilon)
+        self._recorder.record(
+            step.step_index, step.sample, step.pred_original_sample, step.pred_epsilon, step.variance_fraction
+        )
         if step.step_index == step.num_steps - 1:
             self.final = step.prev_sample
         return step

@@ -108,13 +108,16 @@ class Trajectory:
     pred_original: torch.Tensor
     pred_epsilon: torch.Tensor
     final: torch.Tensor | None = None
+    # a learned Σ_θ's v per pixel (0 at β̃, 1 at β; 0 … 255 for [0, 1]), (K, B, C, H, W) uint8; None for a fixed Σ
+    variance_fraction: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.timesteps)
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.samples, self.pred_original, self.pred_epsilon))
+        buffers = (self.samples, self.pred_original, self.pred_epsilon, self.variance_fraction)
+        return sum(t.numel() * t.element_size() for t in buffers if t is not None)
 
     @property
     def t_values(self) -> list[int]:
@@ -168,9 +171,10 @@ class TrajectoryRecorder:
             samples=traj.samples[:n],
             pred_original=traj.pred_original[:n],
             pred_epsilon=traj.pred_epsilon[:n],
+            variance_fraction=None if traj.variance_fraction is None else traj.variance_fraction[:n],
         )
 
-    def record(self, step_index: int, sample, pred_original, pred_epsilon) -> None:
+    def record(self, step_index: int, sample, pred_original, pred_epsilon, variance_fraction=None) -> None:
         slot = self._slot.get(step_index)
         if slot is None:
             return
@@ -179,3 +183,7 @@ class TrajectoryRecorder:
         traj.samples[slot].copy_(to_uint8(sample.detach()))
         traj.pred_original[slot].copy_(to_uint8(pred_original.detach()))
         traj.pred_epsilon[slot].copy_(to_uint8(pred_epsilon.detach(), NOISE_RANGE))
+        if variance_fraction is not None:  # [0, 1] → 0 … 255, the buffer made at the first step that has one
+            if traj.variance_fraction is None:
+                traj.variance_fraction = torch.zeros_like(traj.samples)
+            traj.variance_fraction[slot].copy_(to_uint8(2 * variance_fraction.detach().clamp(0, 1) - 1))

@@ -223,3 +223,21 @@ def test_a_learned_variance_checkpoint_loads_and_a_mismatched_one_is_refused(tmp
     fixed.save_pretrained(tmp_path / "fixed")  # 2 output channels but a fixed Σ: not a model of ours
     with pytest.raises(CheckpointError, match="needs as many output channels"):
         load_pipeline(tmp_path / "fixed")
+
+
+def test_a_recorded_run_keeps_v_per_pixel_and_a_fixed_one_keeps_none():
+    from pipelines.trajectory import from_uint8
+
+    learned = pipeline(learned_unet(), num_train_timesteps=50)
+    traj = learned.sample_trajectory(batch_size=2, num_inference_steps=5, generator=torch.Generator().manual_seed(0))
+    assert traj.variance_fraction is not None and traj.variance_fraction.shape == traj.samples.shape
+    steps = list(
+        learned.iter_trajectory(
+            batch_size=2, num_inference_steps=5, generator=torch.Generator().manual_seed(0), show_progress=False
+        )
+    )
+    v = (from_uint8(traj.variance_fraction[0]) + 1) / 2
+    torch.testing.assert_close(v, steps[0].variance_fraction.clamp(0, 1), atol=1 / 255, rtol=0)
+    assert traj.nbytes == 4 * traj.samples.numel()
+    fixed = DDPMExplorerPipeline(unet=make_tiny_unet(), scheduler=DDPMExplorerScheduler(num_train_timesteps=50))
+    assert fixed.sample_trajectory(batch_size=1, num_inference_steps=3).variance_fraction is None
