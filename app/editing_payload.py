@@ -1,7 +1,7 @@
 """The editing tab's recorded runs and what its scrubbers receive (app/static/editing_scrubber.js).
 
 Inpainting: a RePaint run is a list of moves, reverse steps t → t' and forward jumps t → t + stride back up; position
-k of the slider is x before move k (position M, after the last move, is the result). Frames are uint8 (the mapping of
+k of the slider is x after k moves (0: x_T; M, after the last move: the result). Frames are uint8 (the mapping of
 pipelines.trajectory.to_uint8, [−1, 1] → 0 … 255), (H, W, C), thinned evenly to a count; the list of t and jumps is
 sent whole, so the caption and the t-curve are exact at every position.
 
@@ -71,17 +71,18 @@ def move_record(timesteps: list[int], downs: list[bool], stride: int, max_frames
 
 
 def move_caption(run: MoveRecord, position: int) -> str:
-    """What position k of a RePaint run shows, in words: mirrored by editing_scrubber.js's caption."""
-    m = run.num_moves
-    if position >= m:
-        return f"The result (t = 0), after {m} moves with {run.num_jumps} jumps back up."
-    t, t_next = run.t[position], run.t[position + 1]
-    if run.down[position]:
-        so_far = f"; jump {run.jump[position]} of {run.num_jumps} done" if run.num_jumps else ""
-        return f"Move {position + 1} of {m}: reverse step t = {t} → {t_next}{so_far}."
-    return (
-        f"Move {position + 1} of {m}: jump {run.jump[position]} of {run.num_jumps}, t = {t} → {t_next} (noise added)."
-    )
+    """What position k of a run shows (x after its k-th move; 0: x_T), in words: mirrored by editing_scrubber.js."""
+    m, jumps = run.num_moves, run.num_jumps
+    if position == 0:
+        return f"x_T, the start (t = {run.t[0]}): {m} moves follow, {jumps} of them climbs back up."
+    i = position - 1  # the move that led here
+    t, t_next = run.t[i], run.t[position]
+    if position == m:
+        return f"Move {m} of {m}: t = {t} → 0, the result, after {jumps} jumps back up."
+    if run.down[i]:
+        so_far = f"; jump {run.jump[i]} of {jumps} done" if jumps else ""
+        return f"Move {position} of {m}: reverse step t = {t} → {t_next}{so_far}."
+    return f"Move {position} of {m}: jump {run.jump[i]} of {jumps}, t = {t} → {t_next} (noise added)."
 
 
 @dataclass

@@ -70,13 +70,15 @@ def test_inpainting_records_every_move_of_repaint_and_the_naive_run(app_models, 
     assert any(b > a for a, b in zip(repaint.t, repaint.t[1:])), "the run goes back up on its jumps"
     assert repaint.down == moves_down(timesteps) and repaint.num_jumps == 3 * 2
     climbing = repaint.down.index(False)
-    assert "jump 1 of 6" in move_caption(repaint, climbing) and "noise added" in move_caption(repaint, climbing)
-    assert "The result (t = 0)" in move_caption(repaint, repaint.num_moves)
+    caption = move_caption(repaint, climbing + 1)  # x after the first move back up
+    assert caption.startswith(f"Move {climbing + 1} of {repaint.num_moves}: jump 1 of 6") and "noise added" in caption
+    assert "→ 0, the result" in move_caption(repaint, repaint.num_moves)
+    assert move_caption(repaint, 0).startswith(f"x_T, the start (t = {repaint.t[0]})")
     assert len(repaint.x_t) == repaint.num_moves + 1 and ledger.total_bytes == state.nbytes > 0
     # the kept pixels of RePaint's result are the image's (the known part at t = 0 is x₀ itself)
     original, result = np.asarray(images[0]).astype(int), np.asarray(images[2]).astype(int)
     assert np.abs(original[:, 4:] - result[:, 4:]).max() <= 1
-    x, x0_hat, caption = editing.inpaint_frame(state, climbing)
+    x, x0_hat, caption = editing.inpaint_frame(state, climbing + 1)
     assert np.asarray(x).shape == (8, 8) and "jump 1 of 6" in caption
     state.release()
     with pytest.raises(gr.Error, match="released"):

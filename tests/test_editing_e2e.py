@@ -38,8 +38,10 @@ def test_inpaint_then_a_move_of_the_run(client):
     )
     assert [np.asarray(Image.open(im)).shape for im in images] == [(8, 8)] * 4
     assert status.startswith("Done: RePaint made 32 moves"), status
-    x, x0_hat, caption = client.predict(move=9, api_name="/inpaint_frame")
-    assert np.asarray(Image.open(x)).shape == (8, 8) and "jump" in caption, caption
+    x, x0_hat, caption = client.predict(move=31, api_name="/inpaint_frame")
+    assert np.asarray(Image.open(x)).shape == (8, 8) and "jump 6 of 6" in caption, caption
+    with pytest.raises(Exception, match="Move must be between 0 and 32"):
+        client.predict(move=33, api_name="/inpaint_frame")
 
 
 def test_inpaint_refuses_bad_masks_with_a_clear_message(client):

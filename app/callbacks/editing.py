@@ -8,6 +8,7 @@ a move. The page's twin of each (``*_in_page``) also sends its scrubber's payloa
 from __future__ import annotations
 
 import json
+import time
 
 import gradio as gr
 import torch
@@ -133,7 +134,9 @@ def inpaint_frame(state, move):
 
 def mask_pad_value(model_name, source, image, mask_choice) -> str:
     """The mask pad's value for a choice (a preset's mask, or every pixel kept for the brush) with the image under
-    it, both at the model's size (page only)."""
+    it, both at the model's size (page only). Its version is taken first: of two requests in flight (the page's load
+    and a quick click), the pad keeps the later one's answer whichever arrives last."""
+    version = time.monotonic_ns()
     pipe = check_model(model_name)
     c, h, w = pipe.sample_shape
     choice = check_choice("Mask", mask_choice, MASK_CHOICES)
@@ -141,9 +144,9 @@ def mask_pad_value(model_name, source, image, mask_choice) -> str:
     try:
         x0 = source_image(source, image, c, h)
     except gr.Error:  # no upload yet: the pad shows the mask alone
-        return json.dumps({"mask": rows, "image": ""})
+        return json.dumps({"version": version, "mask": rows, "image": ""})
     picture = "data:image/png;base64," + png_b64(rendering.image_to_uint8(x0[0]))
-    return json.dumps({"mask": rows, "image": picture})
+    return json.dumps({"version": version, "mask": rows, "image": picture})
 
 
 def class_controls(name):

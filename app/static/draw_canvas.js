@@ -82,10 +82,11 @@
   // ---------------------------------------------------------------- the mask brush
   // A grid of H × W cells over the image being edited; the brush marks cells to regenerate (0), the eraser gives
   // them back (1). Value in (props.value, JSON, from app/callbacks/editing.py::mask_pad_value):
-  //   {"mask": [[0 | 1, …] × W] × H, "image": a data: URL of the image at H × W (optional)}
+  //   {"version", "mask": [[0 | 1, …] × W] × H, "image": a data: URL of the image at H × W, or ""}; an older
+  //   version than the pad's is ignored
   // Value out, after each stroke and on Clear: {"mask": rows}, 1 keep, 0 regenerate.
   function maskPad() {
-    const state = { rows: null, image: null, tool: 0, painting: false };
+    const state = { version: -1, rows: null, image: null, tool: 0, painting: false };
     const cell = (event) => {
       const box = canvas.getBoundingClientRect();
       const h = state.rows.length, w = state.rows[0].length;
@@ -135,11 +136,15 @@
     function load(json) {
       if (!json) return paintMask();
       const p = JSON.parse(json);
-      if (!p.image) return;  // our own value coming back
+      if (p.version === undefined || p.version <= state.version) return;  // our own value, or a late older one
+      state.version = p.version;
       state.rows = p.mask.map((row) => row.slice());
-      const img = new Image();
-      img.onload = () => { state.image = img; paintMask(); };
-      img.src = p.image;
+      state.image = null;
+      if (p.image) {
+        const img = new Image();
+        img.onload = () => { if (state.version === p.version) { state.image = img; paintMask(); } };
+        img.src = p.image;
+      }
       paintMask();
     }
 

@@ -6,8 +6,8 @@
 //
 // The payload (props.value, JSON, from app/editing_payload.py), frames uint8 ([−1, 1] → 0 … 255), (F, H, W, C):
 //   kind "inpaint": version; T; height, width, channels;
-//     repaint, naive: {t: the paper's t at each position 0 … M (position k: x before move k; M: the result, t = 0),
-//       down: per move, a reverse step (true) or a forward jump; jump: per position, the climb back up it is in or
+//     repaint, naive: {t: the paper's t at each position 0 … M (position k: x after k moves; 0: x_T; M: the result, t = 0),
+//       down: per move, a reverse step (true) or a forward jump; jump: per move, the climb back up it is in or
 //       has last made; num_jumps; keep: the positions whose frames were kept; x_t, x0_hat: those frames}
 //   kind "interpolate": version; T; height, width, channels; points (P); t: the paper's t of each recorded frame
 //     (T … 0); strips: {slerp, lerp}: frames (F·P, H, W, C), frame f's point i at f·P + i
@@ -23,16 +23,17 @@
   }
 
   // ---------------------------------------------------------------- inpainting
-  // The caption of position k of a RePaint run: mirrors app/editing_payload.py::move_caption.
+  // The caption of position k of a run (x after its k-th move; 0: x_T): mirrors editing_payload.py::move_caption.
   function moveCaption(r, k) {
-    const m = r.down.length;
-    if (k >= m) return `The result (t = 0), after ${m} moves with ${r.num_jumps} jumps back up.`;
-    const t = r.t[k], next = r.t[k + 1];
-    if (r.down[k]) {
-      const soFar = r.num_jumps ? `; jump ${r.jump[k]} of ${r.num_jumps} done` : "";
-      return `Move ${k + 1} of ${m}: reverse step t = ${t} → ${next}${soFar}.`;
+    const m = r.down.length, jumps = r.num_jumps;
+    if (k === 0) return `x_T, the start (t = ${r.t[0]}): ${m} moves follow, ${jumps} of them climbs back up.`;
+    const i = k - 1, t = r.t[i], next = r.t[k];  // the move that led here
+    if (k === m) return `Move ${m} of ${m}: t = ${t} → 0, the result, after ${jumps} jumps back up.`;
+    if (r.down[i]) {
+      const soFar = jumps ? `; jump ${r.jump[i]} of ${jumps} done` : "";
+      return `Move ${k} of ${m}: reverse step t = ${t} → ${next}${soFar}.`;
     }
-    return `Move ${k + 1} of ${m}: jump ${r.jump[k]} of ${r.num_jumps}, t = ${t} → ${next} (noise added).`;
+    return `Move ${k} of ${m}: jump ${r.jump[i]} of ${jumps}, t = ${t} → ${next} (noise added).`;
   }
 
   // t against the move index, drawn once; the cursor follows the slider

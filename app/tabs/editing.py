@@ -139,7 +139,8 @@ def inpainting_section(demo: gr.Blocks, model: gr.Dropdown) -> tuple[gr.Dropdown
         gr.Image(visible=False, format="png"),
         gr.Markdown(visible=False),
     ]
-    api_only.click(cb.inpaint_frame, [state, move], frame_views, api_name="inpaint_frame")
+    any_move = gr.Number(visible=False, precision=0, minimum=0)  # the slider's maximum is the page's last run's
+    api_only.click(cb.inpaint_frame, [state, any_move], frame_views, api_name="inpaint_frame")
     page = run.click(cb.inpaint_in_page, inputs, [*outputs, scrubber, move], api_visibility="private", **COMPUTE_QUEUE)
     stop.click(None, None, None, cancels=[page], api_visibility="private")
     return source, [class_choice, guidance]
