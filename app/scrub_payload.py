@@ -152,8 +152,19 @@ def reverse_payload(
     final = to_uint8(trajectory.final) if complete else trajectory.samples[-1]
     result = rendering.uint8_grid(final)
     no_noise = rendering.uint8_grid(torch.full_like(final, 128))  # ε̂ at t = 0: there is no noise left to predict
+    learned = trajectory.variance_fraction is not None
+    if learned:  # v of a learned Σ_θ, per pixel: 0 (black) at β̃_t, 1 (white) at β_t
+        grids["v"] = [rendering.uint8_grid(f) for f in trajectory.variance_fraction]
     keep, atlases = thinned_atlases(grids, budget_bytes)
     frame_h, frame_w = result.shape[:2]
+    variance = None
+    if learned:
+        v_mean = [float(trajectory.variance_fraction[k].float().mean() / 255) for k in keep]
+        by_t = tables.by_paper_t
+        variance = {
+            "mean": v_mean,  # per kept frame (the last step's is what the model says; that step adds no noise)
+            "posterior_variance": b64(by_t.posterior_variance.numpy().astype(np.float32)),  # β̃ by the paper's t
+        }
     return json.dumps(
         {
             "version": version(),
@@ -170,6 +181,7 @@ def reverse_payload(
             "no_noise": png_b64(no_noise),
             "spectrum": reverse_spectra(trajectory, keep, data_spectrum),
             "classes": class_payload(trajectory, keep, *classes) if classes else None,
+            "variance": variance,
             **schedule_arrays(tables),
         }
     )

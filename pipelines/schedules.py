@@ -191,9 +191,10 @@ def index_to_paper_t(index):
 @dataclass(frozen=True)
 class PaperTables:
     """The schedule's numbers by the paper's t = 0 … T (T + 1 entries, float64): entry t is ᾱ_t etc. of x_t, and
-    t = 0 is the data, where ᾱ₀ = 1, √(1−ᾱ₀) = 0, SNR = log SNR = ∞ and no β exists (NaN)."""
+    t = 0 is the data, where ᾱ₀ = 1, √(1−ᾱ₀) = 0, SNR = log SNR = ∞ and no β or β̃ exists (NaN)."""
 
     betas: torch.Tensor
+    posterior_variance: torch.Tensor  # β̃_t, the lower end of a learned Σ_θ (β_t the upper)
     alphas_cumprod: torch.Tensor
     sqrt_alphas_cumprod: torch.Tensor
     sqrt_one_minus_alphas_cumprod: torch.Tensor
@@ -229,6 +230,7 @@ class ScheduleTables:
         at_data = lambda first, table: torch.cat([torch.tensor([first], dtype=table.dtype), table])
         return PaperTables(
             betas=at_data(math.nan, self.betas),
+            posterior_variance=at_data(math.nan, self.posterior_variance),
             alphas_cumprod=at_data(1.0, self.alphas_cumprod),
             sqrt_alphas_cumprod=at_data(1.0, self.sqrt_alphas_cumprod),
             sqrt_one_minus_alphas_cumprod=at_data(0.0, self.sqrt_one_minus_alphas_cumprod),

@@ -241,3 +241,20 @@ def test_a_recorded_run_keeps_v_per_pixel_and_a_fixed_one_keeps_none():
     assert traj.nbytes == 4 * traj.samples.numel()
     fixed = DDPMExplorerPipeline(unet=make_tiny_unet(), scheduler=DDPMExplorerScheduler(num_train_timesteps=50))
     assert fixed.sample_trajectory(batch_size=1, num_inference_steps=3).variance_fraction is None
+
+
+def test_the_reverse_payload_carries_v_for_a_learned_model_only():
+    import json
+
+    from app.scrub_payload import reverse_payload
+
+    learned = pipeline(learned_unet(), num_train_timesteps=50)
+    traj = learned.sample_trajectory(batch_size=2, num_inference_steps=5, generator=torch.Generator().manual_seed(0))
+    p = json.loads(reverse_payload(traj, learned.scheduler.tables))
+    assert "v" in p["atlas"] and len(p["variance"]["mean"]) == len(p["t"])
+    assert all(0 <= v <= 1 for v in p["variance"]["mean"])
+    fixed = DDPMExplorerPipeline(unet=make_tiny_unet(), scheduler=DDPMExplorerScheduler(num_train_timesteps=50))
+    q = json.loads(
+        reverse_payload(fixed.sample_trajectory(batch_size=1, num_inference_steps=3), fixed.scheduler.tables)
+    )
+    assert "v" not in q["atlas"] and q["variance"] is None

@@ -10,6 +10,8 @@
 //   atlas: {x_t, x0_hat, eps_hat}: base64 PNGs, frame k at rows k·frame_height …; result: base64 PNG of x₀;
 //   no_noise: the ε̂ panel at t = 0 (mid grey)
 //   sqrt_alpha_bar, sqrt_one_minus_alpha_bar, beta, alpha_bar, log_snr: float32 (T + 1), by the paper's t
+//   variance (a model with a learned Σ_θ, else null): {mean: per frame, the mean of v (0 at β̃_t, 1 at β_t),
+//     posterior_variance: float32 (T + 1), β̃ by the paper's t}; atlas.v: v per pixel (0 … 255 for 0 … 1)
 //   spectrum: {freqs, x0_hat: per frame, result, data (the training data's mean, or null)}: radially averaged power
 //     spectra (pipelines/spectral.py), by frequency in cycles per pixel
 //   classes (Fashion-MNIST models, else null): {names, probs: (frames + 1, B, classes), the classifier's
@@ -21,17 +23,30 @@
   const state = { run: null, plot: null };
 
   async function load(p, isCurrent) {
-    const [xt, x0, eps, result, noNoise] = await Promise.all(
-      [p.atlas.x_t, p.atlas.x0_hat, p.atlas.eps_hat, p.result, p.no_noise].map(S.decodeImage),
+    const [xt, x0, eps, result, noNoise, v] = await Promise.all(
+      [p.atlas.x_t, p.atlas.x0_hat, p.atlas.eps_hat, p.result, p.no_noise, p.atlas.v].map(
+        (png) => (png ? S.decodeImage(png) : null),
+      ),
     );
     if (!isCurrent()) return;
     const beta = S.float32(p.beta), alphaBar = S.float32(p.alpha_bar), logSnr = S.float32(p.log_snr);
-    state.run = { ...p, atlases: [xt, x0, eps], result, noNoise, alphaBar, logSnr };
-    state.plot = S.curves($("canvas.curves"), [
-      { label: "β_t", values: beta, log: true },
-      { label: "ᾱ_t", values: alphaBar, log: false },
-      { label: "log SNR", values: logSnr, log: false },
-    ], p.T);
+    state.run = { ...p, atlases: [xt, x0, eps], result, noNoise, alphaBar, logSnr, v, beta };
+    const series = [{ label: "β_t", values: beta, log: true }];
+    if (p.variance) {
+      // Σ_θ's mean over the pixels at each recorded t (held to the next one), between β̃_t and β_t
+      const tilde = S.float32(p.variance.posterior_variance);
+      const sigma = new Float32Array(p.T + 1).fill(NaN);
+      p.t.forEach((t, k) => {
+        if (p.t_prev[k] === 0) return;  // the last step adds no noise
+        const v = p.variance.mean[k];
+        for (let s = p.t_prev[k] + 1; s <= t; s++) sigma[s] = Math.exp(v * Math.log(beta[s]) + (1 - v) * Math.log(tilde[s]));
+      });
+      series.push({ label: "β̃_t", values: tilde, log: true }, { label: "Σ_θ (mean v)", values: sigma, log: true });
+      state.run.tilde = tilde;
+    }
+    series.push({ label: "ᾱ_t", values: alphaBar, log: false }, { label: "log SNR", values: logSnr, log: false });
+    state.plot = S.curves($("canvas.curves"), series, p.T);
+    $(".variance-view").hidden = !p.variance;
     const view = $(".classes-view");
     view.hidden = !p.classes;
     if (p.classes) {
@@ -113,6 +128,7 @@
       draw(canvases[0], r.result, 0);
       draw(canvases[1], r.result, 0);
       draw(canvases[2], r.noNoise, 0);  // no noise left to predict at t = 0
+      if (r.v) draw($('canvas[data-panel="v"]'), r.noNoise, 0);  // no step, no Σ_θ
       caption = `<b>t = 0</b>: the result x₀, after the last step t = ${r.t[r.t.length - 1]} → 0.`;
     } else {
       shown = r.t[k];
@@ -121,6 +137,13 @@
         `<b>Step ${r.step[k]} of ${r.num_steps}: t = ${shown} → ${r.t_prev[k]}.</b> ` +
         `ᾱ_t = ${S.fmt(r.alphaBar[shown], 4)}, SNR = ${S.fmt(Math.exp(r.logSnr[shown]), 4)}, ` +
         `log SNR = ${r.logSnr[shown].toFixed(3)}`;
+      if (r.v) {
+        draw($('canvas[data-panel="v"]'), r.v, k);
+        caption += r.t_prev[k] > 0
+          ? `; learned Σ_θ: mean v = ${r.variance.mean[k].toFixed(3)} between β̃_t = ${S.fmt(r.tilde[shown], 3)}` +
+            ` and β_t = ${S.fmt(r.beta[shown], 3)}`
+          : "; the last step adds no noise (no Σ_θ)";
+      }
     }
     if (shown !== t) caption += ` (the recorded step nearest the slider's t = ${t})`;
     $(".caption").innerHTML = caption;

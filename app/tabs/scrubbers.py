@@ -88,6 +88,11 @@ def reverse_scrubber(slider_id: str) -> gr.HTML:
             ("eps_hat", "ε̂, the predicted noise (±3σ shown)"),
         )
     )
+    panels += (  # shown only for a model with a learned Σ_θ
+        '<figure class="variance-view" hidden><canvas data-panel="v" width="8" height="8"></canvas><figcaption>'
+        "v: where the learned Σ_θ sits, per pixel, between β̃_t (black, v = 0) and β_t (white, v = 1): "
+        "log Σ_θ = v·log β_t + (1−v)·log β̃_t</figcaption></figure>"
+    )
     spectrum = (
         '<figure class="spectral"><canvas class="spectrum" width="420" height="260"></canvas>'
         '<figcaption class="spectrum-caption"></figcaption></figure>'
