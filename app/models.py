@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from app import settings
+from pipelines.imports import imported
 
 HUB_MODELS = (
     "google/ddpm-cifar10-32",
@@ -128,12 +129,10 @@ def get_pipeline(name: str):
             return _cache[name]
         if name in _errors:
             raise ModelUnavailable(_errors[name])
-        # here, not at import: pipelines.loading brings diffusers, which the page does not need to be served
-        from pipelines.loading import CheckpointError, load_pipeline
-
+        loading = imported("pipelines.loading")  # diffusers, which the page does not need to be served
         try:
-            pipe = load_pipeline(entry.source, device=device())
-        except (CheckpointError, OSError, ValueError) as e:
+            pipe = loading.load_pipeline(entry.source, device=device())
+        except (loading.CheckpointError, OSError, ValueError) as e:
             _errors[name] = f"{name} could not be loaded: {e}"
             raise ModelUnavailable(_errors[name]) from e
         pipe.set_progress_bar_config(leave=False)
@@ -184,8 +183,7 @@ def classifier_for(sample_shape: tuple[int, int, int]):
 def seconds_per_unet_call(pipe, batch_size: int) -> float:
     """Measured once per (loaded, shared) model and batch size: the time of one UNet forward (for run-time
     estimates)."""
-    from pipelines.objective import null_labels
-
+    null_labels = imported("pipelines.objective").null_labels
     x = torch.randn((batch_size, *pipe.sample_shape), device=pipe.device)
     t = torch.tensor(pipe.scheduler.config.num_train_timesteps // 2, device=pipe.device)
     labels = null_labels(pipe.unet, batch_size, pipe.device)  # a class-conditional UNet needs labels

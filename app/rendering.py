@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipelines.imports import imported
 from pipelines.schedules import index_to_paper_t
 from pipelines.training.visualize import make_grid
 from pipelines.trajectory import NOISE_RANGE, to_uint8
@@ -29,12 +30,8 @@ _MPL_LOCK = threading.Lock()
 @functools.cache
 def pyplot():
     """matplotlib.pyplot on the Agg backend, imported by the first plot rather than before the page is served."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    imported("matplotlib").use("Agg")
+    return imported("matplotlib.pyplot")
 
 
 def drawn_under_lock(draw):

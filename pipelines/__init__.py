@@ -4,7 +4,7 @@ The names below are imported on first use (PEP 562), so ``import pipelines.sched
 (and torch._dynamo behind it): the app serves its page before the model side is loaded.
 """
 
-import importlib
+from pipelines.imports import imported
 
 _EXPORTS = {
     "ForwardTrajectory": "pipelines.forward",
@@ -32,7 +32,7 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    value = getattr(imported(_EXPORTS[name]), name)
     globals()[name] = value
     return value
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pipelines.imports import imported
 from pipelines.schedules import ScheduleTables
 
 
@@ -86,7 +87,7 @@ def iter_q_chain(
     step: a caller may stop between steps."""
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or not 0 <= num_steps <= tables.num_timesteps:
         raise ValueError(f"num_steps must be an integer in [0, {tables.num_timesteps}], got {num_steps!r}.")
-    from diffusers.utils.torch_utils import randn_tensor  # here, not at import: diffusers loads torch._dynamo
+    randn_tensor = imported("diffusers.utils.torch_utils").randn_tensor  # diffusers on first use
 
     x = x0
     for t in range(num_steps):
@@ -131,7 +132,7 @@ class ForwardTrajectory:
         generator: torch.Generator | None = None,
         noise: torch.Tensor | None = None,
     ):
-        from diffusers.utils.torch_utils import randn_tensor  # here, not at import: diffusers loads torch._dynamo
+        randn_tensor = imported("diffusers.utils.torch_utils").randn_tensor  # diffusers on first use
 
         self.x0 = x0.float()
         self.tables = tables

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from pipelines.guidance import Guidance
+from pipelines.imports import imported
 
 
 def repaint_timesteps(num_train_timesteps: int, num_inference_steps: int, jump_length: int, jump_n_sample: int):
@@ -118,7 +119,7 @@ def iter_repaint(
         eta: σ = η·√β̃ of the reverse step (1: DDPM's β̃; 0: the deterministic DDIM step, as diffusers' default).
         class_labels, guidance_scale: as the pipeline's (a conditional model is guided as it samples).
     """
-    from diffusers.utils.torch_utils import randn_tensor  # here, not at import: diffusers loads torch._dynamo
+    randn_tensor = imported("diffusers.utils.torch_utils").randn_tensor  # diffusers on first use
 
     if not (isinstance(eta, (int, float)) and 0.0 <= eta <= 1.0):
         raise ValueError(f"eta must be in [0, 1], got {eta!r}.")

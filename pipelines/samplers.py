@@ -8,7 +8,6 @@ algorithm (DPM-Solver++'s order, its SDE variant).
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import itertools
 import math
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from pipelines.imports import imported
 from pipelines.schedules import DIFFUSERS_SCHEDULE_NAMES, make_betas
 
 if TYPE_CHECKING:
@@ -133,8 +133,7 @@ def diffusers_run_scheduler(scheduler: SchedulerMixin, num_steps: int | None, de
     that spacing's float rounding (``np.arange(T, 0, -T/N)``) gives N + 1 timesteps, the last of them −1 (N = 61,
     103, … at T = 1000): those runs use its "linspace" spacing (N timesteps from T'−1 to 0) instead.
     """
-    from pipelines.scheduler import respaced_timesteps
-
+    respaced_timesteps = imported("pipelines.scheduler").respaced_timesteps
     run = build_scheduler(type(scheduler), clip_schedule_tail(scheduler.config))
     T = run.config.num_train_timesteps
     n = T if num_steps is None else num_steps
@@ -189,7 +188,7 @@ class Sampler:
     @property
     def scheduler_class(self) -> type[SchedulerMixin]:
         module, name = self.scheduler_path.split(":")
-        return getattr(importlib.import_module(module), name)
+        return getattr(imported(module), name)
 
     @property
     def uses_our_scheduler(self) -> bool:

@@ -20,3 +20,16 @@ def test_building_the_page_imports_no_model_side():
 
 def test_the_warm_up_loads_the_model_side():
     assert heavy_modules_after("from app import ui; ui.warm_up_in_background().join()") == set(HEAVY)
+
+
+def test_requests_during_the_warm_up_import_the_model_side_in_turn():
+    """diffusers' lazy modules, imported by two threads at once, fail in one of them ("cannot import name
+    'UNet2DModel' from 'diffusers'"): the warm-up and the first requests take turns (pipelines.imports)."""
+    code = (
+        "from concurrent.futures import ThreadPoolExecutor; from app import models, rendering, ui; "
+        "from pipelines.samplers import SAMPLERS; warm = ui.warm_up_in_background(); pool = ThreadPoolExecutor(4); "
+        "jobs = [pool.submit(models.get_pipeline, models.default_model()), "
+        "pool.submit(lambda: SAMPLERS['heun'].scheduler_class), pool.submit(rendering.pyplot), "
+        "pool.submit(lambda: __import__('pipelines').DDPMExplorerPipeline)]; [j.result() for j in jobs]; warm.join()"
+    )
+    assert heavy_modules_after(code) == set(HEAVY)

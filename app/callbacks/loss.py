@@ -10,6 +10,7 @@ from app.images import to_model_tensor
 from app.plans import check_work
 from app.serving.compute_slots import compute_slot, gpu, stoppable
 from app.validation import check_int, check_model, open_image
+from pipelines.imports import imported
 from pipelines.trajectory import evenly_spread
 
 
@@ -18,20 +19,21 @@ def elbo_terms(model_name, image, num_points, seed, progress=gr.Progress(track_t
     """The bound's per-timestep terms and L_simple for one image, plotted over the paper's t (t = 1 is L_0, the
     decoder; the tables' index is t − 1), and the image's total in bits/dim. A UNet call at a time: a cancelled
     request stops."""
-    from pipelines.objective import iter_elbo_bpd, iter_per_timestep_terms, quantize  # the model side, loaded by now
-
+    objective = imported("pipelines.objective")  # the model side, after start-up
     pipe = check_model(model_name)
     num_points = check_int("Number of timesteps", num_points, 2, 200)
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
     check_work(pipe, 2 * num_points + 1, 1)
     c, h, _ = pipe.sample_shape
     with compute_slot():
-        x0 = quantize(to_model_tensor(open_image(image), h, c).unsqueeze(0)).to(pipe.device)  # the decoder's 256 bins
+        x0 = to_model_tensor(open_image(image), h, c).unsqueeze(0)
+        x0 = objective.quantize(x0).to(pipe.device)  # the decoder's 256 bins
     T = pipe.scheduler.config.num_train_timesteps
     indices = evenly_spread(T - 1, num_points)
     generator = torch.Generator().manual_seed(seed)
-    terms = yield from stoppable(iter_per_timestep_terms(pipe.unet, pipe.scheduler, x0, indices, generator), 2)
-    estimate = yield from stoppable(iter_elbo_bpd(pipe.unet, pipe.scheduler, x0, num_points, generator), 2)
+    unet, scheduler = pipe.unet, pipe.scheduler
+    terms = yield from stoppable(objective.iter_per_timestep_terms(unet, scheduler, x0, indices, generator), 2)
+    estimate = yield from stoppable(objective.iter_elbo_bpd(unet, scheduler, x0, num_points, generator), 2)
     summary = (
         f"**Variational bound for this image: {estimate.mean:.3f} bits/dim** (stratified Monte-Carlo over "
         f"{num_points} timesteps, unbiased): L_T = {estimate.prior.mean().item():.2e}, "

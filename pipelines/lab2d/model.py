@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipelines.imports import imported
+
 
 class EpsilonMLP(nn.Module):
     """ε_θ(x_t, t) for points in the plane: [x_t, sinusoidal embedding of t] → ``depth`` hidden layers of ``width``
@@ -31,8 +33,7 @@ class EpsilonMLP(nn.Module):
     def forward(self, x: torch.Tensor, timesteps) -> torch.Tensor:
         """(N, 2) x_t and (N,) or scalar timesteps -> (N, 2) ε̂."""
         timesteps = torch.as_tensor(timesteps, dtype=torch.float32, device=x.device).reshape(-1).expand(len(x))
-        from diffusers.models.embeddings import get_timestep_embedding  # diffusers on the first forward, not at import
-
+        get_timestep_embedding = imported("diffusers.models.embeddings").get_timestep_embedding  # on first use
         embedding = get_timestep_embedding(timesteps, self.embedding_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
         h = self.act(self.input(torch.cat([x, embedding], 1)))
         for layer in self.hidden:

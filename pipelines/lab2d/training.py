@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from pipelines.imports import imported
 from pipelines.lab2d.cpu import one_thread
 from pipelines.lab2d.model import EpsilonMLP
 from pipelines.schedules import RANGED_SCHEDULES
@@ -48,9 +49,7 @@ def lab_scheduler(schedule: str, num_timesteps: int) -> DDPMExplorerScheduler:
     away. The ODE's solver (diffusers' Heun) reads the same clip from this config and, for cosine, starts where
     λ = ½·log SNR ≥ −5.1 (``lambda_min_clipped``, as the image models' configs say; see
     :func:`pipelines.samplers.clip_schedule_tail`)."""
-    from pipelines.scheduler import DDPMExplorerScheduler
-
-    return DDPMExplorerScheduler(
+    return imported("pipelines.scheduler").DDPMExplorerScheduler(
         num_train_timesteps=num_timesteps,
         beta_schedule=schedule,
         rescale_betas=schedule in RANGED_SCHEDULES,
