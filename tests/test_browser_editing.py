@@ -99,3 +99,42 @@ def test_the_editing_tab_on_a_phone(page):
         phone.screenshot(path=str(ARTIFACTS / "editing-phone.png"), full_page=True)
     finally:
         phone.close()
+
+
+def test_a_mask_painted_with_the_mouse_is_the_one_inpainted(page):
+    """The brush: a stroke across the pad marks cells to regenerate; Inpaint then uses that mask (the server's mask
+    view shows them grey), and Keep all clears it."""
+    page.get_by_role("tab", name="Editing").click()
+    page.get_by_label("brush (paint on the mask)", exact=True).check()
+    caption = page.locator("#inpaint-mask .pad-caption")
+    page.wait_for_function(
+        "() => document.querySelector('#inpaint-mask .pad-caption').textContent.startsWith('0 of 64')",
+        timeout=15_000,
+    )
+    box = page.locator("#inpaint-mask canvas.pad").bounding_box()
+    y = box["y"] + box["height"] * 0.5  # the middle row (of 8)
+    page.mouse.move(box["x"] + 2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 2, y, steps=12)
+    page.mouse.up()
+    painted = int(caption.inner_text().split(" of ")[0])
+    assert 8 <= painted < 64, caption.inner_text()  # a band 3 cells high at most, across the pad
+    before = paints(page, "inpaint-scrubber")
+    page.get_by_role("button", name="Inpaint", exact=True).click()
+    page.wait_for_function(PAINTED, arg=["inpaint-scrubber", before], timeout=60_000)
+    mask_view = page.get_by_text("Mask (grey: regenerated)", exact=True).locator(
+        "xpath=ancestor::*[contains(concat(' ', @class, ' '), ' block ')][1]"
+    )
+    grey = page.evaluate(  # the server's view of the mask it used: its regenerated pixels are grey, −0.2 → 102
+        "async (img) => { await img.decode(); const c = document.createElement('canvas');"
+        " c.width = img.naturalWidth; c.height = img.naturalHeight; const x = c.getContext('2d');"
+        " x.drawImage(img, 0, 0);"
+        " const d = x.getImageData(0, 0, c.width, c.height).data; let n = 0;"
+        " for (let i = 0; i < d.length; i += 4) if (d[i] === 102) n++; return n; }",
+        mask_view.locator("img").first.element_handle(timeout=10_000),
+    )
+    assert grey >= painted, (grey, painted)
+    page.locator("#inpaint-mask button.clear").click()
+    assert caption.inner_text().startswith("0 of 64"), caption.inner_text()
+    page.get_by_role("button", name="Inpaint", exact=True).click()
+    page.get_by_text("nothing to regenerate").first.wait_for(timeout=15_000)  # an empty mask is refused
