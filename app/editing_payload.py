@@ -56,16 +56,17 @@ class MoveRecord:
 
 
 def move_record(timesteps: list[int], downs: list[bool], stride: int, max_frames: int) -> MoveRecord:
-    """The t and jumps of a run with these table indices (pipelines.repaint.repaint_timesteps), before it runs."""
-    t, jump, climbs, went_down = [], [], 0, True
-    for i, (index, down) in enumerate(zip(timesteps, downs, strict=True)):
-        if not down and went_down:
-            climbs += 1
-        before = index + 1 if down else timesteps[i - 1] + 1  # a jump starts where the run was
-        t.append(before)
+    """The t and jumps of a run with these table indices (pipelines.repaint.repaint_timesteps), before it runs.
+
+    x starts at the first index; after each move, down or up, it is one stride below that move's index (a reverse
+    step at v goes to v − stride; the climb's entries count from the level above, as diffusers' RePaint schedule
+    does), and the last step's x is the result, t = 0."""
+    t = [timesteps[0] + 1, *(max(0, v - stride + 1) for v in timesteps)]  # the paper's t = table index + 1
+    jump, climbs, went_down = [], 0, True
+    for down in downs:
+        climbs += not down and went_down
         jump.append(climbs)
         went_down = down
-    t.append(0)
     jump.append(climbs)
     return MoveRecord(t, downs, jump, climbs, frames_to_keep(len(t), max_frames))
 
@@ -74,13 +75,14 @@ def move_caption(run: MoveRecord, position: int) -> str:
     """What position k of a run shows (x after its k-th move; 0: x_T), in words: mirrored by editing_scrubber.js."""
     m, jumps = run.num_moves, run.num_jumps
     if position == 0:
-        return f"x_T, the start (t = {run.t[0]}): {m} moves follow, {jumps} of them climbs back up."
+        return f"x_T, the start (t = {run.t[0]}): {m} moves follow, with {jumps} jumps back up."
     i = position - 1  # the move that led here
     t, t_next = run.t[i], run.t[position]
     if position == m:
         return f"Move {m} of {m}: t = {t} → 0, the result, after {jumps} jumps back up."
     if run.down[i]:
-        so_far = f"; jump {run.jump[i]} of {jumps} done" if jumps else ""
+        j = run.jump[i]
+        so_far = (f"; after jump {j} of {jumps}" if j else f"; no jump yet ({jumps} to come)") if jumps else ""
         return f"Move {position} of {m}: reverse step t = {t} → {t_next}{so_far}."
     return f"Move {position} of {m}: jump {run.jump[i]} of {jumps}, t = {t} → {t_next} (noise added)."
 

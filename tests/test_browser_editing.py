@@ -122,7 +122,7 @@ def test_a_mask_painted_with_the_mouse_is_the_one_inpainted(page):
     before = paints(page, "inpaint-scrubber")
     page.get_by_role("button", name="Inpaint", exact=True).click()
     page.wait_for_function(PAINTED, arg=["inpaint-scrubber", before], timeout=60_000)
-    mask_view = page.get_by_text("Mask (grey: regenerated)", exact=True).locator(
+    mask_view = page.get_by_text("Mask (grey: new)", exact=True).locator(
         "xpath=ancestor::*[contains(concat(' ', @class, ' '), ' block ')][1]"
     )
     grey = page.evaluate(  # the server's view of the mask it used: its regenerated pixels are grey, −0.2 → 102

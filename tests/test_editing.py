@@ -67,7 +67,9 @@ def test_inpainting_records_every_move_of_repaint_and_the_naive_run(app_models, 
     repaint, naive = state.repaint, state.naive
     assert repaint.num_moves == len(timesteps) and naive.num_moves == 8 and naive.num_jumps == 0
     assert repaint.t[0] == 7 * stride + 1 and repaint.t[-1] == 0
-    assert any(b > a for a, b in zip(repaint.t, repaint.t[1:])), "the run goes back up on its jumps"
+    moved = [b - a for a, b in zip(repaint.t, repaint.t[1:])]
+    assert all(abs(d) == stride for d in moved[:-1]) and moved[-1] == -1, "every move is one stride, up or down"
+    assert any(d > 0 for d in moved), "the run goes back up on its jumps"
     assert repaint.down == moves_down(timesteps) and repaint.num_jumps == 3 * 2
     climbing = repaint.down.index(False)
     caption = move_caption(repaint, climbing + 1)  # x after the first move back up

@@ -26,11 +26,12 @@
   // The caption of position k of a run (x after its k-th move; 0: x_T): mirrors editing_payload.py::move_caption.
   function moveCaption(r, k) {
     const m = r.down.length, jumps = r.num_jumps;
-    if (k === 0) return `x_T, the start (t = ${r.t[0]}): ${m} moves follow, ${jumps} of them climbs back up.`;
+    if (k === 0) return `x_T, the start (t = ${r.t[0]}): ${m} moves follow, with ${jumps} jumps back up.`;
     const i = k - 1, t = r.t[i], next = r.t[k];  // the move that led here
     if (k === m) return `Move ${m} of ${m}: t = ${t} → 0, the result, after ${jumps} jumps back up.`;
     if (r.down[i]) {
-      const soFar = jumps ? `; jump ${r.jump[i]} of ${jumps} done` : "";
+      const j = r.jump[i];
+      const soFar = jumps ? (j ? `; after jump ${j} of ${jumps}` : `; no jump yet (${jumps} to come)`) : "";
       return `Move ${k} of ${m}: reverse step t = ${t} → ${next}${soFar}.`;
     }
     return `Move ${k} of ${m}: jump ${r.jump[i]} of ${jumps}, t = ${t} → ${next} (noise added).`;

@@ -119,7 +119,8 @@ def inpainting_section(demo: gr.Blocks, model: gr.Dropdown) -> tuple[gr.Dropdown
     status = gr.Markdown()
     with gr.Row():
         views = [
-            image_panel(label, height=180) for label in ("Original", "Mask (grey: regenerated)", "RePaint", "Naive")
+            image_panel(label, height=150, min_width=140)  # four abreast, two on a phone
+            for label in ("Original", "Mask (grey: new)", "RePaint", "Naive")
         ]
     move = gr.Slider(0, 100, value=0, step=1, label="Move of the RePaint run (0 = x_T; right end = the result)",
                      elem_id="inpaint-move", interactive=True)  # fmt: skip
