@@ -58,9 +58,10 @@ class MoveRecord:
 def move_record(timesteps: list[int], downs: list[bool], stride: int, max_frames: int) -> MoveRecord:
     """The t and jumps of a run with these table indices (pipelines.repaint.repaint_timesteps), before it runs.
 
-    x starts at the first index; after each move, down or up, it is one stride below that move's index (a reverse
-    step at v goes to v − stride; the climb's entries count from the level above, as diffusers' RePaint schedule
-    does), and the last step's x is the result, t = 0."""
+    x starts at the first index; after each move at index v, down or up, it is at v − stride, where the schedule
+    asks the model next (a reverse step at v goes to v − stride; a climb's entries count from the level above, as
+    diffusers' RePaint schedule does); below index 0 it is the data, t = 0. Each move is one stride of t, but those
+    to and from t = 0."""
     t = [timesteps[0] + 1, *(max(0, v - stride + 1) for v in timesteps)]  # the paper's t = table index + 1
     jump, climbs, went_down = [], 0, True
     for down in downs:

@@ -67,9 +67,11 @@ def test_inpainting_records_every_move_of_repaint_and_the_naive_run(app_models, 
     repaint, naive = state.repaint, state.naive
     assert repaint.num_moves == len(timesteps) and naive.num_moves == 8 and naive.num_jumps == 0
     assert repaint.t[0] == 7 * stride + 1 and repaint.t[-1] == 0
-    moved = [b - a for a, b in zip(repaint.t, repaint.t[1:])]
-    assert all(abs(d) == stride for d in moved[:-1]) and moved[-1] == -1, "every move is one stride, up or down"
-    assert any(d > 0 for d in moved), "the run goes back up on its jumps"
+    # every move is one stride, up or down (the t the model is asked at next), but the steps to and from x₀ (t = 0)
+    pairs = list(zip(repaint.t, repaint.t[1:]))
+    assert all(abs(b - a) == stride for a, b in pairs if 0 not in (a, b)), pairs
+    assert all(abs(b - a) == 1 for a, b in pairs if 0 in (a, b)), pairs
+    assert any(b > a for a, b in pairs), "the run goes back up on its jumps"
     assert repaint.down == moves_down(timesteps) and repaint.num_jumps == 3 * 2
     climbing = repaint.down.index(False)
     caption = move_caption(repaint, climbing + 1)  # x after the first move back up
