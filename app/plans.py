@@ -28,7 +28,12 @@ DEFAULT_SAMPLER_NOTE = (
 )
 ANY_CLASS, ONE_OF_EACH = "any (unconditional)", "one of each"
 # what the Σ_t radio shows → the scheduler's variance_type (pipelines.scheduler.VARIANCE_TYPES holds them all)
-VARIANCE_CHOICES = {"fixed_small (β̃_t, posterior)": "fixed_small", "fixed_large (β_t)": "fixed_large"}
+VARIANCE_CHOICES = {
+    "fixed_small (β̃_t, posterior)": "fixed_small",
+    "fixed_large (β_t)": "fixed_large",
+    "learned Σ_θ (the model's own, between β̃_t and β_t)": "learned",  # a model with a learned Σ_θ only
+}
+LEARNED_CHOICE = next(k for k, v in VARIANCE_CHOICES.items() if v == "learned")
 
 
 @dataclass(frozen=True)

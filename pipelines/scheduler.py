@@ -594,10 +594,13 @@ class DDPMExplorerScheduler(SchedulerMixin, ConfigMixin):
         """(ε (or x₀, v), the variance channels or None) of the network's output at x_t.
 
         A learned-variance model outputs 2·C channels, the prediction first (diffusers' and improved-diffusion's
-        order); every other model exactly x_t's shape.
+        order); every other model exactly x_t's shape. A learned model stepped with a fixed Σ_t (to compare the
+        two) has its Σ_θ channels set aside.
         """
         channels = sample.shape[1]
         learned = self.config.variance_type in LEARNED_VARIANCE_TYPES
+        if not learned and model_output.shape[1] == 2 * channels:  # a learned model sampled with a fixed Σ_t
+            model_output = model_output[:, :channels]
         expected = (sample.shape[0], 2 * channels, *sample.shape[2:]) if learned else tuple(sample.shape)
         if tuple(model_output.shape) != expected:
             what = (

@@ -107,10 +107,15 @@ def test_recorded_v_is_the_networks_interpolation_weight():
     torch.testing.assert_close(out.variance_fraction, (v_out + 1) / 2, atol=1e-5, rtol=0)
 
 
-def test_a_fixed_variance_scheduler_refuses_a_learned_output_and_vice_versa():
-    x = torch.zeros(1, 1, 4, 4)
+def test_a_fixed_variance_step_sets_sigma_channels_aside_and_a_learned_one_needs_them():
+    x = torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    eps, sigma = torch.randn(1, 1, 4, 4), torch.rand(1, 1, 4, 4)
+    fixed = DDPMExplorerScheduler()
+    both = fixed.step(torch.cat([eps, sigma], 1), 10, x, generator=torch.Generator().manual_seed(1)).prev_sample
+    alone = fixed.step(eps, 10, x, generator=torch.Generator().manual_seed(1)).prev_sample
+    torch.testing.assert_close(both, alone)  # a learned model sampled with a fixed Σ_t, to compare the two
     with pytest.raises(ValueError, match="x_t's shape"):
-        DDPMExplorerScheduler().step(torch.zeros(1, 2, 4, 4), 10, x)
+        fixed.step(torch.zeros(1, 3, 4, 4), 10, x)
     with pytest.raises(ValueError, match="2 × 1 channels"):
         DDPMExplorerScheduler(variance_type="learned_range").step(torch.zeros(1, 1, 4, 4), 10, x)
 
@@ -258,3 +263,28 @@ def test_the_reverse_payload_carries_v_for_a_learned_model_only():
         reverse_payload(fixed.sample_trajectory(batch_size=1, num_inference_steps=3), fixed.scheduler.tables)
     )
     assert "v" not in q["atlas"] and q["variance"] is None
+
+
+def test_the_reverse_tab_samples_a_learned_model_with_its_sigma_or_a_fixed_one(app_models, monkeypatch):
+    """A learned-variance checkpoint in the menu: the Σ_t radio starts on the model's learned Σ_θ, the run records v
+    for the scrubber, and the fixed Σ_t choices sample the same model with its Σ_θ channels set aside."""
+    import json
+
+    import gradio as gr
+
+    from app import models, plans
+    from app.callbacks import reverse
+
+    pipeline(learned_unet(), num_train_timesteps=100).save_pretrained(app_models / "tiny-learned")
+    monkeypatch.setattr(models, "_cache", {})
+    update = reverse.variance_controls("tiny-learned")
+    assert update["value"] == plans.LEARNED_CHOICE and plans.LEARNED_CHOICE in update["choices"]
+    assert plans.LEARNED_CHOICE not in reverse.variance_controls("tiny-random")["choices"]
+    run = dict(sampler=plans.DDPM, steps=4, eta=0.0, clip=True, seed=0, batch_size=2)
+    outputs = list(reverse.reverse_generate("tiny-learned", variance_type=plans.LEARNED_CHOICE, **run, in_page=True))
+    payload = json.loads([o["scrubber"] for o in outputs if isinstance(o.get("scrubber"), str)][-1])
+    assert "v" in payload["atlas"] and payload["variance"]["mean"]
+    fixed = next(k for k, v in plans.VARIANCE_CHOICES.items() if v == "fixed_large")
+    assert "Done" in list(reverse.reverse_generate("tiny-learned", variance_type=fixed, **run))[-1]["status"]
+    with pytest.raises(gr.Error, match="no learned Σ_θ"):
+        list(reverse.reverse_generate("tiny-random", variance_type=plans.LEARNED_CHOICE, **run))

@@ -16,7 +16,16 @@ import gradio as gr
 import torch
 
 from app import models, rendering, settings
-from app.plans import ANY_CLASS, ONE_OF_EACH, VARIANCE_CHOICES, RunPlan, class_choices, frame_budget, run_plan
+from app.plans import (
+    ANY_CLASS,
+    LEARNED_CHOICE,
+    ONE_OF_EACH,
+    VARIANCE_CHOICES,
+    RunPlan,
+    class_choices,
+    frame_budget,
+    run_plan,
+)
 from app.rendering import grid_image
 from app.reverse_session import ReverseState, recorded_state, require_run, shown_position
 from app.scrub_payload import reverse_payload
@@ -24,7 +33,7 @@ from app.serving.compute_slots import collected, compute_slot, gpu, in_compute_s
 from app.serving.session_memory import ledger
 from app.serving.sessions import SessionFiles, export_gif
 from app.settings import ASSETS_DIR
-from app.validation import check_choice, check_int, check_model, numerical_faults_as_errors
+from app.validation import UserError, check_choice, check_int, check_model, numerical_faults_as_errors
 from pipelines.class_decision import class_decision
 from pipelines.schedules import index_to_paper_t
 from pipelines.trajectory import Trajectory, evenly_spread, to_uint8
@@ -48,12 +57,16 @@ def estimate_runtime(model_name, sampler, steps, eta, batch_size, class_choice=N
 def request_scheduler(plan: RunPlan, variance_type: str, clip: bool):
     """The scheduler of this request: ours with its Σ_t and clipping options, or the sampler's solver built from the
     model's config (which carries its thresholding and λ bound). The shared pipeline's scheduler stays untouched."""
-    variance = check_choice("Variance type", variance_type, tuple(VARIANCE_CHOICES))
+    from pipelines.scheduler import LEARNED_VARIANCE_TYPES
+
+    variance = VARIANCE_CHOICES[check_choice("Variance type", variance_type, tuple(VARIANCE_CHOICES))]
     config = plan.pipe.scheduler.config
+    if variance == "learned":
+        if config.variance_type not in LEARNED_VARIANCE_TYPES:
+            raise UserError("This model's Σ_t is fixed: it has no learned Σ_θ. Choose fixed_small or fixed_large.")
+        variance = config.variance_type
     if plan.sampler.uses_our_scheduler:
-        return plan.sampler.scheduler_class.from_config(
-            config, variance_type=VARIANCE_CHOICES[variance], clip_sample=bool(clip)
-        )
+        return plan.sampler.scheduler_class.from_config(config, variance_type=variance, clip_sample=bool(clip))
     return plan.sampler.scheduler(config)
 
 
@@ -139,6 +152,17 @@ def reverse_generate(
     the page's streams it."""
     plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
     yield from sample(plan, variance_type, clip, seed, in_page)
+
+
+def variance_controls(name):
+    """The Σ_t radio for a model: with its learned Σ_θ chosen for a model that has one; the fixed ones otherwise."""
+    from pipelines.scheduler import LEARNED_VARIANCE_TYPES
+
+    learned = check_model(name).scheduler.config.variance_type in LEARNED_VARIANCE_TYPES
+    if learned:
+        return gr.update(choices=list(VARIANCE_CHOICES), value=LEARNED_CHOICE)
+    fixed = [k for k, v in VARIANCE_CHOICES.items() if v != "learned"]
+    return gr.update(choices=fixed, value=fixed[0])
 
 
 def conditioning_controls(name):

@@ -141,6 +141,8 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     conditioning = [inputs.class_choice, inputs.guidance]
     inputs.model.change(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private")
     demo.load(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private")
+    for event in (inputs.model.change, demo.load):  # a model with a learned Σ_θ samples with it by default
+        event(cb.variance_controls, inputs.model, inputs.variance, api_visibility="private")
     follow_model_T(inputs.model, t)
     outputs = {"x_t": live_xt, "x0_hat": live_x0, "status": status, "state": state, "t": t, "result": final}
     # the page's run streams the scrubber's frames too; the API's run leaves them out (hidden trigger)
