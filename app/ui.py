@@ -60,15 +60,16 @@ def warm_up_in_background() -> threading.Thread:
     itself is built without them; a click before this ends waits on the same imports and model lock, no longer."""
 
     def warm():
-        for sampler in SAMPLERS.values():
-            sampler.scheduler_class  # noqa: B018 (imported, not used)
-        rendering.pyplot()
+        # what the first click needs first: the default model, then plots, then the other samplers' solvers
         name = models.default_model()
         if name is not None:
             try:
                 models.get_pipeline(name)
             except models.ModelUnavailable as e:  # told again to whoever picks it
                 logging.getLogger(__name__).warning("warm-up: %s", e)
+        rendering.pyplot()
+        for sampler in SAMPLERS.values():
+            sampler.scheduler_class  # noqa: B018 (imported, not used)
 
     thread = threading.Thread(target=warm, name="warm-up", daemon=True)
     thread.start()
