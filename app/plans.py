@@ -119,6 +119,7 @@ def frame_budget(pipe, batch_size: int) -> int:
     return frames_within(budget, (batch_size, c, h, w))
 
 
-def model_num_timesteps(name) -> int:
-    """T of a model, checked."""
+def checked_num_timesteps(name) -> int:
+    """T of a model, checked and loaded (:func:`app.models.num_timesteps` reads a local model's T from its config,
+    without loading it, and knows none for a Hub model)."""
     return check_model(name).scheduler.config.num_train_timesteps

@@ -13,7 +13,7 @@ from app.callbacks import interpolation as interp
 from app.edit_inputs import MASK_CHOICES, UPLOAD, source_choices
 from app.tabs.drawing import mask_pad
 from app.tabs.scrubbers import SPEEDS
-from app.tabs.widgets import COMPUTE_QUEUE, image_panel
+from app.tabs.widgets import COMPUTE_QUEUE, follow_model_T, image_panel
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 INPAINT_NOTE = (
@@ -176,7 +176,7 @@ def interpolation_section(model: gr.Dropdown, T: int) -> list[gr.Component]:
         interp.interpolate_in_page, inputs, [*strips, notes, scrubber, t], api_visibility="private", **COMPUTE_QUEUE
     )
     stop.click(None, None, None, cancels=[page], api_visibility="private")
-    model.change(lambda name: gr.update(maximum=plans.model_num_timesteps(name)), model, t, api_visibility="private")
+    follow_model_T(model, t)
     return [class_a, class_b, guidance]
 
 

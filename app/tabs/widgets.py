@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from app import settings
-from app.plans import model_num_timesteps
+from app.plans import checked_num_timesteps
 from app.serving.queue_limits import SAMPLING
 
 # Every event that runs a model (or any work longer than a fraction of a second) joins this one queue: at most
@@ -75,4 +75,4 @@ class GifExport:
 
 def follow_model_T(model: gr.Dropdown, slider: gr.Slider) -> None:
     """The slider's range 0 … T follows the chosen model's T."""
-    model.change(lambda name: gr.update(maximum=model_num_timesteps(name)), model, slider, api_visibility="private")
+    model.change(lambda name: gr.update(maximum=checked_num_timesteps(name)), model, slider, api_visibility="private")
