@@ -265,17 +265,20 @@ def test_the_reverse_payload_carries_v_for_a_learned_model_only():
     assert "v" not in q["atlas"] and q["variance"] is None
 
 
-def test_the_reverse_tab_samples_a_learned_model_with_its_sigma_or_a_fixed_one(app_models, monkeypatch):
+def test_the_reverse_tab_samples_a_learned_model_with_its_sigma_or_a_fixed_one(app_models, monkeypatch, tmp_path):
     """A learned-variance checkpoint in the menu: the Σ_t radio starts on the model's learned Σ_θ, the run records v
     for the scrubber, and the fixed Σ_t choices sample the same model with its Σ_θ channels set aside."""
     import json
+    import shutil
 
     import gradio as gr
 
-    from app import models, plans
+    from app import models, plans, settings
     from app.callbacks import reverse
 
-    pipeline(learned_unet(), num_train_timesteps=100).save_pretrained(app_models / "tiny-learned")
+    shutil.copytree(app_models / "tiny-random", tmp_path / "tiny-random")  # a menu of its own, not the shared one
+    pipeline(learned_unet(), num_train_timesteps=100).save_pretrained(tmp_path / "tiny-learned")
+    monkeypatch.setattr(settings, "CHECKPOINT_DIR", tmp_path)
     monkeypatch.setattr(models, "_cache", {})
     update = reverse.variance_controls("tiny-learned")
     assert update["value"] == plans.LEARNED_CHOICE and plans.LEARNED_CHOICE in update["choices"]
