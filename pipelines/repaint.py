@@ -154,7 +154,7 @@ def iter_repaint(
             unknown = ab_prev**0.5 * pred_x0 + (1 - ab_prev - sigma**2) ** 0.5 * eps + noise_term
             known = ab_prev**0.5 * image + (1 - ab_prev) ** 0.5 * z
             nxt = keep * known + (1.0 - keep) * unknown
-            frame = RePaintFrame(i, len(timesteps), int(t), int(prev), True, jump, num_jumps, x, pred_x0, nxt)
+            frame = RePaintFrame(i, len(timesteps), int(t), max(int(prev), -1), True, jump, num_jumps, x, pred_x0, nxt)
         else:  # a forward jump t_last → t_last + stride, one q step at a time
             if went_down:
                 jump += 1  # a new climb
@@ -163,7 +163,9 @@ def iter_repaint(
                 beta = betas[t_last + k]
                 z = randn_tensor(image.shape, generator=generator, device=pipe.device, dtype=image.dtype)
                 nxt = (1 - beta) ** 0.5 * nxt + beta**0.5 * z
-            frame = RePaintFrame(i, len(timesteps), int(t_last), int(t), False, jump, num_jumps, x, None, nxt)
+            # x climbs from where the last move left it (t_last − stride; −1, the data, below 0) to t − stride
+            start = max(int(t_last) - stride, -1)
+            frame = RePaintFrame(i, len(timesteps), start, int(t) - stride, False, jump, num_jumps, x, None, nxt)
         yield frame
         x, t_last, went_down = frame.next_sample, t, frame.down
     return x

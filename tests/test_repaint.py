@@ -59,6 +59,7 @@ def test_the_schedule_goes_back_up_and_counts_its_jumps():
     assert climbs == 8 and max(f.jump for f in frames) == climbs  # 4 jump points × (3 − 1) climbs
     assert all(f.pred_original_sample is None for f in frames if not f.down)
     assert all(a.next_sample is b.sample for a, b in itertools.pairwise(frames))
+    assert all(a.next_timestep == b.timestep for a, b in itertools.pairwise(frames)), "each move starts where x is"
     naive = repaint_timesteps(T, 20, jump_length=4, jump_n_sample=1)[0]
     assert all(moves_down(naive)) and len(naive) == 20
 
