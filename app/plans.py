@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING
 from app import settings
 from app.validation import UserError, check_choice, check_float, check_int, check_model
 from pipelines.samplers import SAMPLERS, Sampler
+from pipelines.schedules import BETA_SCHEDULES
 from pipelines.trajectory import frames_within
+
+SCHEDULES = tuple(BETA_SCHEDULES)  # the β schedules users pick (forward tab, 2D lab), in the registry's order
 
 if TYPE_CHECKING:  # diffusers is loaded by the first run, not to serve the page
     from pipelines import DDPMExplorerPipeline

@@ -12,17 +12,16 @@ import torch
 
 from app import rendering, settings
 from app.images import to_model_tensor
+from app.plans import SCHEDULES
 from app.scrub_payload import forward_payload
 from app.serving.compute_slots import collected, compute_slot, stoppable
 from app.serving.session_memory import ledger
 from app.serving.sessions import SessionFiles, export_gif
 from app.validation import UserError, check_choice, check_float, check_int, open_image, require_session
-from pipelines import BETA_SCHEDULES, ForwardTrajectory, make_schedule
+from pipelines import ForwardTrajectory, make_schedule
 from pipelines.forward import StepValues, standardized_residual
 from pipelines.schedules import RANGED_SCHEDULES
 from pipelines.trajectory import evenly_spread
-
-SCHEDULES = tuple(BETA_SCHEDULES)
 
 
 def schedule_tables(schedule, T, beta_start, beta_end):

@@ -18,10 +18,10 @@ import pandas as pd
 from app import settings
 from app.lab_payload import arrow_points, field_timesteps, lab_payload
 from app.lab_session import LabKey, LabSession, TrainedModel
+from app.plans import SCHEDULES
 from app.serving.compute_slots import in_compute_slots
 from app.serving.session_memory import RELEASED
 from app.validation import UserError, check_choice, check_float, check_int
-from pipelines import BETA_SCHEDULES
 from pipelines.lab2d.cpu import one_thread
 from pipelines.lab2d.datasets import DATASETS, RING, Distribution2D, from_sketch, get_dataset, rasterize_strokes
 from pipelines.lab2d.experiment import Experiment
@@ -34,7 +34,6 @@ from pipelines.lab2d.training import TrainingConfig, new_model, train_steps
 DRAW_YOUR_OWN = "draw your own"
 DATASET_CHOICES = (*DATASETS, DRAW_YOUR_OWN)
 DEFAULT_DATASET = RING
-SCHEDULES = tuple(BETA_SCHEDULES)
 DEFAULT_TRAIN_STEPS = TrainingConfig.steps
 DEFAULT_STEPS = 100
 QUALITY_HEADERS = ["samples", "steps N", "NFE", "MMD", "sliced W₂", "time (s)"]
