@@ -404,3 +404,45 @@ def test_a_payload_that_fails_is_written_into_the_caption(page):
     )
     for caption, failure in captions:
         assert caption.startswith("This view could not be drawn: ") and failure, caption
+
+
+def test_every_scrub_slider_can_be_moved_by_hand(page):
+    """The lab's, the race's and the guidance sweep's t sliders were rendered disabled (only ever outputs of events):
+    a mouse drag on the track, the keys and typing left t at 0. Each is enabled and answers a click on its track and
+    an arrow key. (The sweep's slider is made by the race's code, `noise_level_scrubber`; its section shows only for a
+    class-conditional model, and this page runs the unconditional tiny one.)"""
+    places = (  # the tab, the accordion it sits in, the slider, the scrubber whose setup updates it on arrival
+        ("Forward process", None, "forward-t", "forward-scrubber"),
+        ("2D lab", None, "lab-t", "lab-scrubber"),
+        ("Reverse process", "Race samplers: the same noise, side by side", "race-t", None),
+    )
+    for tab, accordion, slider_id, scrubber in places:
+        page.get_by_role("tab", name=tab).click()
+        if scrubber:  # its setup's update of the slider comes first
+            page.wait_for_function("(id) => document.querySelector(`#${id} [data-paints]`)", arg=scrubber)
+        track = page.locator(f"#{slider_id} input[type=range]")
+        if accordion and not track.is_visible():
+            page.get_by_text(accordion).first.click()
+        track.scroll_into_view_if_needed()
+        assert track.is_visible(), slider_id
+        assert track.is_enabled(), slider_id
+        box = track.bounding_box()
+        before = track.input_value()
+        page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)  # a click on the track
+        try:
+            page.wait_for_function(
+                "([id, v]) => document.querySelector(`#${id} input[type=range]`).value !== v",
+                arg=[slider_id, before],
+                timeout=10_000,
+            )
+            moved = int(track.input_value())
+            track.focus()
+            page.keyboard.press("ArrowRight" if moved < int(track.get_attribute("max")) else "ArrowLeft")
+            page.wait_for_function(
+                "([id, v]) => document.querySelector(`#${id} input[type=range]`).value !== v",
+                arg=[slider_id, str(moved)],
+                timeout=10_000,
+            )
+        except PlaywrightTimeoutError:
+            screenshot(page, f"slider-{slider_id}.png")
+            raise AssertionError(f"{slider_id} did not move: {before}, disabled={track.is_disabled()}") from None

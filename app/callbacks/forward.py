@@ -87,7 +87,7 @@ def forward_setup(image, schedule, num_timesteps, beta_start, beta_end, seed, re
         x0 = rendering.png_output(rendering.image_to_uint8(trajectory.x0))
         payload = forward_payload(trajectory.x0, trajectory.noise, trajectory.tables)
     ledger.admit(state)
-    return state, x0, payload, gr.update(maximum=trajectory.num_timesteps)
+    return state, x0, payload, gr.update(maximum=trajectory.num_timesteps, interactive=True)
 
 
 def format_values(v: StepValues, T: int) -> str:

@@ -110,7 +110,7 @@ def lab_setup(dataset, sketch, seed, num_points, schedule, num_timesteps):
     fields = fields_of(experiment, None)
     with one_thread():
         payload = lab_payload(experiment, settings.LAB_SHOWN_POINTS, settings.LAB_FIELD_FRAMES, fields)
-    return payload, gr.update(maximum=experiment.num_timesteps)
+    return payload, gr.update(maximum=experiment.num_timesteps, interactive=True)
 
 
 def lab_setup_in_page(dataset, sketch, seed, num_points, schedule, num_timesteps):

@@ -116,7 +116,7 @@ def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool) -> Iterator[
     )
     final_grid = grid_image(final)
     outputs = {"x_t": final_grid, "x0_hat": grid_image(final), "status": done, "state": state, "result": final_grid}
-    outputs["t"] = gr.update(minimum=0, maximum=state.num_train_timesteps, value=0)
+    outputs["t"] = gr.update(minimum=0, maximum=state.num_train_timesteps, value=0, interactive=True)
     if in_page:
         classes = decided_classes(pipe, trajectory)
         outputs["scrubber"] = reverse_payload(trajectory, tables, data_spectrum=spectrum, classes=classes)

@@ -18,8 +18,10 @@ KEYS = "← → step 1, Shift+← → step 10"  # the range's own arrows, and sc
 
 
 def timestep_slider(slider_id: str, meaning: str, T: int = settings.MAX_T, value: int = 0) -> gr.Slider:
-    """The t slider (0 … T) a scrubber follows, labelled with what t means there and the keys it takes."""
-    return gr.Slider(0, T, value=value, step=1, label=f"{meaning}; {KEYS}", elem_id=slider_id)
+    """The t slider (0 … T) a scrubber follows, labelled with what t means there and the keys it takes. Always
+    interactive: a slider that is only ever an event's output is otherwise rendered disabled by gradio (the lab's,
+    the race's and the sweep's could not be moved by hand)."""
+    return gr.Slider(0, T, value=value, step=1, label=f"{meaning}; {KEYS}", elem_id=slider_id, interactive=True)
 
 
 def _read(name: str) -> str:

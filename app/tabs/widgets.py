@@ -75,4 +75,5 @@ class GifExport:
 
 def follow_model_T(model: gr.Dropdown, slider: gr.Slider) -> None:
     """The slider's range 0 … T follows the chosen model's T."""
-    model.change(lambda name: gr.update(maximum=checked_num_timesteps(name)), model, slider, api_visibility="private")
+    follow = lambda name: gr.update(maximum=checked_num_timesteps(name), interactive=True)  # an update resets it
+    model.change(follow, model, slider, api_visibility="private")
