@@ -17,15 +17,19 @@ torch.set_num_threads(int(os.environ.get("TEST_TORCH_THREADS", "1")))  # tiny mo
 
 
 def make_tiny_unet(
-    sample_size: int = 8, channels: int = 1, seed: int = 0, num_class_embeds: int | None = None
+    sample_size: int = 8,
+    channels: int = 1,
+    seed: int = 0,
+    num_class_embeds: int | None = None,
+    learned_variance: bool = False,
 ) -> UNet2DModel:
     """A random UNet of a few thousand parameters; class-conditional given ``num_class_embeds`` (the last one the
-    null label)."""
+    null label); with ``learned_variance``, 2 output channels per image channel (ε, then Σ_θ's)."""
     torch.manual_seed(seed)
     return UNet2DModel(
         sample_size=sample_size,
         in_channels=channels,
-        out_channels=channels,
+        out_channels=2 * channels if learned_variance else channels,
         block_out_channels=(4, 8),
         layers_per_block=1,
         down_block_types=("DownBlock2D", "DownBlock2D"),
@@ -106,8 +110,8 @@ def local_client(url: str, **kwargs):
 
 
 @contextlib.contextmanager
-def launch_app(checkpoints):
-    """Launch the whole app on a free local port with the given checkpoint folder; yields its URL."""
+def launched_demo(checkpoints):
+    """Launch the whole app on a free local port with the given checkpoint folder; yields its Blocks and URL."""
     from app import models, settings
     from app.ui import build_demo, launch_kwargs
 
@@ -121,9 +125,16 @@ def launch_app(checkpoints):
             prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_kwargs()
         )
         try:
-            yield url
+            yield demo, url
         finally:
             demo.close()
+
+
+@contextlib.contextmanager
+def launch_app(checkpoints):
+    """:func:`launched_demo`'s URL."""
+    with launched_demo(checkpoints) as (_, url):
+        yield url
 
 
 @pytest.fixture(scope="module")

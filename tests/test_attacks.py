@@ -71,22 +71,13 @@ def test_no_component_keeps_uploaded_layers_for_a_client(app_url):
 @pytest.fixture
 def own_app(tiny_checkpoints, monkeypatch):
     """The app launched here, with its Blocks at hand (gradio's state holder and queue are read back)."""
-    from conftest import free_port
+    from conftest import launched_demo
 
-    from app import models, settings
-    from app.ui import build_demo, launch_kwargs
+    from app import settings
 
-    monkeypatch.setattr(settings, "CHECKPOINT_DIR", tiny_checkpoints)
-    monkeypatch.setattr(settings, "DEFAULT_MODEL", "tiny-random")
-    monkeypatch.setattr(models, "_cache", {})
-    monkeypatch.setattr(models, "_errors", {})
     monkeypatch.setattr(settings, "GRADIO_MEMORY_CHECK_EVERY_S", 0.2)
-    demo = build_demo()
-    _, url, _ = demo.launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_kwargs()
-    )
-    yield demo, url.rstrip("/")
-    demo.close()
+    with launched_demo(tiny_checkpoints) as (demo, url):
+        yield demo, url.rstrip("/")
 
 
 def test_messages_nobody_reads_are_dropped(own_app, monkeypatch):

@@ -17,18 +17,7 @@ from tests.conftest import make_tiny_unet
 
 def learned_unet(seed=0, num_class_embeds=None) -> UNet2DModel:
     """A tiny random UNet with 2 output channels per image channel: ε, then Σ_θ's."""
-    torch.manual_seed(seed)
-    return UNet2DModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=2,
-        block_out_channels=(4, 8),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        norm_num_groups=4,
-        num_class_embeds=num_class_embeds,
-    ).eval()
+    return make_tiny_unet(seed=seed, num_class_embeds=num_class_embeds, learned_variance=True)
 
 
 def pipeline(unet, **scheduler_kwargs) -> DDPMExplorerPipeline:
