@@ -134,3 +134,35 @@ def wait_until(condition, timeout: float, poll: float = 0.05) -> None:
         if time.monotonic() > end:
             raise AssertionError(f"not within {timeout} s")
         time.sleep(poll)
+
+
+def test_a_page_run_sends_its_scrubber_payload_once(app_url):
+    """gradio's completion message repeats a generator's last yield: a page run's multi-MB payload was sent twice
+    (with the last streamed update and again with the completion). The page's handlers end on a yield of skips."""
+    import json
+    import uuid
+
+    from app import plans
+
+    config = httpx.get(f"{app_url}/config").json()
+    scrubber = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "reverse-scrubber")
+    api = next(d for d in config["dependencies"] if d.get("api_name") == "reverse_generate")
+    fn_index = next(  # the page's run: the API's inputs, and the scrubber among its outputs
+        d["id"] for d in config["dependencies"] if scrubber in d["outputs"] and d["inputs"] == api["inputs"]
+    )
+    session = uuid.uuid4().hex
+    data = ["tiny-random", plans.DDPM, 5, 0.0, next(iter(plans.VARIANCE_CHOICES)), True, 0, 1, plans.ANY_CLASS, 1.0]
+    body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
+    with httpx.Client(base_url=app_url, timeout=120) as http:
+        assert http.post("/gradio_api/queue/join", json=body).status_code == 200
+        sizes = {}
+        with http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                message = json.loads(line[5:])
+                sizes.setdefault(message.get("msg"), []).append(len(line))
+                if message.get("msg") == "process_completed":
+                    break
+    assert max(sizes["process_generating"]) > 5_000, "the streamed updates carry the payload (the tiny model's)"
+    assert max(sizes["process_completed"]) < 2_000, "the completion does not carry it again"

@@ -24,13 +24,20 @@ def by_name(handler: Callable[..., Iterator[dict]], outputs: dict[str, gr.Compon
     a tuple in the order of ``outputs`` (a name it leaves out: ``gr.skip()``; a name it yields that this event does
     not show: dropped). ``bound`` keywords (e.g. ``in_page=True``) are passed to every call and left out of the
     signature gradio reads, so the API's parameter names are the handler's own. The function is named after the
-    handler and its bound flags that are true (``race_in_page``): the page's twin never takes the API's name."""
+    handler and its bound flags that are true (``race_in_page``): the page's twin never takes the API's name. In the
+    page (``in_page=True``) a last yield of skips keeps gradio's completion from sending the outputs again."""
 
     @functools.wraps(handler)
     def fn(*args, **kwargs):
+        values = ()
         for named in handler(*args, **kwargs, **bound):
             values = tuple(named.get(name, gr.skip()) for name in outputs)
             yield values[0] if len(values) == 1 else values
+        if bound.get("in_page") and values:
+            # gradio's completion message repeats the last yield: in the page, let it repeat nothing (a run's
+            # multi-MB scrubber payload was sent twice). The API's last yield is its result, so it stays.
+            skips = tuple(gr.skip() for _ in outputs)
+            yield skips[0] if len(skips) == 1 else skips
 
     signature = inspect.signature(handler)
     fn.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values() if p.name not in bound])
