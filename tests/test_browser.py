@@ -205,7 +205,8 @@ def test_a_new_seed_while_dragging_replaces_the_frames(page):
     painted = canvas_pixels(page, "forward-scrubber", "x_t").astype(int)
     server = np.asarray(forward.forward_frame(None, "linear", 1000, 1e-4, 0.02, 1, 64, 500)).astype(int)
     assert np.abs(painted - server).max() <= 1
-    assert scrubber_state(page, "forward-scrubber")["version"] == new_version
+    # never an older one after it (a newer one may come: under load the seed box can send its change twice)
+    assert int(scrubber_state(page, "forward-scrubber")["version"]) >= int(new_version)
     seed.fill("0")
     seed.press("Enter")
     wait_for_new_payload(page, "forward-scrubber", new_version)
