@@ -140,12 +140,19 @@ def wait_for_new_payload(page, elem_id: str, old_version: str) -> None:
 
 
 def drag_to(page, slider_id: str, scrubber_id: str, t: int) -> None:
-    """Move gradio's slider as a drag does (an input event), and wait until the scrubber has painted t."""
-    page.evaluate(
-        "([id, t]) => { const r = document.querySelector(`#${id} input[type=range]`); r.value = t;"
-        " r.dispatchEvent(new Event('input', {bubbles: true})); }",
-        [slider_id, t],
-    )
+    """Set the slider to t as a person does who wants an exact value: a mouse drag along its track to about t, then
+    typing t into its number box and Enter; wait until the scrubber has painted t."""
+    track, number = page.locator(f"#{slider_id} input[type=range]"), page.locator(f"#{slider_id} input[type=number]")
+    track.scroll_into_view_if_needed()
+    assert track.is_visible() and track.is_enabled() and number.is_enabled(), slider_id
+    box, top = track.bounding_box(), float(track.get_attribute("max"))
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * float(track.input_value()) / top, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * t / top, y, steps=6)
+    page.mouse.up()
+    number.fill(str(t))
+    number.press("Enter")
     page.wait_for_function(
         "([id, t]) => document.querySelector(`#${id} [data-paints]`).dataset.t === String(t)",
         arg=[scrubber_id, t],
@@ -190,15 +197,19 @@ def test_a_new_seed_while_dragging_replaces_the_frames(page):
     """Change the seed during a drag: the new ε arrives and the old payload never paints over it."""
     page.get_by_role("tab", name="Forward process").click()
     version = scrubber_state(page, "forward-scrubber")["version"]
-    page.evaluate(
-        "() => { window.__drag = setInterval(() => { const r = document.querySelector('#forward-t input[type=range]');"
-        " r.value = (Number(r.value) + 7) % 1000; r.dispatchEvent(new Event('input', {bubbles: true})); }, 16); }"
-    )
     seed = page.get_by_label("Seed (fixes ε)")
+    assert seed.is_visible() and seed.is_enabled()
     seed.fill("1")
     seed.press("Enter")
+    track = page.locator("#forward-t input[type=range]")  # drag back and forth while the new ε is on its way
+    box = track.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + 5, y)
+    page.mouse.down()
+    for k in range(6):
+        page.mouse.move(box["x"] + box["width"] * (0.9 if k % 2 == 0 else 0.1), y, steps=10)
+    page.mouse.up()
     wait_for_new_payload(page, "forward-scrubber", version)
-    page.evaluate("() => clearInterval(window.__drag)")
     new_version = scrubber_state(page, "forward-scrubber")["version"]
     assert int(new_version) > int(version)
     drag_to(page, "forward-t", "forward-scrubber", 500)
