@@ -42,6 +42,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _per_class(predicted: torch.Tensor, labels: torch.Tensor) -> dict:
+    """The class agreement of each class (its share of that class's images read as that class)."""
+    return {
+        "class_agreement_per_class": {
+            name: (predicted[labels == c] == c).float().mean().item()
+            for c, name in enumerate(FASHION_MNIST_CLASSES)
+            if (labels == c).any()
+        }
+    }
+
+
 def evaluate(args) -> dict:
     pipe = load_pipeline(args.checkpoint)
     pipe.set_progress_bar_config(disable=True)
@@ -51,6 +62,8 @@ def evaluate(args) -> dict:
     scorer = scorer_from(args, args.num_images)
     T = pipe.scheduler.config.num_train_timesteps
     results = {}
+    originals = predict(scorer.classifier, x0)[1].argmax(-1)
+    reference = {"class_agreement": (originals == y).float().mean().item(), **_per_class(originals, y)}
     for preset in args.presets.split(","):
         keep = preset_mask(preset, x0.shape[-2], x0.shape[-1], args.seed)
         for jumps in [int(j) for j in args.jumps.split(",")]:
@@ -79,6 +92,7 @@ def evaluate(args) -> dict:
                 "jump_n_sample": jumps,
                 "nfe_per_image": nfe,
                 "class_agreement": (predicted == y).float().mean().item(),
+                **_per_class(predicted, y),
                 "fd_ratio": quality["fd_ratio"],
                 "second_space_fd_ratio": quality.get("second_space", {}).get("fd_ratio"),
                 "wall_s": time.perf_counter() - started,
@@ -91,6 +105,7 @@ def evaluate(args) -> dict:
         "jump_length": args.jump_length,
         "eta": args.eta,
         "classes": list(FASHION_MNIST_CLASSES),
+        "originals": reference,
         "results": results,
     }
 

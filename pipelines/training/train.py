@@ -2,6 +2,11 @@
 
     python -m pipelines.train --preset small --steps 4000 --output-dir runs/fm32
     accelerate launch -m pipelines.train --preset base --batch-size 128 --mixed-precision bf16 ...
+    ACCELERATE_USE_CPU=true torchrun --standalone --nproc_per_node 2 -m pipelines.train ...   # 2 CPU processes, gloo
+
+``--batch-size`` is the global batch: with N processes each takes its 1/N share of every batch, so the same command
+trains the same model (up to the noise each process draws) on one process or several, with the same learning-rate
+schedule. Each process draws its own ε, t and labels' dropout (seed + its rank).
 
 The loop: L_simple (MSE on ε, or on v; :func:`pipelines.objective.l_simple`), optional min-SNR-γ weighting, or
 L_hybrid for a learned Σ_θ (``--variance-type learned_range``: the UNet outputs 2·C channels; L_simple + λ·L_vlb,
@@ -27,7 +32,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DataLoaderConfiguration, set_seed
 from diffusers import UNet2DModel
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
@@ -89,7 +94,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--vlb-weight", type=float, default=0.001, help="λ of L_hybrid = L_simple + λ·L_vlb")
     loop = p.add_argument_group("optimization")
     loop.add_argument("--steps", type=int, default=4000, help="total optimizer steps")
-    loop.add_argument("--batch-size", type=int, default=64, help="per device")
+    loop.add_argument("--batch-size", type=int, default=64, help="the global batch, split over the processes")
     loop.add_argument("--lr", type=float, default=5e-4)
     loop.add_argument("--weight-decay", type=float, default=0.0)
     loop.add_argument("--warmup-steps", type=int, default=200)
@@ -263,8 +268,17 @@ def main(argv=None) -> None:
 def train(args: argparse.Namespace, stop: dict) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision)
-    set_seed(args.seed)
+    # split_batches: each process takes its share of a --batch-size batch, and the learning-rate schedule is
+    # stepped once per step (without it, accelerate steps it once per process: N times too fast)
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision, dataloader_config=DataLoaderConfiguration(split_batches=True)
+    )
+    if args.batch_size % accelerator.num_processes:
+        raise SystemExit(
+            f"--batch-size {args.batch_size} does not split over {accelerator.num_processes} processes; "
+            f"choose a multiple of {accelerator.num_processes}."
+        )
+    set_seed(args.seed, device_specific=True)  # rank r draws from seed + r: its own ε and t (rank 0: seed)
     out_dir = Path(args.output_dir)
     export_dir = Path(args.export_dir or out_dir / "pipeline")
     resuming = args.resume or args.export_only
@@ -314,6 +328,8 @@ def train(args: argparse.Namespace, stop: dict) -> None:
     if resuming:
         step = load_training_state(out_dir, unet, ema, optimizer, lr_scheduler)["step"]
         accelerator.print(f"Resumed from {out_dir / STATE_FILE} at step {step}.")
+        if accelerator.num_processes > 1:  # the saved generator is rank 0's: give each rank its own stream again
+            set_seed(args.seed + step, device_specific=True)
     elif args.init_from:
         step = init_from_milestone(args.init_from, args.init_step, unet, ema, lr_scheduler)
         accelerator.print(f"Started from {args.init_from} as step {step}, with a fresh optimizer.")
