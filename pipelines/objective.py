@@ -31,6 +31,11 @@ LOG2 = math.log(2.0)
 R = TypeVar("R")
 
 
+def training_target(scheduler: DDPMExplorerScheduler, x0, noise, t) -> torch.Tensor:
+    """What the network learns to output at x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε: ε, or v = √ᾱ_t·ε − √(1−ᾱ_t)·x₀."""
+    return noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+
+
 def l_simple(
     unet,
     scheduler: DDPMExplorerScheduler,
@@ -52,7 +57,7 @@ def l_simple(
     """
     x_t = scheduler.q_sample(x0, t, noise)
     prediction_type = scheduler.config.prediction_type
-    target = noise if prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+    target = training_target(scheduler, x0, noise, t)
     pred = unet(x_t, t, class_labels=class_labels).sample[:, : x0.shape[1]]  # a learned Σ_θ's channels: not here
     if snr_gamma is None:
         return F.mse_loss(pred.float(), target.float())
@@ -92,7 +97,7 @@ def hybrid_loss_terms(scheduler: DDPMExplorerScheduler, model_output, x0, x_t, n
     """
     c = x0.shape[1]
     prediction, variance_output = model_output[:, :c], model_output[:, c:]
-    target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+    target = training_target(scheduler, x0, noise, t)
     mse = _mean_over_dims((prediction.float() - target.float()) ** 2)
     tb, dtype = scheduler.tables, x_t.dtype
     sqrt_ab = extract(tb.sqrt_alphas_cumprod, t, x_t.shape, dtype, x_t.device)
