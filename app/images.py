@@ -130,6 +130,19 @@ def to_model_tensor(im: Image.Image, resolution: int, channels: int) -> torch.Te
     return arr / 127.5 - 1.0
 
 
+def crop_note(size: tuple[int, int], resolution: int) -> str:
+    """What :func:`to_model_tensor` does to an image of ``size`` (width, height), in words for the page: a
+    non-square image loses the edges of its longer side (never silently)."""
+    w, h = size
+    side = min(w, h)
+    resized = f"resized to {resolution}×{resolution}"
+    if w == h:
+        return f"{w}×{h}, {resized}" if side != resolution else f"{w}×{h}, used as it is"
+    cut = abs(w - h)
+    edges = "left and right" if w > h else "top and bottom"
+    return f"{w}×{h} is not square: its centre {side}×{side} is kept ({cut} px cut from the {edges}), {resized}"
+
+
 def examples() -> list[str]:
     """The shipped example images, the default first."""
     found = sorted(settings.ASSETS_DIR.glob("*.png"), key=lambda p: (p.name != settings.DEFAULT_EXAMPLE, p.name))

@@ -131,17 +131,9 @@ class CursorPlot:
 
 @drawn_under_lock
 def cursor_plot(x: np.ndarray, panels: list[tuple[str, np.ndarray, str]], width=5.2, height=4.2) -> CursorPlot:
-    """Stacked panels sharing x. ``panels``: (y label, y values, y scale)."""
-    fig, axes = pyplot().subplots(len(panels), 1, figsize=(width, height), dpi=100, sharex=True)
-    axes = np.atleast_1d(axes)
-    for ax, (label, y, scale) in zip(axes, panels):
-        ax.plot(x, y, lw=1.6, color="#3b5bdb")
-        ax.set_ylabel(label)
-        ax.set_yscale(scale)
-        ax.grid(alpha=0.3)
-    axes[-1].set_xlabel("t")
-    axes[-1].set_xlim(x[0], x[-1])
-    fig.tight_layout(pad=0.4)
+    """Stacked panels sharing x. ``panels``: (y label, y values, y scale); a log-scaled panel's label says so."""
+    fig = cursor_figure(x, panels, width, height)
+    axes = fig.axes
     background = figure_to_array(fig)
     height_px = background.shape[0]
     (x0, _), (x1, _) = axes[-1].transData.transform([(x[0], 0), (x[-1], 0)])
@@ -153,8 +145,29 @@ def cursor_plot(x: np.ndarray, panels: list[tuple[str, np.ndarray, str]], width=
     return CursorPlot.from_rgb(background, (a, x0 - a * x[0]), rows)
 
 
+def cursor_figure(x: np.ndarray, panels: list[tuple[str, np.ndarray, str]], width=5.2, height=4.2):
+    """The figure behind :func:`cursor_plot` (call with _MPL_LOCK held)."""
+    fig, axes = pyplot().subplots(len(panels), 1, figsize=(width, height), dpi=100, sharex=True)
+    axes = np.atleast_1d(axes)
+    for ax, (label, y, scale) in zip(axes, panels):
+        ax.plot(x, y, lw=1.6, color="#3b5bdb")
+        ax.set_ylabel(f"{label}\n(log axis)" if scale == "log" else label)
+        ax.set_yscale(scale)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("t")
+    axes[-1].set_xlim(x[0], x[-1])
+    fig.tight_layout(pad=0.4)
+    return fig
+
+
+# Axis names in matplotlib's mathtext: "ᾱ_t" would show its underscore.
+BETA = r"$\beta_t$"
+ALPHA_BAR = r"$\bar\alpha_t$"
+LN_SNR = r"$\ln\,\mathrm{SNR}(t)$" + "\n(natural log)"
+
+
 def schedule_plot(tables) -> CursorPlot:
-    """β_t, ᾱ_t and log SNR(t) of a :class:`~pipelines.schedules.ScheduleTables` over the paper's t = 0 … T
+    """β_t, ᾱ_t and ln SNR(t) of a :class:`~pipelines.schedules.ScheduleTables` over the paper's t = 0 … T
     (t = 0 is the data: ᾱ_0 = 1, and neither β_0 nor a finite log SNR exists there)."""
     paper = tables.by_paper_t
     log_snr = paper.log_snr.numpy().copy()
@@ -162,9 +175,9 @@ def schedule_plot(tables) -> CursorPlot:
     return cursor_plot(
         np.arange(tables.num_timesteps + 1),
         [
-            ("β_t", paper.betas.numpy(), "log"),
-            ("ᾱ_t", paper.alphas_cumprod.numpy(), "linear"),
-            ("log SNR", log_snr, "linear"),
+            (BETA, paper.betas.numpy(), "log"),
+            (ALPHA_BAR, paper.alphas_cumprod.numpy(), "linear"),
+            (LN_SNR, log_snr, "linear"),
         ],
     )
 
@@ -172,40 +185,51 @@ def schedule_plot(tables) -> CursorPlot:
 @drawn_under_lock
 def figure_compare_alpha_bar(curves: dict[str, np.ndarray], t_marker: int | None = None) -> np.ndarray:
     """ᾱ_t of several schedules on one plot, as pixels."""
-    fig, ax = pyplot().subplots(figsize=(6, 3.2), dpi=100)
+    return figure_to_array(compare_alpha_bar_figure(curves, t_marker))
+
+
+def compare_alpha_bar_figure(curves: dict[str, np.ndarray], t_marker: int | None = None):
+    """The figure behind :func:`figure_compare_alpha_bar`, its legend beside the axes (call with _MPL_LOCK held)."""
+    fig, ax = pyplot().subplots(figsize=(7, 3.2), dpi=100)
     for name, ab in curves.items():
         ax.plot(index_to_paper_t(np.arange(len(ab))), ab, label=name, lw=1.6)
     if t_marker:
-        ax.axvline(t_marker, color="#dc2828", lw=1)
+        ax.axvline(t_marker, color="#dc2828", lw=1, label=f"t = {t_marker}")
     ax.set_xlabel("t")
-    ax.set_ylabel("ᾱ_t")
+    ax.set_ylabel(ALPHA_BAR)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
     fig.tight_layout()
-    return figure_to_array(fig)
+    return fig
 
 
 @drawn_under_lock
 def figure_elbo_terms(terms: dict) -> np.ndarray:
     """The bound's per-timestep terms L_{t−1} (bits/dim, log scale) and L_simple over t, as pixels."""
+    return figure_to_array(elbo_terms_figure(terms))
+
+
+def elbo_terms_figure(terms: dict):
+    """The figure behind :func:`figure_elbo_terms`, its legend beside the axes (call with _MPL_LOCK held)."""
     t = index_to_paper_t(np.asarray(terms["timesteps"]))
-    fig, (a1, a2) = pyplot().subplots(2, 1, figsize=(6.4, 5), dpi=100, sharex=True)
+    fig, (a1, a2) = pyplot().subplots(2, 1, figsize=(7.6, 5), dpi=100, sharex=True)
     vb = np.maximum(np.asarray(terms["vb"]), 1e-8)
-    a1.plot(t[t > 1], vb[t > 1], "o-", ms=3, label="L_{t−1} (KL terms)")
+    a1.plot(t[t > 1], vb[t > 1], "o-", ms=3, label=r"$L_{t-1}$ (KL terms)")
     if (t == 1).any():
-        a1.plot(t[t == 1], vb[t == 1], "s", color="#dc2828", label="L_0 (decoder NLL)")
-    a1.axhline(terms["prior"], color="gray", ls="--", lw=1, label=f"L_T = {terms['prior']:.2e}")
+        a1.plot(t[t == 1], vb[t == 1], "s", color="#dc2828", label=r"$L_0$ (decoder NLL)")
+    a1.axhline(terms["prior"], color="gray", ls="--", lw=1, label=f"$L_T$ = {terms['prior']:.2e}")
     a1.set_yscale("log")
-    a1.set_ylabel("bits/dim")
-    a1.legend(fontsize=8)
+    a1.set_ylabel("bits/dim\n(log axis)")
+    a1.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
     a1.grid(alpha=0.3)
-    a2.plot(t, terms["mse"], "o-", ms=3, color="#2b8a3e")
-    a2.set_ylabel("‖ε − ε̂‖² (L_simple)")
+    a2.plot(t, terms["mse"], "o-", ms=3, color="#2b8a3e", label=r"$L_\mathrm{simple}$ at t")
+    a2.set_ylabel(r"$\|\epsilon - \hat\epsilon\|^2$" + "\n(log axis)")
     a2.set_yscale("log")
     a2.set_xlabel("t")
+    a2.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
     a2.grid(alpha=0.3)
-    fig.tight_layout()
-    return figure_to_array(fig)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))  # room above the top tick for the page's image buttons
+    return fig
 
 
 def side_by_side(images: list[np.ndarray], pad: int = 4) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from app import rendering, settings
-from app.images import to_model_tensor
+from app.images import crop_note, to_model_tensor
 from app.plans import SCHEDULES
 from app.scrub_payload import forward_payload
 from app.serving.compute_slots import collected, compute_slot, stoppable
@@ -56,6 +56,7 @@ class ForwardState:
 
     trajectory: ForwardTrajectory | None
     plot_key: tuple
+    source: str = ""  # what became of the image on its way to x₀ (crop, resize), in words
 
     @property
     def nbytes(self) -> int:
@@ -75,7 +76,8 @@ def forward_state(image, schedule, num_timesteps, beta_start, beta_end, seed, re
     pil = open_image(image)
     x0 = to_model_tensor(pil, resolution, 3 if pil.mode == "RGB" else 1)
     trajectory = ForwardTrajectory(x0, tables, generator=torch.Generator().manual_seed(seed))
-    return ForwardState(trajectory, (schedule, tables.num_timesteps, float(beta_start), float(beta_end)))
+    plot_key = (schedule, tables.num_timesteps, float(beta_start), float(beta_end))
+    return ForwardState(trajectory, plot_key, crop_note(pil.size, resolution))
 
 
 def forward_setup(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution):
@@ -90,6 +92,36 @@ def forward_setup(image, schedule, num_timesteps, beta_start, beta_end, seed, re
     return state, x0, payload, gr.update(maximum=trajectory.num_timesteps, interactive=True)
 
 
+def slider_t(t, T: int) -> int:
+    """The slider's t brought into 0 … T (a stale or unreadable t becomes the nearest valid one, never an error)."""
+    try:
+        t = round(float(t))
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return min(max(t, 0), T)
+
+
+def forward_setup_in_page(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution, t):
+    """:func:`forward_setup` for the page, which also passes the slider's t. The slider's range and value change
+    together: with only its maximum updated, a new T below t left the number box at the old t, which the next
+    event was refused (every view of t now agrees: slider, number box, scrubber, captions). x₀'s caption says what
+    became of the image (a non-square one is centre-cropped)."""
+    state, x0, payload, _ = forward_setup(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution)
+    T = state.trajectory.num_timesteps
+    note = f"Your image: {state.source}."
+    return state, x0, note, payload, gr.update(maximum=T, value=slider_t(t, T), interactive=True)
+
+
+def check_t(t, T: int, hi: int | None = None) -> int:
+    """The paper's t in 0 … ``hi`` (default T), or a message that says which limit it passed and what to do."""
+    t = check_int("t", t, 0, settings.MAX_T)
+    hi = T if hi is None else hi
+    if t > hi:
+        what = f"this schedule's T = {T}" if hi == T else f"the chain's limit of {hi} steps"
+        raise UserError(f"t must be between 0 and {hi}, got {t}: past {what}. Move the slider back and try again.")
+    return t
+
+
 def format_values(v: StepValues, T: int) -> str:
     """The schedule's numbers at t as a Markdown table."""
     snr = "∞" if math.isinf(v.snr) else f"{v.snr:.4g}"
@@ -101,7 +133,7 @@ def format_values(v: StepValues, T: int) -> str:
         ("√ᾱ_t (signal)", f"{v.sqrt_alpha_bar:.4f}"),
         ("√(1−ᾱ_t) (noise)", f"{v.sqrt_one_minus_alpha_bar:.4f}"),
         ("SNR = ᾱ_t/(1−ᾱ_t)", snr),
-        ("log SNR", log_snr),
+        ("ln SNR (natural log)", log_snr),
     ]
     return "| quantity | value |\n|---|---|\n" + "\n".join(f"| {k} | {val} |" for k, val in rows)
 
@@ -115,7 +147,7 @@ def forward_scrub(state: ForwardState | None, t):
     """The API's slider move: x_t, the two parts of x_t, the curves with a cursor, and the numbers. No model work,
     and nothing but this one frame is computed. (In the page, the scrubber computes the same frames itself.)"""
     trajectory = require(state).trajectory
-    t = check_int("t", t, 0, trajectory.num_timesteps)
+    t = check_t(t, trajectory.num_timesteps)
     signal, noise = trajectory.signal_and_noise(t)
     plot = _plot_for(*state.plot_key)
     return (
@@ -140,7 +172,7 @@ def forward_markov_chain(state: ForwardState | None, t, seed):
     """x_t by iterating q(x_s | x_{s−1}) beside the closed form, and the statistics that show they agree. A step at
     a time: a cancelled request stops."""
     trajectory = require(state).trajectory
-    t = check_int("t", t, 0, min(trajectory.num_timesteps, settings.MAX_CHAIN_STEPS))
+    t = check_t(t, trajectory.num_timesteps, min(trajectory.num_timesteps, settings.MAX_CHAIN_STEPS))
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
     steps = trajectory.iter_markov_chain(t, generator=torch.Generator().manual_seed(seed + 1))
     chain = yield from stoppable(steps, 3)
@@ -168,7 +200,7 @@ def forward_compare(state: ForwardState | None, t):
     """The same x₀ and ε at the same t under every schedule (same T and β range), and their ᾱ curves."""
     state = require(state)
     _, T, beta_start, beta_end = state.plot_key
-    t = check_int("t", t, 0, T)
+    t = check_t(t, T)
     gallery, curves = [], {}
     for name in SCHEDULES:
         try:
@@ -183,13 +215,22 @@ def forward_compare(state: ForwardState | None, t):
     return gallery, rendering.png_output(rendering.figure_compare_alpha_bar(curves, t))
 
 
-def forward_gif(state: ForwardState | None, session: SessionFiles | None = None, frames: int = 60):
+def forward_gif(
+    state: ForwardState | None, session: SessionFiles | None = None, frames: int = 60, progress=gr.Progress()
+):
     """The whole forward process, t = 0 … T, as a GIF in a fresh per-session file; a frame at a time, so a cancelled
-    request stops."""
+    request stops. Its progress (frames drawn, then the file written) shows where the GIF will appear."""
     trajectory = require(state).trajectory
     T = trajectory.num_timesteps
-    drawn = (rendering.image_to_uint8(trajectory.frame(t)) for t in evenly_spread(T, frames))
-    images = yield from stoppable(collected(drawn), 3)
+    ts = evenly_spread(T, frames)
+
+    def drawn():
+        for k, t in enumerate(ts):
+            progress((k, len(ts)), desc=f"Drawing frame {k + 1} of {len(ts)} (t = {t})", unit="frames")
+            yield rendering.image_to_uint8(trajectory.frame(t))
+
+    images = yield from stoppable(collected(drawn()), 3)
+    progress(1.0, desc="Writing the GIF")
     with compute_slot():
         path, session = export_gif(images, session)
     yield path, path, session

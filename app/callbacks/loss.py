@@ -1,32 +1,80 @@
-"""Loss tab handler: the variational bound's terms over t for one image, and its total in bits/dim."""
+"""Loss tab handlers: the image the bound is measured on, and the bound's terms over t with its total in bits/dim."""
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import gradio as gr
 import torch
 
 from app import rendering, settings
-from app.images import to_model_tensor
+from app.images import crop_note, to_model_tensor
 from app.plans import check_work
 from app.serving.compute_slots import compute_slot, gpu, stoppable
-from app.validation import check_int, check_model, open_image
+from app.validation import UserError, check_int, check_model, open_image
 from pipelines.imports import imported
 from pipelines.trajectory import evenly_spread
+
+TEST_IMAGE = 0  # Fashion-MNIST's first test image (an ankle boot): never seen in training
+WHY_A_PHOTO_COSTS_MORE = (
+    "Bits/dim is −log₂ p_θ(x) per pixel: an image like the training data (a test image, for a Fashion-MNIST model) "
+    "is likely under the model and cheap; a photo, with textures and backgrounds it never saw, is unlikely and costs "
+    "more bits."
+)
+
+
+@lru_cache(maxsize=4)
+def _fashion_test_image(resolution: int) -> tuple[torch.Tensor, str] | None:
+    """Fashion-MNIST's test image TEST_IMAGE as the models were trained on it ((1, 1, R, R) in [−1, 1]; 28 → 32 is
+    a black border) and its class, or None where Debian's dataset-fashion-mnist is not installed."""
+    data = imported("pipelines.training.data")
+    try:
+        images, labels = data.load_fashion_mnist(split="test")
+    except (data.DatasetNotFoundError, OSError):
+        return None
+    x0 = data.uint8_to_model_range(images[TEST_IMAGE : TEST_IMAGE + 1], resolution)
+    return x0, data.FASHION_MNIST_CLASSES[int(labels[TEST_IMAGE])].lower()
+
+
+def measured_image(image, sample_shape: tuple[int, int, int]) -> tuple[torch.Tensor, str]:
+    """x₀ (1, C, H, W) in [−1, 1] that the bound is measured on, and what it is in words: the upload (its crop said),
+    or, with none, a Fashion-MNIST test image for a grayscale model (like its training data) and the default
+    example otherwise."""
+    c, h, _ = sample_shape
+    test_image = _fashion_test_image(h) if image is None and c == 1 else None
+    if test_image is not None:
+        x0, name = test_image
+        return x0.clone(), f"Fashion-MNIST test image #{TEST_IMAGE} ({name}), at {h}×{h} as in training"
+    pil = open_image(image)
+    what = "your image" if image is not None else "the example photo"
+    return to_model_tensor(pil, h, c).unsqueeze(0), f"{what}: {crop_note(pil.size, h)}"
+
+
+def elbo_input(model_name, image):
+    """The image the bound will be measured on, as the model takes it, with a caption; shown before any click. A
+    model that can't be loaded or an unreadable image is said in the caption (the button's event gives the error)."""
+    try:
+        pipe = check_model(model_name)
+        with compute_slot():
+            x0, what = measured_image(image, pipe.sample_shape)
+    except UserError as e:
+        return None, f"No image to measure yet: {e}"
+    view = rendering.png_output(rendering.image_to_uint8(x0[0]))
+    return view, f"**Measured:** {what}. {WHY_A_PHOTO_COSTS_MORE}"
 
 
 @gpu
 def elbo_terms(model_name, image, num_points, seed, progress=gr.Progress(track_tqdm=True)):
-    """The bound's per-timestep terms and L_simple for one image, plotted over the paper's t (t = 1 is L_0, the
-    decoder; the tables' index is t − 1), and the image's total in bits/dim. A UNet call at a time: a cancelled
-    request stops."""
+    """The bound's per-timestep terms and L_simple for one image (none: the model's default, see
+    :func:`measured_image`), plotted over the paper's t (t = 1 is L_0, the decoder; the tables' index is t − 1),
+    and the image's total in bits/dim. A UNet call at a time: a cancelled request stops."""
     objective = imported("pipelines.objective")  # the model side, after start-up
     pipe = check_model(model_name)
     num_points = check_int("Number of timesteps", num_points, 2, 200)
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
     check_work(pipe, 2 * num_points + 1, 1)
-    c, h, _ = pipe.sample_shape
     with compute_slot():
-        x0 = to_model_tensor(open_image(image), h, c).unsqueeze(0)
+        x0, what = measured_image(image, pipe.sample_shape)
         x0 = objective.quantize(x0).to(pipe.device)  # the decoder's 256 bins
     T = pipe.scheduler.config.num_train_timesteps
     indices = evenly_spread(T - 1, num_points)
@@ -35,8 +83,8 @@ def elbo_terms(model_name, image, num_points, seed, progress=gr.Progress(track_t
     terms = yield from stoppable(objective.iter_per_timestep_terms(unet, scheduler, x0, indices, generator), 2)
     estimate = yield from stoppable(objective.iter_elbo_bpd(unet, scheduler, x0, num_points, generator), 2)
     summary = (
-        f"**Variational bound for this image: {estimate.mean:.3f} bits/dim** (stratified Monte-Carlo over "
-        f"{num_points} timesteps, unbiased): L_T = {estimate.prior.mean().item():.2e}, "
-        f"L_0 = {estimate.decoder.mean().item():.3f}, Σ L_(t−1) ≈ {estimate.diffusion.mean().item():.3f}."
+        f"**Variational bound for the image shown ({what}): {estimate.mean:.3f} bits/dim** (stratified Monte-Carlo "
+        f"over {num_points} timesteps, unbiased): $L_T$ = {estimate.prior.mean().item():.2e}, "
+        f"$L_0$ = {estimate.decoder.mean().item():.3f}, $\\sum L_{{t-1}}$ ≈ {estimate.diffusion.mean().item():.3f}."
     )
     yield rendering.png_output(rendering.figure_elbo_terms(terms)), summary

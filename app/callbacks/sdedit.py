@@ -12,7 +12,7 @@ import gradio as gr
 import torch
 
 from app import rendering, settings
-from app.images import to_model_tensor
+from app.images import crop_note, to_model_tensor
 from app.plans import check_work
 from app.rendering import grid_image
 from app.serving.compute_slots import gpu, in_compute_slots
@@ -32,8 +32,12 @@ def sdedit(model_name, image, t_start, steps, seed, progress=gr.Progress(track_t
     sweep = sorted({t_start, *(max(1, round(f * T)) for f in (0.1, 0.3, 0.5, 0.7, 0.9))})
     check_work(pipe, sum(min(steps, t) for t in sweep), 1)
     c, h, _ = pipe.sample_shape
-    x0 = to_model_tensor(open_image(image), h, c).unsqueeze(0).to(pipe.device)
-    x0_view = rendering.png_output(rendering.image_to_uint8(x0[0].cpu()))
+    pil = open_image(image)
+    x0 = to_model_tensor(pil, h, c).unsqueeze(0).to(pipe.device)
+    # its label says what became of the upload (a non-square one is centre-cropped)
+    x0_view = gr.update(
+        value=rendering.png_output(rendering.image_to_uint8(x0[0].cpu())), label=f"x₀: {crop_note(pil.size, h)}"
+    )
     gallery, last_yield = [], time.perf_counter()
     for t in sweep:
         generator = torch.Generator(device=pipe.device).manual_seed(seed)

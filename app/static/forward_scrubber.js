@@ -40,7 +40,7 @@
     state.plot = S.curves($("canvas.curves"), [
       { label: "β_t", values: data.beta, log: true },
       { label: "ᾱ_t", values: data.alphaBar, log: false },
-      { label: "log SNR", values: data.logSnr, log: false },
+      { label: "ln SNR", note: "(natural log)", values: data.logSnr, log: false },
     ], data.T);
   }
 
@@ -77,7 +77,7 @@
       ["√ᾱ_t (signal)", a.toFixed(4)],
       ["√(1−ᾱ_t) (noise)", b.toFixed(4)],
       ["SNR = ᾱ_t/(1−ᾱ_t)", S.fmt(snr, 4)],
-      ["log SNR", t === 0 ? "∞" : d.logSnr[t].toFixed(3)],
+      ["ln SNR (natural log)", t === 0 ? "∞" : d.logSnr[t].toFixed(3)],
     ];
     $("table.values").innerHTML =
       "<tr><th>quantity</th><th>value</th></tr>" + rows.map(([k, v]) => `<tr><td>${k}</td><td>${v}</td></tr>`).join("");

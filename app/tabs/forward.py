@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
@@ -11,7 +12,9 @@ from app.callbacks import forward as cb
 from app.images import examples
 from app.rendering import LATEX_DELIMITERS
 from app.tabs.scrubbers import forward_scrubber, timestep_slider
-from app.tabs.widgets import GifExport, image_panel
+from app.tabs.widgets import image_panel
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
 
 INTRO = (
     "Pick an image and a schedule, then scrub **t**: every panel is computed in closed form, "
@@ -37,6 +40,7 @@ class Setup:
     seed: gr.Number
     resolution: gr.Dropdown
     x0_view: gr.Image
+    x0_note: gr.Markdown
 
     @property
     def inputs(self) -> list:
@@ -49,6 +53,7 @@ def setup_inputs() -> Setup:
             upload = gr.File(label="Image (upload)", file_types=["image"], file_count="single", height=110)
             gr.Examples(examples(), inputs=[upload], label="Examples (see app/assets/LICENSES.md)")
             x0_view = image_panel("x₀ as the model sees it, in [−1, 1]", height=180)
+            x0_note = gr.Markdown(elem_id="forward-x0-note")
         with gr.Column(scale=1, min_width=260):
             schedule = gr.Dropdown(list(cb.SCHEDULES), value="linear", label="β schedule")
             T = gr.Number(1000, label="T (steps)", precision=0, minimum=1, maximum=settings.MAX_T)
@@ -58,7 +63,7 @@ def setup_inputs() -> Setup:
             with gr.Row():
                 seed = gr.Number(0, label="Seed (fixes ε)", precision=0, minimum=0, maximum=settings.MAX_SEED)
                 resolution = gr.Dropdown(list(settings.RESOLUTIONS), value=64, label="Working resolution")
-    return Setup(upload, schedule, T, beta_start, beta_end, seed, resolution, x0_view)
+    return Setup(upload, schedule, T, beta_start, beta_end, seed, resolution, x0_view, x0_note)
 
 
 def markov_chain_section(state: gr.State, t: gr.Slider, seed: gr.Number) -> None:
@@ -75,21 +80,44 @@ def markov_chain_section(state: gr.State, t: gr.Slider, seed: gr.Number) -> None
 def compare_section(state: gr.State, t: gr.Slider) -> None:
     with gr.Accordion("Compare schedules", open=False):
         button = gr.Button("Compare every schedule at the slider's t")
-        gallery = gr.Gallery(label="Same x₀, same ε, same t", columns=4, height=220, format="png")
-        plot = gr.Image(label="ᾱ_t of each schedule", format="png", interactive=False)
+        # every thumbnail whole and pixel-sharp, its caption under it (app/static/galleries.css), no inner scroll box
+        gallery = gr.Gallery(
+            label="Same x₀, same ε, same t", columns=4, height="auto", object_fit="contain", format="png"
+        )
+        gr.Markdown("ᾱ_t of each schedule over t; red: the slider's t.")
+        plot = gr.Image(show_label=False, format="png", interactive=False, elem_classes="plot")
     button.click(cb.forward_compare, [state, t], [gallery, plot], api_name="forward_compare")
+
+
+def gif_export(state: gr.State, session_files: gr.State) -> None:
+    """Export GIF, with its progress and result right under the button (not in a closed accordion further down)."""
+    export = gr.Button("Export GIF (t = 0 … T)", size="sm", elem_id="forward-export")
+    with gr.Row(visible=False, elem_id="forward-gif-row") as row:
+        view = gr.Image(
+            label="Forward process (GIF)", format="gif", interactive=False, height=220, elem_classes="pixelated"
+        )
+        file = gr.File(label="Download the GIF")
+    export.click(lambda: gr.Row(visible=True), None, row, api_visibility="private", queue=False).then(
+        cb.forward_gif, [state, session_files], [view, file, session_files], api_name="forward_gif"
+    )
+
+
+def galleries_css() -> gr.HTML:
+    """The page's gallery style (every tab's galleries: whole, pixel-sharp thumbnails with their captions under
+    them), put in the document's <head> once: the forward tab is the page's first, so it is mounted on arrival."""
+    return gr.HTML(head=f"<style>{(STATIC / 'galleries.css').read_text()}</style>", elem_id="galleries-css")
 
 
 def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     state = gr.State(None, time_to_live=settings.SESSION_TTL_S)
+    galleries_css()
     gr.Markdown(INTRO, latex_delimiters=LATEX_DELIMITERS)
     setup = setup_inputs()
     t = timestep_slider("forward-t", "t: noising steps applied (0 = clean image, T = noise)")
     scrubber = forward_scrubber("forward-t")
-    export = gr.Button("Export GIF", size="sm")
+    gif_export(state, session_files)
     markov_chain_section(state, t, setup.seed)
     compare_section(state, t)
-    gif = GifExport.create("Forward process (GIF)")
 
     # The API's endpoints need events with their own inputs and outputs (hidden here: in the page the scrubber draws
     # every frame). gr.api would not do: it passes files and images through unprocessed, so /forward_frame would
@@ -104,9 +132,14 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         api_name="forward_scrub",
     )
     api_only.click(cb.forward_frame, [*setup.inputs, t], api_frame, api_name="forward_frame")
-    set_up = dict(fn=cb.forward_setup, inputs=setup.inputs, outputs=[state, setup.x0_view, scrubber, t])
-    api_only.click(**set_up, api_name="forward_setup")
+    api_only.click(cb.forward_setup, setup.inputs, [state, setup.x0_view, scrubber, t], api_name="forward_setup")
+    # the page's setup also takes the slider's t: a new T moves the slider's range and value together
+    set_up = dict(
+        fn=cb.forward_setup_in_page,
+        inputs=[*setup.inputs, t],
+        outputs=[state, setup.x0_view, setup.x0_note, scrubber, t],
+        api_visibility="private",
+    )
     for component in setup.inputs:
-        component.change(**set_up, api_visibility="private", show_progress="hidden")
-    demo.load(**set_up, api_visibility="private")
-    gif.wire(export, cb.forward_gif, state, session_files, api_name="forward_gif")
+        component.change(**set_up, show_progress="hidden")
+    demo.load(**set_up)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import gradio as gr
 
 from app import models, settings
-from app.callbacks.loss import elbo_terms
+from app.callbacks.loss import elbo_input, elbo_terms
 from app.images import examples
 from app.rendering import LATEX_DELIMITERS
-from app.tabs.widgets import COMPUTE_QUEUE
+from app.tabs.widgets import COMPUTE_QUEUE, image_panel
 
 FORMULAS = r"""
 **Forward step** (a fixed Markov chain that adds Gaussian noise):
@@ -32,17 +32,34 @@ def create_tab(demo: gr.Blocks) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             model = gr.Dropdown(models.model_choices(), value=models.default_model(), label="Model")
-            upload = gr.File(label="Image", file_types=["image"], height=110)
+            upload = gr.File(
+                label="Image (none: a test image for a Fashion-MNIST model)", file_types=["image"], height=110
+            )
             gr.Examples(examples(), inputs=[upload])
             points = gr.Slider(2, 200, value=40, step=1, label="Timesteps evaluated")
             seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
             button = gr.Button("Compute the bound's terms", variant="primary")
         with gr.Column(scale=2):
-            summary = gr.Markdown("Terms in bits/dim: L_T (prior), L_{t−1} (KL per step) and L_0 (the decoder).")
-            plot = gr.Image(
-                label="Per-timestep terms of the variational bound, and L_simple", format="png", interactive=False
+            with gr.Row():
+                with gr.Column(scale=1, min_width=160):
+                    measured = image_panel("The image measured (the model's size)", height=180, elem_id="elbo-image")
+                    what = gr.Markdown(elem_id="elbo-image-note")
+                with gr.Column(scale=2):
+                    summary = gr.Markdown(
+                        "Terms in bits/dim: $L_T$ (the prior), $L_{t-1}$ (a KL term per step) and $L_0$ (the decoder).",
+                        latex_delimiters=LATEX_DELIMITERS,
+                        elem_id="elbo-summary",
+                    )
+            gr.Markdown(
+                "**Per-timestep terms of the variational bound (top) and $L_\\text{simple}$ (bottom)**",
+                latex_delimiters=LATEX_DELIMITERS,
             )
+            plot = gr.Image(show_label=False, format="png", interactive=False, elem_id="elbo-plot")
     gr.Markdown(FORMULAS, latex_delimiters=LATEX_DELIMITERS)
+    show_input = dict(fn=elbo_input, inputs=[model, upload], outputs=[measured, what], api_visibility="private")
+    for component in (model, upload):
+        component.change(**show_input, show_progress="hidden")
+    demo.load(**show_input)
     button.click(
         elbo_terms,
         [model, upload, points, seed],
