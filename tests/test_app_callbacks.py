@@ -214,7 +214,7 @@ def test_a_class_conditional_models_loss_tab_takes_the_unconditional_bound(app_m
 def test_sdedit_and_elbo_terms(app_models):
     *_, (x0, gallery) = sdedit.sdedit("tiny-random", EXAMPLE, 40, 5, 0)
     assert (
-        np.asarray(x0).shape == (8, 8) and len(gallery) == 2 * 6
+        np.asarray(x0["value"]).shape == (8, 8) and len(gallery) == 2 * 6
     )  # chosen t and 5 fractions of T, noised and denoised
     fig, summary = result(loss.elbo_terms("tiny-random", EXAMPLE, 6, 0))
     assert "bits/dim" in summary and fig is not None

@@ -69,10 +69,16 @@ window.DDPMScrub = window.DDPMScrub || (() => {
 
   // ---------------------------------------------------------------- the curves
   // Stacked panels over t = 0 … T, drawn once into an offscreen canvas; each move redraws only the cursor.
-  // series: [{label, values: Float32Array(T + 1), log: bool}]; non-finite values are left out.
+  // series: [{label, values: Float32Array(T + 1), log: bool, note}]; non-finite values are left out. Each panel's
+  // name (and under it its note, else "(log axis)" for a log-scaled one) sits in the left margin, which is as wide as the longest name,
+  // so no label is drawn over a curve.
   function curves(canvas, series, T) {
     const W = canvas.width, H = canvas.height;
-    const left = 64, right = 12, top = 8, bottom = 28, gap = 10;
+    const ctx0 = canvas.getContext("2d");
+    ctx0.font = "11px sans-serif";
+    const names = series.map((s) => [s.label, ...(s.note ? [s.note] : s.log ? ["(log axis)"] : [])]);
+    const widest = Math.max(54, ...names.flat().map((n) => ctx0.measureText(n).width));
+    const left = Math.min(Math.round(widest) + 10, Math.round(W / 3)), right = 16, top = 8, bottom = 28, gap = 10;
     const ph = (H - top - bottom - gap * (series.length - 1)) / series.length;
     const x = (t) => left + ((W - left - right) * t) / Math.max(T, 1);
     const background = document.createElement("canvas");
@@ -109,14 +115,21 @@ window.DDPMScrub = window.DDPMScrub || (() => {
         if (Math.abs(v) >= 100) return v.toFixed(0);
         return v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential(1) : v.toPrecision(3);
       };
-      ctx.fillText(tick(hi), 2, y0 + 10);
-      ctx.fillText(tick(lo), 2, y0 + ph - 2);
-      ctx.fillText(s.label, 2, y0 + ph / 2 + 4);
+      ctx.textAlign = "right";  // the ticks against the panel's edge, the name at the margin's left
+      ctx.fillText(tick(hi), left - 3, y0 + 10);
+      ctx.fillText(tick(lo), left - 3, y0 + ph - 2);
+      ctx.textAlign = "left";
+      const middle = y0 + ph / 2 + 4 - 6 * (names[i].length - 1);
+      names[i].forEach((n, j) => {
+        ctx.fillStyle = j ? "#777" : "#333";
+        ctx.fillText(n, 2, middle + 12 * j);
+      });
     });
     ctx.fillStyle = "#333";
     ctx.textAlign = "center";
     [0, Math.round(T / 2), T].forEach((t) => ctx.fillText(String(t), Math.min(x(t), W - 16), H - 12));
-    ctx.fillText("t", W / 2, H - 1);
+    ctx.fillText("t", (W + left) / 2, H - 1);
+    canvas.dataset.labels = JSON.stringify(names.map((n) => n.join(" ")));  // what the tests read back
     return {
       at(t) {
         const c = canvas.getContext("2d");
@@ -258,10 +271,11 @@ window.DDPMScrub = window.DDPMScrub || (() => {
   // ---------------------------------------------------------------- power spectra
   // Log-log power against frequency (cycles per pixel). series: [{values, color, label, dash}]; logRange: [lo, hi]
   // of log10 power, fixed by the caller so the axes stay put while t moves; mark: the index of a frequency to mark
-  // with a dashed line, the band above it shaded (−1: none; 0: shade everything).
+  // with a dashed line, the band above it shaded (−1: none; 0: shade everything). The legend sits above the axes,
+  // never on the curves; both axes are log₁₀ and say so, with a tick per decade of power.
   function spectrumPlot(canvas, freqs, series, logRange, mark) {
     const ctx = canvas.getContext("2d");
-    const W = canvas.width, H = canvas.height, left = 48, right = 10, top = 10, bottom = 30;
+    const W = canvas.width, H = canvas.height, left = 52, right = 14, top = 24, bottom = 30;
     const [lo, hi] = logRange;
     const span = Math.log10(freqs[freqs.length - 1] / freqs[0]);
     const fx = (f) => left + ((W - left - right) * Math.log10(f / freqs[0])) / span;
@@ -284,27 +298,41 @@ window.DDPMScrub = window.DDPMScrub || (() => {
       }
     }
     ctx.font = "11px sans-serif";
-    series.forEach((s, j) => {
+    let legendX = left;
+    series.forEach((s) => {
       ctx.strokeStyle = s.color;
       ctx.lineWidth = 1.8;
       ctx.setLineDash(s.dash || []);
       ctx.beginPath();
       s.values.forEach((p, i) => (i ? ctx.lineTo(fx(freqs[i]), fy(p)) : ctx.moveTo(fx(freqs[i]), fy(p))));
       ctx.stroke();
+      ctx.beginPath();  // the legend's sample of the line, then its name, in the margin above the axes
+      ctx.moveTo(legendX, 11);
+      ctx.lineTo(legendX + 16, 11);
+      ctx.stroke();
       ctx.fillStyle = s.color;
-      ctx.fillText(s.label, left + 6, top + 12 + 14 * j);
+      ctx.textAlign = "left";
+      ctx.fillText(s.label, legendX + 20, 15);
+      legendX += 20 + ctx.measureText(s.label).width + 14;
     });
     ctx.setLineDash([]);
     ctx.fillStyle = "#333";
     ctx.textAlign = "center";
-    ctx.fillText("frequency (cycles per pixel, log)", (W + left) / 2, H - 4);
-    [freqs[0], freqs[freqs.length - 1]].forEach((f) => ctx.fillText(String(f.toPrecision(2)), fx(f), H - 17));
-    ctx.textAlign = "left";
+    ctx.fillText("frequency (cycles per pixel, log₁₀ axis)", (W + left) / 2, H - 4);
+    [freqs[0], freqs[freqs.length - 1]].forEach((f) => {
+      const label = String(f.toPrecision(2)), half = ctx.measureText(label).width / 2 + 1;
+      ctx.fillText(label, Math.min(Math.max(fx(f), half), W - half), H - 17);  // never cut by the canvas's edge
+    });
+    ctx.textAlign = "right";
+    const every = Math.max(1, Math.ceil((Math.floor(hi) - Math.ceil(lo)) / 5));  // at most about six decade ticks
+    for (let k = Math.ceil(lo); k <= Math.floor(hi); k += every) ctx.fillText(`1e${k}`, left - 3, fy(10 ** k) + 4);
     ctx.save();
-    ctx.translate(12, (H + top - bottom) / 2);
+    ctx.translate(11, (H + top - bottom) / 2);
     ctx.rotate(-Math.PI / 2);
-    ctx.fillText("power (log)", -28, 0);
+    ctx.textAlign = "center";
+    ctx.fillText("power (log₁₀ axis)", 0, 0);
     ctx.restore();
+    ctx.textAlign = "left";
   }
 
   // ---------------------------------------------------------------- the mount
