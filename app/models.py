@@ -64,10 +64,21 @@ def _registry(directory: str, default_model: str) -> dict[str, ModelEntry]:
 
 
 def model_choices() -> list[tuple[str, str]]:
-    """(label, name) pairs for a model dropdown; models that can't be used here say so in their label."""
-    return [
-        (f"{name} (unavailable offline)" if availability(entry) else name, name) for name, entry in registry().items()
-    ]
+    """(label, name) pairs for a model dropdown: the models usable here. Offline, the Hub's are left out (one line,
+    :func:`hub_note`, says why): picked, each would fail in every handler that follows the dropdown."""
+    return [(name, name) for name, entry in registry().items() if availability(entry) is None]
+
+
+def hub_note() -> str | None:
+    """One line for a model dropdown when the Hub models are left out of it (offline), else None."""
+    hub = [e.source for e in registry().values() if e.is_hub]
+    if not hub or hub_reachable():
+        return None
+    more = f" and {len(hub) - 1} more" if len(hub) > 1 else ""
+    return (
+        f"The Hugging Face Hub models ({hub[0]}{more}) need the Hub, which this server can't reach; they are "
+        "offered when it can."
+    )
 
 
 def default_model() -> str | None:
@@ -192,3 +203,37 @@ def seconds_per_unet_call(pipe, batch_size: int) -> float:
         start = time.perf_counter()
         pipe.unet(x, t, class_labels=labels)
     return time.perf_counter() - start
+
+
+class RunSpeed:
+    """How much longer this server's recent runs took than their bare UNet calls (measured once per model and batch
+    by :func:`seconds_per_unet_call`, on whatever load there was then): the scheduler's steps, recording, streaming,
+    and other users' work sharing the CPU or GPU. Run-time estimates multiply by it, so they follow the machine's
+    load. Shared by all sessions: it describes the server, not a user."""
+
+    KEEP = 5  # the last runs that count
+
+    def __init__(self):
+        self._ratios: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def record(self, model: str, unet_calls: int, batch_size: int, seconds: float, pipe) -> None:
+        """A finished (or stopped) run of ``unet_calls`` UNet calls of ``batch_size`` images that took ``seconds``."""
+        bare = unet_calls * seconds_per_unet_call(pipe, batch_size)
+        if unet_calls < 1 or bare <= 0:
+            return
+        with self._lock:
+            ratios = self._ratios.setdefault(model, [])
+            ratios.append(seconds / bare)
+            del ratios[: -self.KEEP]
+
+    def factor(self, model: str) -> tuple[float, int]:
+        """(the median ratio of the model's last runs, how many runs) — (1.0, 0) before its first run."""
+        with self._lock:
+            ratios = sorted(self._ratios.get(model, []))
+        if not ratios:
+            return 1.0, 0
+        return ratios[len(ratios) // 2], len(ratios)
+
+
+run_speed = RunSpeed()

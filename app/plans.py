@@ -26,9 +26,36 @@ DDPM = SAMPLERS["ddpm"].name
 # --max-fd-ratio 3`)
 DEFAULT_SAMPLER, DEFAULT_STEPS = SAMPLERS["unipc"].name, 10
 DEFAULT_SAMPLER_NOTE = (
-    "Default: UniPC, 10 steps, the fastest sampler within 10 % of 100-step DDPM's quality (Fréchet distance, in two "
-    "feature spaces) on the default model's sweep: 10× fewer model evaluations. See the plot under Race samplers."
+    "Default: UniPC, 10 steps, the fastest sampler within 10 % of 100-step DDPM's quality on the default model's "
+    "sweep: 10× fewer model evaluations. Quality there is the Fréchet distance: how far the statistics of 1,000 "
+    "samples' features are from those of real images (lower is better). See the plot under Race samplers."
 )
+
+
+def sampler_note(name) -> str:
+    """The sampler dropdown's help line for the sampler chosen: the default's reason, and for a solver that
+    evaluates twice a step or spaces its timesteps unevenly, how (Heun: 2N − 1 evaluations on Karras σ steps)."""
+    if name not in SAMPLER_NAMES:
+        return DEFAULT_SAMPLER_NOTE
+    sampler = SAMPLERS[SAMPLER_NAMES[name]]
+    notes = [DEFAULT_SAMPLER_NOTE] if name == DEFAULT_SAMPLER else []
+    if sampler.evaluations_per_step == 2:
+        notes.append(
+            f"{sampler.name} evaluates the model twice a step: an Euler step to the step's end, then a corrector "
+            "there that averages the two slopes (the last step is Euler alone): 2N − 1 evaluations for N steps. "
+            "Scrubbing shows both evaluations of each step."
+        )
+    if sampler.options.get("use_karras_sigmas"):
+        notes.append(
+            "Its timesteps are unevenly spaced on purpose: they follow Karras et al.'s σ spacing (σ = "
+            "√((1−ᾱ_t)/ᾱ_t), evenly spaced in σ^(1/7)), so the steps are long at high noise, where little changes, "
+            "and short near the data, where the detail forms."
+        )
+    if not notes and sampler.reference:
+        notes.append(f"{sampler.name}: {sampler.reference}.")
+    return " ".join(notes)
+
+
 ANY_CLASS, ONE_OF_EACH = "any (unconditional)", "one of each"
 # what the Σ_t radio shows → the scheduler's variance_type (pipelines.scheduler.VARIANCE_TYPES holds them all)
 VARIANCE_CHOICES = {
@@ -55,6 +82,26 @@ class RunPlan:
     @property
     def nfe(self) -> int:
         return self.sampler.nfe_of(self.num_steps)
+
+    @property
+    def guided(self) -> bool:
+        """Whether each step runs the UNet twice, with and without the class (classifier-free guidance at a w other
+        than 0 or 1)."""
+        return guided(self.class_labels, self.guidance_scale)
+
+    @property
+    def unet_batch(self) -> int:
+        """Images per UNet call: the batch, doubled by guidance."""
+        return self.batch_size * (2 if self.guided else 1)
+
+
+def guided(labels, w) -> bool:
+    return labels is not None and w not in (None, 0.0, 1.0)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """ "1 step", "2 steps" (``many`` for an irregular plural)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
 
 def class_choices(pipe: DDPMExplorerPipeline) -> list[str] | None:
@@ -99,19 +146,27 @@ def run_plan(model_name, sampler, steps, eta, batch_size, class_choice=None, gui
     labels, w, batch_size = conditioning(pipe, class_choice, guidance, batch_size)
     n = check_int("Steps", steps, 1, min(T, settings.MAX_STEPS))
     eta = check_float("η", eta, 0.0, 1.0) if sampler.takes_eta else None
-    guided = labels is not None and w not in (0.0, 1.0)
-    check_work(pipe, sampler.nfe_of(n), batch_size * (2 if guided else 1))
-    return RunPlan(model_name, pipe, sampler, n, eta, batch_size, labels, w)
+    plan = RunPlan(model_name, pipe, sampler, n, eta, batch_size, labels, w)
+    check_work(pipe, plan.nfe, plan.unet_batch, doubled=plan.guided)
+    return plan
 
 
-def check_work(pipe, unet_calls: int, batch_size: int) -> None:
-    """Cap what one request may ask for: UNet calls × batch × pixels ≤ MAX_WORK."""
+def check_work(pipe, unet_calls: int, batch_size: int, doubled: bool = False) -> None:
+    """Cap what one request may ask for: UNet calls × batch × pixels ≤ MAX_WORK. ``doubled``: the UNet's batch is
+    twice the user's (guidance), which the message says."""
     _, h, w = pipe.sample_shape
     work = unet_calls * batch_size * h * w
     if work > settings.MAX_WORK:
+        why = (
+            f" (a batch of {batch_size // 2}, doubled: guidance runs the UNet with and without the class at every "
+            "step)"
+            if doubled
+            else ""
+        )
+        fix = ", a smaller batch, or guidance w = 1 (no doubling)" if doubled else " or a smaller batch"
         raise UserError(
-            f"That asks for {unet_calls} UNet calls × {batch_size} images × {h}×{w} px = {work:,}, over this "
-            f"server's limit of {settings.MAX_WORK:,}. Use fewer steps or a smaller batch."
+            f"That asks for {plural(unet_calls, 'UNet call')} × {batch_size} images{why} × {h}×{w} px = {work:,}, "
+            f"over this server's limit of {settings.MAX_WORK:,}. Use fewer steps{fix}."
         )
 
 

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from app import rendering
+from app.reverse_session import step_of
 from pipelines.class_decision import ClassDecision
 from pipelines.schedules import ScheduleTables
 from pipelines.spectral import radial_power_spectrum
@@ -90,6 +91,12 @@ def png_b64(image: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def atlas_frames(png: str, frame_height: int) -> list[np.ndarray]:
+    """A base64 PNG atlas back into its frames (the inverse of :func:`atlas`)."""
+    image = np.asarray(Image.open(io.BytesIO(base64.b64decode(png))))
+    return [image[k : k + frame_height] for k in range(0, image.shape[0], frame_height)]
+
+
 def atlas(frames: list[np.ndarray]) -> np.ndarray:
     """Equal-sized frames stacked top to bottom."""
     return np.concatenate(frames, axis=0)
@@ -139,10 +146,12 @@ def reverse_payload(
     budget_bytes: int = REVERSE_BUDGET_BYTES,
     data_spectrum: dict | None = None,
     classes: tuple[ClassDecision, list[str]] | None = None,
+    num_steps: int | None = None,
 ) -> str:
     """A recorded run for the browser: per panel (x_t, x̂₀, ε̂) a PNG atlas of its frames, the result x₀ (shown at
-    t = 0; a run still going has none: ``complete`` is false), each frame's t → t′ and step, and the schedule.
-    Frames are thinned evenly (first and last kept) until the payload fits ``budget_bytes``."""
+    t = 0; a run still going, or stopped, has none: ``complete`` is false), each frame's t → t′, its model
+    evaluation and the step (of ``num_steps``, the N asked for; Heun evaluates 2N − 1 times) it belongs to, and the
+    schedule. Frames are thinned evenly (first and last kept) until the payload fits ``budget_bytes``."""
     grids = {
         "x_t": [rendering.uint8_grid(f) for f in trajectory.samples],
         "x0_hat": [rendering.uint8_grid(f) for f in trajectory.pred_original],
@@ -165,17 +174,20 @@ def reverse_payload(
             "mean": v_mean,  # per kept frame (the last step's is what the model says; that step adds no noise)
             "posterior_variance": b64(by_t.posterior_variance.numpy().astype(np.float32)),  # β̃ by the paper's t
         }
+    n, evaluations = num_steps or trajectory.num_steps, trajectory.num_steps
     return json.dumps(
         {
             "version": version(),
             "T": tables.num_timesteps,
             "frame_height": frame_h,
             "frame_width": frame_w,
-            "num_steps": trajectory.num_steps,
+            "num_steps": n,
+            "evaluations": evaluations,
             "complete": complete,
             "t": [trajectory.t_values[k] for k in keep],
             "t_prev": [trajectory.t_prev_values[k] for k in keep],
-            "step": [trajectory.step_indices[k] + 1 for k in keep],
+            "evaluation": [trajectory.step_indices[k] + 1 for k in keep],
+            "step": [step_of(trajectory.step_indices[k], n, evaluations) for k in keep],
             "atlas": atlases,
             "result": png_b64(result),
             "no_noise": png_b64(no_noise),

@@ -200,10 +200,10 @@ def test_work_cap(app_models, monkeypatch):
 
 def test_estimate_runtime(app_models):
     estimate = reverse.estimate_runtime("tiny-random", plans.DDPM, 5, 0.0, 2)
-    assert "5 steps (5 model evaluations) at batch 2" in estimate
+    assert "5 steps (5 model evaluations), each on 2 images" in estimate
     # a class-conditional model: timed with the null label, and guidance doubles the batch of each evaluation
     estimate = reverse.estimate_runtime("tiny-conditional", plans.DDPM, 5, 0.0, 2, "square", 2.0)
-    assert "5 steps (5 model evaluations)" in estimate
+    assert "5 steps (5 model evaluations), each on 4 images (a batch of 2, doubled: guidance" in estimate
 
 
 def test_a_class_conditional_models_loss_tab_takes_the_unconditional_bound(app_models):

@@ -24,11 +24,20 @@ from app.plans import (
     RunPlan,
     class_choices,
     frame_budget,
+    plural,
     run_plan,
+    sampler_note,
 )
 from app.rendering import grid_image
-from app.reverse_session import ReverseState, recorded_state, require_run, shown_position
-from app.scrub_payload import reverse_payload
+from app.reverse_session import (
+    ReverseState,
+    recorded_state,
+    require_run,
+    shown_position,
+    step_label,
+    stop_requests,
+)
+from app.scrub_payload import atlas_frames, reverse_payload
 from app.serving.compute_slots import collected, compute_slot, gpu, in_compute_slots, stoppable
 from app.serving.session_memory import ledger
 from app.serving.sessions import SessionFiles, export_gif
@@ -36,21 +45,37 @@ from app.settings import ASSETS_DIR
 from app.validation import UserError, check_choice, check_int, check_model, numerical_faults_as_errors
 from pipelines.class_decision import class_decision
 from pipelines.schedules import index_to_paper_t
-from pipelines.trajectory import Trajectory, evenly_spread, to_uint8
+from pipelines.trajectory import Trajectory, evenly_spread, from_uint8, to_uint8
 
 if TYPE_CHECKING:  # diffusers is loaded by the first run, not to serve the page
     from pipelines import DDPMExplorerPipeline
 
 DEFAULT_RUN = ASSETS_DIR / "default_run.json"
+BATCH_LABEL = "Batch (grid)"
 
 
 def estimate_runtime(model_name, sampler, steps, eta, batch_size, class_choice=None, guidance=None) -> str:
-    """A run-time estimate from one measured UNet call, before a long run."""
-    plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
-    per_call = models.seconds_per_unet_call(plan.pipe, plan.batch_size)
+    """What a run of these settings asks of the UNet and how long it should take here: the UNet's time per call,
+    measured once, times how much longer this server's last runs took than their bare UNet calls (the machine's
+    load, and the work around each call). A request over the server's limit says so here, not in a toast."""
+    try:
+        plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
+    except UserError as e:
+        return f"**Too much for one run.** {e}"
+    except (gr.Error, models.ModelUnavailable) as e:
+        return str(e)
+    per_call = models.seconds_per_unet_call(plan.pipe, plan.unet_batch)
+    factor, runs = models.run_speed.factor(plan.model)
+    seconds = plan.nfe * per_call * factor
+    images = plural(plan.unet_batch, "image")
+    if plan.guided:
+        images += f" (a batch of {plan.batch_size}, doubled: guidance runs the UNet with and without the class)"
+    basis = (
+        f"as this server's last {plural(runs, 'run')} went" if runs else "from one UNet call timed here (no run yet)"
+    )
     return (
-        f"≈ {plan.nfe * per_call:.1f} s for {plan.num_steps} steps ({plan.nfe} model evaluations) at batch "
-        f"{plan.batch_size} ({per_call * 1000:.0f} ms per UNet call here)."
+        f"**≈ {seconds:.1f} s** for {plural(plan.num_steps, 'step')} ({plural(plan.nfe, 'model evaluation')}), "
+        f"each on {images}; {basis}."
     )
 
 
@@ -70,19 +95,21 @@ def request_scheduler(plan: RunPlan, variance_type: str, clip: bool):
     return plan.sampler.scheduler(config)
 
 
-def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool) -> Iterator[dict]:
-    """Denoise pure noise step by step as ``plan`` says, streaming x_t and x̂₀ while it runs; the last yield carries
-    the recorded trajectory (the session's handle for scrubbing) and the final images. ``in_page``: also the
-    scrubber's payload, the frames recorded so far every SCRUB_STREAM_EVERY_S while it runs and the whole run at the
-    end.
+def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool, session: str | None = None) -> Iterator[dict]:
+    """Denoise pure noise step by step as ``plan`` says, streaming its progress; the last yield carries the recorded
+    trajectory (the session's handle for scrubbing) and the final images. ``in_page``: also the scrubber's payload,
+    the frames recorded so far every SCRUB_STREAM_EVERY_S while it runs (the slider following the newest step, so
+    the run paints where it will be scrubbed) and the whole run at the end. ``session``: the Stop button's key
+    (:data:`stop_requests`): a stopped run ends with the frames it made, to scrub.
 
     Yields its outputs by name: ``x_t``, ``x0_hat``, ``status``; at the end also ``state``, ``t`` (the slider's
-    update), ``result``; and ``scrubber`` in the page."""
+    update), ``result``; and ``scrubber`` (with ``t``) in the page."""
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
     pipe, batch_size = plan.pipe, plan.batch_size
     tables = pipe.scheduler.tables
     spectrum = models.data_spectrum(plan.model)
-    last_yield, last_payload = 0.0, time.perf_counter()
+    started = last_yield = time.perf_counter()
+    last_payload, stopped, made = float("-inf"), False, 0
     run = pipe.record(
         frame_budget(pipe, batch_size),
         batch_size=batch_size,
@@ -96,31 +123,73 @@ def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool) -> Iterator[
     )
     with numerical_faults_as_errors():
         for step in in_compute_slots(run):
+            made = step.step_index + 1
+            if session is not None and stop_requests.requested(session) and made < step.num_steps:
+                stopped = True
+                run.close()
+                break
             if time.perf_counter() - last_yield > settings.STREAM_EVERY_S:
                 last_yield = time.perf_counter()
                 t, t_prev = index_to_paper_t(step.timestep), index_to_paper_t(step.prev_timestep)
-                status = f"step {step.step_index + 1} / {step.num_steps}: t = {t} → {t_prev}"
+                label = step_label(step.step_index, plan.num_steps, step.num_steps, t, t_prev)
+                status = f"Generating… {label} ({plural(made, 'model evaluation')} of {step.num_steps})."
                 live = {"x_t": grid_image(step.sample), "x0_hat": grid_image(step.pred_original_sample)}
                 so_far = run.recorded() if in_page else []
                 if last_yield - last_payload > settings.SCRUB_STREAM_EVERY_S and len(so_far) > 0:
-                    live["scrubber"] = reverse_payload(so_far, tables, data_spectrum=spectrum)
+                    live["scrubber"] = reverse_payload(
+                        so_far, tables, data_spectrum=spectrum, num_steps=plan.num_steps
+                    )
+                    live["t"] = gr.update(value=so_far.t_values[-1], interactive=True)  # the newest step is shown
                     last_payload = last_yield
                 yield {**live, "status": status}
+    models.run_speed.record(plan.model, made, plan.unet_batch, time.perf_counter() - started, pipe)
+    if stopped:
+        yield from stopped_outputs(plan, run.recorded(), made, in_page)
+        return
     final, trajectory = run.final, run.trajectory
     trajectory.final = final.cpu()
     state = ledger.admit(recorded_state(plan, trajectory))
     done = (
-        f"Done: {plan.sampler.name}, {plan.num_steps} steps ({trajectory.num_steps} model evaluations), "
-        f"t = {trajectory.t_values[0]} → 0; {len(trajectory)} kept for scrubbing "
-        f"({trajectory.nbytes / 2**20:.1f} MB). Scrub t below."
+        f"Done: {plan.sampler.name}, {plural(plan.num_steps, 'step')} "
+        f"({plural(trajectory.num_steps, 'model evaluation')}), t = {trajectory.t_values[0]} → 0; "
+        f"{len(trajectory)} kept for scrubbing ({trajectory.nbytes / 2**20:.1f} MB). Scrub t above."
     )
     final_grid = grid_image(final)
     outputs = {"x_t": final_grid, "x0_hat": grid_image(final), "status": done, "state": state, "result": final_grid}
     outputs["t"] = gr.update(minimum=0, maximum=state.num_train_timesteps, value=0, interactive=True)
     if in_page:
         classes = decided_classes(pipe, trajectory)
-        outputs["scrubber"] = reverse_payload(trajectory, tables, data_spectrum=spectrum, classes=classes)
+        outputs["scrubber"] = reverse_payload(
+            trajectory, tables, data_spectrum=spectrum, classes=classes, num_steps=plan.num_steps
+        )
     yield outputs
+
+
+def stopped_outputs(plan: RunPlan, trajectory: Trajectory, made: int, in_page: bool) -> Iterator[dict]:
+    """A run stopped by its user: it says so, and what it made so far becomes the session's run to scrub (and
+    export); there is no result x₀."""
+    last = trajectory.t_values[-1] if len(trajectory) else plan.pipe.scheduler.tables.num_timesteps
+    status = (
+        f"Stopped after {plural(made, 'model evaluation')} of {plan.nfe}, at t = {last}: no result x₀. The frames "
+        f"made so far ({len(trajectory)}) can be scrubbed above, down to t = {last}."
+    )
+    if len(trajectory) == 0:
+        yield {"status": status}
+        return
+    state = ledger.admit(recorded_state(plan, trajectory))
+    outputs = {"status": status, "state": state, "x_t": grid_image(from_uint8(trajectory.samples[-1]))}
+    outputs["t"] = gr.update(minimum=0, maximum=state.num_train_timesteps, value=last, interactive=True)
+    if in_page:
+        tables = plan.pipe.scheduler.tables
+        spectrum = models.data_spectrum(plan.model)
+        outputs["scrubber"] = reverse_payload(trajectory, tables, data_spectrum=spectrum, num_steps=plan.num_steps)
+    yield outputs
+
+
+def request_stop(request: gr.Request):
+    """The Stop button: ask this session's run to end after its current step (it then says so, with its frames)."""
+    if request is not None:
+        stop_requests.request(request.session_hash)
 
 
 def decided_classes(pipe: DDPMExplorerPipeline, trajectory: Trajectory):
@@ -146,12 +215,38 @@ def reverse_generate(
     class_choice=ANY_CLASS,
     guidance=1.0,
     progress=gr.Progress(track_tqdm=True),
+    request: gr.Request = None,
     in_page: bool = False,
 ):
     """A run: :func:`sample`'s outputs by name. The API's leaves the scrubber's payload out (``in_page`` False);
-    the page's streams it."""
+    the page's streams it, and its Stop button ends it (:func:`request_stop`)."""
     plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
-    yield from sample(plan, variance_type, clip, seed, in_page)
+    session = request.session_hash if in_page and request is not None else None
+    if session is None:
+        yield from sample(plan, variance_type, clip, seed, in_page)
+        return
+    stop_requests.started(session)
+    try:
+        yield from sample(plan, variance_type, clip, seed, in_page, session)
+    finally:
+        stop_requests.finished(session)
+
+
+def batch_control(model_name, class_choice):
+    """The batch slider: it sets the grid's size, except under "one of each", whose grid is one image per class:
+    disabled there, saying so."""
+    if class_choice == ONE_OF_EACH:
+        classes = check_model(model_name).null_class_label or 0
+        return gr.update(
+            interactive=False,
+            label=f"Batch: {classes}, one image per class (choose a single class, or 'any', to set it)",
+        )
+    return gr.update(interactive=True, label=BATCH_LABEL)
+
+
+def sampler_help(name):
+    """The sampler dropdown's help line for the chosen sampler (app.plans.sampler_note)."""
+    return gr.update(info=sampler_note(name))
 
 
 def variance_controls(name):
@@ -211,10 +306,9 @@ def reverse_frame(state: ReverseState | None, t):
         shown = trajectory.t_values[k]
         panels = [trajectory.samples[k], trajectory.pred_original[k], trajectory.pred_epsilon[k]]
         v = state.values[shown]
-        caption = (
-            f"**Step {trajectory.step_indices[k] + 1} of {trajectory.num_steps}: t = {shown} → "
-            f"{trajectory.t_prev_values[k]}.** ᾱ_t = {v.alpha_bar:.4g}, SNR = {v.snr:.4g}, log SNR = {v.log_snr:.3f}"
-        )
+        n = state.num_steps or trajectory.num_steps
+        label = step_label(trajectory.step_indices[k], n, trajectory.num_steps, shown, trajectory.t_prev_values[k])
+        caption = f"**{label}.** ᾱ_t = {v.alpha_bar:.4g}, SNR = {v.snr:.4g}, log SNR = {v.log_snr:.3f}"
     if shown != t:
         caption += f" (the recorded step nearest the slider's t = {t})"
     images = [rendering.png_output(rendering.uint8_grid(p)) for p in panels]
@@ -222,16 +316,24 @@ def reverse_frame(state: ReverseState | None, t):
 
 
 def reverse_gif(state: ReverseState | None, session: SessionFiles | None = None):
-    """The recorded run as a GIF: x_t beside x̂₀, at most ``MAX_GIF_FRAMES`` frames spread over the run (the last
-    one always), in a fresh per-session file; a frame at a time, so a cancelled request stops."""
-    trajectory = require_run(state, "Generate first.").trajectory
-    frames = (
-        rendering.side_by_side(
-            [rendering.uint8_grid(trajectory.samples[k]), rendering.uint8_grid(trajectory.pred_original[k])]
-        )
-        for k in evenly_spread(len(trajectory) - 1, settings.MAX_GIF_FRAMES)
-    )
+    """The run on screen as a GIF: x_t beside x̂₀, at most ``MAX_GIF_FRAMES`` frames spread over the run (the last
+    one always), in a fresh per-session file; a frame at a time, so a cancelled request stops. Before any run of
+    the session's own, the run on screen is the recorded default one (:func:`default_run`)."""
+    if state is None and default_run() is not None:
+        pairs = default_run_frames()
+    else:
+        trajectory = require_run(state, "Generate first.").trajectory
+        pairs = [(trajectory.samples[k], trajectory.pred_original[k]) for k in range(len(trajectory))]
+        pairs = [tuple(rendering.uint8_grid(p) for p in pair) for pair in pairs]
+    frames = (rendering.side_by_side(list(pairs[k])) for k in evenly_spread(len(pairs) - 1, settings.MAX_GIF_FRAMES))
     images = yield from stoppable(collected(frames), 3)
     with compute_slot():
         path, session = export_gif(images, session)
     yield path, path, session
+
+
+def default_run_frames() -> list[tuple]:
+    """The default run's (x_t, x̂₀) grids, frame by frame, from its atlases (lossless: the frames it was made of)."""
+    payload = json.loads(default_run())
+    h = payload["frame_height"]
+    return list(zip(*(atlas_frames(payload["atlas"][name], h) for name in ("x_t", "x0_hat"))))

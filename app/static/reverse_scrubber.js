@@ -4,9 +4,12 @@
 // owns the version guard, the slider and failures; this file only paints.
 //
 // The payload (props.value, JSON, from app/scrub_payload.py::reverse_payload):
-//   version; T; frame_height, frame_width (one grid of the batch); num_steps (of the run); complete (false while
-//   the run streams: the frames so far, and no result at t = 0 yet)
-//   t, t_prev, step: per recorded frame, the paper's t of its x_t, the t′ it steps to, its step number (1-based)
+//   version; T; frame_height, frame_width (one grid of the batch); num_steps (N, the steps asked for); evaluations
+//   (the model evaluations of the run: N, or Heun's 2N − 1); complete (false while the run streams, or after Stop:
+//   the frames so far, and no result at t = 0)
+//   t, t_prev, step, evaluation: per recorded frame, the paper's t of its x_t, the t′ it steps to (Heun's corrector:
+//   its own t), its step (1 … N) and its model evaluation (1-based). (The bundled default run predates the last two
+//   keys: its evaluations are its steps.)
 //   atlas: {x_t, x0_hat, eps_hat}: base64 PNGs, frame k at rows k·frame_height …; result: base64 PNG of x₀;
 //   no_noise: the ε̂ panel at t = 0 (mid grey)
 //   sqrt_alpha_bar, sqrt_one_minus_alpha_bar, beta, alpha_bar, log_snr: float32 (T + 1), by the paper's t
@@ -20,7 +23,7 @@
 (() => {
   const S = window.DDPMScrub;
   const $ = (selector) => element.querySelector(selector);
-  const state = { run: null, plot: null };
+  const state = { run: null, plot: null, pick: null };  // pick: the frame the evaluation buttons chose at its t
 
   async function load(p, isCurrent) {
     const [xt, x0, eps, result, noNoise, v] = await Promise.all(
@@ -30,7 +33,12 @@
     );
     if (!isCurrent()) return;
     const beta = S.float32(p.beta), alphaBar = S.float32(p.alpha_bar), logSnr = S.float32(p.log_snr);
-    state.run = { ...p, atlases: [xt, x0, eps], result, noNoise, alphaBar, logSnr, v, beta };
+    state.run = {
+      evaluation: p.step, evaluations: p.num_steps, ...p, atlases: [xt, x0, eps], result, noNoise, alphaBar, logSnr,
+      v, beta,
+    };
+    state.pick = null;
+    $(".evaluations").hidden = false;
     const series = [{ label: "β_t", values: beta, log: true }];
     if (p.variance) {
       // Σ_θ's mean over the pixels at each recorded t (held to the next one), between β̃_t and β_t
@@ -60,14 +68,19 @@
   const COLORS = ["#1c7ed6", "#e8590c", "#2f9e44", "#c2255c", "#7048e8", "#f08c00", "#0c8599", "#862e9c", "#5c940d",
     "#495057"];
 
-  // The classifier's probabilities for one image's x̂₀ against t (one line per class), the cursor at t, and the t
-  // from which the final class stays on top marked.
+  // The classifier's probabilities for one image's x̂₀ against t (one line per class, named in a legend beside the
+  // axes), the cursor at t, and the t from which the final class stays on top marked. "image k" is the k-th cell of
+  // the run's grid, row by row (rendering.uint8_grid: ⌈√B⌉ columns); its select says which row and column.
   function drawClasses(r, t) {
     const c = r.classes;
     if (!c) return;
-    const b = Number($("select.image").value || 0);
+    const select = $("select.image");
+    const b = Number(select.value || 0);
+    const columns = Math.ceil(Math.sqrt(c.final.length));
+    const cell = (k) => `${k + 1} (row ${Math.floor(k / columns) + 1}, column ${(k % columns) + 1})`;
+    Array.from(select.options).forEach((o, k) => { if (o.text !== cell(k)) o.text = cell(k); });
     const canvas = $("canvas.classes"), ctx = canvas.getContext("2d");
-    const W = canvas.width, H = canvas.height, left = 36, right = 10, top = 10, bottom = 30;
+    const W = canvas.width, H = canvas.height, left = 36, right = 96, top = 10, bottom = 30;
     const ts = [...r.t, 0];  // the frames' t, then the result at t = 0
     const x = (v) => left + ((W - left - right) * v) / r.T, y = (p) => top + (H - top - bottom) * (1 - p);
     ctx.fillStyle = "#fff";
@@ -100,12 +113,22 @@
     ctx.fillText("p", 4, (H - bottom) / 2);
     ctx.textAlign = "center";
     [0, Math.round(r.T / 2), r.T].forEach((v) => ctx.fillText(String(v), Math.min(x(v), W - 14), H - 16));
-    ctx.fillText("t", (W + left) / 2, H - 3);
+    ctx.fillText("t", (W - right + left) / 2, H - 3);
     ctx.textAlign = "left";
+    const row = Math.min(16, (H - top - bottom) / c.names.length);  // the legend: a swatch and each class's name
+    c.names.forEach((name, k) => {
+      const ly = top + row * k + row / 2;
+      ctx.fillStyle = COLORS[k % COLORS.length];
+      ctx.fillRect(W - right + 8, ly - 2, 12, k === c.final[b] ? 4 : 2);
+      ctx.font = k === c.final[b] ? "bold 11px sans-serif" : "11px sans-serif";
+      ctx.fillText(name, W - right + 24, ly + 4);
+    });
+    ctx.font = "11px sans-serif";
+    ctx.fillStyle = "#333";
     const name = c.names[c.final[b]];
     const p = c.probs[c.probs.length - 1][b][c.final[b]];
     $(".classes-caption").innerHTML =
-      `classified as <b style="color:${COLORS[c.final[b] % COLORS.length]}">${name}</b> (p = ${p.toFixed(2)} in the ` +
+      `image ${cell(b)} of the grid is classified as <b style="color:${COLORS[c.final[b] % COLORS.length]}">${name}</b> (p = ${p.toFixed(2)} in the ` +
       `end), on top for good from <b>t = ${c.decided_t[b]}</b> (dashed); red: the slider's t. Each line is the ` +
       "classifier's probability for x̂₀ at that step.";
     element.dataset.decidedT = String(c.decided_t[b]);
@@ -120,7 +143,12 @@
     if (!r) return;
     t = Math.max(0, Math.min(r.T, Math.round(t)));
     // the recorded frame nearest t; t = 0 is the result
-    const k = S.nearest(r.complete ? [...r.t, 0] : r.t, t);
+    let k = S.nearest(r.complete ? [...r.t, 0] : r.t, t);
+    // two recorded evaluations at one t (Heun's corrector, then the next step's Euler evaluation): the one the
+    // evaluation buttons chose, else the first
+    if (state.pick !== null && state.pick < r.t.length && k < r.t.length && r.t[state.pick] === r.t[k]) k = state.pick;
+    state.shownFrame = k;
+    element.dataset.frame = String(k);  // what the browser tests read: the frame shown (its t: dataset.t)
     const canvases = ["x_t", "x0_hat", "eps_hat"].map((name) => $(`canvas[data-panel="${name}"]`));
     let shown, caption;
     if (k === r.t.length) {
@@ -134,9 +162,15 @@
       shown = r.t[k];
       canvases.forEach((canvas, i) => draw(canvas, r.atlases[i], k));
       caption =
-        `<b>Step ${r.step[k]} of ${r.num_steps}: t = ${shown} → ${r.t_prev[k]}.</b> ` +
+        `<b>${stepLabel(r, k)}.</b> ` +
         `ᾱ_t = ${S.fmt(r.alphaBar[shown], 4)}, SNR = ${S.fmt(Math.exp(r.logSnr[shown]), 4)}, ` +
         `log SNR = ${r.logSnr[shown].toFixed(3)}`;
+      if (r.evaluations !== r.num_steps) {
+        caption += ` (model evaluation ${r.evaluation[k]} of ${r.evaluations}` +
+          (isCorrector(r, k)
+            ? ": the model again at the step's end, on the Euler step's x_t; the step then averages the two slopes)"
+            : r.step[k] < r.num_steps ? ": an Euler step, which the corrector at its end then refines)" : ")");
+      }
       if (r.v) {
         draw($('canvas[data-panel="v"]'), r.v, k);
         caption += r.t_prev[k] > 0
@@ -146,6 +180,7 @@
       }
     }
     if (shown !== t) caption += ` (the recorded step nearest the slider's t = ${t})`;
+    if (!r.complete) caption += ". <i>The run stopped (or is still going) here: no result x₀ yet.</i>";
     $(".caption").innerHTML = caption;
     state.plot.at(shown);
     drawSpectrum(r.spectrum, k === r.t.length ? r.spectrum.result : r.spectrum.x0_hat[k]);
@@ -167,6 +202,32 @@
       : "x̂₀'s power spectrum at this step: low frequencies (coarse shapes) settle first, high ones (detail) last.";
   }
 
+  // "Step 2 of 10: t = 993 → 975", or Heun's second evaluation of a step, "Step 1 of 10, Heun's corrector at
+  // t = 993" (app/reverse_session.py::step_label)
+  function isCorrector(r, k) {
+    return r.t_prev[k] === r.t[k] && r.t[k] > 0;
+  }
+
+  function stepLabel(r, k) {
+    if (isCorrector(r, k)) return `Step ${r.step[k]} of ${r.num_steps}, Heun's corrector at t = ${r.t[k]}`;
+    return `Step ${r.step[k]} of ${r.num_steps}: t = ${r.t[k]} → ${r.t_prev[k]}`;
+  }
+
   const view = S.mount(element, props, watch, { direction: -1, load, show });
   $("select.image").addEventListener("change", () => view.refresh());
+
+  // The evaluation buttons: the recorded frame before or after the one shown (then the result at t = 0), its t on
+  // the slider; frames that share a t are told apart by the pick.
+  const sliderId = element.querySelector(".scrubber").dataset.slider;
+  function stepBy(delta) {
+    const r = state.run;
+    if (!r || state.shownFrame === undefined) return;
+    const last = r.complete ? r.t.length : r.t.length - 1;
+    const k = Math.max(0, Math.min(last, state.shownFrame + delta));
+    state.pick = k < r.t.length ? k : null;
+    S.setT(sliderId, k < r.t.length ? r.t[k] : 0);
+    view.refresh();
+  }
+  $(".evaluations .previous").addEventListener("click", () => stepBy(-1));
+  $(".evaluations .next").addEventListener("click", () => stepBy(1));
 })();

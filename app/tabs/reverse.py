@@ -57,7 +57,7 @@ class RunInputs:
 
 def run_inputs() -> RunInputs:
     choices = models.model_choices()
-    model = gr.Dropdown(choices, value=models.default_model(), label="Model")
+    model = gr.Dropdown(choices, value=models.default_model(), label="Model", info=models.hub_note())
     class_choice = gr.Dropdown(  # its choices are the model's classes; the handler checks them
         [plans.ANY_CLASS],
         value=plans.ANY_CLASS,
@@ -74,7 +74,10 @@ def run_inputs() -> RunInputs:
         visible=False,
     )
     sampler = gr.Dropdown(
-        list(plans.SAMPLER_NAMES), value=plans.DEFAULT_SAMPLER, label="Sampler", info=plans.DEFAULT_SAMPLER_NOTE
+        list(plans.SAMPLER_NAMES),
+        value=plans.DEFAULT_SAMPLER,
+        label="Sampler",
+        info=plans.sampler_note(plans.DEFAULT_SAMPLER),
     )
     steps = gr.Slider(1, settings.MAX_STEPS, value=plans.DEFAULT_STEPS, step=1, label="Steps N (T: every timestep)")
     eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="η (DDIM: 0 deterministic, 1 = DDPM's β̃)")
@@ -82,7 +85,7 @@ def run_inputs() -> RunInputs:
     clip = gr.Checkbox(True, label="Clip x̂₀ to [−1, 1] (DDPM, DDIM; the solvers threshold as the model's config says)")
     with gr.Row():
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
-        batch = gr.Slider(1, settings.MAX_BATCH, value=4, step=1, label="Batch (grid)")
+        batch = gr.Slider(1, settings.MAX_BATCH, value=4, step=1, label=cb.BATCH_LABEL)
     return RunInputs(model, sampler, steps, eta, variance, clip, seed, batch, class_choice, guidance)
 
 
@@ -112,27 +115,29 @@ def sdedit_section(model: gr.Dropdown, T: int) -> None:
 
 def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     state = gr.State(None, time_to_live=settings.SESSION_TTL_S)
+    T = models.num_timesteps(models.default_model()) or settings.MAX_T  # read from its config, weights not loaded
     with gr.Row():
-        with gr.Column(scale=1, min_width=280):
+        with gr.Column(scale=1, min_width=300):
             inputs = run_inputs()
-            estimate = gr.Markdown()
-            with gr.Row():
-                generate = gr.Button("Generate", variant="primary")
-                stop = gr.Button("Stop", variant="stop")
-        with gr.Column(scale=2):
-            status = gr.Markdown("Press **Generate**: frames stream while the model denoises.")
-            with gr.Row():
-                live_xt = image_panel("x_t (live)", height=260)
-                live_x0 = image_panel("x̂₀, the model's guess of the clean image (live)", height=260)
-                final = image_panel("Result x₀", height=260)
-    T = models.num_timesteps(inputs.model.value) or settings.MAX_T  # read from its config, weights not loaded
-    gr.Markdown("### Scrub the recorded run")
-    meaning = "t (0 = the result, T = pure noise; after a run: the nearest step)"
-    t = timestep_slider("reverse-t", meaning, T, value=T)
-    scrubber = reverse_scrubber("reverse-t")
-    export = gr.Button("Export GIF", size="sm")
-    gif = GifExport.create("x_t | x̂₀ over the run (GIF)", height=260)
-    race.create_sections(demo, inputs.model, T)
+        with gr.Column(scale=3):
+            with gr.Row(equal_height=True):
+                generate = gr.Button("Generate", variant="primary", min_width=110, scale=0)
+                stop = gr.Button("Stop", variant="stop", min_width=80, scale=0)
+                estimate = gr.Markdown(elem_id="reverse-estimate")  # what the run will ask, and how long it takes
+            # the run on screen, large: the recorded default run on arrival, a run's frames while it goes, then it
+            status = gr.Markdown(
+                "A recorded run of the default model: scrub t, or press **Generate** for your own (it paints here "
+                "as it goes).",
+                elem_id="reverse-status",
+            )
+            meaning = "t (0 = the result, T = pure noise; after a run: the nearest step)"
+            t = timestep_slider("reverse-t", meaning, T, value=0)
+            scrubber = reverse_scrubber("reverse-t")
+            export = gr.Button("Export GIF of this run", size="sm")
+            gif = GifExport.create("x_t | x̂₀ over the run (GIF)", height=260)
+    # the API's images (the page draws its frames in the scrubber)
+    live_xt, live_x0, final = (gr.Image(visible=False, format="png") for _ in range(3))
+    race.create_sections(demo, inputs.model, T, inputs.class_choice, inputs.guidance)
     sdedit_section(inputs.model, T)
 
     for component in inputs.plan:
@@ -141,13 +146,18 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     conditioning = [inputs.class_choice, inputs.guidance]
     inputs.model.change(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private")
     demo.load(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private")
+    inputs.class_choice.change(
+        cb.batch_control, [inputs.model, inputs.class_choice], inputs.batch, api_visibility="private"
+    )
+    inputs.sampler.change(cb.sampler_help, inputs.sampler, inputs.sampler, api_visibility="private")
     for event in (inputs.model.change, demo.load):  # a model with a learned Σ_θ samples with it by default
         event(cb.variance_controls, inputs.model, inputs.variance, api_visibility="private")
     follow_model_T(inputs.model, t)
     outputs = {"x_t": live_xt, "x0_hat": live_x0, "status": status, "state": state, "t": t, "result": final}
-    # the page's run streams the scrubber's frames too; the API's run leaves them out (hidden trigger)
-    page_run = by_name(cb.reverse_generate, {**outputs, "scrubber": scrubber}, in_page=True)
-    run = generate.click(inputs=inputs.all, **page_run, api_visibility="private", **COMPUTE_QUEUE)
+    # the page's run streams the scrubber's frames (and no images); the API's run leaves them out (hidden trigger)
+    page_outputs = {"status": status, "state": state, "t": t, "scrubber": scrubber}
+    page_run = by_name(cb.reverse_generate, page_outputs, in_page=True)
+    generate.click(inputs=inputs.all, **page_run, api_visibility="private", **COMPUTE_QUEUE)
     # /reverse_frame, for the API: in the page the scrubber draws every frame (hidden outputs)
     api_only = gr.Button(visible=False)
     api_frames = [gr.Image(visible=False, format="png") for _ in range(4)]
@@ -155,5 +165,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     api_only.click(inputs=inputs.all, **api_run, api_name="reverse_generate", **COMPUTE_QUEUE)
     api_only.click(cb.reverse_frame, [state, t], [*api_frames, gr.Markdown(visible=False)], api_name="reverse_frame")
     demo.load(cb.open_with_default_run, None, scrubber, api_visibility="private", show_progress="hidden")
-    stop.click(None, None, None, cancels=[run], api_visibility="private")
+    # Stop asks the session's run to end after its step (it then says so, with its frames to scrub): unqueued, so it
+    # is not waiting behind the run
+    stop.click(cb.request_stop, None, None, queue=False, api_visibility="private")
     gif.wire(export, cb.reverse_gif, state, session_files, api_name="reverse_gif")

@@ -81,15 +81,13 @@ def forward_scrubber(slider_id: str) -> gr.HTML:
 
 
 def reverse_scrubber(slider_id: str) -> gr.HTML:
-    """A recorded run's x_t, x̂₀ and ε̂ at the slider's t, with a caption and the curves, all from one payload."""
-    panels = "".join(
+    """A recorded run's x_t and x̂₀ large, ε̂ and the curves beside, at the slider's t, with a caption, all from one
+    payload; buttons step through every recorded model evaluation (Heun's two at one t included)."""
+    main = "".join(
         _panel(name, caption)
-        for name, caption in (
-            ("x_t", "x_t"),
-            ("x0_hat", "x̂₀ = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t"),
-            ("eps_hat", "ε̂, the predicted noise (±3σ shown)"),
-        )
+        for name, caption in (("x_t", "x_t"), ("x0_hat", "x̂₀ = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t, the model's guess of x₀"))
     )
+    panels = _panel("eps_hat", "ε̂, the predicted noise (±3σ shown)")
     panels += (  # shown only for a model with a learned Σ_θ
         '<figure class="variance-view" hidden><canvas data-panel="v" width="8" height="8"></canvas><figcaption>'
         "v: where the learned Σ_θ sits, per pixel, between β̃_t (black, v = 0) and β_t (white, v = 1): "
@@ -104,13 +102,19 @@ def reverse_scrubber(slider_id: str) -> gr.HTML:
         '<figcaption><label>image <select class="image"></select></label> '
         '<span class="classes-caption"></span></figcaption></figure>'
     )
+    evaluations = (
+        '<div class="evaluations" hidden><button class="previous">◀ previous evaluation</button>'
+        '<button class="next">next evaluation ▶</button>'
+        '<span class="muted">every model evaluation the run recorded, in order (Heun: two at each t)</span></div>'
+    )
     body = (
         '<div class="caption">Generate a run; the slider then scrubs it here, in the page.</div>'
+        f'{evaluations}<div class="panels main">{main}</div>'
         f'<div class="bottom"><div class="panels">{panels}</div>'
         '<canvas class="curves" width="420" height="330"></canvas></div>'
         f'<div class="bottom">{spectrum}{classes}</div>'
     )
-    return _scrubber(slider_id, "reverse_scrubber.js", body, "reverse-scrubber")
+    return _scrubber(slider_id, "reverse_scrubber.js", body, "reverse-scrubber", css="reverse_scrubber.css")
 
 
 def race_scrubber(slider_id: str, elem_id: str = "race-scrubber", hint: str = "Race two to four samplers") -> gr.HTML:

@@ -1,0 +1,140 @@
+"""The reverse tab's handlers as a person meets them (issue 23): the run on screen exports, Heun's evaluations are
+named, Stop keeps the frames, the estimate follows every control and the server's speed, the Hub models offline."""
+
+import json
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from app import models, plans, settings
+from app.callbacks import reverse
+from app.reverse_session import step_label, step_of, stop_requests
+from app.scrub_payload import reverse_payload
+
+RUN = dict(eta=0.0, variance_type=next(iter(plans.VARIANCE_CHOICES)), clip=True, seed=0, batch_size=2)
+
+
+def gif_frames(path) -> list[np.ndarray]:
+    gif = Image.open(path)
+    frames = []
+    for k in range(gif.n_frames):
+        gif.seek(k)
+        frames.append(np.asarray(gif.convert("RGB")))
+    return frames
+
+
+def last(outputs):
+    return list(outputs)[-1]
+
+
+def test_heun_names_each_step_and_its_corrector(app_models):
+    """Heun at 3 steps makes 5 evaluations (t₀, t₁, t₁, t₂, t₂): each is named by its step of 3, the second one at
+    a t is Heun's corrector (never "t → t"), and the scrubber is told both, apart."""
+    done = last(reverse.reverse_generate("tiny-random", "Heun", 3, **RUN, in_page=True))
+    assert "3 steps (5 model evaluations)" in done["status"]
+    payload = json.loads(done["scrubber"])
+    assert payload["num_steps"] == 3 and payload["evaluations"] == 5
+    assert payload["step"] == [1, 1, 2, 2, 3] and payload["evaluation"] == [1, 2, 3, 4, 5]
+    t, t_prev = payload["t"], payload["t_prev"]
+    assert t[1] == t[2] and t[3] == t[4] and t_prev[1] == t[1]  # two evaluations share each t
+    assert reverse.reverse_frame(done["state"], t[1])[-1].startswith(f"**Step 1 of 3, Heun's corrector at t = {t[1]}")
+    assert reverse.reverse_frame(done["state"], t[0])[-1].startswith(f"**Step 1 of 3: t = {t[0]} → {t[1]}.")
+    assert [step_of(e, 10, 19) for e in range(19)] == [1 + e // 2 for e in range(19)]
+    assert [step_of(e, 10, 10) for e in range(10)] == list(range(1, 11))
+    assert step_label(1, 10, 19, 993, 993) == "Step 1 of 10, Heun's corrector at t = 993"
+    assert "Karras" in plans.sampler_note("Heun") and "2N − 1" in plans.sampler_note("Heun")
+
+
+def test_one_step_is_singular(app_models):
+    done = last(reverse.reverse_generate("tiny-random", plans.DDPM, 1, **RUN))
+    assert "1 step (1 model evaluation)" in done["status"]
+    assert "1 step (1 model evaluation)" in reverse.estimate_runtime("tiny-random", plans.DDPM, 1, 0.0, 1)
+
+
+def test_stop_ends_the_run_with_its_frames_to_scrub(app_models, monkeypatch):
+    monkeypatch.setattr(settings, "STREAM_EVERY_S", 0.0)  # a yield after every step
+    request = SimpleNamespace(session_hash="stop-test")
+    run = reverse.reverse_generate("tiny-random", plans.DDPM, 50, **RUN, request=request, in_page=True)
+    outputs = [next(run), next(run)]
+    assert stop_requests.request("stop-test")
+    outputs += list(run)
+    stopped = outputs[-1]
+    assert stopped["status"].startswith("Stopped after ") and "can be scrubbed" in stopped["status"]
+    payload = json.loads(stopped["scrubber"])
+    assert payload["complete"] is False and 2 <= len(payload["t"]) < 50
+    assert stopped["t"]["value"] == payload["t"][-1]  # the slider shows the last frame made
+    trajectory = stopped["state"].trajectory
+    assert trajectory.final is None and len(trajectory) == len(payload["t"])
+    caption = reverse.reverse_frame(stopped["state"], 0)[-1]  # no result x₀: the nearest frame made
+    assert f"t = {payload['t'][-1]} →" in caption
+    assert not stop_requests.request("stop-test")  # the run is over: a late Stop asks nothing of the next one
+    gif = last(reverse.reverse_gif(stopped["state"]))
+    assert len(gif_frames(gif[0])) == len(payload["t"])
+
+
+def test_export_gif_of_the_default_run_before_any_generate(app_models, tmp_path, monkeypatch):
+    done = last(reverse.reverse_generate("tiny-random", plans.DDPM, 4, **RUN))
+    pipe = models.get_pipeline("tiny-random")
+    payload = json.loads(reverse_payload(done["state"].trajectory, pipe.scheduler.tables, num_steps=4))
+    payload["model"] = "tiny-random"
+    (tmp_path / "default_run.json").write_text(json.dumps(payload))
+    monkeypatch.setattr(reverse, "DEFAULT_RUN", tmp_path / "default_run.json")
+    reverse.default_run.cache_clear()
+    try:
+        view, file, _ = last(reverse.reverse_gif(None))  # no run of the session's own: the one on screen
+    finally:
+        reverse.default_run.cache_clear()
+    shown = gif_frames(file)
+    _, of_the_run, _ = last(reverse.reverse_gif(done["state"]))  # the same run, exported from its session
+    made = gif_frames(of_the_run)
+    assert len(shown) == len(made) == 4 and shown[-1].std() > 0
+    for a, b in zip(shown, made):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr(reverse, "DEFAULT_RUN", tmp_path / "none.json")
+    try:
+        with pytest.raises(gr.Error, match="Generate first"):
+            last(reverse.reverse_gif(None))  # no default run for this model, and no run: say so
+    finally:
+        reverse.default_run.cache_clear()
+
+
+def test_the_estimate_follows_guidance_the_cap_and_this_servers_runs(app_models, monkeypatch):
+    plain = reverse.estimate_runtime("tiny-conditional", plans.DDPM, 10, 0.0, 3, "square", 1.0)
+    guided = reverse.estimate_runtime("tiny-conditional", plans.DDPM, 10, 0.0, 3, "square", 3.0)
+    assert "each on 3 images;" in plain and "each on 6 images (a batch of 3, doubled: guidance" in guided
+    monkeypatch.setattr(settings, "MAX_WORK", 100 * 4 * 8 * 8)
+    over = reverse.estimate_runtime("tiny-conditional", plans.DDPM, 100, 0.0, 3, "square", 3.0)
+    assert over.startswith("**Too much for one run.**") and "a batch of 3, doubled: guidance" in over
+    with pytest.raises(gr.Error, match="guidance w = 1 \\(no doubling\\)"):
+        plans.run_plan("tiny-conditional", plans.DDPM, 100, 0.0, 3, "square", 3.0)
+    # the server's last runs set the pace: runs that took 3× their bare UNet time triple the estimate
+    monkeypatch.setattr(models, "run_speed", models.RunSpeed())
+    seconds = lambda text: float(text.split("≈ ")[1].split(" s")[0])
+    pipe = models.get_pipeline("tiny-random")
+    bare = 10 * models.seconds_per_unet_call(pipe, 2)
+    first = reverse.estimate_runtime("tiny-random", plans.DDPM, 10, 0.0, 2)
+    assert "no run yet" in first
+    for _ in range(3):
+        models.run_speed.record("tiny-random", 10, 2, 3 * bare, pipe)
+    after = reverse.estimate_runtime("tiny-random", plans.DDPM, 10, 0.0, 2)
+    assert "last 3 runs" in after and seconds(after) == pytest.approx(3 * bare, abs=0.06)
+
+
+def test_one_of_each_disables_the_batch_and_says_why(app_models):
+    update = reverse.batch_control("tiny-conditional", plans.ONE_OF_EACH)
+    assert update["interactive"] is False and "3, one image per class" in update["label"]
+    update = reverse.batch_control("tiny-conditional", "square")
+    assert update["interactive"] is True and update["label"] == reverse.BATCH_LABEL
+
+
+def test_hub_models_are_offered_online_and_named_once_offline(app_models, monkeypatch):
+    monkeypatch.setattr(models, "hub_reachable", lambda: False)
+    names = [name for _, name in models.model_choices()]
+    assert "tiny-random" in names and not any(n.endswith(models.HUB_SUFFIX) for n in names)
+    assert "google/ddpm-cifar10-32" in models.hub_note() and "can't reach" in models.hub_note()
+    monkeypatch.setattr(models, "hub_reachable", lambda: True)  # online: listed as before, and no note
+    names = [name for _, name in models.model_choices()]
+    assert "google/ddpm-cifar10-32" + models.HUB_SUFFIX in names and models.hub_note() is None
