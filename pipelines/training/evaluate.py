@@ -109,6 +109,29 @@ def add_scoring_arguments(parser) -> None:
     parser.add_argument("--data-dir", default=DEFAULT_FASHION_MNIST_DIR)
 
 
+def add_sampling_arguments(parser, sampler: str, steps: int) -> None:
+    """The command-line options of a sweep that samples a class-balanced set with one solver of the registry."""
+    parser.add_argument("--sampler", default=sampler, help="a key of the sampler registry")
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--num-samples", type=int, default=1000, help="an equal share of every class")
+    parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu", help="where the UNet runs (cuda on a GPU machine)")
+
+
+def conditional_pipeline(args, what_for: str):
+    """A sweep's ``--checkpoint`` on its ``--device`` with no progress bar (and ``--threads`` set); an unconditional
+    one ends the run with ``what_for`` said."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pipe = load_pipeline(args.checkpoint).to(args.device)
+    pipe.set_progress_bar_config(disable=True)
+    if pipe.null_class_label is None:
+        raise SystemExit(f"{args.checkpoint} is unconditional: {what_for} needs a class-conditional checkpoint.")
+    return pipe
+
+
 def worst_fd_ratio(point: dict) -> float:
     """The larger of a scored point's two FD / real-floor ratios: it must look right to both networks."""
     return max(point["fd_ratio"], point.get("second_space", {}).get("fd_ratio", 0.0))

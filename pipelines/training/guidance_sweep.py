@@ -22,10 +22,16 @@ from pathlib import Path
 
 import torch
 
-from pipelines.loading import load_pipeline
 from pipelines.objective import quantize
 from pipelines.samplers import get_sampler
-from pipelines.training.evaluate import add_scoring_arguments, scorer_from, second_space_cell, worst_fd_ratio
+from pipelines.training.evaluate import (
+    add_sampling_arguments,
+    add_scoring_arguments,
+    conditional_pipeline,
+    scorer_from,
+    second_space_cell,
+    worst_fd_ratio,
+)
 from pipelines.training.sampler_sweep import generate_with, resume_results
 from pipelines.training.visualize import save_image_grid
 
@@ -115,14 +121,8 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/fashion-mnist-32-cond")
     add_scoring_arguments(p)
-    p.add_argument("--sampler", default="ddpm", help="a key of the sampler registry")
-    p.add_argument("--steps", type=int, default=100)
+    add_sampling_arguments(p, sampler="ddpm", steps=100)
     p.add_argument("--guidance", default="0,1,2,3,5,8", help="comma-separated guidance scales w")
-    p.add_argument("--num-samples", type=int, default=1000, help="an equal share of every class")
-    p.add_argument("--batch-size", type=int, default=250)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--device", default="cpu", help="where the UNet runs (cuda on a GPU machine)")
     p.add_argument("--json", required=True, help="results, read first to resume and rewritten after every point")
     p.add_argument("--plot", default=None, help="class accuracy and FD against w, as a PNG")
     p.add_argument(
@@ -134,13 +134,7 @@ def main(argv=None) -> None:
     if args.table:
         print(markdown_table(json.loads(Path(args.json).read_text())))
         return
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    pipe = load_pipeline(args.checkpoint).to(args.device)
-    pipe.set_progress_bar_config(disable=True)
-    if pipe.null_class_label is None:
-        raise SystemExit(f"{args.checkpoint} is unconditional: guidance needs a class-conditional checkpoint.")
+    pipe = conditional_pipeline(args, "guidance")
     classes = pipe.null_class_label
     labels = pipe.balanced_class_labels(args.num_samples)
     score = scorer_from(args, args.num_samples)

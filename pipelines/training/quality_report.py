@@ -33,11 +33,16 @@ from pathlib import Path
 
 import torch
 
-from pipelines.loading import load_pipeline
 from pipelines.objective import quantize
 from pipelines.training.classifier import load_classifier, predict
 from pipelines.training.data import FASHION_MNIST_CLASSES, load_fashion_mnist, uint8_to_model_range
-from pipelines.training.evaluate import SampleScorer, add_scoring_arguments, load_second_classifier
+from pipelines.training.evaluate import (
+    SampleScorer,
+    add_sampling_arguments,
+    add_scoring_arguments,
+    conditional_pipeline,
+    load_second_classifier,
+)
 from pipelines.training.metrics import (
     frechet_distance_between,
     grey_histogram,
@@ -362,15 +367,9 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/fashion-mnist-32-cond")
     add_scoring_arguments(p)
-    p.add_argument("--sampler", default="unipc", help="a key of the sampler registry")
-    p.add_argument("--steps", type=int, default=10)
+    add_sampling_arguments(p, sampler="unipc", steps=10)
     p.add_argument("--guidance", type=float, default=None, help="guidance scale w (default: the checkpoint's)")
-    p.add_argument("--num-samples", type=int, default=1000, help="an equal share of every class")
-    p.add_argument("--batch-size", type=int, default=250)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--k", type=int, default=3, help="neighbours of the precision/recall manifolds")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--device", default="cpu", help="where the UNet runs (cuda on a GPU machine)")
     p.add_argument("--samples", default=None, help="a .safetensors of the samples: read if there, else written")
     p.add_argument("--json", default=None, help="write the report here")
     p.add_argument("--plot-dir", default=None, help="write the PNGs here")
@@ -379,14 +378,8 @@ def main(argv=None) -> None:
     if args.table:
         print(markdown_tables(json.loads(Path(args.json).read_text())))
         return
-    if args.threads:
-        torch.set_num_threads(args.threads)
     start = time.time()
-
-    pipe = load_pipeline(args.checkpoint).to(args.device)
-    pipe.set_progress_bar_config(disable=True)
-    if pipe.null_class_label is None:
-        raise SystemExit(f"{args.checkpoint} is unconditional: a per-class report needs a class-conditional one.")
+    pipe = conditional_pipeline(args, "a per-class report")
     if args.guidance is None:
         args.guidance = pipe.config.recommended_guidance_scale
     labels = pipe.balanced_class_labels(args.num_samples)
