@@ -5,6 +5,9 @@ import pytest
 from conftest import local_client
 from gradio_client import handle_file
 
+from app import plans
+from app.edit_inputs import preset_json, test_images
+
 pytestmark = pytest.mark.e2e
 
 EXAMPLE = "app/assets/shapes.png"
@@ -136,23 +139,36 @@ def wait_until(condition, timeout: float, poll: float = 0.05) -> None:
         time.sleep(poll)
 
 
-def test_a_page_run_sends_its_scrubber_payload_once(app_url):
+PAGE_RUNS = {  # a scrubber's elem_id, the API twin of the page's run, and that API's inputs on the tiny model
+    "reverse": ("reverse-scrubber", "reverse_generate", lambda: [
+        "tiny-random", plans.DDPM, 5, 0.0, next(iter(plans.VARIANCE_CHOICES)), True, 0, 1, plans.ANY_CLASS, 1.0
+    ]),
+    "inpainting": ("inpaint-scrubber", "inpaint", lambda: [
+        "tiny-random", next(iter(test_images())), None, preset_json("centre square", 8, 8), 8, 2, 3, 1.0, 0,
+        plans.ANY_CLASS, 1.0,
+    ]),
+    "interpolation": ("interp-scrubber", "interpolate", lambda: [
+        "tiny-random", 0, 1, 4, plans.ANY_CLASS, plans.ANY_CLASS, 1.0
+    ]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("run", list(PAGE_RUNS))
+def test_a_page_run_sends_its_scrubber_payload_once(app_url, run):
     """gradio's completion message repeats a generator's last yield: a page run's multi-MB payload was sent twice
     (with the last streamed update and again with the completion). The page's handlers end on a yield of skips."""
     import json
     import uuid
 
-    from app import plans
-
+    scrubber_id, api_name, data = PAGE_RUNS[run]
     config = httpx.get(f"{app_url}/config").json()
-    scrubber = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "reverse-scrubber")
-    api = next(d for d in config["dependencies"] if d.get("api_name") == "reverse_generate")
+    scrubber = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == scrubber_id)
+    api = next(d for d in config["dependencies"] if d.get("api_name") == api_name)
     fn_index = next(  # the page's run: the API's inputs, and the scrubber among its outputs
         d["id"] for d in config["dependencies"] if scrubber in d["outputs"] and d["inputs"] == api["inputs"]
     )
     session = uuid.uuid4().hex
-    data = ["tiny-random", plans.DDPM, 5, 0.0, next(iter(plans.VARIANCE_CHOICES)), True, 0, 1, plans.ANY_CLASS, 1.0]
-    body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
+    body = {"data": data(), "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
     with httpx.Client(base_url=app_url, timeout=120) as http:
         assert http.post("/gradio_api/queue/join", json=body).status_code == 200
         sizes = {}
@@ -164,5 +180,6 @@ def test_a_page_run_sends_its_scrubber_payload_once(app_url):
                 sizes.setdefault(message.get("msg"), []).append(len(line))
                 if message.get("msg") == "process_completed":
                     break
+    assert "process_generating" in sizes, sizes
     assert max(sizes["process_generating"]) > 5_000, "the streamed updates carry the payload (the tiny model's)"
     assert max(sizes["process_completed"]) < 2_000, "the completion does not carry it again"

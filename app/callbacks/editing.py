@@ -119,6 +119,7 @@ def inpaint_in_page(
     state = outputs[-1]
     moves = state.repaint.num_moves
     yield (*outputs, inpaint_payload(state, shape, T), gr.update(maximum=moves, value=moves))
+    yield (gr.skip(),) * (len(outputs) + 2)  # gradio's completion repeats the last yield: not the payload again
 
 
 def inpaint_frame(state, move):

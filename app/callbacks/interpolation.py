@@ -126,3 +126,4 @@ def interpolate_in_page(model_name, seed_a, seed_b, steps, class_a, class_b, gui
     args = (model_name, seed_a, seed_b, steps, class_a, class_b, guidance)
     outputs, payload = yield from stoppable(_interpolate(*args), INTERPOLATION_OUTPUTS + 2)
     yield (*outputs, payload(), gr.update(value=0))
+    yield (gr.skip(),) * (len(outputs) + 2)  # gradio's completion repeats the last yield: not the payload again
