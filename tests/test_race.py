@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+import re
 
 import gradio as gr
 import numpy as np
@@ -20,8 +21,9 @@ NAMES = [SAMPLERS[k].name for k in ("ddpm", "dpmsolver++2m", "heun")]
 
 def test_a_race_runs_every_sampler_from_the_same_noise_and_sends_aligned_frames(app_models):
     outputs = list(race.race("tiny-random", NAMES, 6, 0, 2, in_page=True))
-    items, table, payload = outputs[-1]["gallery"], outputs[-1]["status"], outputs[-1]["scrubber"]
-    assert [caption.split(":")[0] for _, caption in items] == NAMES
+    live, table, payload = outputs[-1]["live"], outputs[-1]["status"], outputs[-1]["scrubber"]
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", live)
+    assert [caption.split(":")[0] for caption in captions] == NAMES and live.count('<img src="data:image/png') == 3
     assert table.count("done") == 3 and "11 / 11" in table  # Heun: 2·6 − 1 evaluations
     runs = json.loads(payload)["runs"]
     assert [r["name"] for r in runs] == NAMES
@@ -67,6 +69,8 @@ def test_race_api(live_app):
     client = local_client(live_app)
     items, table = client.predict("tiny-random", NAMES[:2], 4, 0, 1, api_name="/race")
     assert len(items) == 2 and table.count("done") == 2
+    items, table = client.predict("tiny-conditional", NAMES[:2], 4, 0, 1, "circle", 2.0, api_name="/race")
+    assert len(items) == 2 and "class circle, w = 2" in table
 
 
 def test_a_conditional_model_shows_its_classes_and_recommended_guidance(app_models):
@@ -122,3 +126,39 @@ def test_guidance_sweep_api(live_app):
         "tiny-conditional", "square", [0.0, 3.0], plans.DDPM, 4, 0, 1, api_name="/guidance_sweep"
     )
     assert len(items) == 2 and table.count("done") == 2
+
+
+def test_a_race_on_a_conditional_model_samples_generates_class_and_w(app_models):
+    """The race takes the tab's class and guidance w as Generate does: a racer's result is Generate's result for the
+    same sampler, class, w and seed; the captions and the scrubber's payload say which class and w."""
+    solver = SAMPLERS["dpmsolver++2m"].name
+    *_, last = race.race("tiny-conditional", [solver, NAMES[0]], 4, 0, 2, "square", 3.0, in_page=True)
+    assert "class square, w = 3" in last["status"]
+    assert all("class square, w = 3" in c for c in re.findall(r"<figcaption>(.*?)</figcaption>", last["live"]))
+    payload = json.loads(last["scrubber"])
+    assert payload["what"] == "class square, w = 3"
+    raced = result_of(payload["runs"][0])
+    *_, generated = reverse.reverse_generate("tiny-conditional", solver, 4, 0.0, VARIANCE, True, 0, 2, "square", 3.0)
+    np.testing.assert_array_equal(raced, np.asarray(generated["result"]))
+    *_, unconditional = race.race("tiny-conditional", [solver, NAMES[0]], 4, 0, 2, plans.ANY_CLASS, 3.0, in_page=True)
+    assert json.loads(unconditional["scrubber"])["what"].startswith("any class (unconditional")
+    assert not np.array_equal(result_of(json.loads(unconditional["scrubber"])["runs"][0]), raced)
+    *_, grid = race.race("tiny-conditional", [solver, NAMES[0]], 4, 0, 2, plans.ONE_OF_EACH, 2.0, in_page=False)
+    assert "one of each class (3), w = 2" in grid["status"]
+
+
+def result_of(run) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(run["result"]))))
+
+
+def test_a_batch_slider_that_one_of_each_overrides_is_disabled_with_the_reason(app_models):
+    assert race.batch_control("tiny-conditional", plans.ONE_OF_EACH) == gr.update(
+        interactive=False, info="not used: “one of each” makes one image per class (3) per run"
+    )
+    assert race.batch_control("tiny-conditional", "circle")["interactive"] is True
+    note, batch = race.race_conditioning("tiny-conditional", plans.ONE_OF_EACH, 2.0)
+    assert "one of each class (3), w = 2" in note["value"] and batch["interactive"] is False
+    note, batch = race.race_conditioning("tiny-conditional", "line", 1.5)
+    assert "class line, w = 1.5" in note["value"] and note["visible"] and batch["interactive"] is True
+    note, batch = race.race_conditioning("tiny-random", plans.ANY_CLASS, 1.0)
+    assert not note["visible"] and batch["interactive"] is True

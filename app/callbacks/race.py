@@ -1,9 +1,14 @@
 """Race view handlers: two to four samplers denoise the same x_T side by side, streaming; the recorded runs are then
 scrubbed together, aligned by noise level (log SNR), with each one's model evaluations (NFE) so far. The guidance
-sweep is the same race between guidance scales w of one sampler, for one class."""
+sweep is the same race between guidance scales w of one sampler, for one class. On a class-conditional model the race
+samples as Generate does: the tab's class, with classifier-free guidance at the tab's w."""
 
 from __future__ import annotations
 
+import base64
+import html
+import io
+import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -88,29 +93,73 @@ def check_racers(names) -> list[Sampler]:
     return [SAMPLERS[SAMPLER_NAMES[n]] for n in names]
 
 
-def status_table(racers: list[Racer]) -> str:
+def status_table(racers: list[Racer], what: str = "") -> str:
+    """The table of each run's model evaluations (NFE) so far and its own time, under a line saying what is sampled
+    (``what``: the class and guidance w, for a class-conditional model)."""
     rows = [
         f"| {r.name} | {r.done} / {r.num_evaluations} | {r.wall_s:.1f} s |"
         + (" done |" if r.done == r.num_evaluations else " |")
         for r in racers
     ]
-    return "| run | NFE | its time | |\n|---|---|---|---|\n" + "\n".join(rows)
+    head = f"Sampling **{what}**\n\n" if what else ""
+    return head + "| run | NFE (model evaluations) | its time | |\n|---|---|---|---|\n" + "\n".join(rows)
 
 
-def gallery(racers: list[Racer], current: dict[int, torch.Tensor]) -> list:
-    """Each racer's latest x̂₀ (its result once done), captioned."""
+def gallery(racers: list[Racer], current: dict[int, torch.Tensor], what: str = "") -> list:
+    """Each racer's latest x̂₀ (its result once done), captioned with its NFE so far (and ``what``, if any)."""
     items = []
     for i, r in enumerate(racers):
         image = r.final if r.final is not None else current.get(i)
         if image is not None:
-            items.append((grid_image(image), f"{r.name}: NFE {r.done} of {r.num_evaluations}"))
+            kind = "result" if r.final is not None else "x̂₀"
+            caption = f"{r.name}: {kind}, NFE {r.done} of {r.num_evaluations}" + (f" · {what}" if what else "")
+            items.append((grid_image(image), caption))
     return items
 
 
-def run_race(pipe, contenders: list[Contender], n: int, seed: int, batch_size: int, class_labels, in_page: bool):
+def live_html(items: list) -> str:
+    """The page's view of :func:`gallery`: each image whole and pixel-sharp (nearest-neighbour upscaling, in
+    app/tabs/race.py's CSS), its caption below it, wrapped rather than cut."""
+    figures = []
+    for image, caption in items:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        src = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+        text = html.escape(caption)
+        figures.append(f'<figure><img src="{src}" alt="{text}"><figcaption>{text}</figcaption></figure>')
+    return f'<div class="live-runs">{"".join(figures)}</div>'
+
+
+def shown(racers: list[Racer], current: dict[int, torch.Tensor], what: str, in_page: bool) -> dict:
+    """What a race shows as it goes: its images (the page's HTML view, or the API's gallery) and its table."""
+    items = gallery(racers, current, what)
+    return {
+        "live" if in_page else "gallery": live_html(items) if in_page else items,
+        "status": status_table(racers, what),
+    }
+
+
+def with_caption(payload: str, what: str) -> str:
+    """The race scrubber's payload with a line saying what was sampled (its caption shows it)."""
+    data = json.loads(payload)
+    data["what"] = what
+    return json.dumps(data)
+
+
+def run_race(
+    pipe,
+    contenders: list[Contender],
+    n: int,
+    seed: int,
+    batch_size: int,
+    class_labels,
+    in_page: bool,
+    what: str = "",
+):
     """Run each contender for N steps from the same x_T (the same seed), one model evaluation at a time to whichever
-    run is furthest behind, so they advance together; stream their x̂₀ (``gallery``) and a table of NFE and time
-    (``status``). The last yield carries the race scrubber's payload (``scrubber``) when ``in_page``."""
+    run is furthest behind, so they advance together; stream their x̂₀ (the page's ``live`` view, the API's
+    ``gallery``) and a table of NFE and time (``status``), each saying ``what`` is sampled. The last yield carries the
+    race scrubber's payload (``scrubber``) when ``in_page``."""
     guided = class_labels is not None and any(c.guidance_scale not in (0.0, 1.0) for c in contenders)
     check_work(pipe, sum(c.sampler.nfe_of(n) for c in contenders), batch_size * (2 if guided else 1))
     budget = max(2, frame_budget(pipe, batch_size) // len(contenders))
@@ -143,10 +192,11 @@ def run_race(pipe, contenders: list[Contender], n: int, seed: int, batch_size: i
             current[i] = step.pred_original_sample
             if time.perf_counter() - last_yield > settings.STREAM_EVERY_S:
                 last_yield = time.perf_counter()
-                yield {"gallery": gallery(racers, current), "status": status_table(racers)}
-    outputs = {"gallery": gallery(racers, current), "status": status_table(racers)}
+                yield shown(racers, current, what, in_page)
+    outputs = shown(racers, current, what, in_page)
     if in_page:
-        outputs["scrubber"] = race_payload([(r.name, r.trajectory(), r.wall_s) for r in racers], pipe.scheduler.tables)
+        runs = [(r.name, r.trajectory(), r.wall_s) for r in racers]
+        outputs["scrubber"] = with_caption(race_payload(runs, pipe.scheduler.tables), what)
     yield outputs
 
 
@@ -156,14 +206,38 @@ def check_steps_seed_batch(pipe, steps, seed, batch_size) -> tuple[int, int, int
     return n, check_int("Seed", seed, 0, settings.MAX_SEED), check_int("Batch size", batch_size, 1, settings.MAX_BATCH)
 
 
+def conditioning_caption(class_choice: str, w: float | None, num_classes: int) -> str:
+    """What a run of a class-conditional model samples, in words: the class (or one of each), and the guidance w
+    (``None``: the runs differ in w)."""
+    if class_choice == ANY_CLASS:
+        return "any class (unconditional: w has no effect)"
+    what = f"one of each class ({num_classes})" if class_choice == ONE_OF_EACH else f"class {class_choice}"
+    return what if w is None else f"{what}, w = {w:g}"
+
+
 @gpu
-def race(model_name, sampler_names, steps, seed, batch_size, progress=gr.Progress(), in_page: bool = False):
-    """Two to four samplers from the same x_T (unconditional, for a class-conditional model): each one's result and
-    the table of NFE and time; the page's (``in_page``) also the race scrubber's payload."""
+def race(
+    model_name,
+    sampler_names,
+    steps,
+    seed,
+    batch_size,
+    class_choice=ANY_CLASS,
+    guidance=1.0,
+    progress=gr.Progress(),
+    in_page: bool = False,
+):
+    """Two to four samplers from the same x_T, for a class-conditional model with the class and the classifier-free
+    guidance w Generate takes (``class_choice``, ``guidance``: "one of each" makes the batch one image per class):
+    each one's result and the table of NFE and time; the page's (``in_page``) also the race scrubber's payload."""
     pipe = check_model(model_name)
-    contenders = [Contender(s.name, s) for s in check_racers(sampler_names)]
+    contenders = check_racers(sampler_names)
     n, seed, batch_size = check_steps_seed_batch(pipe, steps, seed, batch_size)
-    yield from run_race(pipe, contenders, n, seed, batch_size, None, in_page)
+    labels, w, batch_size = conditioning(pipe, class_choice, guidance, batch_size)
+    conditional = pipe.null_class_label is not None
+    what = conditioning_caption(class_choice or ANY_CLASS, w, pipe.null_class_label) if conditional else ""
+    contenders = [Contender(s.name, s, w) for s in contenders]
+    yield from run_race(pipe, contenders, n, seed, batch_size, labels, in_page, what)
 
 
 @gpu
@@ -183,8 +257,9 @@ def guidance_sweep(
     if class_choice == ANY_CLASS:
         raise UserError("Guidance steers towards a class: choose one (or 'one of each').")
     labels, _, batch_size = conditioning(pipe, class_choice, 1.0, batch_size)
+    what = conditioning_caption(class_choice, None, pipe.null_class_label)
     contenders = [Contender(f"w = {w:g}", sampler, w) for w in ws]
-    yield from run_race(pipe, contenders, n, seed, batch_size, labels, in_page)
+    yield from run_race(pipe, contenders, n, seed, batch_size, labels, in_page, what)
 
 
 def guidance_controls(name):
@@ -194,6 +269,35 @@ def guidance_controls(name):
     if choices is None:
         return gr.update(visible=False), gr.update()
     return gr.update(visible=True), gr.update(choices=choices[1:], value=ONE_OF_EACH)
+
+
+def batch_control(model_name, class_choice):
+    """A batch slider beside a class: with "one of each" the batch is one image per class, so the slider has no
+    effect and is disabled, saying why."""
+    if class_choice != ONE_OF_EACH:
+        return gr.update(interactive=True, info="images per run, the same ones for every run")
+    try:
+        n = check_model(model_name).null_class_label
+    except UserError:  # a model that can't be used: the model's own events say why, once
+        return gr.skip()
+    return gr.update(interactive=False, info=f"not used: “one of each” makes one image per class ({n}) per run")
+
+
+def race_conditioning(model_name, class_choice, guidance):
+    """The race's line saying what it samples (the tab's class and w, as Generate), and its batch slider."""
+    try:
+        pipe = check_model(model_name)
+    except UserError:  # said once, by the tab's own model events
+        return gr.skip(), gr.skip()
+    choices = class_choices(pipe)
+    if choices is None:
+        return gr.update(value="", visible=False), batch_control(model_name, ANY_CLASS)
+    if class_choice not in choices:  # the class of the previous model, replaced by the next event
+        return gr.skip(), gr.skip()
+    w = check_float("Guidance w", guidance, 0.0, settings.MAX_GUIDANCE)
+    what = conditioning_caption(class_choice, w, pipe.null_class_label)
+    note = f"Races with Generate's class and guidance w (above): **{what}**."
+    return gr.update(value=note, visible=True), batch_control(model_name, class_choice)
 
 
 def quality_plot(model_name):

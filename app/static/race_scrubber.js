@@ -6,6 +6,7 @@
 //
 // The payload (props.value, JSON, from app/scrub_payload.py::race_payload):
 //   version; T; log_snr: float32 (T + 1), the schedule's log SNR by the paper's t (t = 0: +∞, the data)
+//   what: what every run samples, in words ("class Sandal, w = 2"; "" for an unconditional model)
 //   runs: [{name, num_evaluations, wall_s, frame_height, frame_width,
 //           log_snr, t, nfe: per recorded frame (noise level of its x_t, its paper's t, evaluations so far),
 //           atlas: {x_t, x0_hat}: base64 PNGs, frame k at rows k·frame_height …; result: base64 PNG of x₀}]
@@ -13,6 +14,7 @@
   const S = window.DDPMScrub;
   const $ = (selector) => element.querySelector(selector);
   const state = { race: null };
+  const escape = (text) => Object.assign(document.createElement("span"), { textContent: text }).innerHTML;
 
   function figure(caption) {
     const fig = document.createElement("figure");
@@ -65,9 +67,11 @@
       r.row.querySelector(".race-title").innerHTML =
         `<b>${r.name}</b><br>${text}<br><span class="muted">${r.wall_s.toFixed(1)} s in all</span>`;
     }
-    $(".caption").innerHTML = t === 0
+    const what = race.what ? ` Sampling ${escape(race.what)}.` : "";
+    $(".caption").innerHTML = (t === 0
       ? "<b>t = 0</b>: every run's result."
-      : `<b>t = ${t}</b>: log SNR = ${race.logSnr[t].toFixed(2)}; each run at its recorded step nearest this noise level.`;
+      : `<b>t = ${t}</b>: log SNR = ${race.logSnr[t].toFixed(2)}; each run at its recorded step nearest this noise level.`)
+      + what;
     return t;
   }
 

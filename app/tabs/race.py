@@ -14,15 +14,31 @@ RACE_NOTE = (
     "The same x_T, denoised by each sampler side by side. Deterministic solvers (DDIM η = 0, DPM-Solver++, UniPC, "
     "DEIS, Euler, Heun) follow the probability-flow ODE and can take big steps; stochastic ones (DDPM, DDIM η > 0, "
     "the SDE solver, Euler ancestral) add fresh noise at every step, which washes out a young model's errors but "
-    "needs more steps. After the run, the slider scrubs all of them at the same noise level."
+    "needs more steps. NFE counts model evaluations (Heun makes two per step). After the run, the slider scrubs all "
+    "of them at the same noise level."
 )
+QUALITY_NOTE = (
+    "How to read the plot: each point is 1,000 samples of one sampler at one number of model evaluations. The "
+    "Fréchet distance measures how far the samples' features are from real images' (the distance between two "
+    "Gaussians fitted to the two sets of feature vectors); dividing by the *real floor*, the same distance between "
+    "two sets of real images, makes 1 as close as real data gets. It is measured in two feature spaces: the "
+    "committed classifier's and an independent network's. *EMA at step N*: the weights measured are an exponential "
+    "moving average of the training run's, at step N."
+)
+LIVE_CSS = """
+.live-runs { display: flex; flex-wrap: wrap; gap: 10px; }
+.live-runs figure { flex: 0 1 180px; margin: 0; min-width: 120px; }
+.live-runs img { width: 100%; height: auto; image-rendering: pixelated; display: block; background: #eee; }
+.live-runs.muted { color: #777; }
+.live-runs figcaption { font-size: 13px; line-height: 1.3; margin-top: 3px; overflow-wrap: anywhere; }
+"""
 
 
 def seed_batch_and_buttons(batch_label: str, start_label: str):
     """The seed and batch of a side-by-side run, and its start and stop buttons."""
     with gr.Row():
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
-        batch = gr.Slider(1, 8, value=4, step=1, label=batch_label)
+        batch = gr.Slider(1, 8, value=4, step=1, label=batch_label, info="images per run")
     with gr.Row():
         start = gr.Button(start_label, variant="primary")
         stop = gr.Button("Stop", variant="stop")
@@ -35,24 +51,34 @@ def noise_level_scrubber(T: int, slider_id: str, *scrubber_args):
     return t, race_scrubber(slider_id, *scrubber_args)
 
 
+def live_view(elem_id: str, placeholder: str) -> gr.HTML:
+    """Where a side-by-side run streams each run's x̂₀, then its result: whole, pixel-sharp, captions below."""
+    value = f'<div class="live-runs muted">{placeholder}</div>'
+    return gr.HTML(value, css_template=LIVE_CSS, js_on_load=None, elem_id=elem_id)
+
+
 def side_by_side_events(model, inputs, buttons, outputs, handler, api_name: str) -> None:
-    """Start streams the runs into the gallery and the scrubber, then moves the slider to the results (t = 0); Stop
-    cancels; the slider's range follows the model's T. The API's twin (``api_name``) leaves the scrubber out."""
+    """Start streams the runs into the live view and the scrubber, then moves the slider to the results (t = 0);
+    Stop cancels; the slider's range follows the model's T. The API's twin (``api_name``) returns a gallery instead
+    of the page's view and leaves the scrubber out."""
     start, stop = buttons
     live, status, t, scrubber = outputs
     follow_model_T(model, t)
-    shown = {"gallery": live, "status": status}
-    page = by_name(handler, {**shown, "scrubber": scrubber}, in_page=True)
+    page = by_name(handler, {"live": live, "status": status, "scrubber": scrubber}, in_page=True)
     run = start.click(inputs=inputs, **page, api_visibility="private", **COMPUTE_QUEUE)
     run.then(lambda: gr.update(value=0), None, t, api_visibility="private")
     stop.click(None, None, None, cancels=[run], api_visibility="private")
-    api_only = gr.Button(visible=False)
+    api_only, api_gallery = gr.Button(visible=False), gr.Gallery(visible=False, format="png")
+    shown = {"gallery": api_gallery, "status": status}
     api_only.click(inputs=inputs, **by_name(handler, shown, in_page=False), api_name=api_name, **COMPUTE_QUEUE)
 
 
-def race_section(model: gr.Dropdown, T: int) -> None:
+def race_section(demo: gr.Blocks, model: gr.Dropdown, T: int, class_choice: gr.Dropdown, guidance: gr.Slider) -> None:
+    """The race; on a class-conditional model it samples Generate's class at its guidance w (``class_choice``,
+    ``guidance``)."""
     with gr.Accordion("Race samplers: the same noise, side by side", open=False):
         gr.Markdown(RACE_NOTE)
+        conditioning = gr.Markdown(visible=False)
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
                 samplers = gr.CheckboxGroup(
@@ -62,16 +88,26 @@ def race_section(model: gr.Dropdown, T: int) -> None:
                 seed, batch, start, stop = seed_batch_and_buttons("Batch", "Race")
             with gr.Column(scale=2):
                 status = gr.Markdown()
-                live = gr.Gallery(label="x̂₀ of each run (live), then its result", columns=4, height=240, format="png")
+                live = live_view("race-live", "Each run's x̂₀ streams here while it runs, then its result.")
         t, scrubber = noise_level_scrubber(T, "race-t")
         plot = gr.Image(
             cb.quality_plot(model.value),
             label="Quality against model evaluations (this model's sampler sweep; lower is better)",
             format="png",
             height=340,
+            elem_classes="plot",
         )
+        gr.Markdown(QUALITY_NOTE)
     model.change(cb.quality_plot, model, plot, api_visibility="private")
-    inputs = [model, samplers, steps, seed, batch]
+    for event in (model.change, class_choice.change, guidance.change, demo.load):
+        event(
+            cb.race_conditioning,
+            [model, class_choice, guidance],
+            [conditioning, batch],
+            api_visibility="private",
+            show_progress="hidden",
+        )
+    inputs = [model, samplers, steps, seed, batch, class_choice, guidance]
     side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), cb.race, "race")
 
 
@@ -98,16 +134,21 @@ def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:
                 seed, batch, start, stop = seed_batch_and_buttons("Batch (one class)", "Sweep w")
             with gr.Column(scale=2):
                 status = gr.Markdown()
-                live = gr.Gallery(label="x̂₀ at each w (live), then the result", columns=3, height=240, format="png")
+                live = live_view("guidance-live", "The x̂₀ at each w streams here while it runs, then its result.")
         t, scrubber = noise_level_scrubber(T, "guidance-t", "guidance-scrubber", "Sweep w")
 
     model.change(cb.guidance_controls, model, [section, class_choice], api_visibility="private")
     demo.load(cb.guidance_controls, model, [section, class_choice], api_visibility="private")
+    for event in (class_choice.change, demo.load):
+        event(cb.batch_control, [model, class_choice], batch, api_visibility="private", show_progress="hidden")
     inputs = [model, class_choice, scales, sampler, steps, seed, batch]
     side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), cb.guidance_sweep, "guidance_sweep")
 
 
-def create_sections(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:
-    """The race and the guidance sweep, below the reverse tab's run; both follow its model."""
-    race_section(model, T)
+def create_sections(
+    demo: gr.Blocks, model: gr.Dropdown, T: int, class_choice: gr.Dropdown, guidance: gr.Slider
+) -> None:
+    """The race and the guidance sweep, below the reverse tab's run; both follow its model, and the race its class
+    and guidance w (``class_choice``, ``guidance``: Generate's)."""
+    race_section(demo, model, T, class_choice, guidance)
     guidance_section(demo, model, T)
