@@ -55,8 +55,10 @@ def test_setup_sends_the_forward_view_and_the_mixtures_exact_score():
 
 def test_training_streams_its_loss_and_is_kept_per_session():
     outputs, session = train(training_steps=300)
-    status, curve, _ = outputs[-1]
+    status, plot, _ = outputs[-1]
     assert status.startswith("**Trained**: 300 steps") and isinstance(session, LabSession)
+    curve = plot["value"]
+    assert all(o[1]["x_lim"] == [0, 300] for o in outputs), "the x-axis is every step from the start"
     assert list(curve.columns) == ["step", "L_simple"] and curve["step"].iloc[-1] == 300
     assert curve["L_simple"].iloc[-1] < curve["L_simple"].iloc[0]
     assert not any(isinstance(o[2], LabSession) for o in outputs[:-1]), "the session comes with the last"

@@ -130,6 +130,11 @@ def loss_curve(losses: list[float], points: int = 200) -> pd.DataFrame:
     return pd.DataFrame({"step": (np.arange(len(means)) + 1) * window, "L_simple": means})
 
 
+def loss_plot(losses: list[float], steps: int) -> dict:
+    """The loss curve so far on an x-axis of all ``steps`` training steps, so it grows across a still plot."""
+    return gr.update(value=loss_curve(losses), x_lim=[0, steps])
+
+
 def trained_status(key: LabKey, trained: TrainedModel, reused: bool) -> str:
     what = "Reusing this session's model" if reused else "Trained"
     return (
@@ -143,7 +148,7 @@ def lab_train(
     dataset, sketch, seed, num_points, schedule, num_timesteps, training_steps, session, progress=gr.Progress()
 ):
     """Train the MLP on L_simple for the experiment (or reuse this session's model of the same setup), streaming
-    the status, the loss curve and the progress bar. Yields (status, loss curve, session)."""
+    the status, the loss curve and the progress bar. Yields (status, loss plot update, session)."""
     experiment, digest = lab_experiment(dataset, sketch, seed, num_points, schedule, num_timesteps)
     steps = check_int("Training steps", training_steps, 1, settings.LAB_MAX_TRAIN_STEPS)
     session = session if isinstance(session, LabSession) else LabSession()
@@ -151,7 +156,7 @@ def lab_train(
     trained = session.get(key)
     if trained is not None:
         session.current = key
-        yield trained_status(key, trained, reused=True), loss_curve(trained.losses), session
+        yield trained_status(key, trained, reused=True), loss_plot(trained.losses, steps), session
         return
     model = new_model(experiment.training_seed)
     config = TrainingConfig(steps=steps, seed=experiment.training_seed)
@@ -163,11 +168,11 @@ def lab_train(
             last_yield = time.perf_counter()
             progress((step.step, steps), desc="training")
             status = f"Training: step {step.step} of {steps}, L_simple {step.loss:.3f}, {last_yield - start:.1f} s"
-            yield status, loss_curve(losses), gr.skip()
+            yield status, loss_plot(losses, steps), gr.skip()
     wall_s = time.perf_counter() - start
     trained = TrainedModel(experiment, model, losses, wall_s)
     session.put(key, trained)
-    yield trained_status(key, trained, reused=False), loss_curve(losses), session
+    yield trained_status(key, trained, reused=False), loss_plot(losses, steps), session
 
 
 def quality_table(runs: list[RecordedRun], experiment: Experiment, num_steps: int) -> pd.DataFrame:

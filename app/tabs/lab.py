@@ -88,9 +88,26 @@ def create_tab(demo: gr.Blocks) -> None:
                 sample = gr.Button("Sample again")
                 stop = gr.Button("Stop", variant="stop")
         with gr.Column(scale=2):
-            status = gr.Markdown("Press **Train and sample**: the loss streams here while the model learns.")
-            loss = gr.LinePlot(x="step", y="L_simple", label="Training loss L_simple (mean over windows of steps)")
-            table = gr.Dataframe(headers=cb.QUALITY_HEADERS, label=QUALITY_LABEL, interactive=False)
+            status = gr.Markdown(
+                "Press **Train and sample**: the loss streams below while the model learns.", elem_id="lab-status"
+            )
+            loss = gr.LinePlot(
+                x="step",
+                y="L_simple",
+                x_title="training step",
+                y_title="L_simple",
+                label="Training loss L_simple (each point: the mean over a window of steps)",
+                elem_id="lab-loss",
+            )
+            table = gr.Dataframe(
+                headers=cb.QUALITY_HEADERS,
+                label=QUALITY_LABEL,
+                interactive=False,
+                # names wrap, numbers stay whole: on a phone (390 px) the table scrolls sideways
+                wrap=True,
+                column_widths=["150px", "64px", "56px", "76px", "86px", "70px"],
+                elem_id="lab-quality",
+            )
     t = timestep_slider("lab-t", "t (0 = the data and the samples, T = noise)")
     scrubber = lab_scrubber("lab-t")
 
@@ -99,16 +116,21 @@ def create_tab(demo: gr.Blocks) -> None:
     api_only = gr.Button(visible=False)  # /lab_setup (in the page, every change of the inputs sets the view up)
     api_only.click(**set_up, api_name="lab_setup")
     sampling_inputs, sampling_outputs = [session, inputs.steps, inputs.eta], [status, scrubber, table]
-    resampling = sample.click(cb.lab_sample, sampling_inputs, sampling_outputs, api_name="lab_sample", **COMPUTE_QUEUE)
+    # the progress bar covers the table (filled once sampled), never the loss curve streaming or the status above it
+    in_view = dict(show_progress_on=[table])
+    resampling = sample.click(
+        cb.lab_sample, sampling_inputs, sampling_outputs, api_name="lab_sample", **in_view, **COMPUTE_QUEUE
+    )
     training = train.click(
         cb.lab_train,
         [*inputs.experiment, inputs.train_steps, session],
         [status, loss, session],
         api_name="lab_train",
+        **in_view,
         **COMPUTE_QUEUE,
     )
     after_training = training.success(
-        cb.lab_sample, sampling_inputs, sampling_outputs, api_visibility="private", **COMPUTE_QUEUE
+        cb.lab_sample, sampling_inputs, sampling_outputs, api_visibility="private", **in_view, **COMPUTE_QUEUE
     )
     stop.click(None, None, None, cancels=[training, after_training, resampling], api_visibility="private")
     inputs.dataset.change(
