@@ -138,9 +138,14 @@ def crop_note(size: tuple[int, int], resolution: int) -> str:
     resized = f"resized to {resolution}×{resolution}"
     if w == h:
         return f"{w}×{h}, {resized}" if side != resolution else f"{w}×{h}, used as it is"
-    cut = abs(w - h)
-    edges = "left and right" if w > h else "top and bottom"
-    return f"{w}×{h} is not square: its centre {side}×{side} is kept ({cut} px cut from the {edges}), {resized}"
+    first = (max(w, h) - side) // 2  # what to_model_tensor's crop leaves out on each side
+    second = max(w, h) - side - first
+    cut = (
+        f"{first} px cut from the left and {second} px from the right"
+        if w > h
+        else (f"{first} px cut from the top and {second} px from the bottom")
+    )
+    return f"{w}×{h} is not square: its centre {side}×{side} is kept ({cut}), {resized}"
 
 
 def examples() -> list[str]:

@@ -45,9 +45,13 @@ def test_a_non_square_upload_is_said_to_be_cropped(tmp_path):
     path = tmp_path / "wide.png"
     Image.fromarray(np.full((150, 200, 3), 128, np.uint8)).save(path)
     note = crop_note((200, 150), 64)
-    assert "200×150 is not square" in note and "centre 150×150" in note and "50 px cut from the left and right" in note
+    assert (
+        "200×150 is not square" in note
+        and "centre 150×150" in note
+        and "25 px cut from the left and 25 px from the right" in note
+    )
     assert "resized to 64×64" in note
-    assert crop_note((150, 200), 32).count("top and bottom") == 1
+    assert "25 px cut from the top and 26 px from the bottom" in crop_note((150, 201), 32)
     assert "not square" not in crop_note((64, 64), 32)
     _, _, page_note, _, _ = in_page(0, image=str(path), resolution=32)
     assert "not square" in page_note and "resized to 32×32" in page_note
