@@ -90,12 +90,15 @@ def race_section(demo: gr.Blocks, model: gr.Dropdown, T: int, class_choice: gr.D
                 status = gr.Markdown()
                 live = live_view("race-live", "Each run's x̂₀ streams here while it runs, then its result.")
         t, scrubber = noise_level_scrubber(T, "race-t")
+        # the title as a line above, not gradio's label chip, which covered the plot's own title
+        gr.Markdown("**Quality against model evaluations** (this model's sampler sweep; lower is better)")
         plot = gr.Image(
             cb.quality_plot(model.value),
-            label="Quality against model evaluations (this model's sampler sweep; lower is better)",
+            show_label=False,
             format="png",
             height=340,
             elem_classes="plot",
+            elem_id="quality-plot",
         )
         gr.Markdown(QUALITY_NOTE)
     model.change(cb.quality_plot, model, plot, api_visibility="private")
