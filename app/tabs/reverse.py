@@ -57,7 +57,9 @@ class RunInputs:
 
 def run_inputs() -> RunInputs:
     choices = models.model_choices()
-    model = gr.Dropdown(choices, value=models.default_model(), label="Model", info=models.hub_note())
+    model = gr.Dropdown(
+        choices, value=models.default_model(), label="Model", info=models.hub_note(), elem_id="reverse-model"
+    )
     class_choice = gr.Dropdown(  # its choices are the model's classes; the handler checks them
         [plans.ANY_CLASS],
         value=plans.ANY_CLASS,
@@ -157,7 +159,10 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     # the page's run streams the scrubber's frames (and no images); the API's run leaves them out (hidden trigger)
     page_outputs = {"status": status, "state": state, "t": t, "scrubber": scrubber}
     page_run = by_name(cb.reverse_generate, page_outputs, in_page=True)
-    generate.click(inputs=inputs.all, **page_run, api_visibility="private", **COMPUTE_QUEUE)
+    run = generate.click(
+        inputs=inputs.all, **page_run, api_visibility="private", show_progress_on=status, **COMPUTE_QUEUE
+    )  # the progress bar on the status line only: the scrubber paints the run below it, undimmed
+    run.then(cb.estimate_runtime, inputs.plan, estimate, show_progress="hidden", api_visibility="private")
     # /reverse_frame, for the API: in the page the scrubber draws every frame (hidden outputs)
     api_only = gr.Button(visible=False)
     api_frames = [gr.Image(visible=False, format="png") for _ in range(4)]
