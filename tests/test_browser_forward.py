@@ -122,17 +122,14 @@ def test_export_gif_shows_its_progress_and_result_under_the_button(page):
     no_errors(page)
 
 
-def test_the_compare_gallery_shows_whole_sharp_thumbnails_with_their_captions_under_them(page):
-    """Issue 23 #8: the captions hid below a 220 px box, on the thumbnails, which were blurred and cropped."""
-    open_section(page, "Compare schedules")
-    click(page.get_by_role("button", name="Compare every schedule at the slider's t"))
-    items = page.locator(".thumbnail-item")
-    expect(items).to_have_count(4, timeout=SLOW)
-    expect(items.first.locator("img")).to_be_visible(timeout=SLOW)
-    for k in range(4):
+def assert_whole_sharp_and_captioned(page, items, count: int, captions: tuple[str, ...]) -> None:
+    """Each of ``count`` gallery thumbnails: the whole square image, pixelated, its caption under it and uncut."""
+    expect(items).to_have_count(count, timeout=SLOW)
+    for k in range(count):
         item = items.nth(k)
         item.scroll_into_view_if_needed()
         image, caption = item.locator("img"), item.locator(".caption-label")
+        expect(image).to_be_visible(timeout=SLOW)
         expect(caption).to_be_visible()
         looks = image.evaluate("img => { const s = getComputedStyle(img); return [s.imageRendering, s.objectFit]; }")
         assert looks == ["pixelated", "contain"], looks
@@ -141,7 +138,15 @@ def test_the_compare_gallery_shows_whole_sharp_thumbnails_with_their_captions_un
         assert abs(pic["width"] - pic["height"]) <= 2, "the whole square image"
         whole = caption.evaluate("c => c.scrollWidth <= c.clientWidth + 1 && c.scrollHeight <= c.clientHeight + 1")
         assert whole, "the caption is not cut"
-        assert caption.inner_text().startswith(("linear:", "quadratic:", "cosine:", "sigmoid:"))
+        assert caption.inner_text().startswith(captions), caption.inner_text()
+
+
+def test_the_compare_gallery_shows_whole_sharp_thumbnails_with_their_captions_under_them(page):
+    """Issue 23 #8: the captions hid below a 220 px box, on the thumbnails, which were blurred and cropped."""
+    open_section(page, "Compare schedules")
+    click(page.get_by_role("button", name="Compare every schedule at the slider's t"))
+    items = page.locator(".thumbnail-item")
+    assert_whole_sharp_and_captioned(page, items, 4, ("linear:", "quadratic:", "cosine:", "sigmoid:"))
     wrap = page.locator(".grid-wrap").first
     assert wrap.evaluate("w => w.scrollHeight <= w.clientHeight + 1"), "no inner scroll box hides a caption"
     no_errors(page)
@@ -175,4 +180,21 @@ def test_the_elbo_tab_shows_the_image_it_measures(page):
     expect(summary.locator(".katex").first).to_be_visible()  # L_T, L_0, Σ L_{t−1} typeset, never raw braces
     expect(page.locator("#elbo-plot img")).to_be_visible(timeout=SLOW)
     expect(page.locator("#elbo-plot label:visible")).to_have_count(0)  # no label chip over the plot's top tick
+    no_errors(page)
+
+
+def test_sdedit_shows_whole_sharp_images_with_whole_captions_and_the_quality_plot_has_no_chip(page):
+    """Issue 23 #8 and #11: SDEdit's captions were cut ("denoised fro…") and covered the images; gradio's label chip
+    covered the quality plot's title."""
+    page.get_by_role("tab", name="Reverse process").click()
+    open_section(page, "Race samplers: the same noise, side by side")
+    expect(page.locator("#quality-plot")).to_be_attached()
+    expect(page.locator("#quality-plot label:visible")).to_have_count(0)
+    open_section(page, "Noise and denoise your image (SDEdit)")
+    type_number(page.get_by_label("number input for Denoising steps (respaced)"), 4)
+    click(page.get_by_role("button", name="Noise and denoise", exact=True))
+    section = page.locator(".block").filter(has=page.get_by_text("What survives as t grows", exact=True)).last
+    items = section.locator(".thumbnail-item")
+    assert_whole_sharp_and_captioned(page, items, 12, ("x_t at t =", "denoised from t ="))
+    expect(page.get_by_text("x₀: 256×256, resized to 8×8", exact=True)).to_be_visible()  # what became of the image
     no_errors(page)
