@@ -23,6 +23,7 @@ from pipelines.repaint import MASK_PRESETS, moves_down, preset_mask, repaint, re
 from pipelines.training.classifier import predict
 from pipelines.training.data import FASHION_MNIST_CLASSES, load_fashion_mnist, uint8_to_model_range
 from pipelines.training.evaluate import add_scoring_arguments, scorer_from
+from pipelines.training.visualize import save_image_grid
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -38,6 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None)
+    p.add_argument("--grid", default=None, help="a PNG: per preset, rows of originals, kept pixels and each J's fill")
+    p.add_argument("--grid-images", type=int, default=10, help="images per row of --grid")
+    p.add_argument("--table", action="store_true", help="print the JSON's results as Markdown tables, and stop")
     add_scoring_arguments(p)
     return p.parse_args(argv)
 
@@ -61,11 +65,13 @@ def evaluate(args) -> dict:
     x0, y = uint8_to_model_range(images[pick]), labels[pick]
     scorer = scorer_from(args, args.num_images)
     T = pipe.scheduler.config.num_train_timesteps
-    results = {}
+    results, rows = {}, []  # rows: the --grid's, in [−1, 1]
     originals = predict(scorer.classifier, x0)[1].argmax(-1)
     reference = {"class_agreement": (originals == y).float().mean().item(), **_per_class(originals, y)}
     for preset in args.presets.split(","):
         keep = preset_mask(preset, x0.shape[-2], x0.shape[-1], args.seed)
+        shown = x0[: args.grid_images]
+        rows += [shown, torch.where(keep.bool(), shown, torch.zeros_like(shown))]  # the regenerated region grey
         for jumps in [int(j) for j in args.jumps.split(",")]:
             nfe = sum(moves_down(repaint_timesteps(T, args.steps, args.jump_length, jumps)[0]))
             started, out = time.perf_counter(), []
@@ -85,6 +91,7 @@ def evaluate(args) -> dict:
                     )
                 )
             completed = torch.cat(out).clamp(-1, 1)
+            rows.append(completed[: args.grid_images])
             predicted = predict(scorer.classifier, completed)[1].argmax(-1)
             quality = scorer(completed, y)
             results[f"{preset} / J={jumps}"] = {
@@ -98,6 +105,8 @@ def evaluate(args) -> dict:
                 "wall_s": time.perf_counter() - started,
             }
             print(json.dumps({k: v for k, v in results[f"{preset} / J={jumps}"].items()}))
+    if args.grid:
+        save_image_grid((torch.cat(rows) + 1) / 2, args.grid, ncols=len(rows[0]), scale=3)
     return {
         "checkpoint": args.checkpoint,
         "num_images": args.num_images,
@@ -110,8 +119,35 @@ def evaluate(args) -> dict:
     }
 
 
+def markdown_tables(report: dict) -> str:
+    """The report as two Markdown tables: each preset and J overall, then the class agreement per class."""
+    rows = list(report["results"].values())
+    lines = [
+        "| mask | method | model evaluations per image | class agreement | FD / floor (convnet) | FD / floor (resnet) "
+        "| wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        method = "naive (J = 1)" if r["jump_n_sample"] == 1 else f"RePaint (J = {r['jump_n_sample']})"
+        second = r.get("second_space_fd_ratio")
+        lines.append(
+            f"| {r['preset']} | {method} | {r['nfe_per_image']} | {100 * r['class_agreement']:.1f} % "
+            f"| {r['fd_ratio']:.2f}× | {f'{second:.2f}×' if second else '–'} | {r['wall_s']:.0f} |"
+        )
+    classes = report["classes"]
+    lines += ["", "| mask | method | " + " | ".join(classes) + " |", "|---|---|" + "---|" * len(classes)]
+    per_class = lambda d: " | ".join(f"{100 * d[c]:.0f}" if c in d else "–" for c in classes)
+    lines.append(f"| (the originals) | | {per_class(report['originals']['class_agreement_per_class'])} |")
+    for r in rows:
+        lines.append(f"| {r['preset']} | J = {r['jump_n_sample']} | {per_class(r['class_agreement_per_class'])} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.table:
+        print(markdown_tables(json.loads(Path(args.json).read_text())))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     report = evaluate(args)
