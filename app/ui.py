@@ -20,7 +20,34 @@ from pipelines.samplers import SAMPLERS
 
 CSS = """
 .pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
+/* Help text and other subdued text, readable: gradio's default grey (#bbbbc2) is 1.9:1 on white; these are 7.7:1
+   (WCAG asks 4.5:1, tests/test_browser_every_control.py measures it). */
+:root, .gradio-container {
+  --block-info-text-color: var(--neutral-600); --body-text-color-subdued: var(--neutral-600);
+}
+.dark, .dark .gradio-container {
+  --block-info-text-color: var(--neutral-300); --body-text-color-subdued: var(--neutral-300);
+}
+/* A phone (narrow and touch): */
+@media (max-width: 640px) {
+  /* each scrub slider stays at the top of the screen while its pictures and plots scroll under it */
+  .form:has(> #forward-t, > #reverse-t, > #race-t, > #guidance-t, > #lab-t),
+  .column > :is(#forward-t, #reverse-t, #race-t, #guidance-t, #lab-t) {
+    position: sticky; top: 0; z-index: 20; box-shadow: 0 2px 6px rgba(0, 0, 0, 0.15);
+  }
+  /* plots at their own size (their text stays ≥ 11 px), scrolled sideways inside their box instead of shrunk */
+  .plot .image-container, .plot .image-frame, .plot button { overflow-x: auto; justify-content: flex-start; }
+  .plot img { width: auto !important; max-width: none !important; height: auto !important; object-fit: none; }
+  .plot { height: auto !important; }
+  /* tables scroll sideways inside their box */
+  .table-wrap, .table-container { overflow-x: auto !important; max-width: 100%; }
+}
 """
+
+# For the page's <head>, outside gradio's prefixing of CSS (which scopes a media query's rules inside the page's box):
+# on a phone, the page's box clips instead of hiding its overflow, so that it is no scroll container of its own and a
+# slider can stick to the top of the screen.
+PHONE_HEAD = "<style>@media (max-width: 640px) { .gradio-container { overflow: clip !important; } }</style>"
 
 INTRO = """# DDPM Explorer
 Watch a diffusion model work. **Forward:** any image is noised step by step under a β schedule.
@@ -81,7 +108,7 @@ def launch_kwargs() -> dict:
     them), share stays off, uploads are capped, and no extra paths are served."""
     return dict(
         css=CSS,
-        head=scrubbers.head(),  # the scrubbers' shared module, once for the page
+        head=scrubbers.head() + PHONE_HEAD,  # the scrubbers' shared module, once for the page
         max_file_size=settings.MAX_FILE_SIZE,
         allowed_paths=[],
         share=False,

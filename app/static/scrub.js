@@ -217,29 +217,56 @@ window.DDPMScrub = window.DDPMScrub || (() => {
     return k;
   }
 
-  // Play: the slider moves once per animation frame, across its whole range in about 4 s at speed 1.
-  function player(sliderId, direction, speedOf) {
+  // Play: the slider moves once per animation frame, across its whole range in about 4 s at speed 1, and stops at
+  // the end (t = 0 for a run towards 0, T for one towards T); Play at the end starts again from the other end.
+  // onState(playing) tells the controls when it starts and stops.
+  function player(sliderId, direction, speedOf, onState = () => {}) {
     let handle = null;
+    const ends = () => {
+      const r = range(sliderId);
+      const lo = Number(r.min), hi = Number(r.max);
+      return direction > 0 ? [lo, hi] : [hi, lo];  // [start, end]
+    };
+    const stop = () => {
+      if (handle !== null) cancelAnimationFrame(handle);
+      handle = null;
+      onState(false);
+    };
     const tick = () => {
       const r = range(sliderId);
-      if (!r) return;
-      const lo = Number(r.min), hi = Number(r.max);
-      const stride = Math.max(1, Math.round(((hi - lo) / 240) * speedOf()));
-      let t = readT(sliderId) + direction * stride;
-      if (t > hi || t < lo) t = direction > 0 ? lo : hi;
-      setT(sliderId, t);
-      handle = requestAnimationFrame(tick);
+      if (!r) { stop(); return; }
+      const [, end] = ends();
+      const stride = Math.max(1, Math.round((Math.abs(Number(r.max) - Number(r.min)) / 240) * speedOf()));
+      const t = readT(sliderId) + direction * stride;
+      const past = direction > 0 ? t >= end : t <= end;
+      setT(sliderId, past ? end : t);
+      if (past) stop();
+      else handle = requestAnimationFrame(tick);
     };
     return {
-      play() { if (handle === null) handle = requestAnimationFrame(tick); },
-      pause() { if (handle !== null) cancelAnimationFrame(handle); handle = null; },
+      play() {
+        if (handle !== null || !range(sliderId)) return;
+        const [start, end] = ends();
+        if (readT(sliderId) === end) setT(sliderId, start);  // at the end: again from the start
+        onState(true);
+        handle = requestAnimationFrame(tick);
+      },
+      pause: stop,
+      get playing() { return handle !== null; },
     };
   }
 
-  // Play, Pause and the speed select inside a scrubber's element drive the slider (direction +1: towards T).
+  // Play, Pause and the speed select inside a scrubber's element drive the slider (direction +1: towards T). While
+  // it plays, Play is pressed (aria-pressed) and the .scrubber carries data-playing, which the tests read.
   function controls(element, sliderId, direction) {
-    const play = player(sliderId, direction, () => Number(element.querySelector("select.speed").value));
-    element.querySelector("button.play").addEventListener("click", () => play.play());
+    const playButton = element.querySelector("button.play");
+    const box = element.querySelector(".scrubber") || element;
+    const onState = (playing) => {
+      playButton.setAttribute("aria-pressed", String(playing));
+      box.dataset.playing = String(playing);
+    };
+    const play = player(sliderId, direction, () => Number(element.querySelector("select.speed").value), onState);
+    playButton.addEventListener("click", () => play.play());
     element.querySelector("button.pause").addEventListener("click", () => play.pause());
   }
 
