@@ -272,14 +272,17 @@ def guidance_controls(name):
 
 
 def batch_control(model_name, class_choice):
-    """A batch slider beside a class: with "one of each" the batch is one image per class, so the slider has no
-    effect and is disabled, saying why."""
+    """A batch slider beside a class: with "one of each" on a class-conditional model the batch is one image per
+    class, so the slider has no effect and is disabled, saying why."""
+    enabled = gr.update(interactive=True, info="images per run, the same ones for every run")
     if class_choice != ONE_OF_EACH:
-        return gr.update(interactive=True, info="images per run, the same ones for every run")
+        return enabled
     try:
         n = check_model(model_name).null_class_label
     except UserError:  # a model that can't be used: the model's own events say why, once
         return gr.skip()
+    if n is None:
+        return enabled
     return gr.update(interactive=False, info=f"not used: “one of each” makes one image per class ({n}) per run")
 
 

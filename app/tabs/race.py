@@ -34,11 +34,11 @@ LIVE_CSS = """
 """
 
 
-def seed_batch_and_buttons(batch_label: str, start_label: str):
-    """The seed and batch of a side-by-side run, and its start and stop buttons."""
+def seed_batch_and_buttons(name: str, batch_label: str, start_label: str):
+    """The seed and batch (``{name}-batch``) of a side-by-side run, and its start and stop buttons."""
     with gr.Row():
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
-        batch = gr.Slider(1, 8, value=4, step=1, label=batch_label, info="images per run")
+        batch = gr.Slider(1, 8, value=4, step=1, label=batch_label, info="images per run", elem_id=f"{name}-batch")
     with gr.Row():
         start = gr.Button(start_label, variant="primary")
         stop = gr.Button("Stop", variant="stop")
@@ -78,14 +78,14 @@ def race_section(demo: gr.Blocks, model: gr.Dropdown, T: int, class_choice: gr.D
     ``guidance``)."""
     with gr.Accordion("Race samplers: the same noise, side by side", open=False):
         gr.Markdown(RACE_NOTE)
-        conditioning = gr.Markdown(visible=False)
+        conditioning = gr.Markdown(visible=False, elem_id="race-conditioning")
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
                 samplers = gr.CheckboxGroup(
                     list(plans.SAMPLER_NAMES), value=cb.DEFAULT_RACERS, label="Samplers (2 to 4)"
                 )
                 steps = gr.Slider(1, settings.MAX_STEPS, value=20, step=1, label="Steps N (each)")
-                seed, batch, start, stop = seed_batch_and_buttons("Batch", "Race")
+                seed, batch, start, stop = seed_batch_and_buttons("race", "Batch", "Race")
             with gr.Column(scale=2):
                 status = gr.Markdown()
                 live = live_view("race-live", "Each run's x̂₀ streams here while it runs, then its result.")
@@ -134,16 +134,17 @@ def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:
                 )
                 sampler = gr.Dropdown(list(plans.SAMPLER_NAMES), value=plans.DEFAULT_SAMPLER, label="Sampler")
                 steps = gr.Slider(1, settings.MAX_STEPS, value=plans.DEFAULT_STEPS, step=1, label="Steps N")
-                seed, batch, start, stop = seed_batch_and_buttons("Batch (one class)", "Sweep w")
+                seed, batch, start, stop = seed_batch_and_buttons("guidance", "Batch (one class)", "Sweep w")
             with gr.Column(scale=2):
                 status = gr.Markdown()
                 live = live_view("guidance-live", "The x̂₀ at each w streams here while it runs, then its result.")
         t, scrubber = noise_level_scrubber(T, "guidance-t", "guidance-scrubber", "Sweep w")
 
-    model.change(cb.guidance_controls, model, [section, class_choice], api_visibility="private")
-    demo.load(cb.guidance_controls, model, [section, class_choice], api_visibility="private")
-    for event in (class_choice.change, demo.load):
-        event(cb.batch_control, [model, class_choice], batch, api_visibility="private", show_progress="hidden")
+    batch_follows = dict(fn=cb.batch_control, inputs=[model, class_choice], outputs=batch, show_progress="hidden")
+    for event in (model.change, demo.load):  # the class may stay "one of each" from one model to the next
+        shown = event(cb.guidance_controls, model, [section, class_choice], api_visibility="private")
+        shown.then(**batch_follows, api_visibility="private")
+    class_choice.change(**batch_follows, api_visibility="private")
     inputs = [model, class_choice, scales, sampler, steps, seed, batch]
     side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), cb.guidance_sweep, "guidance_sweep")
 
