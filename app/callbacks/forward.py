@@ -92,24 +92,30 @@ def forward_setup(image, schedule, num_timesteps, beta_start, beta_end, seed, re
     return state, x0, payload, gr.update(maximum=trajectory.num_timesteps, interactive=True)
 
 
-def slider_t(t, T: int) -> int:
-    """The slider's t brought into 0 … T (a stale or unreadable t becomes the nearest valid one, never an error)."""
-    try:
-        t = round(float(t))
-    except (TypeError, ValueError, OverflowError):
-        return 0
-    return min(max(t, 0), T)
-
-
 def forward_setup_in_page(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution, t):
-    """:func:`forward_setup` for the page, which also passes the slider's t. The slider's range and value change
-    together: with only its maximum updated, a new T below t left the number box at the old t, which the next
-    event was refused (every view of t now agrees: slider, number box, scrubber, captions). x₀'s caption says what
-    became of the image (a non-square one is centre-cropped)."""
+    """:func:`forward_setup` for the page, which also passes the slider's t. A T below t moves the slider's value
+    with its range: with only its maximum updated, T = 50 under t = 500 left the number box at 500, which the next
+    event was refused (every view of t now agrees: slider, number box, scrubber, captions). A t within the new range
+    is left alone: the user may have moved it while this ran. x₀'s caption says what became of the image (a
+    non-square one is centre-cropped)."""
     state, x0, payload, _ = forward_setup(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution)
     T = state.trajectory.num_timesteps
-    note = f"Your image: {state.source}."
-    return state, x0, note, payload, gr.update(maximum=T, value=slider_t(t, T), interactive=True)
+    slider = gr.update(maximum=T, interactive=True)
+    if not stays_within(t, T):
+        slider["value"] = T if _number(t) > T else 0
+    return state, x0, f"Your image: {state.source}.", payload, slider
+
+
+def _number(t) -> float:
+    try:
+        return float(t)
+    except (TypeError, ValueError, OverflowError):
+        return float("nan")
+
+
+def stays_within(t, T: int) -> bool:
+    """Whether the slider's t is a valid t of a schedule of T steps (else the page's setup moves it)."""
+    return 0 <= _number(t) <= T
 
 
 def check_t(t, T: int, hi: int | None = None) -> int:
