@@ -93,6 +93,25 @@ def test_arrival_shows_the_recorded_run_at_the_top_large_and_exports_it(page):
     expect(page.get_by_text("Generate first")).to_have_count(0)
 
 
+def test_a_failed_export_leaves_no_error_badges_after_the_next_run(page, monkeypatch, tmp_path):
+    """Item 16: Error badges stayed on the GIF's boxes after the next success. (With no run on screen to export:
+    the recorded one removed from the server, and no Generate yet in this page.)"""
+    monkeypatch.setattr(reverse, "DEFAULT_RUN", tmp_path / "none.json")
+    reverse.default_run.cache_clear()
+    badges = page.locator(".block span.error")
+    try:
+        click(page.get_by_role("button", name="Export GIF of this run"))
+        expect(badges).to_have_count(2, timeout=WAIT)  # the GIF and its download
+    finally:
+        monkeypatch.undo()
+        reverse.default_run.cache_clear()
+    choose(page, "Sampler", plans.DDPM)
+    set_number(page, "Steps N (T: every timestep)", 4)
+    click(page.get_by_role("button", name="Generate"))
+    expect(status(page)).to_contain_text("Done: DDPM (ancestral), 4 steps (4 model evaluations)", timeout=60_000)
+    expect(badges).to_have_count(0, timeout=WAIT)
+
+
 def test_one_of_each_disables_the_batch_and_the_estimate_follows_guidance(page):
     """Items 6 and 7: under "one of each" the batch is disabled and says why; the estimate beside Generate says
     that guidance doubles the UNet's batch, and follows w."""

@@ -163,6 +163,11 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         inputs=inputs.all, **page_run, api_visibility="private", show_progress_on=status, **COMPUTE_QUEUE
     )  # the progress bar on the status line only: the scrubber paints the run below it, undimmed
     run.then(cb.estimate_runtime, inputs.plan, estimate, show_progress="hidden", api_visibility="private")
+    # an export that failed before this run ("Generate first") leaves Error badges on the GIF's boxes: a new run
+    # clears them (the boxes keep what they show)
+    run.then(
+        lambda: (gr.skip(), gr.skip()), None, [gif.view, gif.file], show_progress="hidden", api_visibility="private"
+    )
     # /reverse_frame, for the API: in the page the scrubber draws every frame (hidden outputs)
     api_only = gr.Button(visible=False)
     api_frames = [gr.Image(visible=False, format="png") for _ in range(4)]
