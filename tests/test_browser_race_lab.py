@@ -157,15 +157,19 @@ LOSS_WATCH = """() => {
 
 
 def test_the_lab_loss_curve_streams_in_view_while_the_model_learns(page):
-    """#12: while the model trains the loss curve is on top (no progress overlay) and changes again and again."""
+    """#12: while the model trains the loss curve is on top (no progress overlay) and changes again and again; #7:
+    "Sample again" is disabled until there is a model to sample."""
     page.get_by_role("tab", name="2D lab").click()
     page.wait_for_function("() => document.querySelector('#lab-scrubber [data-paints]')", timeout=30_000)
     set_number(page, "Training steps (512 points each)", 2500)
     set_number(page, "Sampling steps N (each)", 10)
     page.locator("#lab-loss").scroll_into_view_if_needed()
+    # "Sample again" has nothing to sample before a model is trained: disabled, saying so
+    expect(page.get_by_role("button", name="Sample again (after training)", exact=True)).to_be_disabled()
     page.evaluate(LOSS_WATCH)  # reads the plot back every 100 ms; sets nothing
     click(page, "Train and sample")
     expect(page.locator("#lab-status")).to_contain_text("Trained: 2500 steps", timeout=180_000)
+    expect(page.get_by_role("button", name="Sample again", exact=True)).to_be_enabled(timeout=30_000)
     seen = page.evaluate("() => window.lossWatch")
     training = [s for s in seen if s["status"].startswith("Training:")]
     shown = {s["line"] for s in training if s["inView"] and s["line"]}

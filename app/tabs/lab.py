@@ -28,11 +28,18 @@ INTRO = (
     "$\\sqrt{\\bar\\alpha_t}\\,\\mu_k$ and variance $\\bar\\alpha_t\\sigma^2 + 1 - \\bar\\alpha_t$): it is drawn "
     "beside the learned one, with their mean error at t."
 )
-QUALITY_LABEL = (
-    "Samples against fresh data of the same distribution (lower is closer). MMD: RBF kernels at bandwidths "
-    f"{', '.join(map(str, MMD_BANDWIDTHS))} (averaged); sliced W₂: {SLICES} directions. The start (x_T) and the floor "
-    "(two draws of the data) frame the samplers."
+QUALITY_LABEL = "Samples against fresh data of the same distribution (lower is closer)"
+QUALITY_NOTE = (
+    "How to read the table: **MMD** (maximum mean discrepancy) compares the two point clouds through smooth bumps "
+    f"(RBF kernels) of widths {', '.join(map(str, MMD_BANDWIDTHS))}, averaged: 0 when they are spread alike. "
+    f"**Sliced W₂** projects both clouds onto {SLICES} random directions and averages how far the points must move "
+    "to turn one projection into the other (the Wasserstein-2 distance). **NFE**: model evaluations. Two rows frame "
+    "the samplers: the start x_T (pure noise, the worst) and the floor (two draws of the data itself, the best any "
+    "sampler can reach)."
 )
+
+
+SAMPLE_FIRST, SAMPLE_AGAIN = "Sample again (after training)", "Sample again"
 
 
 @dataclass
@@ -85,7 +92,7 @@ def create_tab(demo: gr.Blocks) -> None:
             inputs = lab_inputs()
             with gr.Row():
                 train = gr.Button("Train and sample", variant="primary")
-                sample = gr.Button("Sample again")
+                sample = gr.Button(SAMPLE_FIRST, interactive=False)  # enabled once a model is trained
                 stop = gr.Button("Stop", variant="stop")
         with gr.Column(scale=2):
             status = gr.Markdown(
@@ -108,6 +115,7 @@ def create_tab(demo: gr.Blocks) -> None:
                 column_widths=["150px", "64px", "56px", "76px", "86px", "70px"],
                 elem_id="lab-quality",
             )
+            gr.Markdown(QUALITY_NOTE)
     t = timestep_slider("lab-t", "t (0 = the data and the samples, T = noise)")
     scrubber = lab_scrubber("lab-t")
 
@@ -132,6 +140,7 @@ def create_tab(demo: gr.Blocks) -> None:
     after_training = training.success(
         cb.lab_sample, sampling_inputs, sampling_outputs, api_visibility="private", **in_view, **COMPUTE_QUEUE
     )
+    training.success(lambda: gr.update(value=SAMPLE_AGAIN, interactive=True), None, sample, api_visibility="private")
     stop.click(None, None, None, cancels=[training, after_training, resampling], api_visibility="private")
     inputs.dataset.change(
         lambda name: gr.update(visible=name == cb.DRAW_YOUR_OWN),

@@ -15,7 +15,8 @@ RACE_NOTE = (
     "DEIS, Euler, Heun) follow the probability-flow ODE and can take big steps; stochastic ones (DDPM, DDIM η > 0, "
     "the SDE solver, Euler ancestral) add fresh noise at every step, which washes out a young model's errors but "
     "needs more steps. NFE counts model evaluations (Heun makes two per step). After the run, the slider scrubs all "
-    "of them at the same noise level."
+    "of them at the same noise level: the same log SNR, the log of the signal-to-noise ratio ᾱ_t / (1 − ᾱ_t), "
+    "whatever t each sampler's own steps visit."
 )
 QUALITY_NOTE = (
     "How to read the plot: each point is 1,000 samples of one sampler at one number of model evaluations. The "
