@@ -198,3 +198,31 @@ def test_sdedit_shows_whole_sharp_images_with_whole_captions_and_the_quality_plo
     assert_whole_sharp_and_captioned(page, items, 12, ("x_t at t =", "denoised from t ="))
     expect(page.get_by_text("x₀: 256×256, resized to 8×8", exact=True)).to_be_visible()  # what became of the image
     no_errors(page)
+
+
+def test_on_a_phone_the_compare_gallery_fits_the_screen(page, live_app):
+    """Issue 23 #8 on a 390 px touch phone: gradio's columns were at least 100 px, and the fourth was cut off."""
+    phone = page.context.browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    try:
+        tab = phone.new_page()
+        tab.goto(live_app)
+        tab.wait_for_function(
+            "document.querySelector('#forward-scrubber [data-paints]')?.dataset.version", timeout=SLOW
+        )
+        header = tab.get_by_text("Compare schedules", exact=True)
+        expect(header).to_be_visible()
+        header.tap()
+        button = tab.get_by_role("button", name="Compare every schedule at the slider's t")
+        button.scroll_into_view_if_needed()
+        expect(button).to_be_enabled()
+        button.tap()
+        items = tab.locator(".thumbnail-item")
+        expect(items).to_have_count(4, timeout=SLOW)
+        for k in range(4):
+            box = items.nth(k).bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (k, box)
+            caption = items.nth(k).locator(".caption-label")
+            expect(caption).to_be_visible()
+            assert caption.evaluate("c => c.scrollWidth <= c.clientWidth + 1"), "the caption wraps, uncut"
+    finally:
+        phone.close()
