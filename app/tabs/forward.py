@@ -110,7 +110,6 @@ def galleries_css() -> gr.HTML:
 
 def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     state = gr.State(None, time_to_live=settings.SESSION_TTL_S)
-    galleries_css()
     gr.Markdown(INTRO, latex_delimiters=LATEX_DELIMITERS)
     setup = setup_inputs()
     t = timestep_slider("forward-t", "t: noising steps applied (0 = clean image, T = noise)")
@@ -118,6 +117,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     gif_export(state, session_files)
     markov_chain_section(state, t, setup.seed)
     compare_section(state, t)
+    galleries_css()  # an empty block: last, out of the way
 
     # The API's endpoints need events with their own inputs and outputs (hidden here: in the page the scrubber draws
     # every frame). gr.api would not do: it passes files and images through unprocessed, so /forward_frame would
