@@ -30,15 +30,25 @@ CSS = """
 }
 /* A phone (narrow and touch): */
 @media (max-width: 640px) {
-  /* each scrub slider stays at the top of the screen while its pictures and plots scroll under it */
-  .form:has(> #forward-t, > #reverse-t, > #race-t, > #guidance-t, > #lab-t),
-  .column > :is(#forward-t, #reverse-t, #race-t, #guidance-t, #lab-t) {
+  /* each scrub slider stays at the top of the screen while its pictures and plots scroll under it (no commas inside
+     :has() or :is(): gradio splits this CSS's selectors at every comma to scope them) */
+  .form:has(> #forward-t), .form:has(> #reverse-t), .form:has(> #race-t), .form:has(> #guidance-t),
+  .form:has(> #lab-t), .column > #forward-t, .column > #reverse-t, .column > #race-t, .column > #guidance-t,
+  .column > #lab-t {
     position: sticky; top: 0; z-index: 20; box-shadow: 0 2px 6px rgba(0, 0, 0, 0.15);
   }
   /* plots at their own size (their text stays ≥ 11 px), scrolled sideways inside their box instead of shrunk */
-  .plot .image-container, .plot .image-frame, .plot button { overflow-x: auto; justify-content: flex-start; }
-  .plot img { width: auto !important; max-width: none !important; height: auto !important; object-fit: none; }
-  .plot { height: auto !important; }
+  .plot .image-container, .plot .image-frame, .plot button, #elbo-plot .image-container, #elbo-plot .image-frame,
+  #elbo-plot button { overflow-x: auto; justify-content: flex-start; }
+  .plot img, #elbo-plot img { width: auto !important; max-width: none !important; height: auto !important;
+    object-fit: none; }
+  .plot, #elbo-plot { height: auto !important; }
+  /* the reverse run's x_t and x̂₀ two abreast, so both fit under the slider, and its caption (a line or five as t
+     moves) under them, so they stay put while a finger drags */
+  #reverse-scrubber .panels.main figure { flex: 1 1 calc(50% - 7px); max-width: calc(50% - 7px); }
+  #reverse-scrubber .scrubber { display: flex; flex-direction: column; }
+  #reverse-scrubber .scrubber > .caption { order: 1; }
+  #reverse-scrubber .scrubber > .bottom { order: 2; }
   /* tables scroll sideways inside their box */
   .table-wrap, .table-container { overflow-x: auto !important; max-width: 100%; }
 }
