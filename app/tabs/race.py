@@ -28,7 +28,7 @@ QUALITY_NOTE = (
 )
 LIVE_CSS = """
 .live-runs { display: flex; flex-wrap: wrap; gap: 10px; }
-.live-runs figure { flex: 0 1 180px; margin: 0; min-width: 120px; }
+.live-runs figure { flex: 1 1 140px; margin: 0; max-width: 200px; }
 .live-runs img { width: 100%; height: auto; image-rendering: pixelated; display: block; background: #eee; }
 .live-runs.muted { color: #777; }
 .live-runs figcaption { font-size: 13px; line-height: 1.3; margin-top: 3px; overflow-wrap: anywhere; }
@@ -103,14 +103,15 @@ def race_section(demo: gr.Blocks, model: gr.Dropdown, T: int, class_choice: gr.D
         )
         gr.Markdown(QUALITY_NOTE)
     model.change(cb.quality_plot, model, plot, api_visibility="private")
-    for event in (model.change, class_choice.change, guidance.change, demo.load):
-        event(
-            cb.race_conditioning,
-            [model, class_choice, guidance],
-            [conditioning, batch],
-            api_visibility="private",
-            show_progress="hidden",
-        )
+    gr.on(  # one event, run in the order of its triggers (a slow stale run never lands after a newer one)
+        [demo.load, model.change, class_choice.change, guidance.change],
+        cb.race_conditioning,
+        [model, class_choice, guidance],
+        [conditioning, batch],
+        api_visibility="private",
+        show_progress="hidden",
+        trigger_mode="always_last",
+    )
     inputs = [model, samplers, steps, seed, batch, class_choice, guidance]
     side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), cb.race, "race")
 
