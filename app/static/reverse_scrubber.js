@@ -129,7 +129,8 @@
     const p = c.probs[c.probs.length - 1][b][c.final[b]];
     $(".classes-caption").innerHTML =
       `image ${cell(b)} of the grid is classified as ` +
-      `<b style="color:${COLORS[c.final[b] % COLORS.length]}">${name}</b> (p = ${p.toFixed(2)} in the end), on top for good from <b>t = ${c.decided_t[b]}</b> (dashed); red: the slider's t. Each line is the ` +
+      `<b style="color:${COLORS[c.final[b] % COLORS.length]}">${name}</b> (p = ${p.toFixed(2)} in the end), ` +
+      `on top for good from <b>t = ${c.decided_t[b]}</b> (dashed); red: the slider's t. Each line is the ` +
       "classifier's probability for x̂₀ at that step.";
     element.dataset.decidedT = String(c.decided_t[b]);
   }
