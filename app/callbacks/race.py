@@ -97,12 +97,12 @@ def status_table(racers: list[Racer], what: str = "") -> str:
     """The table of each run's model evaluations (NFE) so far and its own time, under a line saying what is sampled
     (``what``: the class and guidance w, for a class-conditional model)."""
     rows = [
-        f"| {r.name} | {r.done} / {r.num_evaluations} | {r.wall_s:.1f} s |"
-        + (" done |" if r.done == r.num_evaluations else " |")
+        f"| {r.name} | {r.done} / {r.num_evaluations} | {r.wall_s:.1f} s"
+        + (", done |" if r.done == r.num_evaluations else " |")
         for r in racers
     ]
     head = f"Sampling **{what}**\n\n" if what else ""
-    return head + "| run | NFE (model evaluations) | its time | |\n|---|---|---|---|\n" + "\n".join(rows)
+    return head + "| run | NFE | its time |\n|---|---|---|\n" + "\n".join(rows)
 
 
 def gallery(racers: list[Racer], current: dict[int, torch.Tensor], what: str = "") -> list:

@@ -28,7 +28,7 @@ QUALITY_NOTE = (
 )
 LIVE_CSS = """
 .live-runs { display: flex; flex-wrap: wrap; gap: 10px; }
-.live-runs figure { flex: 1 1 140px; margin: 0; max-width: 200px; }
+.live-runs figure { flex: 1 1 120px; margin: 0; max-width: 200px; }
 .live-runs img { width: 100%; height: auto; image-rendering: pixelated; display: block; background: #eee; }
 .live-runs.muted { color: #777; }
 .live-runs figcaption { font-size: 13px; line-height: 1.3; margin-top: 3px; overflow-wrap: anywhere; }
