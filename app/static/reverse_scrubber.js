@@ -52,7 +52,9 @@
       series.push({ label: "β̃_t", values: tilde, log: true }, { label: "Σ_θ (mean v)", values: sigma, log: true });
       state.run.tilde = tilde;
     }
-    series.push({ label: "ᾱ_t", values: alphaBar, log: false }, { label: "log SNR", values: logSnr, log: false });
+    series.push({ label: "ᾱ_t", values: alphaBar, log: false }, {
+      label: "ln SNR", note: "(natural log)", values: logSnr, log: false,
+    });
     state.plot = S.curves($("canvas.curves"), series, p.T);
     $(".variance-view").hidden = !p.variance;
     const view = $(".classes-view");
@@ -165,7 +167,7 @@
       caption =
         `<b>${stepLabel(r, k)}.</b> ` +
         `ᾱ_t = ${S.fmt(r.alphaBar[shown], 4)}, SNR = ${S.fmt(Math.exp(r.logSnr[shown]), 4)}, ` +
-        `log SNR = ${r.logSnr[shown].toFixed(3)}`;
+        `ln SNR = ${r.logSnr[shown].toFixed(3)}`;
       if (r.evaluations !== r.num_steps) {
         caption += ` (model evaluation ${r.evaluation[k]} of ${r.evaluations}` +
           (isCorrector(r, k)
