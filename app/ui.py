@@ -49,6 +49,11 @@ CSS = """
   #reverse-scrubber .scrubber { display: flex; flex-direction: column; }
   #reverse-scrubber .scrubber > .caption { order: 1; }
   #reverse-scrubber .scrubber > .bottom { order: 2; }
+  /* Generate and Stop side by side at a button's height, the run's estimate under them (a row stretched them into
+     tall blocks beside a narrow column of text) */
+  .row:has(> #reverse-estimate) { flex-wrap: wrap !important; align-items: flex-start !important; }
+  .row:has(> #reverse-estimate) > button { flex: 1 1 40% !important; }
+  .row > #reverse-estimate { flex: 1 1 100% !important; min-width: 100% !important; }
   /* tables scroll sideways inside their box */
   .table-wrap, .table-container { overflow-x: auto !important; max-width: 100%; }
 }
