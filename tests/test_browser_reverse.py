@@ -19,7 +19,7 @@ from app.callbacks import reverse
 from app.scrub_payload import reverse_payload
 
 pytestmark = pytest.mark.e2e
-WAIT = 30_000  # ms, for a condition on a loaded machine
+WAIT = 60_000  # ms, for a condition on a loaded machine
 VIEWPORT = {"width": 1400, "height": 1000}
 IMAGE_PX = 8  # the tiny models' images are 8×8
 
@@ -172,8 +172,15 @@ def test_stop_says_so_and_keeps_the_frames_to_scrub(page, monkeypatch):
     monkeypatch.setattr(reverse, "in_compute_slots", one_step_per_tenth_of_a_second)
     choose(page, "Sampler", plans.DDPM)
     set_number(page, "Steps N (T: every timestep)", 100)
+    painted = page.locator("#reverse-scrubber [data-paints]")
+    before = painted.get_attribute("data-version")
     click(page.get_by_role("button", name="Generate"))
     expect(status(page)).to_contain_text("Generating… Step", timeout=WAIT)
+    # item 13: the run paints where it will be scrubbed, while it goes (its frames so far, the newest shown)
+    expect(painted).not_to_have_attribute("data-version", before, timeout=WAIT)
+    expect(caption(page)).to_contain_text("no result x₀ yet")
+    x_t = page.locator('#reverse-scrubber canvas[data-panel="x_t"]')
+    assert x_t.evaluate("c => getComputedStyle(c.closest('.block') || c).opacity") == "1"  # not dimmed by progress
     click(page.get_by_role("button", name="Stop"))
     expect(status(page)).to_contain_text("Stopped after", timeout=WAIT)
     expect(status(page)).to_contain_text("can be scrubbed")

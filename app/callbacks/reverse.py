@@ -109,7 +109,7 @@ def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool, session: str
     tables = pipe.scheduler.tables
     spectrum = models.data_spectrum(plan.model)
     started = last_yield = time.perf_counter()
-    last_payload, stopped, made = float("-inf"), False, 0
+    last_payload, payload_every, stopped, made = float("-inf"), settings.SCRUB_STREAM_EVERY_S, False, 0
     run = pipe.record(
         frame_budget(pipe, batch_size),
         batch_size=batch_size,
@@ -133,14 +133,20 @@ def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool, session: str
                 t, t_prev = index_to_paper_t(step.timestep), index_to_paper_t(step.prev_timestep)
                 label = step_label(step.step_index, plan.num_steps, step.num_steps, t, t_prev)
                 status = f"Generating… {label} ({plural(made, 'model evaluation')} of {step.num_steps})."
-                live = {"x_t": grid_image(step.sample), "x0_hat": grid_image(step.pred_original_sample)}
-                so_far = run.recorded() if in_page else []
-                if last_yield - last_payload > settings.SCRUB_STREAM_EVERY_S and len(so_far) > 0:
+                if not in_page:  # the API's live images (the page paints its frames in the scrubber)
+                    live = {"x_t": grid_image(step.sample), "x0_hat": grid_image(step.pred_original_sample)}
+                    yield {**live, "status": status}
+                    continue
+                so_far, live = run.recorded(), {}
+                if last_yield - last_payload > payload_every and len(so_far) > 0:
                     live["scrubber"] = reverse_payload(
                         so_far, tables, data_spectrum=spectrum, num_steps=plan.num_steps
                     )
                     live["t"] = gr.update(value=so_far.t_values[-1], interactive=True)  # the newest step is shown
-                    last_payload = last_yield
+                    last_payload = time.perf_counter()
+                    # encoding the frames so far grows with them (seconds for hundreds, on a busy CPU): at most a
+                    # third of the run's time goes to it
+                    payload_every = max(settings.SCRUB_STREAM_EVERY_S, 2 * (last_payload - last_yield))
                 yield {**live, "status": status}
     models.run_speed.record(plan.model, made, plan.unet_batch, time.perf_counter() - started, pipe)
     if stopped:
