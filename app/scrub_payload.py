@@ -147,6 +147,7 @@ def reverse_payload(
     data_spectrum: dict | None = None,
     classes: tuple[ClassDecision, list[str]] | None = None,
     num_steps: int | None = None,
+    stopped: bool = False,
 ) -> str:
     """A recorded run for the browser: per panel (x_t, x̂₀, ε̂) a PNG atlas of its frames, the result x₀ (shown at
     t = 0; a run still going, or stopped, has none: ``complete`` is false), each frame's t → t′, its model
@@ -184,6 +185,7 @@ def reverse_payload(
             "num_steps": n,
             "evaluations": evaluations,
             "complete": complete,
+            "stopped": stopped,  # by its user (incomplete for good); else an incomplete run is still going
             "t": [trajectory.t_values[k] for k in keep],
             "t_prev": [trajectory.t_prev_values[k] for k in keep],
             "evaluation": [trajectory.step_indices[k] + 1 for k in keep],

@@ -178,13 +178,13 @@ def test_stop_says_so_and_keeps_the_frames_to_scrub(page, monkeypatch):
     expect(status(page)).to_contain_text("Generating… Step", timeout=WAIT)
     # item 13: the run paints where it will be scrubbed, while it goes (its frames so far, the newest shown)
     expect(painted).not_to_have_attribute("data-version", before, timeout=WAIT)
-    expect(caption(page)).to_contain_text("no result x₀ yet")
+    expect(caption(page)).to_contain_text("The run is still going")
     x_t = page.locator('#reverse-scrubber canvas[data-panel="x_t"]')
     assert x_t.evaluate("c => getComputedStyle(c.closest('.block') || c).opacity") == "1"  # not dimmed by progress
     click(page.get_by_role("button", name="Stop"))
     expect(status(page)).to_contain_text("Stopped after", timeout=WAIT)
     expect(status(page)).to_contain_text("can be scrubbed")
-    expect(caption(page)).to_contain_text("no result x₀")
+    expect(caption(page)).to_contain_text("The run was stopped after this step: there is no result x₀.")
     drag_to(page, "reverse-t", "reverse-scrubber", 100)
     expect(caption(page)).to_contain_text("Step 1 of 100: t = 100 → 99.")
 

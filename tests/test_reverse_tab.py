@@ -64,7 +64,7 @@ def test_stop_ends_the_run_with_its_frames_to_scrub(app_models, monkeypatch):
     stopped = outputs[-1]
     assert stopped["status"].startswith("Stopped after ") and "can be scrubbed" in stopped["status"]
     payload = json.loads(stopped["scrubber"])
-    assert payload["complete"] is False and 2 <= len(payload["t"]) < 50
+    assert payload["complete"] is False and payload["stopped"] and 2 <= len(payload["t"]) < 50
     assert stopped["t"]["value"] == payload["t"][-1]  # the slider shows the last frame made
     trajectory = stopped["state"].trajectory
     assert trajectory.final is None and len(trajectory) == len(payload["t"])

@@ -188,7 +188,9 @@ def stopped_outputs(plan: RunPlan, trajectory: Trajectory, made: int, in_page: b
     if in_page:
         tables = plan.pipe.scheduler.tables
         spectrum = models.data_spectrum(plan.model)
-        outputs["scrubber"] = reverse_payload(trajectory, tables, data_spectrum=spectrum, num_steps=plan.num_steps)
+        outputs["scrubber"] = reverse_payload(
+            trajectory, tables, data_spectrum=spectrum, num_steps=plan.num_steps, stopped=True
+        )
     yield outputs
 
 

@@ -6,7 +6,7 @@
 // The payload (props.value, JSON, from app/scrub_payload.py::reverse_payload):
 //   version; T; frame_height, frame_width (one grid of the batch); num_steps (N, the steps asked for); evaluations
 //   (the model evaluations of the run: N, or Heun's 2N − 1); complete (false while the run streams, or after Stop:
-//   the frames so far, and no result at t = 0)
+//   the frames so far, and no result at t = 0); stopped (the run was stopped by its user: incomplete for good)
 //   t, t_prev, step, evaluation: per recorded frame, the paper's t of its x_t, the t′ it steps to (Heun's corrector:
 //   its own t), its step (1 … N) and its model evaluation (1-based). (The bundled default run predates the last two
 //   keys: its evaluations are its steps.)
@@ -183,7 +183,11 @@
       }
     }
     if (shown !== t) caption += ` (the recorded step nearest the slider's t = ${t})`;
-    if (!r.complete) caption += ". <i>The run stopped (or is still going) here: no result x₀ yet.</i>";
+    if (!r.complete) {
+      caption += r.stopped
+        ? ". <i>The run was stopped after this step: there is no result x₀.</i>"
+        : ". <i>The run is still going: these are its steps so far (no result x₀ yet).</i>";
+    }
     $(".caption").innerHTML = caption;
     state.plot.at(shown);
     drawSpectrum(r.spectrum, k === r.t.length ? r.spectrum.result : r.spectrum.x0_hat[k]);
