@@ -54,6 +54,8 @@ CSS = """
   .row:has(> #reverse-estimate) { flex-wrap: wrap !important; align-items: flex-start !important; }
   .row:has(> #reverse-estimate) > button { flex: 1 1 40% !important; }
   .row > #reverse-estimate { flex: 1 1 100% !important; min-width: 100% !important; }
+  /* a displayed formula wider than the screen scrolls sideways (the ELBO tab's were cut at the right edge) */
+  .katex-display { overflow-x: auto; overflow-y: hidden; padding-bottom: 2px; }
   /* tables scroll sideways inside their box */
   .table-wrap, .table-container { overflow-x: auto !important; max-width: 100%; }
 }

@@ -130,8 +130,9 @@ def test_plot_text_is_at_least_11_px(phone):
 def test_tables_can_be_read_to_their_last_column(phone):
     page = phone
     checked = []
-    for tab in ("Forward process", "2D lab"):
+    for tab, scrubber in (("Forward process", "forward-scrubber"), ("2D lab", "lab-scrubber")):
         panel = open_tab(page, tab)
+        page.wait_for_function(f"() => document.querySelector('#{scrubber} [data-paints]')", timeout=60_000)
         for table in panel.locator("table").all():
             if not table.is_visible():
                 continue
@@ -141,6 +142,20 @@ def test_tables_can_be_read_to_their_last_column(phone):
             assert box and box["x"] >= 0 and box["x"] + min(box["width"], 40) <= 390, (tab, box)
             checked.append(tab)
     assert "Forward process" in checked and "2D lab" in checked, checked
+
+
+def test_formulas_wider_than_the_screen_scroll_sideways(phone):
+    """The ELBO tab's displayed formulas were cut at the screen's right edge, their ends out of reach."""
+    page = phone
+    panel = open_tab(page, "Loss and the ELBO")
+    formulas = panel.evaluate(
+        "(panel) => [...panel.querySelectorAll('.katex-display')].filter((f) => f.offsetParent !== null)"
+        ".map((f) => [f.scrollWidth, f.clientWidth, getComputedStyle(f).overflowX, f.getBoundingClientRect().right])"
+    )
+    assert len(formulas) >= 3, formulas
+    for wide, shown, overflow, right in formulas:
+        assert right <= 390 and (wide <= shown + 1 or overflow in ("auto", "scroll")), formulas
+    assert any(wide > shown for wide, shown, _, _ in formulas), formulas  # the phone does need it
 
 
 def touch_drag(page, track, to: float, during=None) -> None:
