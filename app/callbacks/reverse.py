@@ -71,7 +71,9 @@ def estimate_runtime(model_name, sampler, steps, eta, batch_size, class_choice=N
     if plan.guided:
         images += f" (a batch of {plan.batch_size}, doubled: guidance runs the UNet with and without the class)"
     basis = (
-        f"as this server's last {plural(runs, 'run')} went" if runs else "from one UNet call timed here (no run yet)"
+        f"as this server's last {plural(runs, 'run')} went"
+        if runs
+        else "from the UNet's speed timed here (no run yet)"
     )
     return (
         f"**≈ {seconds:.1f} s** for {plural(plan.num_steps, 'step')} ({plural(plan.nfe, 'model evaluation')}), "
