@@ -119,9 +119,9 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     state = gr.State(None, time_to_live=settings.SESSION_TTL_S)
     T = models.num_timesteps(models.default_model()) or settings.MAX_T  # read from its config, weights not loaded
     with gr.Row():
-        with gr.Column(scale=1, min_width=300):
+        with gr.Column(scale=1, min_width=300, elem_id="reverse-controls"):
             inputs = run_inputs()
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, elem_id="reverse-run"):
             with gr.Row(equal_height=True):
                 generate = gr.Button("Generate", variant="primary", min_width=110, scale=0)
                 stop = gr.Button("Stop", variant="stop", min_width=80, scale=0)
