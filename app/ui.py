@@ -30,6 +30,11 @@ CSS = """
 }
 /* A phone (narrow and touch): */
 @media (max-width: 640px) {
+  /* the narrow tab bar folds the other tabs into gradio's "⋯" menu: where it shows one tab only, say that the menu
+     holds the others (with two shown there is no room for the words, and the second tab says there are more) */
+  .overflow-menu > button::after { content: "more tabs"; margin-left: 6px; font-size: var(--text-sm); }
+  .tab-wrapper:has([role=tablist] > button:nth-of-type(2)) .overflow-menu > button::after { content: none; }
+  .overflow-menu > button { display: flex; align-items: center; white-space: nowrap; }
   /* each scrub slider stays at the top of the screen while its pictures and plots scroll under it (no commas inside
      :has() or :is(): gradio splits this CSS's selectors at every comma to scope them) */
   .form:has(> #forward-t), .form:has(> #reverse-t), .form:has(> #race-t), .form:has(> #guidance-t),
