@@ -138,3 +138,18 @@ def test_hub_models_are_offered_online_and_named_once_offline(app_models, monkey
     monkeypatch.setattr(models, "hub_reachable", lambda: True)  # online: listed as before, and no note
     names = [name for _, name in models.model_choices()]
     assert "google/ddpm-cifar10-32" + models.HUB_SUFFIX in names and models.hub_note() is None
+
+
+def test_stop_reaches_a_run_still_waiting_in_the_queue(app_models, monkeypatch):
+    """Generate notes the session's run as waiting; a Stop then is kept, and the run ends after its first step when
+    it starts, saying it stopped. A Stop with no run going or waiting asks nothing of the next run."""
+    monkeypatch.setattr(settings, "STREAM_EVERY_S", 0.0)
+    request = SimpleNamespace(session_hash="stop-queued")
+    assert not stop_requests.request("stop-queued")  # nothing going or waiting
+    reverse.note_waiting(request)
+    reverse.request_stop(request)
+    outputs = list(reverse.reverse_generate("tiny-random", plans.DDPM, 50, **RUN, request=request, in_page=True))
+    assert outputs[-1]["status"].startswith("Stopped after 1 model evaluation of 50"), outputs[-1]["status"]
+    assert not stop_requests.requested("stop-queued")  # the next run starts clean
+    done = list(reverse.reverse_generate("tiny-random", plans.DDPM, 5, **RUN, request=request, in_page=True))
+    assert done[-1]["status"].startswith("Done"), done[-1]["status"]

@@ -197,9 +197,16 @@ def stopped_outputs(plan: RunPlan, trajectory: Trajectory, made: int, in_page: b
 
 
 def request_stop(request: gr.Request):
-    """The Stop button: ask this session's run to end after its current step (it then says so, with its frames)."""
+    """The Stop button: ask this session's run to end after its current step (it then says so, with its frames); a
+    run still waiting in the queue ends after its first."""
     if request is not None:
         stop_requests.request(request.session_hash)
+
+
+def note_waiting(request: gr.Request):
+    """Generate's unqueued twin: the session's run waits in the queue, and Stop can reach it there."""
+    if request is not None:
+        stop_requests.waiting(request.session_hash)
 
 
 def decided_classes(pipe: DDPMExplorerPipeline, trajectory: Trajectory):

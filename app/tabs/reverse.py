@@ -176,6 +176,8 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     api_only.click(cb.reverse_frame, [state, t], [*api_frames, gr.Markdown(visible=False)], api_name="reverse_frame")
     demo.load(cb.open_with_default_run, None, scrubber, api_visibility="private", show_progress="hidden")
     # Stop asks the session's run to end after its step (it then says so, with its frames to scrub): unqueued, so it
-    # is not waiting behind the run
+    # is not waiting behind the run; Generate notes the run as waiting (unqueued too), so a Stop before it starts
+    # ends it after its first step instead of letting it run for nobody
+    generate.click(cb.note_waiting, None, None, queue=False, api_visibility="private")
     stop.click(cb.request_stop, None, None, queue=False, api_visibility="private")
     gif.wire(export, cb.reverse_gif, state, session_files, api_name="reverse_gif")
