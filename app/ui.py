@@ -48,6 +48,9 @@ CSS = """
   .plot img, #elbo-plot img { width: auto !important; max-width: none !important; height: auto !important;
     object-fit: none; }
   .plot, #elbo-plot { height: auto !important; }
+  /* the reverse tab opens on its run (Generate, the slider, the pictures) and its settings follow, as at desktop
+     size the run is the tab's centre */
+  #reverse-run { order: -1; }
   /* the reverse run's x_t and x̂₀ two abreast, so both fit under the slider, and its caption (a line or five as t
      moves) under them, so they stay put while a finger drags */
   #reverse-scrubber .panels.main figure { flex: 1 1 calc(50% - 7px); max-width: calc(50% - 7px); }
