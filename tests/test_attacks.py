@@ -5,8 +5,7 @@ import pytest
 from conftest import local_client
 from gradio_client import handle_file
 
-from app import plans
-from app.edit_inputs import preset_json, test_images
+from app import edit_inputs, plans
 
 pytestmark = pytest.mark.e2e
 
@@ -144,8 +143,8 @@ PAGE_RUNS = {  # a scrubber's elem_id, the API twin of the page's run, and that 
         "tiny-random", plans.DDPM, 5, 0.0, next(iter(plans.VARIANCE_CHOICES)), True, 0, 1, plans.ANY_CLASS, 1.0
     ]),
     "inpainting": ("inpaint-scrubber", "inpaint", lambda: [
-        "tiny-random", next(iter(test_images())), None, preset_json("centre square", 8, 8), 8, 2, 3, 1.0, 0,
-        plans.ANY_CLASS, 1.0,
+        "tiny-random", next(iter(edit_inputs.test_images())), None, edit_inputs.preset_json("centre square", 8, 8),
+        8, 2, 3, 1.0, 0, plans.ANY_CLASS, 1.0,
     ]),
     "interpolation": ("interp-scrubber", "interpolate", lambda: [
         "tiny-random", 0, 1, 4, plans.ANY_CLASS, plans.ANY_CLASS, 1.0
