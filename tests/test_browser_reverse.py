@@ -87,6 +87,8 @@ def test_arrival_shows_the_recorded_run_at_the_top_large_and_exports_it(page):
     assert box["y"] < VIEWPORT["height"] / 2, box  # at the top of the tab, not below the fold
     per_image = box["width"] * IMAGE_PX / float(x_t.get_attribute("width"))
     assert per_image >= 96, per_image
+    # a run whose steps are its evaluations (UniPC) has no evaluation buttons: the slider reaches every frame
+    expect(page.locator("#reverse-scrubber .evaluations")).to_be_hidden()
     click(page.get_by_role("button", name="Export GIF of this run"))
     gif = page.locator(".block").filter(has=page.get_by_text("x_t | x̂₀ over the run (GIF)", exact=True)).first
     expect(gif.locator("img")).to_be_visible(timeout=WAIT)

@@ -38,7 +38,8 @@
       v, beta,
     };
     state.pick = null;
-    $(".evaluations").hidden = false;
+    // the buttons step through evaluations that share a t (Heun's corrector): shown only where there are such
+    $(".evaluations").hidden = state.run.evaluations === state.run.num_steps;
     const series = [{ label: "β_t", values: beta, log: true }];
     if (p.variance) {
       // Σ_θ's mean over the pixels at each recorded t (held to the next one), between β̃_t and β_t

@@ -121,7 +121,7 @@ window.DDPMScrub = window.DDPMScrub || (() => {
       ctx.textAlign = "left";
       const middle = y0 + ph / 2 + 4 - 6 * (names[i].length - 1);
       names[i].forEach((n, j) => {
-        ctx.fillStyle = j ? "#777" : "#333";
+        ctx.fillStyle = j ? "#666" : "#333";
         ctx.fillText(n, 2, middle + 12 * j);
       });
     });

@@ -142,15 +142,20 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     race.create_sections(demo, inputs.model, T, inputs.class_choice, inputs.guidance)
     sdedit_section(inputs.model, T)
 
-    for component in inputs.plan:
-        component.change(cb.estimate_runtime, inputs.plan, estimate, show_progress="hidden", api_visibility="private")
-    demo.load(cb.estimate_runtime, inputs.plan, estimate, api_visibility="private")
+    # the estimate follows every control; where the model or the class sets others first (class and w; the batch),
+    # it comes after them (run beside them, it read their old values and could land last: "on 4 images" under "one
+    # of each" with guidance, on a fresh page)
+    estimate_now = dict(
+        fn=cb.estimate_runtime, inputs=inputs.plan, outputs=estimate, show_progress="hidden", api_visibility="private"
+    )
+    for component in (inputs.sampler, inputs.steps, inputs.eta, inputs.batch, inputs.guidance):
+        component.change(**estimate_now)
     conditioning = [inputs.class_choice, inputs.guidance]
-    inputs.model.change(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private")
-    demo.load(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private")
+    for event in (inputs.model.change, demo.load):
+        event(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private").then(**estimate_now)
     inputs.class_choice.change(
         cb.batch_control, [inputs.model, inputs.class_choice], inputs.batch, api_visibility="private"
-    )
+    ).then(**estimate_now)
     inputs.sampler.change(cb.sampler_help, inputs.sampler, inputs.sampler, api_visibility="private")
     for event in (inputs.model.change, demo.load):  # a model with a learned Σ_θ samples with it by default
         event(cb.variance_controls, inputs.model, inputs.variance, api_visibility="private")
