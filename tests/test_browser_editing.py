@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from chromium import CHROMIUM, chromium_page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from playwright.sync_api import expect
 
 from app.editing_payload import move_caption, move_record
 from pipelines.repaint import moves_down, repaint_timesteps
@@ -76,9 +77,12 @@ def test_inpainting_run_scrubbed_with_the_mouse_shows_its_jumps(page):
     assert caption.locator("b").inner_text() == expected
     page.locator("#inpaint-scrubber").screenshot(path=str(ARTIFACTS / "editing-inpaint-scrubber.png"))
 
+    slerp = page.get_by_text("slerp of x_T, sampled (DDIM η = 0)", exact=True)
+    expect(slerp).to_be_hidden()  # no empty boxes before a run
     page.get_by_role("button", name="Interpolate", exact=True).click()
     page.wait_for_function("() => document.querySelector('#interp-scrubber [data-paints]')", timeout=60_000)
     page.get_by_text("Why slerp.").wait_for(timeout=10_000)
+    expect(page.locator(".block").filter(has=slerp).last.locator("img")).to_be_visible()  # the strips, once made
     before = paints(page, "interp-scrubber")
     drag_slider(page, "interp-t", 0.05, 0.6)
     page.wait_for_function(PAINTED, arg=["interp-scrubber", before], timeout=10_000)

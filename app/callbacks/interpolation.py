@@ -125,5 +125,7 @@ def interpolate_in_page(model_name, seed_a, seed_b, steps, class_a, class_b, gui
     """:func:`interpolate`, then the scrubber's payload and its slider at the samples (t = 0)."""
     args = (model_name, seed_a, seed_b, steps, class_a, class_b, guidance)
     outputs, payload = yield from stoppable(_interpolate(*args), INTERPOLATION_OUTPUTS + 2)
-    yield (*outputs, payload(), gr.update(value=0))
+    *strips, notes = outputs
+    shown = tuple(gr.update(value=strip, visible=True) for strip in strips)  # hidden in the page until a run
+    yield (*shown, notes, payload(), gr.update(value=0))
     yield (gr.skip(),) * (len(outputs) + 2)  # gradio's completion repeats the last yield: not the payload again

@@ -160,10 +160,10 @@ def interpolation_section(model: gr.Dropdown, T: int) -> list[gr.Component]:
     with gr.Row():
         run = gr.Button("Interpolate", variant="primary")
         stop = gr.Button("Stop", variant="stop")
-    strips = [
-        image_panel("slerp of x_T, sampled (DDIM η = 0)", height=110),
-        image_panel("lerp of x_T, sampled (DDIM η = 0)", height=110),
-        image_panel("cross-fade of the two end samples' pixels", height=110),
+    strips = [  # shown once a run has made them (empty boxes before it said nothing)
+        image_panel("slerp of x_T, sampled (DDIM η = 0)", height=110, visible=False),
+        image_panel("lerp of x_T, sampled (DDIM η = 0)", height=110, visible=False),
+        image_panel("cross-fade of the two end samples' pixels", height=110, visible=False),
     ]
     notes = gr.Markdown()
     t = gr.Slider(0, T, value=T, step=1, label="t (0 = the samples, T = noise)", elem_id="interp-t", interactive=True)
