@@ -360,3 +360,21 @@ def test_one_addresss_backlog_does_not_hold_back_anothers_first_run(app_url, slo
     slow_generations.clear()
     assert "Done: DDPM (ancestral), 5 steps" in job.result()[2]
     assert waiting_then >= 3, f"the newcomer's run finished with {waiting_then} of the backlog still waiting"
+
+
+def test_a_run_whose_completion_was_sent_no_longer_counts():
+    """gradio sends a run's completion before its worker lets the job go; the page's chained run (the lab's sampling
+    after training) arrived in between and was refused as the session's third model run."""
+    from types import SimpleNamespace
+
+    from gradio.server_messages import ProcessCompletedMessage
+
+    from app.serving.queue_limits import limit_jobs_per_client, running_events
+
+    sent = []
+    done, going = SimpleNamespace(name="done"), SimpleNamespace(name="going")
+    queue = SimpleNamespace(active_jobs=[[done], [going], None], push=None, send_message=lambda e, m: sent.append(e))
+    limit_jobs_per_client(queue)
+    assert [e.name for e in running_events(queue)] == ["done", "going"]
+    queue.send_message(done, ProcessCompletedMessage(output={}, success=True))
+    assert sent == [done] and [e.name for e in running_events(queue)] == ["going"]

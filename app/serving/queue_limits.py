@@ -22,10 +22,12 @@ from collections.abc import Iterator
 
 from gradio import route_utils
 from gradio.queueing import Event, Queue
+from gradio.server_messages import ServerMessage
 
 from app import settings
 
 SAMPLING = "sampling"  # the concurrency id of model work (app/tabs)
+COMPLETED = "ddpm_explorer_completed"  # set on a gradio Event once its completion message is sent
 
 
 def client_address(request) -> str:
@@ -85,9 +87,11 @@ def refusal(queue: Queue, session_hash: str | None, address: str, model_run: boo
 
 
 def running_events(queue: Queue) -> Iterator[Event]:
-    """The requests a worker is processing now."""
+    """The requests a worker is processing now. One whose completion was sent is not: gradio sends it before its
+    worker lets the job go, and the page's chained event (the lab's sampling after its training) can arrive in
+    between; counted, the finished run refused it ("already has 2 model runs")."""
     for job in list(queue.active_jobs):
-        yield from job or []
+        yield from (event for event in job or [] if not getattr(event, COMPLETED, False))
 
 
 def fair_order(waiting: list[Event], running: Iterator[Event]) -> list[Event]:
@@ -124,3 +128,11 @@ def limit_jobs_per_client(queue: Queue) -> None:
             return accepted
 
     queue.push = limited_push
+    send = queue.send_message
+
+    def marking_send(event, message, *args, **kwargs):
+        if getattr(message, "msg", None) == ServerMessage.process_completed:
+            setattr(event, COMPLETED, True)  # done, though its worker still holds it for a moment
+        return send(event, message, *args, **kwargs)
+
+    queue.send_message = marking_send
