@@ -175,7 +175,12 @@ def test_the_lab_loss_curve_streams_in_view_while_the_model_learns(page):
         page.screenshot(path=str(ARTIFACTS / "lab-training-did-not-start.png"), full_page=True)
         raise
     # training, then sampling: the status passes "Trained" in a moment, so the run's end is waited for
-    expect(status).to_contain_text("Sampled 2000 points", timeout=180_000)
+    try:
+        expect(status).to_contain_text("Sampled 2000 points", timeout=180_000)
+    except AssertionError as e:  # say what the page said (a refused run shows its reason in a toast)
+        page.screenshot(path=str(ARTIFACTS / "lab-not-sampled.png"), full_page=True)
+        toasts = page.locator(".toast-body").all_inner_texts()
+        raise AssertionError(f"no samples after training; the page's messages: {toasts}") from e
     expect(page.get_by_role("button", name="Sample again", exact=True)).to_be_enabled(timeout=30_000)
     seen = page.evaluate("() => window.lossWatch")
     training = [s for s in seen if s["status"].startswith("Training:")]
