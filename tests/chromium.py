@@ -3,6 +3,8 @@
 Never a downloaded browser: ``apt-get install chromium chromium-driver`` puts it at ``/usr/bin/chromium``.
 """
 
+import os
+import shutil
 from contextlib import contextmanager
 
 CHROMIUM = "/usr/bin/chromium"
@@ -15,6 +17,18 @@ FLAGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1400, "height": 1600}
+
+
+def require_chromium() -> None:
+    """In a browser test's fixture: skip where Debian's Chromium is missing; in CI (``CI_STRICT``) fail instead, since
+    there the browser tests must run."""
+    import pytest
+
+    if shutil.which(CHROMIUM) or os.path.exists(CHROMIUM):
+        return
+    if os.environ.get("CI_STRICT"):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
 
 
 @contextmanager

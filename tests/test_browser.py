@@ -1,12 +1,11 @@
 """The app in a real browser: Debian's Chromium driven by Playwright (never a downloaded browser)."""
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from chromium import CHROMIUM, chromium_page
+from chromium import chromium_page, require_chromium
 from conftest import local_client
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -21,10 +20,7 @@ ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
 
 @pytest.fixture(scope="module")
 def page(live_app):
-    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        if os.environ.get("CI_STRICT"):
-            pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
+    require_chromium()
     with chromium_page(live_app) as page:
         page.get_by_text("x_t", exact=True).first.wait_for(timeout=30_000)
         yield page

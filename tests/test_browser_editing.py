@@ -2,11 +2,10 @@
 the mouse; then the same page on a phone's viewport. Screenshots go to TEST_ARTIFACTS (test-artifacts/)."""
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
-from chromium import CHROMIUM, chromium_page
+from chromium import chromium_page, require_chromium
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
@@ -23,8 +22,7 @@ PAINTED = (
 
 @pytest.fixture(scope="module")
 def page(live_app):
-    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
+    require_chromium()
     with chromium_page(live_app) as page:
         page.get_by_role("tab", name="Editing").wait_for(timeout=30_000)
         yield page

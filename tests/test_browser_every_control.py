@@ -5,12 +5,10 @@ typing, after which its value (or the view) has changed. One page for the module
 Nothing here writes a control's value by script: the page is driven with the mouse and the keyboard only, and read
 back."""
 
-import os
 import re
-import shutil
 
 import pytest
-from chromium import CHROMIUM, chromium_page
+from chromium import chromium_page, require_chromium
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
@@ -69,10 +67,7 @@ BLOCK = "xpath=ancestor::*[contains(concat(' ', normalize-space(@class), ' '), '
 
 @pytest.fixture(scope="module")
 def page(live_app):
-    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        if os.environ.get("CI_STRICT"):
-            pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
+    require_chromium()
     with chromium_page(live_app) as page:
         page.get_by_text("x_t", exact=True).first.wait_for(timeout=30_000)
         yield page

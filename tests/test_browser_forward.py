@@ -2,12 +2,9 @@
 Enter, mouse drags on a track, clicks, a file chosen. Reading the page back (DOM, styles, canvases) is all that
 runs as script."""
 
-import os
-import shutil
-
 import numpy as np
 import pytest
-from chromium import CHROMIUM, chromium_page
+from chromium import chromium_page, require_chromium
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -18,10 +15,7 @@ SLOW = 60_000  # a loaded machine
 
 @pytest.fixture(scope="module")
 def page(live_app):
-    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        if os.environ.get("CI_STRICT"):
-            pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
+    require_chromium()
     with chromium_page(live_app) as page:
         page.wait_for_function(
             "document.querySelector('#forward-scrubber [data-paints]')?.dataset.version", timeout=SLOW

@@ -4,13 +4,11 @@ Plot text is at least 11 CSS px (plots were PNGs and canvases shrunk to the scre
 read to its last column, and on the forward and reverse tabs the picture being scrubbed and its slider are on the
 screen together while a finger drags the slider."""
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-from chromium import CHROMIUM, FLAGS
+from chromium import CHROMIUM, FLAGS, require_chromium
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
@@ -30,10 +28,7 @@ PLOT_IMAGES = ".plot img, #elbo-plot img"
 
 @pytest.fixture(scope="module")
 def phone(live_app):
-    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        if os.environ.get("CI_STRICT"):
-            pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -3,12 +3,10 @@ samples the tab's class at its w, a batch slider that "one of each" overrides is
 live views show every image whole and sharp with its caption below, the sweep's t slider moves by hand, the lab's loss
 curve streams in view while the model learns, and the lab's table reaches its last column on a phone."""
 
-import os
 import re
-import shutil
 
 import pytest
-from chromium import CHROMIUM, chromium_page
+from chromium import chromium_page, require_chromium
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 from test_browser import ARTIFACTS, choose, drag_to, scrubber_state, set_number, wait_for_new_payload
@@ -22,10 +20,7 @@ CLASS = "Class (class-conditional models)"  # Generate's, which the race takes
 
 @pytest.fixture(scope="module")
 def page(live_app):
-    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        if os.environ.get("CI_STRICT"):
-            pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
+    require_chromium()
     with chromium_page(live_app) as page:
         page.get_by_text("x_t", exact=True).first.wait_for(timeout=30_000)
         yield page

@@ -4,12 +4,10 @@ reached and named; Stop, which keeps the frames made; the Hub models offline. On
 default run recorded for the tiny model the tab starts on."""
 
 import json
-import os
-import shutil
 import time
 
 import pytest
-from chromium import CHROMIUM, chromium_page
+from chromium import chromium_page, require_chromium
 from conftest import launched_demo
 from playwright.sync_api import expect
 from test_browser import choose, drag_to, set_number
@@ -46,8 +44,7 @@ def app_url(tiny_checkpoints, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
+    require_chromium()
     with chromium_page(app_url) as page:
         page.set_viewport_size(VIEWPORT)
         page.get_by_role("tab", name="Reverse process").click()
