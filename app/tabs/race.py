@@ -132,7 +132,9 @@ def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:
                     [plans.ONE_OF_EACH], value=plans.ONE_OF_EACH, label="Class", allow_custom_value=True
                 )  # its choices are the model's classes; the handler checks them
                 scales = gr.CheckboxGroup(
-                    list(cb.GUIDANCE_SCALES), value=list(cb.DEFAULT_GUIDANCE_SCALES), label="Guidance scales w to sweep (pick 2 to 6)"
+                    list(cb.GUIDANCE_SCALES),
+                    value=list(cb.DEFAULT_GUIDANCE_SCALES),
+                    label="Guidance scales w to sweep (pick 2 to 6)",
                 )
                 sampler = gr.Dropdown(list(plans.SAMPLER_NAMES), value=plans.DEFAULT_SAMPLER, label="Sampler")
                 steps = gr.Slider(1, settings.MAX_STEPS, value=plans.DEFAULT_STEPS, step=1, label="Steps N")
