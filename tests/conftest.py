@@ -142,3 +142,14 @@ def live_app(tiny_checkpoints):
     """The whole app, launched on a free local port with the tiny checkpoints; yields its URL."""
     with launch_app(tiny_checkpoints) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def page(live_app):
+    """A browser module's page: headless Chromium on the module's app, once its forward view has loaded."""
+    from chromium import chromium_page, require_chromium
+
+    require_chromium()
+    with chromium_page(live_app) as page:
+        page.get_by_text("x_t", exact=True).first.wait_for(timeout=30_000)
+        yield page

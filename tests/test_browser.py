@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from chromium import chromium_page, require_chromium
 from conftest import local_client
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -16,14 +15,6 @@ from app.callbacks.forward import SCHEDULES
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
-
-
-@pytest.fixture(scope="module")
-def page(live_app):
-    require_chromium()
-    with chromium_page(live_app) as page:
-        page.get_by_text("x_t", exact=True).first.wait_for(timeout=30_000)
-        yield page
 
 
 def image_src(locator) -> str:

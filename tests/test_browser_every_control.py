@@ -8,7 +8,6 @@ back."""
 import re
 
 import pytest
-from chromium import chromium_page, require_chromium
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
@@ -63,14 +62,6 @@ CONTROLS_JS = """() => {
 }"""
 # the nearest gradio block around an element
 BLOCK = "xpath=ancestor::*[contains(concat(' ', normalize-space(@class), ' '), ' block ')][1]"
-
-
-@pytest.fixture(scope="module")
-def page(live_app):
-    require_chromium()
-    with chromium_page(live_app) as page:
-        page.get_by_text("x_t", exact=True).first.wait_for(timeout=30_000)
-        yield page
 
 
 def open_tab(page, name: str):

@@ -6,7 +6,6 @@ curve streams in view while the model learns, and the lab's table reaches its la
 import re
 
 import pytest
-from chromium import chromium_page, require_chromium
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 from test_browser import ARTIFACTS, choose, drag_to, scrubber_state, set_number, wait_for_new_payload
@@ -16,14 +15,6 @@ from app.callbacks.race import DEFAULT_GUIDANCE_SCALES
 
 pytestmark = pytest.mark.e2e
 CLASS = "Class (class-conditional models)"  # Generate's, which the race takes
-
-
-@pytest.fixture(scope="module")
-def page(live_app):
-    require_chromium()
-    with chromium_page(live_app) as page:
-        page.get_by_text("x_t", exact=True).first.wait_for(timeout=30_000)
-        yield page
 
 
 LIVE_FACTS = """(id) => [...document.querySelectorAll(`#${id} figure`)].map((figure) => {
