@@ -23,7 +23,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist, uint8_to_model_range
+from pipelines.training.data import (
+    DEFAULT_FASHION_MNIST_DIR,
+    load_fashion_mnist,
+    load_labelled_image_folder,
+    uint8_to_model_range,
+)
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 DEFAULT_CLASSIFIER_DIR = CHECKPOINTS / "fashion-mnist-classifier"
@@ -33,11 +38,11 @@ CONFIG_FILE = "config.json"  # {"architecture": ...}; absent: the first classifi
 
 
 class FashionClassifier(nn.Module):
-    """Three conv blocks and a 128-d feature layer: (B, 1, 32, 32) in [−1, 1] -> logits (B, 10)."""
+    """Three conv blocks and a 128-d feature layer: (B, C, 32, 32) in [−1, 1] -> logits (B, classes)."""
 
     feature_dim = 128
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1):
         super().__init__()
 
         def block(c_in, c_out):
@@ -51,7 +56,7 @@ class FashionClassifier(nn.Module):
                 nn.MaxPool2d(2),
             )
 
-        self.body = nn.Sequential(block(1, 32), block(32, 64), block(64, 128))  # 32 -> 16 -> 8 -> 4
+        self.body = nn.Sequential(block(in_channels, 32), block(32, 64), block(64, 128))  # 32 -> 16 -> 8 -> 4
         self.features_head = nn.Sequential(
             nn.Flatten(), nn.Dropout(0.3), nn.Linear(128 * 16, self.feature_dim), nn.ReLU(inplace=True)
         )
@@ -82,15 +87,15 @@ class ResidualBlock(nn.Module):
 
 
 class ResidualClassifier(nn.Module):
-    """A residual network with group norm, strided downsampling and global average pooling: (B, 1, 32, 32) in
-    [−1, 1] -> logits (B, 10); its features are the pooled 128 channels. Built to differ from FashionClassifier in
-    every choice that shapes a feature space (normalization, pooling, depth, activation)."""
+    """A residual network with group norm, strided downsampling and global average pooling: (B, C, 32, 32) in
+    [−1, 1] -> logits (B, classes); its features are the pooled 128 channels. Built to differ from FashionClassifier
+    in every choice that shapes a feature space (normalization, pooling, depth, activation)."""
 
     feature_dim = 128
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1):
         super().__init__()
-        layers = [nn.Conv2d(1, 32, 3, padding=1)]
+        layers = [nn.Conv2d(in_channels, 32, 3, padding=1)]
         for c_in, c_out in ((32, 32), (32, 64), (64, 128)):  # 32 -> 16 -> 8 -> 4
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), ResidualBlock(c_out)]
         layers += [nn.GroupNorm(8, 128), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
@@ -117,14 +122,14 @@ def load_classifier(directory=DEFAULT_CLASSIFIER_DIR) -> nn.Module:
     architecture = config.get("architecture", "convnet")
     if architecture not in ARCHITECTURES:
         raise ValueError(f"{directory}: unknown classifier architecture {architecture!r}.")
-    model = ARCHITECTURES[architecture]()
+    model = ARCHITECTURES[architecture](config.get("num_classes", 10), config.get("in_channels", 1))
     model.load_state_dict(load_file(str(path)))
     return model.eval()
 
 
 @torch.inference_mode()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500):
-    """(N, 1, 32, 32) in [−1, 1] -> (features (N, feature_dim), probabilities (N, 10))."""
+    """(N, C, 32, 32) in [−1, 1] -> (features (N, feature_dim), probabilities (N, classes))."""
     feats, probs = [], []
     for i in range(0, len(images), batch_size):
         f = model.features(images[i : i + batch_size])
@@ -138,15 +143,41 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     return (probs.argmax(-1) == labels).float().mean().item()
 
 
+def training_data(args):
+    """(x_train, y_train, x_test, y_test, class names): Fashion-MNIST, or a labelled image folder and its test
+    folder (``--image-folder``, ``--test-folder``: one subfolder per class, e.g. ``python -m
+    pipelines.training.emoji``'s train/ and test/)."""
+    if args.image_folder:
+        x_train, y_train, names = load_labelled_image_folder(args.image_folder, 32, args.channels)
+        x_test, y_test, test_names = load_labelled_image_folder(args.test_folder, 32, args.channels)
+        if test_names != names:
+            raise SystemExit(f"{args.test_folder}'s classes {test_names} are not {args.image_folder}'s {names}.")
+    else:
+        train_images, y_train = load_fashion_mnist(args.data_dir, "train")
+        test_images, y_test = load_fashion_mnist(args.data_dir, "test")
+        x_train, x_test, names = uint8_to_model_range(train_images), uint8_to_model_range(test_images), None
+    return x_train[: args.train_images], y_train[: args.train_images], x_test, y_test, names
+
+
+def augmented(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """Random horizontal flips and, with ``shift`` > 0, random translations by up to ``shift`` pixels (edges
+    repeated): a small data set's classifier needs them to generalise."""
+    flip = torch.rand(len(x)) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    if shift:
+        padded = F.pad(x, (shift,) * 4, mode="replicate")
+        dx, dy = torch.randint(0, 2 * shift + 1, (2,)).tolist()
+        x = padded[..., dy : dy + x.shape[-2], dx : dx + x.shape[-1]]
+    return x
+
+
 def train(args) -> None:
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
-    train_images, train_labels = load_fashion_mnist(args.data_dir, "train")
-    train_images, train_labels = train_images[: args.train_images], train_labels[: args.train_images]
-    test_images, test_labels = load_fashion_mnist(args.data_dir, "test")
-    x_train, x_test = uint8_to_model_range(train_images), uint8_to_model_range(test_images)
-    model = ARCHITECTURES[args.architecture]()
+    x_train, train_labels, x_test, test_labels, class_names = training_data(args)
+    num_classes = len(class_names) if class_names else 10
+    model = ARCHITECTURES[args.architecture](num_classes, x_train.shape[1])
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = len(x_train) // args.batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=args.epochs * steps_per_epoch)
@@ -157,9 +188,7 @@ def train(args) -> None:
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}")
         for i in bar:
             idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
-            x = x_train[idx]
-            flip = torch.rand(len(x)) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            x = augmented(x_train[idx], args.shift)
             loss = F.cross_entropy(model(x), train_labels[idx], label_smoothing=0.05)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -172,9 +201,15 @@ def train(args) -> None:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / WEIGHTS_FILE))
-    (out / CONFIG_FILE).write_text(json.dumps({"architecture": args.architecture}, indent=2) + "\n")
+    config = {"architecture": args.architecture}
+    if class_names:
+        config.update(in_channels=x_train.shape[1], num_classes=num_classes, class_names=class_names)
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     report = {
         "architecture": args.architecture,
+        "data": args.image_folder or "Fashion-MNIST",
+        "train_images": len(x_train),
+        "test_images": len(x_test),
         "parameters": sum(p.numel() for p in model.parameters()),
         "test_accuracy": acc,
         "epochs": args.epochs,
@@ -188,8 +223,12 @@ def train(args) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="Train the Fashion-MNIST feature classifier.")
+    p = argparse.ArgumentParser(description="Train a feature classifier (Fashion-MNIST, or a labelled image folder).")
     p.add_argument("--data-dir", default=DEFAULT_FASHION_MNIST_DIR)
+    p.add_argument("--image-folder", default=None, help="a labelled image folder (one subfolder per class) instead")
+    p.add_argument("--test-folder", default=None, help="its held-out images (default: the sibling test/ folder)")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=3, help="of --image-folder's images")
+    p.add_argument("--shift", type=int, default=0, help="random translations of up to this many pixels")
     p.add_argument("--output-dir", default=str(DEFAULT_CLASSIFIER_DIR))
     p.add_argument("--architecture", choices=tuple(ARCHITECTURES), default="convnet")
     p.add_argument("--train-images", type=int, default=None, help="train on the first N images only (tests)")
@@ -198,7 +237,10 @@ def main(argv=None) -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
-    train(p.parse_args(argv))
+    args = p.parse_args(argv)
+    if args.image_folder and not args.test_folder:
+        args.test_folder = str(Path(args.image_folder).parent / "test")
+    train(args)
 
 
 if __name__ == "__main__":

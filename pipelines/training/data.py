@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import struct
 from pathlib import Path
 
@@ -96,15 +97,49 @@ def uint8_to_model_range(images: torch.Tensor, resolution: int = 32) -> torch.Te
     return x.clamp(-1.0, 1.0)
 
 
-def load_image_folder(folder: str | Path, resolution: int, channels: int) -> torch.Tensor:
-    """Every image under ``folder`` (recursively), center-cropped to a square, resized to ``resolution`` and
-    converted to ``channels`` (1 = grayscale, 3 = RGB): (N, C, R, R) float in [−1, 1]."""
-    folder = Path(folder)
+def _image_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise DatasetNotFoundError(f"Image folder {folder} does not exist.")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise DatasetNotFoundError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {folder}.")
+    return files
+
+
+def folder_class_names(folder: str | Path) -> list[str]:
+    """The classes of a labelled image folder (one subfolder of images per class), in label order: the order of a
+    ``classes.json`` list in the folder or its parent (``python -m pipelines.training.emoji`` writes one), else the
+    subfolders' names sorted."""
+    folder = Path(folder)
+    for listing in (folder / "classes.json", folder.parent / "classes.json"):
+        if listing.is_file():
+            names = json.loads(listing.read_text())
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise DatasetNotFoundError(f"{listing} must be a JSON list of class names.")
+            return [n for n in names if (folder / n).is_dir()]
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    if not names:
+        raise DatasetNotFoundError(f"{folder} has no class subfolders: a labelled folder holds one folder per class.")
+    return names
+
+
+def load_labelled_image_folder(folder: str | Path, resolution: int, channels: int):
+    """A labelled image folder (see :func:`folder_class_names`): ((N, C, R, R) images in [−1, 1], (N,) int64 labels,
+    the class names)."""
+    folder = Path(folder)
+    names = folder_class_names(folder)
+    parts, labels = [], []
+    for label, name in enumerate(names):
+        images = load_image_folder(folder / name, resolution, channels)
+        parts.append(images)
+        labels.append(torch.full((len(images),), label, dtype=torch.long))
+    return torch.cat(parts), torch.cat(labels), names
+
+
+def load_image_folder(folder: str | Path, resolution: int, channels: int) -> torch.Tensor:
+    """Every image under ``folder`` (recursively), center-cropped to a square, resized to ``resolution`` and
+    converted to ``channels`` (1 = grayscale, 3 = RGB): (N, C, R, R) float in [−1, 1]."""
+    files = _image_files(Path(folder))
     mode = {1: "L", 3: "RGB"}[channels]
     out = torch.empty((len(files), channels, resolution, resolution))
     for i, path in enumerate(files):

@@ -45,8 +45,11 @@ from pipelines.schedules import SCHEDULE_NAMES
 from pipelines.training.data import (
     DEFAULT_FASHION_MNIST_DIR,
     FASHION_MNIST_CLASSES,
+    DatasetNotFoundError,
+    folder_class_names,
     load_fashion_mnist,
     load_image_folder,
+    load_labelled_image_folder,
     uint8_to_model_range,
 )
 from pipelines.training.training_state import STATE_FILE, load_training_state, save_training_state
@@ -77,7 +80,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument(
         "--class-conditional",
         action="store_true",
-        help="condition on the class labels (Fashion-MNIST): num_class_embeds = classes + 1, the last the null label",
+        help="condition on the class labels (Fashion-MNIST's, or an --image-folder's class subfolders): "
+        "num_class_embeds = classes + 1, the last the null label",
     )
     model.add_argument("--label-dropout", type=float, default=0.1, help="p of training a label as the null label")
     model.add_argument("--num-train-timesteps", type=int, default=1000)
@@ -135,11 +139,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def training_class_names(args) -> list[str]:
+    """The classes a class-conditional model learns: Fashion-MNIST's, or a labelled image folder's subfolders."""
+    if not args.image_folder:
+        return list(FASHION_MNIST_CLASSES)
+    try:
+        return folder_class_names(args.image_folder)
+    except DatasetNotFoundError as e:
+        raise SystemExit(f"--class-conditional with --image-folder needs one subfolder per class: {e}") from e
+
+
 def load_training_images(args) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, C, R, R) float images in [−1, 1] and their (N,) int64 class labels (all 0 for an image folder)."""
+    """(N, C, R, R) float images in [−1, 1] and their (N,) int64 class labels (all 0 for an unlabelled folder; a
+    class-conditional run on a folder reads one subfolder per class, :func:`training_class_names`' order)."""
     if args.image_folder:
         if args.class_conditional:
-            raise SystemExit("--class-conditional needs labelled data: train on Fashion-MNIST (--data-dir).")
+            images, labels, names = load_labelled_image_folder(args.image_folder, args.resolution, args.channels)
+            if names != args.class_names:
+                raise SystemExit(f"{args.image_folder}'s classes {names} are not the run's {args.class_names}.")
+            return images, labels
         images = load_image_folder(args.image_folder, args.resolution, args.channels)
         return images, torch.zeros(len(images), dtype=torch.long)
     if args.channels != 1:
@@ -218,9 +236,9 @@ def ema_unet(unet, ema: EMAModel):
     return model.eval()
 
 
-def export_pipeline(unet, scheduler, export_dir, fp16: bool) -> Path:
-    """The pipeline in diffusers' layout; a class-conditional one names its classes (Fashion-MNIST's)."""
-    class_names = list(FASHION_MNIST_CLASSES) if unet.config.num_class_embeds else None
+def export_pipeline(unet, scheduler, export_dir, fp16: bool, class_names=None) -> Path:
+    """The pipeline in diffusers' layout; a class-conditional one names its classes (Fashion-MNIST's by default)."""
+    class_names = list(class_names or FASHION_MNIST_CLASSES) if unet.config.num_class_embeds else None
     pipeline = DDPMExplorerPipeline(unet=unet.half() if fp16 else unet, scheduler=scheduler, class_names=class_names)
     pipeline.save_pretrained(export_dir, safe_serialization=True)
     return Path(export_dir)
@@ -306,9 +324,12 @@ def train(args: argparse.Namespace, stop: dict) -> None:
             "class_conditional",
             "variance_type",
             "vlb_weight",
+            "class_names",
         ):
             setattr(args, key, saved.get(key, SAVED_ARG_DEFAULTS.get(key, False)))
-    num_classes = len(FASHION_MNIST_CLASSES)
+    if not getattr(args, "class_names", None):  # a new run, or one saved before runs recorded their classes
+        args.class_names = training_class_names(args) if args.class_conditional else None
+    num_classes = len(args.class_names or FASHION_MNIST_CLASSES)
     num_class_embeds = num_classes + 1 if args.class_conditional else None  # the last one is the null label
     null_label = num_classes if args.class_conditional else None
     unet = build_unet(
@@ -334,7 +355,7 @@ def train(args: argparse.Namespace, stop: dict) -> None:
         step = init_from_milestone(args.init_from, args.init_step, unet, ema, lr_scheduler)
         accelerator.print(f"Started from {args.init_from} as step {step}, with a fresh optimizer.")
     if args.export_only:
-        export_pipeline(ema_unet(unet, ema), scheduler, export_dir, args.save_fp16)
+        export_pipeline(ema_unet(unet, ema), scheduler, export_dir, args.save_fp16, args.class_names)
         accelerator.print(f"Exported the EMA pipeline of step {step} to {export_dir}.")
         return
 
@@ -422,7 +443,7 @@ def train(args: argparse.Namespace, stop: dict) -> None:
     progress.close()
     if accelerator.is_main_process:
         model = ema_unet(accelerator.unwrap_model(unet), ema)
-        export_pipeline(model, scheduler, export_dir, args.save_fp16)
+        export_pipeline(model, scheduler, export_dir, args.save_fp16, args.class_names)
         accelerator.print(f"Saved the EMA pipeline to {export_dir}.")
 
 
