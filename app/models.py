@@ -6,13 +6,13 @@ Only names from this registry are accepted from users: no user-supplied paths, a
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import torch
 
@@ -87,13 +87,21 @@ def default_model() -> str | None:
     return names[0] if names else None
 
 
-@lru_cache(maxsize=1)
 def hub_reachable() -> bool:
-    """Whether the Hub can be reached: not when HF_HUB_OFFLINE is set, nor without a network (checked once)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+    """Whether the Hub can be reached: not when HF_HUB_OFFLINE is set, nor when the host of HF_ENDPOINT (by default
+    huggingface.co:443) takes no connection (checked once per host)."""
+    from pipelines.hub_models import hub_endpoint, hub_offline
+
+    if hub_offline():
         return False
+    endpoint = urlsplit(hub_endpoint())
+    return _can_connect(endpoint.hostname or "", endpoint.port or (443 if endpoint.scheme == "https" else 80))
+
+
+@lru_cache(maxsize=4)
+def _can_connect(host: str, port: int) -> bool:
     try:
-        socket.create_connection(("huggingface.co", 443), timeout=1.5).close()
+        socket.create_connection((host, port), timeout=1.5).close()
         return True
     except OSError:
         return False
@@ -120,11 +128,16 @@ def num_timesteps(name: str | None) -> int | None:
 
 _cache: dict[str, object] = {}
 _errors: dict[str, str] = {}
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards the dicts above and _loading
+_loading: dict[str, threading.Lock] = {}  # one per model: a Hub download holds its own, never the others'
 
 
 def get_pipeline(name: str):
     """The loaded pipeline for a registry name, loaded once per process and shared (read-only) by all sessions.
+
+    A model being loaded (a Hub model downloads for minutes) holds up only the requests for it. A broken checkpoint
+    is remembered; a download that failed on the way (no connection, broken off, a server error) is not: the next
+    request tries again.
 
     Raises:
         ModelUnavailable: an unknown name, an offline Hub model, or a broken checkpoint (other models stay usable).
@@ -136,18 +149,25 @@ def get_pipeline(name: str):
     if reason:
         raise ModelUnavailable(f"{name} is unavailable: {reason}")
     with _lock:
-        if name in _cache:
-            return _cache[name]
-        if name in _errors:
-            raise ModelUnavailable(_errors[name])
+        model_lock = _loading.setdefault(name, threading.Lock())
+    with model_lock:
+        with _lock:
+            if name in _cache:
+                return _cache[name]
+            if name in _errors:
+                raise ModelUnavailable(_errors[name])
         loading = imported("pipelines.loading")  # diffusers, which the page does not need to be served
         try:
             pipe = loading.load_pipeline(entry.source, device=device())
+        except loading.DownloadError as e:
+            raise ModelUnavailable(f"{name} could not be loaded: {e}") from e
         except (loading.CheckpointError, OSError, ValueError) as e:
-            _errors[name] = f"{name} could not be loaded: {e}"
+            with _lock:
+                _errors[name] = f"{name} could not be loaded: {e}"
             raise ModelUnavailable(_errors[name]) from e
         pipe.set_progress_bar_config(leave=False)
-        _cache[name] = pipe
+        with _lock:
+            _cache[name] = pipe
         return pipe
 
 
