@@ -267,14 +267,15 @@ def sampler_help(name):
 
 
 def variance_controls(name):
-    """The Σ_t radio for a model: with its learned Σ_θ chosen for a model that has one; the fixed ones otherwise."""
+    """The Σ_t radio for a model, on the model's own Σ_t: its learned Σ_θ for a model that has one; otherwise the
+    fixed ones, on the one its scheduler config names (google/ddpm-cifar10-32's is fixed_large)."""
     from pipelines.scheduler import LEARNED_VARIANCE_TYPES
 
-    learned = check_model(name).scheduler.config.variance_type in LEARNED_VARIANCE_TYPES
-    if learned:
+    own = check_model(name).scheduler.config.variance_type
+    if own in LEARNED_VARIANCE_TYPES:
         return gr.update(choices=list(VARIANCE_CHOICES), value=LEARNED_CHOICE)
     fixed = [k for k, v in VARIANCE_CHOICES.items() if v != "learned"]
-    return gr.update(choices=fixed, value=fixed[0])
+    return gr.update(choices=fixed, value=next((k for k in fixed if VARIANCE_CHOICES[k] == own), fixed[0]))
 
 
 def conditioning_controls(name):
