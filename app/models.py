@@ -210,6 +210,38 @@ def classifier_for(sample_shape: tuple[int, int, int]):
     return load_classifier(DEFAULT_CLASSIFIER_DIR).eval(), list(FASHION_MNIST_CLASSES)
 
 
+NEAREST_CONFIG = "nearest.json"  # {"classifier": "<a classifier folder beside the models>"}
+
+
+@lru_cache(maxsize=4)
+def nearest_training(name: str):
+    """A local model's nearest-training-image search (pipelines/nearest.py), for a model that ships its training set
+    (``training_set.npz``), in pixels and in the features of the classifier its ``nearest.json`` names (a folder
+    beside the models, e.g. ``noto-emoji-classifier``); None for any other model. Built once per model."""
+    from pipelines.nearest import TRAINING_SET_FILE, NearestTraining, TrainingSetError, load_training_set
+    from pipelines.training.classifier import load_classifier
+
+    entry = registry().get(name)
+    if entry is None or entry.is_hub or not (Path(entry.source) / TRAINING_SET_FILE).is_file():
+        return None
+    try:
+        training_set = load_training_set(Path(entry.source) / TRAINING_SET_FILE)
+    except TrainingSetError:
+        return None
+    features = None
+    try:
+        config = json.loads((Path(entry.source) / NEAREST_CONFIG).read_text())
+        folder = str(config.get("classifier", ""))
+        if folder and Path(folder).name == folder:  # a folder name beside the models, never a path
+            features = load_classifier(Path(settings.CHECKPOINT_DIR) / folder).features
+    except (OSError, ValueError, RuntimeError):
+        features = None  # pixels only
+    try:
+        return NearestTraining(training_set, features)
+    except RuntimeError:  # a classifier that does not take the model's images: pixels only
+        return NearestTraining(training_set, None)
+
+
 @lru_cache(maxsize=64)
 def seconds_per_unet_call(pipe, batch_size: int) -> float:
     """Measured once per (loaded, shared) model and batch size: the time of one UNet forward, the fastest of three

@@ -268,3 +268,29 @@ def write_gif(
     with os.fdopen(fd, "wb") as f:
         f.write(encoded.getbuffer())
     return path
+
+
+@drawn_under_lock
+def figure_nearest_distances(reference: dict, run: dict) -> np.ndarray:
+    """Histograms of held-out real images' distances to their nearest training image, with this run's samples'
+    distances marked on them, one panel per space ({"pixels": array, "features": array or None}), as pixels."""
+    return figure_to_array(nearest_distances_figure(reference, run))
+
+
+def nearest_distances_figure(reference: dict, run: dict):
+    """The figure behind :func:`figure_nearest_distances` (call with _MPL_LOCK held)."""
+    spaces = [s for s in ("pixels", "features") if reference.get(s) is not None]
+    fig, axes = pyplot().subplots(1, len(spaces), figsize=(4.2 * len(spaces), 3.0), dpi=100, squeeze=False)
+    for ax, space in zip(axes[0], spaces):
+        ref, mine = np.asarray(reference[space]), np.asarray(run[space])
+        high = max(ref.max(), mine.max()) * 1.05
+        ax.hist(ref, bins=30, range=(0, high), color="#9aa5b1", label="held-out real images")
+        for k, d in enumerate(mine):
+            ax.axvline(d, color="#d9480f", lw=1.5, alpha=0.8, label="this run's samples" if k == 0 else None)
+        ax.set_xlabel(f"L2 distance to the nearest training image\n(in {space})")
+        ax.set_ylabel("held-out images")
+        ax.set_xlim(0, high)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(loc="upper right", fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig

@@ -11,7 +11,7 @@ from app import models, plans, settings
 from app.callbacks import reverse as cb
 from app.callbacks.sdedit import sdedit
 from app.images import examples
-from app.tabs import race
+from app.tabs import nearest, race
 from app.tabs.scrubbers import reverse_scrubber, timestep_slider
 from app.tabs.widgets import COMPUTE_QUEUE, GifExport, by_name, follow_model_T, image_panel
 
@@ -139,6 +139,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
             gif = GifExport.create("x_t | x̂₀ over the run (GIF)", height=260)
     # the API's images (the page draws its frames in the scrubber)
     live_xt, live_x0, final = (gr.Image(visible=False, format="png") for _ in range(3))
+    copies = nearest.create_section(demo, inputs.model)  # each sample beside its nearest training image
     race.create_sections(demo, inputs.model, T, inputs.class_choice, inputs.guidance)
     sdedit_section(inputs.model, T)
 
@@ -168,6 +169,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         inputs=inputs.all, **page_run, api_visibility="private", show_progress_on=status, **COMPUTE_QUEUE
     )  # the progress bar on the status line only: the scrubber paints the run below it, undimmed
     run.then(cb.estimate_runtime, inputs.plan, estimate, show_progress="hidden", api_visibility="private")
+    copies.follow(state, run)
     # an export that failed before this run ("Generate first") leaves Error badges on the GIF's boxes: a new run
     # clears them (the boxes keep what they show)
     run.then(
