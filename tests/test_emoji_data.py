@@ -180,3 +180,22 @@ def test_a_category_classifier_trains_on_a_labelled_folder_and_reads_its_classes
     x_test, y_test, _ = load_labelled_image_folder(root / "test", 32, 3)
     assert classifier.accuracy(model, x_test, y_test) == 1.0  # red against blue: nothing to confuse
     assert json.loads((out / "metrics.json").read_text())["test_images"] == 16
+
+
+def test_the_training_set_ships_to_a_model_folder_for_the_nearest_image_view(emoji_folder, tmp_path):
+    from pipelines.nearest import load_training_set
+
+    out, counts = emoji_folder
+    model = tmp_path / "model"
+    model.mkdir()
+    emoji.main(["--output", str(out), "--ship-to", str(model)])
+    shipped = load_training_set(model / "training_set.npz")
+    index = json.loads((out / "index.json").read_text())
+    train = [e for e in index if e["file"].startswith("train/")]
+    assert len(shipped.images) == sum(counts["train"].values()) == len(train)
+    assert len(shipped.held_out) == sum(counts["test"].values())
+    assert shipped.names == [e["name"] for e in train] and shipped.images.shape[1:] == (3, 32, 32)
+    first = np.asarray(Image.open(out / train[0]["file"])).transpose(2, 0, 1)
+    assert np.array_equal(shipped.images[0].numpy(), first)
+    classes = json.loads((out / "classes.json").read_text())
+    assert shipped.labels.tolist() == [classes.index(e["category"]) for e in train]

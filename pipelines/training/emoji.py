@@ -12,6 +12,9 @@ What it writes (``--output``, default ``data/noto-emoji-32``)::
     train/<category>/<code>.png, test/<category>/<code>.png
     NOTICE.md                  source, version, licences
 
+``--ship-to MODEL_DIR`` then writes the images into a trained model's folder as ``training_set.npz``, for the app's
+view of each sample beside its nearest training image (pipelines/nearest.py).
+
 Each emoji is composited over white (how emoji are seen) and reduced to 32 px with Lanczos filtering. Only the base
 emoji are kept: the skin-tone variants are near-copies of one image, which would let a model "generate" a training
 image by changing its tone, and the nearest-neighbour figures would read them as memorised. The "Component" category
@@ -29,6 +32,7 @@ import tarfile
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 PACKAGE = "emoji-datasource-google"
@@ -128,12 +132,42 @@ def build(tarball: bytes, output: Path, test_percent: int = 15, resolution: int 
     return counts
 
 
+def ship_training_set(data_dir: Path, model_dir: Path) -> int:
+    """Write the data set's training images (with their names and labels) and held-out images as the model's
+    ``training_set.npz`` (pipelines/nearest.py), for the app's nearest-training-image view; returns its size in
+    bytes."""
+    from pipelines.nearest import TRAINING_SET_FILE, save_training_set
+
+    classes = json.loads((data_dir / "classes.json").read_text())
+    index = json.loads((data_dir / "index.json").read_text())
+
+    def arrays(split):
+        rows = [e for e in index if e["file"].startswith(f"{split}/")]
+        images = [np.asarray(Image.open(data_dir / e["file"]).convert("RGB")).transpose(2, 0, 1) for e in rows]
+        return np.stack(images), [classes.index(e["category"]) for e in rows], [e["name"] for e in rows]
+
+    train, labels, names = arrays("train")
+    held_out, _, _ = arrays("test")
+    save_training_set(model_dir / TRAINING_SET_FILE, train, labels, names, held_out)
+    return (model_dir / TRAINING_SET_FILE).stat().st_size
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     p.add_argument("--tarball", type=Path, default=None, help="a local copy of the package's .tgz (else downloaded)")
     p.add_argument("--test-percent", type=int, default=15)
+    p.add_argument(
+        "--ship-to",
+        type=Path,
+        default=None,
+        help="write --output's training and held-out images into this model folder as training_set.npz, and stop",
+    )
     args = p.parse_args(argv)
+    if args.ship_to:
+        size = ship_training_set(args.output, args.ship_to)
+        print(f"Wrote {args.ship_to}/training_set.npz ({size / 2**20:.1f} MB).")
+        return
     tarball = args.tarball.read_bytes() if args.tarball else download()
     if args.output.exists() and any(args.output.iterdir()):
         raise SystemExit(f"{args.output} is not empty; choose another --output or remove it.")
