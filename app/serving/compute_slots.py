@@ -15,9 +15,11 @@ On ZeroGPU Spaces a handler that samples is wrapped in :data:`gpu`, which lends 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -25,16 +27,32 @@ import gradio as gr
 
 from app import settings
 
-try:  # ZeroGPU Spaces: sampling runs on a GPU lent per call; a no-op elsewhere
+try:  # ZeroGPU Spaces: sampling runs on a GPU lent per call; the package is a no-op elsewhere
     import spaces
-
-    gpu = spaces.GPU
 except ImportError:
-    gpu = lambda fn: fn
+    spaces = None
 
 T = TypeVar("T")
 R = TypeVar("R")
 _permits = threading.BoundedSemaphore(settings.SAMPLING_CONCURRENCY)
+
+
+def gpu(handler: Callable[..., R]) -> Callable[..., R]:
+    """``spaces.GPU(handler)``: on a ZeroGPU Space, a GPU lent for each call; ``handler`` itself where the ``spaces``
+    package is missing. A generator handler stays a generator function whatever the wrapper returns: gradio streams a
+    handler's yields only when ``inspect.isgeneratorfunction`` says it is one (spaces' own wrapper is; a plain
+    function returning the generator would be sent as one output, the generator)."""
+    if spaces is None:
+        return handler
+    wrapped = spaces.GPU(handler)
+    if not inspect.isgeneratorfunction(handler) or inspect.isgeneratorfunction(wrapped):
+        return wrapped
+
+    @functools.wraps(handler)
+    def streamed(*args, **kwargs):
+        return (yield from wrapped(*args, **kwargs))
+
+    return streamed
 
 
 class Activity:

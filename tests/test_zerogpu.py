@@ -1,0 +1,186 @@
+"""ZeroGPU: app/serving/compute_slots.py's ``gpu`` and every handler it decorates in app/callbacks, with the ``spaces``
+package missing, present as it behaves on a ZeroGPU Space, and wrapping into plain functions. Each case reloads
+compute_slots and the callback modules with a ``spaces`` of its own in sys.modules, and puts both back after."""
+
+import ast
+import functools
+import importlib
+import inspect
+import pickle
+import sys
+import types
+
+import pytest
+
+from app import edit_inputs
+from app.plans import ANY_CLASS, DDPM, VARIANCE_CHOICES
+from app.serving import compute_slots
+
+CALLBACKS = [
+    "app.callbacks.editing",
+    "app.callbacks.interpolation",
+    "app.callbacks.loss",
+    "app.callbacks.race",
+    "app.callbacks.reverse",
+    "app.callbacks.sdedit",
+]
+EXAMPLE = "app/assets/fashion_tshirt.png"
+MISSING = object()
+
+
+def gpu_handlers(module) -> list[str]:
+    """The names of the functions ``@gpu`` decorates in a module, read from its source."""
+    tree = ast.parse(inspect.getsource(module))
+    decorated = lambda node: any(isinstance(d, ast.Name) and d.id == "gpu" for d in node.decorator_list)
+    return [node.name for node in tree.body if isinstance(node, ast.FunctionDef) and decorated(node)]
+
+
+def zerogpu_spaces(calls: list[str]) -> types.ModuleType:
+    """A ``spaces`` that wraps as spaces 0.51 does on a ZeroGPU Space (``spaces/zero/decorator.py``, ``wrappers.py``):
+    ``GPU(task)`` or ``GPU(duration=…)(task)``; a generator function becomes a generator function
+    (``gradio_handler``, under ``functools.wraps``), a plain one a plain one, marked ``zerogpu``; the call runs in a
+    forked worker, so its arguments and every value it yields or returns are pickled across. ``calls``: the handlers
+    called."""
+
+    def wrap(task, duration=None, size=None):
+        def crossed(value):
+            return pickle.loads(pickle.dumps(value))
+
+        if inspect.isgeneratorfunction(task):
+
+            @functools.wraps(task)
+            def gradio_handler(*args, **kwargs):
+                calls.append(task.__name__)
+                args, kwargs = crossed((args, kwargs))
+                for value in task(*args, **kwargs):
+                    yield crossed(value)
+
+        else:
+
+            @functools.wraps(task)
+            def gradio_handler(*args, **kwargs):
+                calls.append(task.__name__)
+                args, kwargs = crossed((args, kwargs))
+                return crossed(task(*args, **kwargs))
+
+        gradio_handler.zerogpu = None
+        return gradio_handler
+
+    def GPU(task=None, *, duration=None, size=None):
+        if not callable(task):
+            return functools.partial(wrap, duration=duration, size=size)
+        return wrap(task, duration, size)
+
+    module = types.ModuleType("spaces")
+    module.GPU = GPU
+    return module
+
+
+def plain_spaces(calls: list[str]) -> types.ModuleType:
+    """A ``spaces`` whose ``GPU`` returns a plain function that returns the handler's generator."""
+
+    def GPU(task):
+        @functools.wraps(task)
+        def plain(*args, **kwargs):
+            calls.append(task.__name__)
+            return task(*args, **kwargs)
+
+        plain.zerogpu = None
+        return plain
+
+    module = types.ModuleType("spaces")
+    module.GPU = GPU
+    return module
+
+
+@pytest.fixture
+def with_spaces():
+    """``with_spaces(module)``: reload compute_slots and the callbacks with ``module`` as ``spaces`` (None: the
+    import fails); afterwards, the real ``spaces`` state back and everything reloaded again."""
+    before = sys.modules.get("spaces", MISSING)
+
+    def reload(module):
+        sys.modules["spaces"] = module  # None: `import spaces` raises ImportError
+        importlib.reload(compute_slots)
+        return {name: importlib.reload(importlib.import_module(name)) for name in CALLBACKS}
+
+    yield reload
+    if before is MISSING:
+        sys.modules.pop("spaces", None)
+    else:
+        sys.modules["spaces"] = before
+    importlib.reload(compute_slots)
+    for name in CALLBACKS:
+        module = importlib.reload(importlib.import_module(name))
+        for handler in gpu_handlers(module):
+            assert not hasattr(getattr(module, handler), "zerogpu"), f"{name}.{handler} restored"
+
+
+def test_every_sampling_handler_is_decorated():
+    found = {name: gpu_handlers(importlib.import_module(name)) for name in CALLBACKS}
+    assert found == {
+        "app.callbacks.editing": ["inpaint", "inpaint_in_page"],
+        "app.callbacks.interpolation": ["interpolate", "interpolate_in_page"],
+        "app.callbacks.loss": ["elbo_terms"],
+        "app.callbacks.race": ["race", "guidance_sweep"],
+        "app.callbacks.reverse": ["reverse_generate"],
+        "app.callbacks.sdedit": ["sdedit"],
+    }
+
+
+def test_without_spaces_gpu_leaves_the_handlers_as_they_are(with_spaces, app_models):
+    callbacks = with_spaces(None)
+    assert compute_slots.spaces is None
+    handler = lambda: None
+    assert compute_slots.gpu(handler) is handler
+    for name, module in callbacks.items():
+        for handler in gpu_handlers(module):
+            fn = getattr(module, handler)
+            assert inspect.isgeneratorfunction(fn) and not hasattr(fn, "__wrapped__"), f"{name}.{handler}"
+    run = dict(eta=0.0, variance_type=next(iter(VARIANCE_CHOICES)), clip=True, seed=0, batch_size=1)
+    done = list(callbacks["app.callbacks.reverse"].reverse_generate("tiny-random", DDPM, 3, **run))[-1]
+    assert done["status"].startswith("Done")
+
+
+def run_every_handler(callbacks) -> dict[str, object]:
+    """Each decorated handler's last yield, run on the tiny models."""
+    editing, interpolation = callbacks["app.callbacks.editing"], callbacks["app.callbacks.interpolation"]
+    loss, race = callbacks["app.callbacks.loss"], callbacks["app.callbacks.race"]
+    reverse, sdedit = callbacks["app.callbacks.reverse"], callbacks["app.callbacks.sdedit"]
+    left = edit_inputs.preset_json("left half", 8, 8)
+    inpaint = ["tiny-random", edit_inputs.UPLOAD, EXAMPLE, left, 8, 2, 3, 1.0, 0, ANY_CLASS, 1.0]
+    run = dict(eta=0.0, variance_type=next(iter(VARIANCE_CHOICES)), clip=True, seed=0, batch_size=1)
+    runs = {
+        "inpaint": lambda: editing.inpaint(*inpaint),
+        "inpaint_in_page": lambda: editing.inpaint_in_page(*inpaint),
+        "interpolate": lambda: interpolation.interpolate("tiny-random", 0, 1, 3, ANY_CLASS, ANY_CLASS, 1.0),
+        "interpolate_in_page": lambda: interpolation.interpolate_in_page(
+            "tiny-random", 0, 1, 3, ANY_CLASS, ANY_CLASS, 1.0
+        ),
+        "elbo_terms": lambda: loss.elbo_terms("tiny-random", EXAMPLE, 4, 0),
+        "race": lambda: race.race("tiny-random", [DDPM, "UniPC"], 3, 0, 1),
+        "guidance_sweep": lambda: race.guidance_sweep("tiny-conditional", "circle", [1.0, 2.0], DDPM, 3, 0, 1),
+        "reverse_generate": lambda: reverse.reverse_generate("tiny-random", DDPM, 3, **run),
+        "sdedit": lambda: sdedit.sdedit("tiny-random", EXAMPLE, 40, 3, 0),
+    }
+    return {name: list(call())[-1] for name, call in runs.items()}
+
+
+@pytest.mark.parametrize("stub", [zerogpu_spaces, plain_spaces], ids=["as on ZeroGPU", "plain wrapper"])
+def test_under_spaces_gpu_every_handler_is_wrapped_streams_and_works(with_spaces, app_models, stub):
+    """Every ``@gpu`` handler goes through ``spaces.GPU`` and is still a generator function (what gradio checks to
+    stream it), called with the tiny models: each runs through the wrapper and ends with its result."""
+    calls = []
+    callbacks = with_spaces(stub(calls))
+    for name, module in callbacks.items():
+        for handler in gpu_handlers(module):
+            fn = getattr(module, handler)
+            assert inspect.isgeneratorfunction(fn), f"{name}.{handler}: gradio would not stream it"
+            assert inspect.signature(fn) == inspect.signature(inspect.unwrap(fn)), "gradio reads the handler's own"
+    results = run_every_handler(callbacks)
+    assert sorted(calls) == sorted(results), "each ran through spaces.GPU's wrapper, once"
+    assert results["reverse_generate"]["status"].startswith("Done")
+    for name in ("race", "guidance_sweep"):
+        assert results[name]["status"].count(", done |") == 2, results[name]["status"]
+    x0_view, gallery = results["sdedit"]
+    assert len(gallery) == 2 * 6 and gallery[-1][1].startswith("denoised from t = ")
