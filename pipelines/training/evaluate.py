@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 from pipelines.loading import load_pipeline
 from pipelines.objective import ELBOEstimate, elbo_bpd, quantize
 from pipelines.training.classifier import (
+    CONFIG_FILE,
     DEFAULT_CLASSIFIER_DIR,
     SECOND_CLASSIFIER_DIR,
     WEIGHTS_FILE,
@@ -29,6 +31,7 @@ from pipelines.training.data import (
     DEFAULT_FASHION_MNIST_DIR,
     FASHION_MNIST_CLASSES,
     load_fashion_mnist,
+    load_labelled_image_folder,
     uint8_to_model_range,
 )
 from pipelines.training.metrics import frechet_distance, gaussian_stats
@@ -63,12 +66,14 @@ class FeatureSpace:
 
 class SampleScorer:
     """Scores sets of ``n`` samples: the committed classifier's view (Fréchet distance and floor in its feature space,
-    mean max-softmax, class histogram, and, given the labels asked for, class accuracy) and, given
-    ``second_classifier``, the distance in that independent space too (``second_space``). The real images' features
-    are computed once, so a sweep scores each point against the same real subsets at the cost of its samples alone."""
+    mean max-softmax, class histogram over ``class_names`` (default: Fashion-MNIST's), and, given the labels asked
+    for, class accuracy) and, given ``second_classifier``, the distance in that independent space too
+    (``second_space``). The real images' features are computed once, so a sweep scores each point against the same
+    real subsets at the cost of its samples alone."""
 
-    def __init__(self, classifier, train_x, test_x, n: int, seed: int = 0, second_classifier=None):
+    def __init__(self, classifier, train_x, test_x, n: int, seed: int = 0, second_classifier=None, class_names=None):
         g = torch.Generator().manual_seed(seed)
+        self.class_names = tuple(class_names or FASHION_MNIST_CLASSES)
         train_sub = train_x[torch.randperm(len(train_x), generator=g)[:n]]
         test_sub = test_x[torch.randperm(len(test_x), generator=g)[:n]]
         self.n, self.classifier = n, classifier
@@ -80,12 +85,12 @@ class SampleScorer:
             raise ValueError(f"this scorer compares sets of {self.n} samples, got {len(samples)}.")
         _, p_samples = predict(self.classifier, samples)
         predicted = p_samples.argmax(-1)
-        counts = torch.bincount(predicted, minlength=10)
+        counts = torch.bincount(predicted, minlength=len(self.class_names))
         quality = {
             "n": self.n,
             **self.first.distance(samples),
             "mean_max_softmax": p_samples.max(-1).values.mean().item(),
-            "class_histogram": {name: int(c) for name, c in zip(FASHION_MNIST_CLASSES, counts.tolist())},
+            "class_histogram": {name: int(c) for name, c in zip(self.class_names, counts.tolist())},
             "min_class_fraction": (counts.min() / self.n).item(),
         }
         if class_labels is not None:  # how often the classifier sees the class that was asked for
@@ -93,13 +98,43 @@ class SampleScorer:
             hit = (predicted == asked).float()
             quality["class_accuracy"] = hit.mean().item()
             quality["class_accuracy_per_class"] = {
-                name: hit[asked == c].mean().item()
-                for c, name in enumerate(FASHION_MNIST_CLASSES)
-                if (asked == c).any()
+                name: hit[asked == c].mean().item() for c, name in enumerate(self.class_names) if (asked == c).any()
             }
         if self.second is not None:
             quality["second_space"] = self.second.distance(samples)
         return quality
+
+
+@dataclass(frozen=True)
+class EvaluationData:
+    """The real images samples are measured against, in [−1, 1]: the model's training images and the held-out ones
+    it never saw, with their labels and what the labels mean."""
+
+    train_x: torch.Tensor  # (N_train, C, 32, 32)
+    train_y: torch.Tensor  # (N_train,) int64
+    test_x: torch.Tensor  # (N_test, C, 32, 32)
+    test_y: torch.Tensor  # (N_test,) int64
+    class_names: tuple[str, ...]
+    source: str
+
+
+def load_evaluation_data(data_dir=DEFAULT_FASHION_MNIST_DIR, data_folder=None, channels: int = 1) -> EvaluationData:
+    """Fashion-MNIST's train and test splits from ``data_dir``, or, given ``data_folder``, a labelled image folder's
+    ``train/`` and ``test/`` (one subfolder per class in each, as ``python -m pipelines.training.emoji`` writes them)
+    at 32 px with ``channels`` channels."""
+    if not data_folder:
+        (train_images, train_y), (test_images, test_y) = (load_fashion_mnist(data_dir, s) for s in ("train", "test"))
+        train_x, test_x = uint8_to_model_range(train_images), uint8_to_model_range(test_images)
+        return EvaluationData(train_x, train_y, test_x, test_y, FASHION_MNIST_CLASSES, f"Fashion-MNIST ({data_dir})")
+    folder = Path(data_folder)
+    train_x, train_y, names = load_labelled_image_folder(folder / "train", 32, channels)
+    test_x, test_y, test_names = load_labelled_image_folder(folder / "test", 32, channels)
+    if test_names != names:
+        raise SystemExit(
+            f"{folder}/test's classes {test_names} are not {folder}/train's {names}: every class needs "
+            "held-out images."
+        )
+    return EvaluationData(train_x, train_y, test_x, test_y, tuple(names), str(folder))
 
 
 def add_scoring_arguments(parser) -> None:
@@ -148,9 +183,8 @@ def scorer_from(args, n: int) -> SampleScorer:
     ``--seed``) for sets of ``n`` samples."""
     classifier = load_classifier(args.classifier)
     second = load_second_classifier(args.second_classifier)
-    train_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "train")[0])
-    test_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "test")[0])
-    return SampleScorer(classifier, train_x, test_x, n, args.seed, second)
+    data = load_evaluation_data(args.data_dir)
+    return SampleScorer(classifier, data.train_x, data.test_x, n, args.seed, second)
 
 
 def sample_quality(samples, classifier, train_x, test_x, seed: int = 0, second_classifier=None, class_labels=None):
@@ -163,6 +197,19 @@ def load_second_classifier(directory):
     if not directory or not (Path(directory) / WEIGHTS_FILE).exists():
         return None
     return load_classifier(directory)
+
+
+def check_classifier_classes(directory, class_names, source: str) -> None:
+    """End the run unless the classifier in ``directory`` reads ``class_names``, in that order: its config.json's
+    ``class_names`` (one without them was trained on Fashion-MNIST)."""
+    config = Path(directory) / CONFIG_FILE
+    read = json.loads(config.read_text()).get("class_names") if config.is_file() else None
+    read = tuple(read or FASHION_MNIST_CLASSES)
+    if read != tuple(class_names):
+        raise SystemExit(
+            f"The classifier {directory} reads the classes {list(read)}, not {source}'s {list(class_names)}: pass "
+            "--classifier (and --second-classifier, or '' for none) trained on that data."
+        )
 
 
 def main(argv=None) -> None:
@@ -187,8 +234,8 @@ def main(argv=None) -> None:
     pipe = load_pipeline(args.checkpoint).to(args.device)
     classifier = load_classifier(args.classifier)
     second = load_second_classifier(args.second_classifier)
-    train_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "train")[0])
-    test_x = uint8_to_model_range(load_fashion_mnist(args.data_dir, "test")[0])
+    data = load_evaluation_data(args.data_dir)
+    train_x, test_x = data.train_x, data.test_x
 
     results: dict = {"checkpoint": args.checkpoint, "sample_steps": args.sample_steps, "seed": args.seed}
     if args.num_samples:
