@@ -161,7 +161,14 @@ def test_the_report_runs_end_to_end_on_random_networks_and_writes_small_plots(tm
     results = {"k": 3, **report}
     save_quality_plots(results, samples, labels, tensors, tmp_path)
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert pngs == ["confusion.png", "grey_levels.png", "nearest_distances.png", "nearest_train.png", "per_class.png"]
+    assert pngs == [
+        "confusion.png",
+        "grey_levels.png",
+        "nearest_distances.png",
+        "nearest_train.png",
+        "nearest_train_closest.png",
+        "per_class.png",
+    ]
     assert all(1000 < (tmp_path / p).stat().st_size < 300_000 for p in pngs)
     assert set(report["mirrored_share"]["Bag"]) == {"generated", "test"}
     assert "| Ankle boot |" in qr.markdown_tables(report)
@@ -199,7 +206,7 @@ def test_the_command_line_samples_once_then_reads_its_samples_back(balanced_fake
     assert (
         first["guidance_scale"] == 2 and first["overall"]["n"] == 40 and set(first["spaces"]) == {"convnet", "resnet"}
     )
-    assert len(list((tmp_path / "plots").glob("*.png"))) == 5
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 6
     qr.main([*args, "--steps", "2", "--json", str(tmp_path / "b.json")])  # the same samples, read back, not redrawn
     second = json.loads((tmp_path / "b.json").read_text())
     assert second["spaces"] == first["spaces"] and second["grey_levels"] == first["grey_levels"]

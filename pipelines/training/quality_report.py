@@ -6,21 +6,45 @@ in both feature spaces, each number beside the same measure of real data against
         --json checkpoints/fashion-mnist-32-cond/evaluation/quality-report-unipc10-w1.75.json \\
         --plot-dir checkpoints/fashion-mnist-32-cond/evaluation/quality
 
-Sample i asks for class i mod K (the sweeps' "one of each class"). The reference sets are class-balanced: as many
-test images (and, for the real-vs-real value, training images) of each class as there are samples of it.
+A model trained on a labelled image folder (``train/`` and ``test/``, one subfolder per class in each, as
+``python -m pipelines.training.emoji`` writes them) is measured against that folder, with classifiers trained on it:
+
+    python -m pipelines.training.quality_report --checkpoint runs/emoji32-cond/pipeline \\
+        --data-folder data/noto-emoji-32 --classifier checkpoints/noto-emoji-classifier \\
+        --second-classifier checkpoints/noto-emoji-classifier-resnet --sampler unipc --steps 10 --num-samples 1000 \\
+        --guidance W --threads 1 --json runs/emoji32-cond/evaluation/quality-report.json \\
+        --plot-dir runs/emoji32-cond/evaluation/quality
+
+The training images are the model's training data, the test images are held out (never trained on). The samples ask
+for the classes in the held-out images' proportions: sample i asks for class i mod K where the held-out set is
+class-balanced (Fashion-MNIST; the sweeps' "one of each class"), else each class's share of it. The reference sets
+then match the samples class by class: as many held-out images of each class as there are samples of it (all of a
+class's held-out images where it has fewer: a folder's few hundred against 1,000 samples) and, for the real-vs-real
+value, as many training images of each class as samples, the same N. That floor, training images against held-out
+ones, is what a model that draws exactly its training distribution would score; a model that copies its training
+images reaches it too, which measure 4 sees. With a few dozen held-out images a class, the per-class values are noisy:
+``class_counts`` gives each class's N.
 
 1. Per-class Fréchet distance: the samples of class c against all test images of c, beside the floor (as many
-   training images of c against the same test images).
+   training images of c against the same test images); and over all classes, against the class-matched subsets.
 2. Precision and recall (Kynkäänniemi et al. 2019, k-NN manifolds, k = 3), overall and per class, beside training
    images against test images.
-3. Grey levels: histogram intersection with the test images, mean brightness and contrast (per-image std).
-4. Nearest training image of each sample, in pixels and in the committed classifier's features, against the test
-   images' own distances to their nearest training image; a grid of samples beside their neighbours.
-5. Class accuracy per class and the confusion matrix (asked-for class → class read) in each classifier.
+3. Pixel levels: for grey images, histogram intersection with the test images, mean brightness and contrast
+   (per-image std); for RGB, the histogram intersection and mean of each channel (R, G, B), and brightness, contrast
+   and sharpness of the luma (BT.601).
+4. Memorisation: the nearest training image of each sample, in pixels and in the committed classifier's features,
+   against the test images' own distances to their nearest training image (medians; the share of samples closer to a
+   training image than 99 % of test images are, and than any test image is); a grid of samples beside their
+   neighbours, and one of the samples closest to a training image.
+5. Class accuracy per class and the confusion matrix (asked-for class → class read) in each classifier, beside its
+   accuracy on the real test images.
 6. Orientation: the share of samples whose mirror image is nearer (in pixels) to the training images of their
    class than they are, beside the test images' share; and, in each space, the per-class FD ratio and the class
-   accuracy of mirror-imaged real images, which say whether that space can see a shoe pointing the wrong way.
-The overall Fréchet distance and class accuracy are the sweeps' own (:class:`SampleScorer`), for comparison.
+   accuracy of mirror-imaged real images, which say whether that space can see a shoe pointing the wrong way. Kept for
+   any data: it is cheap, and the test images' share beside it says whether the classes have a handedness (Fashion-
+   MNIST's shoes point left; emoji's flags, arrows and letters have one, faces mostly not).
+The overall Fréchet distance and class accuracy are the sweeps' own (:class:`SampleScorer`, random subsets rather
+than class-matched ones), for comparison.
 """
 
 from __future__ import annotations
@@ -35,12 +59,14 @@ import torch
 
 from pipelines.objective import quantize
 from pipelines.training.classifier import load_classifier, predict
-from pipelines.training.data import FASHION_MNIST_CLASSES, load_fashion_mnist, uint8_to_model_range
+from pipelines.training.data import FASHION_MNIST_CLASSES
 from pipelines.training.evaluate import (
     SampleScorer,
     add_sampling_arguments,
     add_scoring_arguments,
+    check_classifier_classes,
     conditional_pipeline,
+    load_evaluation_data,
     load_second_classifier,
 )
 from pipelines.training.metrics import (
@@ -53,18 +79,64 @@ from pipelines.training.metrics import (
 from pipelines.training.sampler_sweep import generate_with
 
 SPACE_NAMES = {"convnet": "committed classifier", "resnet": "independent ResNet"}
-BORDER = 2  # the zero padding of 28 px Fashion-MNIST to 32 px: black in every real image
+BORDER = 2  # the zero padding of 28 px Fashion-MNIST to 32 px: black in every real image (an emoji's white ground)
+CHANNEL_NAMES = ("R", "G", "B")
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601's Y' of R'G'B'
+EXACT = 1e-3  # pixel L2 of an exact copy (one level of one pixel is 2/255 away)
+REAL_FLOOR = (
+    "training images with the samples' class counts (the same N) against the same held-out images: what a model "
+    "that draws exactly its training distribution would score (a model that copies its training images too: see "
+    "nearest_training_image)"
+)
 
 
-def class_balanced_indices(labels: torch.Tensor, counts: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Indices of counts[c] random images of each class c, in class order."""
+def class_balanced_indices(
+    labels: torch.Tensor, counts: torch.Tensor, generator: torch.Generator, at_most: bool = False
+) -> torch.Tensor:
+    """Indices of counts[c] random images of each class c, in class order; with ``at_most``, all of a class's images
+    where it has fewer."""
     picks = []
     for c, n in enumerate(counts.tolist()):
         of_c = (labels == c).nonzero().squeeze(1)
-        if len(of_c) < n:
+        if len(of_c) < n and not at_most:
             raise ValueError(f"class {c} has {len(of_c)} images, {n} asked for.")
         picks.append(of_c[torch.randperm(len(of_c), generator=generator)[:n]])
     return torch.cat(picks)
+
+
+def class_labels_like(test_labels: torch.Tensor, n: int, classes: int) -> torch.Tensor:
+    """n labels to ask the model for, in the held-out images' class proportions: sample i asks for class i mod K where
+    they are class-balanced (``pipe.balanced_class_labels``), else each class gets its share of n (rounded by largest
+    remainder, ties to the lower label), spread evenly over the n."""
+    counts = torch.bincount(test_labels, minlength=classes)
+    if (counts == counts[0]).all():
+        return torch.arange(n) % classes
+    quota = n * counts.double() / counts.sum()
+    share = quota.floor().long()
+    share[(quota - share).argsort(descending=True, stable=True)[: n - share.sum()]] += 1
+    position = torch.cat([(torch.arange(s) + 0.5) / s for s in share.tolist()])  # class c's j-th at (j + ½)/n_c
+    return torch.repeat_interleave(torch.arange(classes), share)[position.argsort(stable=True)]
+
+
+def tone_statistics(sets: dict) -> dict:
+    """Mean brightness, contrast (mean per-image std), sharpness (:func:`mean_gradient`) and the mean of the
+    BORDER-pixel frame of one-channel images (N, 1, H, W) in [−1, 1]; each set's value and, but for the frame,
+    ``generated``'s and ``reference``'s differences from ``real``'s."""
+    x = next(iter(sets.values()))
+    frame = torch.ones(x.shape[-2:], dtype=torch.bool)
+    frame[BORDER:-BORDER, BORDER:-BORDER] = False
+    stats = {
+        "brightness": {name: x.mean().item() for name, x in sets.items()},
+        "contrast": {name: x.flatten(1).std(1).mean().item() for name, x in sets.items()},
+        "sharpness": {name: mean_gradient(x).item() for name, x in sets.items()},
+    }
+    out = {}
+    for stat, value in stats.items():
+        out[f"mean_{stat}"] = value
+        out[f"{stat}_difference"] = value["generated"] - value["real"]
+        out[f"{stat}_difference_real"] = value["reference"] - value["real"]
+    out["border_mean"] = {name: x[..., frame].mean().item() for name, x in sets.items()}
+    return out
 
 
 def grey_levels(generated: torch.Tensor, real: torch.Tensor, reference: torch.Tensor, bins: int = 64) -> dict:
@@ -73,25 +145,36 @@ def grey_levels(generated: torch.Tensor, real: torch.Tensor, reference: torch.Te
     sharpness (:func:`mean_gradient`) and the mean of the black border, all in [−1, 1]."""
     sets = {"generated": generated, "real": real, "reference": reference}
     hist = {name: grey_histogram(x, bins) for name, x in sets.items()}
-    brightness = {name: x.mean().item() for name, x in sets.items()}
-    contrast = {name: x.flatten(1).std(1).mean().item() for name, x in sets.items()}
-    sharpness = {name: mean_gradient(x).item() for name, x in sets.items()}
-    frame = torch.ones(generated.shape[-2:], dtype=torch.bool)
-    frame[BORDER:-BORDER, BORDER:-BORDER] = False
     return {
         "histogram_intersection": histogram_intersection(hist["generated"], hist["real"]),
         "histogram_intersection_real": histogram_intersection(hist["reference"], hist["real"]),
-        "mean_brightness": brightness,
-        "brightness_difference": brightness["generated"] - brightness["real"],
-        "brightness_difference_real": brightness["reference"] - brightness["real"],
-        "mean_contrast": contrast,
-        "contrast_difference": contrast["generated"] - contrast["real"],
-        "contrast_difference_real": contrast["reference"] - contrast["real"],
-        "mean_sharpness": sharpness,
-        "sharpness_difference": sharpness["generated"] - sharpness["real"],
-        "sharpness_difference_real": sharpness["reference"] - sharpness["real"],
-        "border_mean": {name: x[..., frame].mean().item() for name, x in sets.items()},
+        **tone_statistics(sets),
     }
+
+
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [−1, 1] -> (N, 1, H, W) luma (BT.601) in [−1, 1]."""
+    return torch.einsum("c,nchw->nhw", torch.tensor(LUMA_WEIGHTS, dtype=images.dtype), images).unsqueeze(1)
+
+
+def colour_levels(generated: torch.Tensor, real: torch.Tensor, reference: torch.Tensor, bins: int = 64) -> dict:
+    """:func:`grey_levels` for RGB images: the histogram intersection and mean of each channel (R, G, B), and the
+    brightness, contrast, sharpness and frame of their luma."""
+    sets = {"generated": generated, "real": real, "reference": reference}
+    hist = {name: [grey_histogram(x[:, i], bins) for i in range(3)] for name, x in sets.items()}
+    return {
+        "histogram_intersection": {
+            ch: histogram_intersection(hist["generated"][i], hist["real"][i]) for i, ch in enumerate(CHANNEL_NAMES)
+        },
+        "histogram_intersection_real": {
+            ch: histogram_intersection(hist["reference"][i], hist["real"][i]) for i, ch in enumerate(CHANNEL_NAMES)
+        },
+        "channel_mean": {name: dict(zip(CHANNEL_NAMES, x.mean((0, 2, 3)).tolist())) for name, x in sets.items()},
+        **tone_statistics({name: luma(x) for name, x in sets.items()}),
+    }
+
+
+LEVELS = {1: ("grey_levels", grey_levels), 3: ("colour_levels", colour_levels)}  # by the images' channels
 
 
 def mean_gradient(images: torch.Tensor) -> torch.Tensor:
@@ -151,44 +234,57 @@ class Space:
         )
 
 
-def space_report(space: Space, labels, test_labels, test_sub: torch.Tensor, k: int, classes: int) -> dict:
+def space_report(
+    space: Space, labels, test_labels, test_sub: torch.Tensor, k: int, classes: int, class_names=FASHION_MNIST_CLASSES
+) -> dict:
     """Measures 1, 2 and 5 in one feature space, and what mirror images do to it: the per-class FD ratio of the
     training subset flipped left to right, and the class accuracy on flipped test images. ``test_sub`` indexes the
-    class-balanced test subset (as many of each class as samples, in class order, like ``space.reference``)."""
-    ref_labels = labels.sort().values  # the subsets' labels, in class order
+    class-matched test subset (as many of each class as samples where there are, in class order; ``space.reference``
+    has exactly as many of each class as samples)."""
     real = space.test[test_sub]
+    sub_labels = test_labels[test_sub]
+    ref_labels = labels.sort().values  # the training subset's labels, in class order
     confusion = confusion_matrix(labels, space.generated_read, classes)
     real_confusion = confusion_matrix(test_labels, space.test_read, classes)
+    fd, floor = frechet_distance_between(space.generated, real), frechet_distance_between(space.reference, real)
     out = {
-        "precision_recall": {**precision_recall(real, space.generated, k), **real_pr(real, space.reference, k)},
+        "frechet_distance": fd,
+        "frechet_distance_real_floor": floor,
+        "fd_ratio": fd / floor,
+        "precision_recall": beside_real_pr(real, space.generated, space.reference, k),
         "class_accuracy": (confusion.diag().sum() / confusion.sum()).item(),
+        "real_class_accuracy": (real_confusion.diag().sum() / real_confusion.sum()).item(),  # on every test image
         "confusion": confusion.tolist(),
         "real_confusion": real_confusion.tolist(),
         "per_class": {},
     }
     for c in range(classes):
-        gen_c, ref_c, real_c = space.generated[labels == c], space.reference[ref_labels == c], real[ref_labels == c]
+        gen_c, ref_c, real_c = space.generated[labels == c], space.reference[ref_labels == c], real[sub_labels == c]
         all_test_c = space.test[test_labels == c]
         fd, floor = frechet_distance_between(gen_c, all_test_c), frechet_distance_between(ref_c, all_test_c)
         mirrored = frechet_distance_between(space.reference_mirrored[ref_labels == c], all_test_c)
-        out["per_class"][FASHION_MNIST_CLASSES[c]] = {
+        out["per_class"][class_names[c]] = {
             "class_accuracy": (confusion[c, c] / confusion[c].sum()).item(),
             "real_class_accuracy": (real_confusion[c, c] / real_confusion[c].sum()).item(),
-            "read_as": {FASHION_MNIST_CLASSES[j]: int(n) for j, n in enumerate(confusion[c].tolist()) if n and j != c},
+            "read_as": {class_names[j]: int(n) for j, n in enumerate(confusion[c].tolist()) if n and j != c},
             "frechet_distance": fd,
             "frechet_distance_real_floor": floor,
             "fd_ratio": fd / floor,
             "mirrored_real_fd_ratio": mirrored / floor,  # the FD ratio of a class drawn all mirror-imaged
             "mirrored_real_class_accuracy": (space.test_mirrored_read[test_labels == c] == c).float().mean().item(),
-            "precision_recall": {**precision_recall(real_c, gen_c, k), **real_pr(real_c, ref_c, k)},
+            "precision_recall": beside_real_pr(real_c, gen_c, ref_c, k),
         }
     return out
 
 
-def real_pr(real: torch.Tensor, reference: torch.Tensor, k: int) -> dict:
-    """Precision and recall of real training images against the real test images: the values to expect."""
-    pr = precision_recall(real, reference, k)
-    return {"real_precision": pr["precision"], "real_recall": pr["recall"]}
+def beside_real_pr(real: torch.Tensor, generated: torch.Tensor, reference: torch.Tensor, k: int) -> dict:
+    """Precision and recall of the generated images against the real test images, and those of the real training
+    images (``reference``) against the same test images, the values to expect (``real_precision``, ``real_recall``);
+    NaN where a set has k points or fewer (a class of a few held-out images)."""
+    if min(len(real), len(generated), len(reference)) <= k:
+        return dict.fromkeys(("precision", "recall", "real_precision", "real_recall"), float("nan"))
+    pr, real_pr = precision_recall(real, generated, k), precision_recall(real, reference, k)
+    return {**pr, "real_precision": real_pr["precision"], "real_recall": real_pr["recall"]}
 
 
 def nearest_training_images(samples, test_sub_x, train_x, samples_f, test_sub_f, train_f) -> dict:
@@ -205,76 +301,123 @@ def nearest_training_images(samples, test_sub_x, train_x, samples_f, test_sub_f,
     return out
 
 
-def nearest_summary(nn: dict, labels: torch.Tensor, train_y: torch.Tensor, classes: int) -> dict:
-    """Medians of the nearest-training-image distances, overall and per class; the share of samples closer to a
-    training image than 99 % of test images are (copies would show there); and, per class, how often the nearest
-    training image is of the class asked for (a 1-NN classifier in that space), beside the same for test images, and
-    the other classes it is of."""
-    ref_labels = labels.sort().values
-    out = {}
+def closer_than(distances: torch.Tensor, threshold: torch.Tensor) -> float:
+    """The share of ``distances`` strictly below ``threshold`` (NaN for none)."""
+    return (distances < threshold).float().mean().item() if len(distances) else float("nan")
+
+
+def nearest_summary(nn: dict, labels, test_labels, train_y, classes: int, class_names=FASHION_MNIST_CLASSES) -> dict:
+    """Medians of the nearest-training-image distances of the samples (asked for ``labels``) and of the test images
+    (of ``test_labels``), overall and per class; the share of samples closer to a training image than 99 % of test
+    images are, and than any test image is (copies would show there; overall thresholds in the per-class shares too);
+    and, per class, how often the nearest training image is of the class asked for (a 1-NN classifier in that space),
+    beside the same for test images, and the other classes it is of.
+
+    Exact copies (pixel-identical to a training image) are counted apart, of the samples and of the test images. A
+    test image that is one (a duplicate in the data: in the Noto emoji, four territories' flags are their country's)
+    is left out of the thresholds, which it would set to 0, where no sample can be closer."""
+    twin = nn["pixels"]["test"] <= EXACT
+    copy = nn["pixels"]["generated"] <= EXACT
+    out = {
+        "exact_copies": {
+            "generated": int(copy.sum()),
+            "generated_share": copy.float().mean().item(),
+            "test": int(twin.sum()),
+            "test_share": twin.float().mean().item(),
+            "per_class": {name: int(copy[labels == c].sum()) for c, name in enumerate(class_names)},
+        }
+    }
     for space, d in nn.items():
-        first_percentile = d["test"].quantile(0.01)
+        unique = d["test"][~twin] if not twin.all() else torch.tensor([float("nan")])
+        first_percentile, closest = unique.quantile(0.01), unique.min()
         out[space] = {
+            "n_generated": len(d["generated"]),
+            "n_test": len(d["test"]),
+            "n_test_thresholds": len(unique),  # the test images but the exact copies
             "generated_median": d["generated"].median().item(),
             "test_median": d["test"].median().item(),
             "test_1st_percentile": first_percentile.item(),
-            "generated_closer_than_1pct_of_test": (d["generated"] < first_percentile).float().mean().item(),
+            "test_min": closest.item(),
+            "generated_closer_than_1pct_of_test": closer_than(d["generated"], first_percentile),
+            "generated_closer_than_any_test": closer_than(d["generated"], closest),
             "confusion": confusion_matrix(labels, train_y[d["generated_index"]], classes).tolist(),
-            "per_class": {
-                FASHION_MNIST_CLASSES[c]: {
-                    "generated_median": d["generated"][labels == c].median().item(),
-                    "test_median": d["test"][ref_labels == c].median().item(),
-                    "neighbour_same_class": (train_y[d["generated_index"][labels == c]] == c).float().mean().item(),
-                    "test_neighbour_same_class": (train_y[d["test_index"][ref_labels == c]] == c)
-                    .float()
-                    .mean()
-                    .item(),
-                    "neighbour_other_classes": {
-                        FASHION_MNIST_CLASSES[j]: int(n)
-                        for j, n in enumerate(
-                            torch.bincount(train_y[d["generated_index"][labels == c]], minlength=classes)
-                        )
-                        if n and j != c
-                    },
-                }
-                for c in range(classes)
-            },
+            "per_class": {},
         }
+        for c in range(classes):
+            gen_c, test_c = d["generated"][labels == c], d["test"][test_labels == c]
+            neighbours_c = train_y[d["generated_index"][labels == c]]
+            out[space]["per_class"][class_names[c]] = {
+                "generated_median": gen_c.median().item(),
+                "test_median": test_c.median().item(),
+                "generated_closer_than_1pct_of_test": closer_than(gen_c, first_percentile),
+                "generated_closer_than_any_test": closer_than(gen_c, closest),
+                "neighbour_same_class": (neighbours_c == c).float().mean().item(),
+                "test_neighbour_same_class": (train_y[d["test_index"][test_labels == c]] == c).float().mean().item(),
+                "neighbour_other_classes": {
+                    class_names[j]: int(n)
+                    for j, n in enumerate(torch.bincount(neighbours_c, minlength=classes))
+                    if n and j != c
+                },
+            }
     return out
 
 
-def quality_report(samples, labels, nets: dict, train, test, seed: int = 0, k: int = 3) -> tuple[dict, dict]:
-    """Measures 1–5 for ``samples`` (N, 1, H, W) in [−1, 1] that asked for ``labels``; ``nets`` maps a space's key to
+def quality_report(
+    samples, labels, nets: dict, train, test, seed: int = 0, k: int = 3, class_names=FASHION_MNIST_CLASSES
+) -> tuple[dict, dict]:
+    """Measures 1–6 for ``samples`` (N, C, H, W) in [−1, 1] that asked for ``labels``; ``nets`` maps a space's key to
     its network (the first one also serves the nearest neighbours in features), ``train`` and ``test`` are (images,
-    labels) pairs. Returns the JSON-ready report and the tensors the plots draw from."""
+    labels) pairs, ``class_names`` what the labels mean. Returns the JSON-ready report and the tensors the plots draw
+    from."""
     (train_x, train_y), (test_x, test_y) = train, test
-    classes = len(FASHION_MNIST_CLASSES)
+    classes = len(class_names)
     counts = torch.bincount(labels, minlength=classes)
     g = torch.Generator().manual_seed(seed)
-    test_sub, train_sub = class_balanced_indices(test_y, counts, g), class_balanced_indices(train_y, counts, g)
+    test_sub = class_balanced_indices(test_y, counts, g, at_most=True)
+    train_sub = class_balanced_indices(train_y, counts, g)
+    sub_labels = test_y[test_sub]
     spaces = {key: Space.of(key, net, samples, test_x, train_x[train_sub]) for key, net in nets.items()}
-    report = {"spaces": {key: space_report(s, labels, test_y, test_sub, k, classes) for key, s in spaces.items()}}
+    report = {
+        "class_names": list(class_names),
+        "class_counts": {
+            name: {
+                "samples": int(counts[c]),
+                "test": int((test_y == c).sum()),  # the per-class FD's reference: every test image of the class
+                "test_subset": int((sub_labels == c).sum()),  # the overall measures' and the nearest neighbours'
+                "train": int((train_y == c).sum()),
+                "train_subset": int(counts[c]),  # the floor's
+            }
+            for c, name in enumerate(class_names)
+        },
+        "real_floor": REAL_FLOOR,
+        "spaces": {
+            key: space_report(s, labels, test_y, test_sub, k, classes, class_names) for key, s in spaces.items()
+        },
+    }
 
     ref_labels = labels.sort().values
-    report["grey_levels"] = grey_levels(samples, test_x[test_sub], train_x[train_sub])
-    report["grey_levels_per_class"] = {
-        FASHION_MNIST_CLASSES[c]: grey_levels(
-            samples[labels == c], test_x[test_sub][ref_labels == c], train_x[train_sub][ref_labels == c]
-        )
-        for c in range(classes)
+    levels_key, levels = LEVELS[samples.shape[1]]
+    test_sub_x, train_sub_x = test_x[test_sub], train_x[train_sub]
+    report[levels_key] = levels(samples, test_sub_x, train_sub_x)
+    report[f"{levels_key}_per_class"] = {
+        name: levels(samples[labels == c], test_sub_x[sub_labels == c], train_sub_x[ref_labels == c])
+        for c, name in enumerate(class_names)
     }
     first_key, first_net = next(iter(nets.items()))
     train_f = predict(first_net, train_x)[0]
     nn = nearest_training_images(
-        samples, test_x[test_sub], train_x, spaces[first_key].generated, spaces[first_key].test[test_sub], train_f
+        samples, test_sub_x, train_x, spaces[first_key].generated, spaces[first_key].test[test_sub], train_f
     )
-    report["nearest_training_image"] = {"feature_space": first_key, **nearest_summary(nn, labels, train_y, classes)}
+    report["nearest_training_image"] = {
+        "feature_space": first_key,
+        **nearest_summary(nn, labels, sub_labels, train_y, classes, class_names),
+    }
     report["mirrored_share"] = {
-        FASHION_MNIST_CLASSES[c]: {
+        name: {
             "generated": mirrored_share(samples[labels == c], train_x[train_y == c]),
-            "test": mirrored_share(test_x[test_sub][ref_labels == c], train_x[train_y == c]),
+            "test": mirrored_share(test_sub_x[sub_labels == c], train_x[train_y == c]),
         }
-        for c in range(classes)
+        for c, name in enumerate(class_names)
     }
     tensors = {"test_sub": test_sub, "nearest": nn, "test_x": test_x, "train_x": train_x}
     return report, tensors
@@ -304,15 +447,23 @@ def load_or_sample(args, pipe, labels: torch.Tensor) -> torch.Tensor:
     return samples
 
 
+def levels_of(report: dict) -> tuple[str, dict]:
+    """The report's pixel-level key (``grey_levels`` or ``colour_levels``) and its per-class figures."""
+    key = "colour_levels" if "colour_levels" in report else "grey_levels"
+    return key, report[f"{key}_per_class"]
+
+
 def markdown_tables(report: dict) -> str:
-    """The per-class figures as Markdown tables: one row per class, both spaces side by side."""
+    """The per-class figures as Markdown tables: one row per class, both spaces side by side, then the
+    memorisation figures."""
     spaces = report["spaces"]
     keys = list(spaces)
+    names = report.get("class_names", FASHION_MNIST_CLASSES)
     head = "| class | " + " | ".join(
         f"class acc. ({k}) | FD ratio ({k}) | precision ({k}, real) | recall ({k}, real)" for k in keys
     )
     rows = [head + " |", "|---" * (1 + 4 * len(keys)) + "|"]
-    for name in FASHION_MNIST_CLASSES:
+    for name in names:
         cells = []
         for k in keys:
             c = spaces[k]["per_class"][name]
@@ -331,7 +482,7 @@ def markdown_tables(report: dict) -> str:
         + " |",
         "|---" * (1 + 2 * len(keys)) + "|",
     ]
-    for name in FASHION_MNIST_CLASSES:
+    for name in names:
         cells = []
         for k in keys:
             c = spaces[k]["per_class"][name]
@@ -348,25 +499,91 @@ def markdown_tables(report: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     nn = report["nearest_training_image"]["pixels"]["per_class"]
-    for name, g in report["grey_levels_per_class"].items():
+    for name, g in levels_of(report)[1].items():
         b, s, d, n = g["mean_brightness"], g["mean_contrast"], g["mean_sharpness"], nn[name]
         m = report["mirrored_share"][name]
         others = ", ".join(f"{k} {v}" for k, v in n["neighbour_other_classes"].items())
         grey.append(
             f"| {name} | {b['generated']:.3f} / {b['real']:.3f} | {s['generated']:.3f} / {s['real']:.3f} "
             f"| {d['generated']:.3f} / {d['real']:.3f} "
-            f"| {g['histogram_intersection']:.3f} ({g['histogram_intersection_real']:.3f}) "
+            f"| {histogram_cell(g)} "
             f"| {n['generated_median']:.2f} / {n['test_median']:.2f} "
             f"| {100 * n['neighbour_same_class']:.0f} % / {100 * n['test_neighbour_same_class']:.0f} % | {others} "
             f"| {100 * m['generated']:.0f} % / {100 * m['test']:.0f} % |"
         )
-    return "\n".join(rows + mirror + grey)
+    return "\n".join(rows + mirror + grey + memorisation_lines(report))
+
+
+def histogram_cell(levels: dict) -> str:
+    """A pixel-level histogram intersection with the real-vs-real value in brackets, per channel for RGB."""
+    ours, real = levels["histogram_intersection"], levels["histogram_intersection_real"]
+    if isinstance(ours, float):
+        return f"{ours:.3f} ({real:.3f})"
+    return " ".join(f"{ch} {ours[ch]:.2f} ({real[ch]:.2f})" for ch in ours)
+
+
+def memorisation_lines(report: dict) -> list[str]:
+    """The overall figures, in both classifiers and in pixels: FD ratio and class accuracy (the judge's own accuracy
+    on the real test images beside), N per class, and the memorisation figures."""
+    spaces, nearest = report["spaces"], report["nearest_training_image"]
+    lines = [""]
+    for key, s in spaces.items():
+        if "fd_ratio" in s:  # reports written before the class-matched overall values have none
+            lines.append(
+                f"- {key}: FD {s['frechet_distance']:.3g} against its real floor "
+                f"{s['frechet_distance_real_floor']:.3g} ({s['fd_ratio']:.1f}×); class accuracy "
+                f"{100 * s['class_accuracy']:.1f} % on the samples, {100 * s['real_class_accuracy']:.1f} % on the "
+                "real test images"
+            )
+    if "class_counts" in report:
+        lines.append(
+            "- N per class (samples / test images / in the floor's training subset): "
+            + ", ".join(
+                f"{name} {n['samples']}/{n['test']}/{n['train_subset']}" for name, n in report["class_counts"].items()
+            )
+        )
+    if "exact_copies" in nearest:
+        copies = nearest["exact_copies"]
+        lines.append(
+            f"- exact copies of a training image (pixels): {copies['generated']} of the samples "
+            f"({100 * copies['generated_share']:.1f} %), {copies['test']} of the test images "
+            f"({100 * copies['test_share']:.1f} %: duplicates in the data, left out of the thresholds below)"
+        )
+    for space in ("pixels", "features"):
+        d = nearest[space]
+        where = "pixels" if space == "pixels" else f"{nearest['feature_space']} features"
+        line = (
+            f"- nearest training image in {where}: median distance {d['generated_median']:.2f} (samples) against "
+            f"{d['test_median']:.2f} (test images); {100 * d['generated_closer_than_1pct_of_test']:.1f} % of samples "
+            "closer than 99 % of test images"
+        )
+        if "generated_closer_than_any_test" in d:
+            line += f", {100 * d['generated_closer_than_any_test']:.1f} % closer than any ({d['test_min']:.2f})"
+        lines.append(line)
+    return lines
+
+
+def check_classes(pipe, data, classifiers) -> None:
+    """End the run unless the checkpoint and the classifiers read the data's classes, in its order."""
+    names = list(data.class_names)
+    ours = pipe.config.class_names
+    if pipe.null_class_label != len(names) or (ours is not None and list(ours) != names):
+        raise SystemExit(
+            f"The checkpoint's classes ({ours or pipe.null_class_label}) are not {data.source}'s {names}: pass "
+            "--data-folder (or --data-dir) with the model's training data."
+        )
+    for directory in classifiers:
+        if directory:
+            check_classifier_classes(directory, names, data.source)
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/fashion-mnist-32-cond")
     add_scoring_arguments(p)
+    p.add_argument(
+        "--data-folder", default=None, help="a labelled image folder's train/ and test/ instead of --data-dir's"
+    )
     add_sampling_arguments(p, sampler="unipc", steps=10)
     p.add_argument("--guidance", type=float, default=None, help="guidance scale w (default: the checkpoint's)")
     p.add_argument("--k", type=int, default=3, help="neighbours of the precision/recall manifolds")
@@ -381,21 +598,32 @@ def main(argv=None) -> None:
     start = time.time()
     pipe = conditional_pipeline(args, "a per-class report")
     if args.guidance is None:
-        args.guidance = pipe.config.recommended_guidance_scale
-    labels = pipe.balanced_class_labels(args.num_samples)
+        args.guidance = pipe.guidance_scale_for(None)  # the checkpoint's, else 1 (plain conditional)
+    data = load_evaluation_data(args.data_dir, args.data_folder, pipe.unet.config.in_channels)
+    check_classes(pipe, data, (args.classifier, args.second_classifier))
+    labels = class_labels_like(data.test_y, args.num_samples, len(data.class_names))
+    short = torch.bincount(labels, minlength=len(data.class_names)) > torch.bincount(data.train_y)
+    if short.any():
+        c = short.nonzero()[0].item()
+        raise SystemExit(
+            f"--num-samples {args.num_samples} asks for more samples of {data.class_names[c]!r} than it has training "
+            "images: the real floor needs as many of each class as samples; ask for fewer."
+        )
     samples = load_or_sample(args, pipe, labels)
 
-    train_images, train_y = load_fashion_mnist(args.data_dir, "train")
-    test_images, test_y = load_fashion_mnist(args.data_dir, "test")
-    train_x, test_x = uint8_to_model_range(train_images), uint8_to_model_range(test_images)
     nets = {"convnet": load_classifier(args.classifier)}
     second = load_second_classifier(args.second_classifier)
     if second is not None:
         nets["resnet"] = second
-    scorer = SampleScorer(nets["convnet"], train_x, test_x, len(samples), args.seed, second)
-    report, tensors = quality_report(samples, labels, nets, (train_x, train_y), (test_x, test_y), args.seed, args.k)
+    scorer = SampleScorer(
+        nets["convnet"], data.train_x, data.test_x, len(samples), args.seed, second, data.class_names
+    )
+    train, test = (data.train_x, data.train_y), (data.test_x, data.test_y)
+    report, tensors = quality_report(samples, labels, nets, train, test, args.seed, args.k, data.class_names)
     results = {
         "checkpoint": args.checkpoint,
+        "data": data.source,
+        "classifiers": {"convnet": args.classifier, **({"resnet": args.second_classifier} if second else {})},
         "sampler": args.sampler,
         "steps": args.steps,
         "guidance_scale": args.guidance,
