@@ -171,6 +171,11 @@ def get_pipeline(name: str):
         return pipe
 
 
+def is_loaded(name: str) -> bool:
+    """Whether a model is loaded in this process (its first use, a Hub model's download included, is paid)."""
+    return name in _cache  # one dict lookup: no lock, so it never waits on a model being loaded
+
+
 def sampler_sweep_plot(name: str) -> Path | None:
     """A local model's quality-against-NFE plot (``samplers.png`` in its folder, made by ``python -m
     pipelines.sampler_sweep``), if it has one."""
@@ -245,7 +250,14 @@ def nearest_training(name: str):
 @lru_cache(maxsize=64)
 def seconds_per_unet_call(pipe, batch_size: int) -> float:
     """Measured once per (loaded, shared) model and batch size: the time of one UNet forward, the fastest of three
-    (for run-time estimates; :class:`RunSpeed` scales it to how this server's runs actually go)."""
+    (for run-time estimates; :class:`RunSpeed` scales it to how this server's runs actually go). On a CPU, an
+    architecture measured on a 2-vCPU CPU (app/model_defaults.py) is not timed: a call of the 256 px Hub models takes
+    about 9 s, and the four calls here would hold up the run or the estimate that asked."""
+    from app.model_defaults import measured_seconds_per_call  # which imports this module
+
+    measured = measured_seconds_per_call(pipe.unet.config, batch_size) if pipe.device.type == "cpu" else None
+    if measured is not None:
+        return measured
     null_labels = imported("pipelines.objective").null_labels
     x = torch.randn((batch_size, *pipe.sample_shape), device=pipe.device)
     t = torch.tensor(pipe.scheduler.config.num_train_timesteps // 2, device=pipe.device)

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from app import settings
+from app import model_defaults, models, settings
+from app.model_defaults import ModelDefaults
 from app.validation import UserError, check_choice, check_float, check_int, check_model
 from pipelines.samplers import SAMPLERS, Sampler
 from pipelines.schedules import BETA_SCHEDULES
@@ -25,6 +26,9 @@ DDPM = SAMPLERS["ddpm"].name
 # pipelines.sampler_sweep --json checkpoints/fashion-mnist-32-cond/evaluation/samplers-step8546.json --fastest
 # --max-fd-ratio 3`)
 DEFAULT_SAMPLER, DEFAULT_STEPS = SAMPLERS["unipc"].name, 10
+DEFAULT_BATCH = 4
+# a model's own steps, batch and cap (app/model_defaults.py: the Hub models, whose UNets cost more), else these
+APP_DEFAULTS = ModelDefaults(DEFAULT_STEPS, DEFAULT_BATCH)
 DEFAULT_SAMPLER_NOTE = (
     "Default: UniPC, 10 steps, the fastest sampler within 10 % of 100-step DDPM's quality on the default model's "
     "sweep: 10× fewer model evaluations. Quality there is the Fréchet distance: how far the statistics of 1,000 "
@@ -151,12 +155,52 @@ def run_plan(model_name, sampler, steps, eta, batch_size, class_choice=None, gui
     return plan
 
 
+def defaults_for(name, pipe=None) -> ModelDefaults:
+    """A model's reverse-tab steps, batch and work cap: by name for a listed (Hub) model, known without loading it;
+    else by the loaded ``pipe``'s architecture (a model of 256 px or more gets the 256 px models'); else the app's."""
+    found = model_defaults.by_name(name)
+    if found is None and pipe is not None:
+        found = model_defaults.for_unet(pipe.unet.config)
+    return found or APP_DEFAULTS
+
+
+def opening_defaults() -> ModelDefaults:
+    """What the reverse tab's steps and batch are built with: the default model's defaults when they are known
+    without loading it (a listed model), else the app's."""
+    return defaults_for(models.default_model())
+
+
+def listed_request(name, sampler, steps, batch_size) -> tuple[ModelDefaults, Sampler, int, int]:
+    """A request for a listed model that is not loaded yet (a Hub model), checked as far as its listing allows, without
+    loading it: (its defaults, the sampler, N, the batch). Its run is checked again, whole, by :func:`run_plan`."""
+    defaults = model_defaults.by_name(name)
+    entry = models.registry().get(name)
+    if defaults is None or entry is None:
+        raise UserError(f"Unknown model {name!r}; choose one of the list.")
+    reason = models.availability(entry)
+    if reason:
+        raise UserError(f"{name} is unavailable: {reason}")
+    sampler = check_sampler(sampler)
+    n = check_int("Steps", steps, 1, settings.MAX_STEPS)
+    batch_size = check_int("Batch size", batch_size, 1, settings.MAX_BATCH)
+    size = defaults.architecture.sample_size
+    check_work_within(defaults, (size, size), sampler.nfe_of(n), batch_size)
+    return defaults, sampler, n, batch_size
+
+
 def check_work(pipe, unet_calls: int, batch_size: int, doubled: bool = False) -> None:
-    """Cap what one request may ask for: UNet calls × batch × pixels ≤ MAX_WORK. ``doubled``: the UNet's batch is
-    twice the user's (guidance), which the message says."""
+    """Cap what one request may ask for: UNet calls × batch × pixels ≤ the model's cap (MAX_WORK, or a smaller one
+    for a model that costs more per pixel: :func:`defaults_for`). ``doubled``: the UNet's batch is twice the user's
+    (guidance), which the message says."""
     _, h, w = pipe.sample_shape
-    work = unet_calls * batch_size * h * w
-    if work > settings.MAX_WORK:
+    check_work_within(defaults_for(None, pipe), (h, w), unet_calls, batch_size, doubled)
+
+
+def check_work_within(defaults: ModelDefaults, size: tuple[int, int], unet_calls: int, batch_size: int, doubled=False):
+    """:func:`check_work` for a model known by its defaults and its size (h, w), loaded or not."""
+    h, w = size
+    work, cap = unet_calls * batch_size * h * w, defaults.work_cap
+    if work > cap:
         why = (
             f" (a batch of {batch_size // 2}, doubled: guidance runs the UNet with and without the class at every "
             "step)"
@@ -164,9 +208,15 @@ def check_work(pipe, unet_calls: int, batch_size: int, doubled: bool = False) ->
             else ""
         )
         fix = ", a smaller batch, or guidance w = 1 (no doubling)" if doubled else " or a smaller batch"
+        limit = f"this server's limit of {cap:,}"
+        if defaults.max_work is not None:  # a model's own cap: say what it allows
+            limit = (
+                f"this server's limit for this model of {cap:,} "
+                f"({plural(cap // (h * w), 'UNet call')} of one {h}×{w} image)"
+            )
         raise UserError(
             f"That asks for {plural(unet_calls, 'UNet call')} × {batch_size} images{why} × {h}×{w} px = {work:,}, "
-            f"over this server's limit of {settings.MAX_WORK:,}. Use fewer steps{fix}."
+            f"over {limit}. Use fewer steps{fix}."
         )
 
 

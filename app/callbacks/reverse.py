@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 import torch
 
-from app import models, rendering, settings
+from app import model_defaults, models, rendering, settings
 from app.plans import (
     ANY_CLASS,
     LEARNED_CHOICE,
@@ -23,7 +23,10 @@ from app.plans import (
     VARIANCE_CHOICES,
     RunPlan,
     class_choices,
+    defaults_for,
     frame_budget,
+    listed_request,
+    opening_defaults,
     plural,
     run_plan,
     sampler_note,
@@ -57,11 +60,15 @@ BATCH_LABEL = "Batch (grid)"
 def estimate_runtime(model_name, sampler, steps, eta, batch_size, class_choice=None, guidance=None) -> str:
     """What a run of these settings asks of the UNet and how long it should take here: the UNet's time per call,
     measured once, times how much longer this server's last runs took than their bare UNet calls (the machine's
-    load, and the work around each call). A request over the server's limit says so here, not in a toast."""
+    load, and the work around each call). A request over the server's limit says so here, not in a toast. A large
+    model's line also says what one step costs; a listed model not loaded yet is estimated from its measured figures
+    (app/model_defaults.py), without loading it."""
+    if model_defaults.by_name(model_name) is not None and not models.is_loaded(model_name):
+        return estimate_before_loading(model_name, sampler, steps, batch_size)
     try:
         plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
     except UserError as e:
-        return f"**Too much for one run.** {e}"
+        return f"**Too much for one run.** {e.message}"
     except (gr.Error, models.ModelUnavailable) as e:
         return str(e)
     per_call = models.seconds_per_unet_call(plan.pipe, plan.unet_batch)
@@ -75,9 +82,38 @@ def estimate_runtime(model_name, sampler, steps, eta, batch_size, class_choice=N
         if runs
         else "from the UNet's speed timed here (no run yet)"
     )
-    return (
+    text = (
         f"**≈ {seconds:.1f} s** for {plural(plan.num_steps, 'step')} ({plural(plan.nfe, 'model evaluation')}), "
         f"each on {images}; {basis}."
+    )
+    per_step = seconds / plan.num_steps
+    if per_step >= LARGE_STEP_S or max(plan.pipe.sample_shape[1:]) >= model_defaults.LARGE_SIZE:
+        text += f" **≈ {seconds_text(per_step)} s a step** at this batch."
+    return text
+
+
+LARGE_STEP_S = 1.0  # a model whose step takes this long or longer has its time per step said in the estimate
+
+
+def seconds_text(seconds: float) -> str:
+    """ "9.0", "24", "0.0031": two significant figures, at least one decimal under 10."""
+    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.2g}"
+
+
+def estimate_before_loading(model_name, sampler, steps, batch_size) -> str:
+    """The estimate of a listed model before its first use (a Hub model: its download, minutes): from its
+    architecture's figures measured on a 2-vCPU CPU, the cost of a step and of the run, and what the download is."""
+    try:
+        defaults, sampler, n, batch_size = listed_request(model_name, sampler, steps, batch_size)
+    except UserError as e:
+        return f"**Too much for one run.** {e.message}"
+    nfe, arch = sampler.nfe_of(n), defaults.architecture
+    seconds = defaults.run_seconds(nfe, batch_size)
+    return (
+        f"**≈ {seconds:.1f} s** for {plural(n, 'step')} ({plural(nfe, 'model evaluation')}), each on "
+        f"{plural(batch_size, 'image')}: **≈ {seconds_text(seconds / n)} s a step**, as this {arch.sample_size} px "
+        f"model's UNet ({arch.parameters_m:.0f} M parameters) ran on a 2-vCPU CPU. Its first use downloads "
+        f"≈ {arch.download_mb} MB."
     )
 
 
@@ -247,6 +283,39 @@ def reverse_generate(
         yield from sample(plan, variance_type, clip, seed, in_page, session)
     finally:
         stop_requests.finished(session)
+
+
+def model_defaults_controls(name):
+    """The steps and batch sliders on a model's defaults (app/model_defaults.py: the Hub models', whose UNets cost
+    more; the app's for the others), within the sliders' ranges. A listed model's are known without loading it; a
+    model that can't be loaded leaves them (the class controls before this say why)."""
+    try:
+        pipe = None if model_defaults.by_name(name) is not None else check_model(name)
+    except UserError:
+        return gr.skip(), gr.skip()
+    defaults = defaults_for(name, pipe)
+    steps, batch = min(defaults.steps, settings.MAX_STEPS), min(defaults.batch, settings.MAX_BATCH)
+    return gr.update(value=steps), gr.update(value=batch)
+
+
+def opening_defaults_controls(name):
+    """:func:`model_defaults_controls` as the page loads, leaving alone a slider the tab was built on that value
+    (:func:`app.plans.opening_defaults`): a person may have moved it since."""
+    built = opening_defaults()
+    steps, batch = model_defaults_controls(name)
+    same_steps = steps.get("value") == min(built.steps, settings.MAX_STEPS)
+    same_batch = batch.get("value") == min(built.batch, settings.MAX_BATCH)
+    return gr.skip() if same_steps else steps, gr.skip() if same_batch else batch
+
+
+def listed_model_preview(name, sampler):
+    """A listed model picked before it is loaded (a Hub model downloads for minutes): its steps and batch, and its
+    estimate from the measured figures, at once; nothing for any other model (the handlers after loading it set
+    them)."""
+    if model_defaults.by_name(name) is None or models.is_loaded(name):
+        return gr.skip(), gr.skip(), gr.skip()
+    steps, batch = model_defaults_controls(name)
+    return steps, batch, estimate_before_loading(name, sampler, steps["value"], batch["value"])
 
 
 def batch_control(model_name, class_choice):

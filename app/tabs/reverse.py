@@ -81,13 +81,14 @@ def run_inputs() -> RunInputs:
         label="Sampler",
         info=plans.sampler_note(plans.DEFAULT_SAMPLER),
     )
-    steps = gr.Slider(1, settings.MAX_STEPS, value=plans.DEFAULT_STEPS, step=1, label="Steps N (T: every timestep)")
+    opening = plans.opening_defaults()  # the default model's steps and batch (a model change moves them)
+    steps = gr.Slider(1, settings.MAX_STEPS, value=opening.steps, step=1, label="Steps N (T: every timestep)")
     eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="η (DDIM: 0 deterministic, 1 = DDPM's β̃)")
     variance = gr.Radio(list(plans.VARIANCE_CHOICES), value=next(iter(plans.VARIANCE_CHOICES)), label="Σ_t (DDPM)")
     clip = gr.Checkbox(True, label="Clip x̂₀ to [−1, 1] (DDPM, DDIM; the solvers threshold as the model's config says)")
     with gr.Row():
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
-        batch = gr.Slider(1, settings.MAX_BATCH, value=4, step=1, label=cb.BATCH_LABEL)
+        batch = gr.Slider(1, settings.MAX_BATCH, value=opening.batch, step=1, label=cb.BATCH_LABEL)
     return RunInputs(model, sampler, steps, eta, variance, clip, seed, batch, class_choice, guidance)
 
 
@@ -151,9 +152,25 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     )
     for component in (inputs.sampler, inputs.steps, inputs.eta, inputs.batch, inputs.guidance):
         component.change(**estimate_now)
+    # a model's own steps and batch (app/model_defaults.py) are set after its classes, so that the estimate their
+    # change triggers reads the new model's class; a listed model not loaded yet (a Hub model, minutes of download)
+    # shows its steps, batch and estimate at once, from its measured figures
     conditioning = [inputs.class_choice, inputs.guidance]
-    for event in (inputs.model.change, demo.load):
-        event(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private").then(**estimate_now)
+    steps_and_batch = [inputs.steps, inputs.batch]
+    for event, set_defaults in (
+        (inputs.model.change, cb.model_defaults_controls),
+        (demo.load, cb.opening_defaults_controls),
+    ):
+        event(
+            cb.listed_model_preview,
+            [inputs.model, inputs.sampler],
+            [*steps_and_batch, estimate],
+            show_progress="hidden",
+            api_visibility="private",
+        )
+        event(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private").then(
+            set_defaults, inputs.model, steps_and_batch, show_progress="hidden", api_visibility="private"
+        ).then(**estimate_now)
     inputs.class_choice.change(
         cb.batch_control, [inputs.model, inputs.class_choice], inputs.batch, api_visibility="private"
     ).then(**estimate_now)
