@@ -81,7 +81,7 @@ def test_the_data_set_keeps_base_emoji_by_category_over_white(emoji_folder):
     assert json.loads((out / "classes.json").read_text()) == ["Smileys & Emotion", "Animals & Nature"]
     index = json.loads((out / "index.json").read_text())
     assert len(index) == 6 and not any("1f3fb" in e["file"] for e in index)  # no skin-tone variants, no Component
-    assert sum(counts["train"].values()) + sum(counts["test"].values()) == 6
+    assert sum(counts["train"].values()) + sum(counts["test"].values()) == 6 and counts["dropped"] == []
     for e in index:
         split = "test" if emoji.in_test_split(e["code"], 34) else "train"
         assert e["file"] == f"{split}/{e['category']}/{e['code']}.png"
@@ -199,3 +199,22 @@ def test_the_training_set_ships_to_a_model_folder_for_the_nearest_image_view(emo
     assert np.array_equal(shipped.images[0].numpy(), first)
     classes = json.loads((out / "classes.json").read_text())
     assert shipped.labels.tolist() == [classes.index(e["category"]) for e in train]
+
+
+def test_a_held_out_emoji_that_is_a_training_image_pixel_for_pixel_is_left_out(tmp_path):
+    """Two regions sharing one flag: the held-out twin is dropped (no held-out image may be a training image)."""
+    codes = [f"1f1{i:03x}" for i in range(60)]
+    test_code = next(c for c in codes if emoji.in_test_split(c, 15))
+    train_code = next(c for c in codes if not emoji.in_test_split(c, 15))
+    other = next(c for c in codes if emoji.in_test_split(c, 15) and c != test_code)
+    flag = (0, 90, 200, 255)
+    entries = [
+        ("Flags", train_code, flag, 1),
+        ("Flags", test_code, flag, 2),
+        ("Flags", other, (200, 0, 0, 255), 3),
+    ]
+    counts = emoji.build(package_tarball(entries), tmp_path / "out", test_percent=15)
+    assert counts["dropped"] == [f"emoji {test_code}"]
+    assert counts["train"]["Flags"] == 1 and counts["test"]["Flags"] == 1
+    files = [e["file"] for e in json.loads((tmp_path / "out" / "index.json").read_text())]
+    assert files == [f"train/Flags/{train_code}.png", f"test/Flags/{other}.png"]

@@ -19,7 +19,8 @@ Each emoji is composited over white (how emoji are seen) and reduced to 32 px wi
 emoji are kept: the skin-tone variants are near-copies of one image, which would let a model "generate" a training
 image by changing its tone, and the nearest-neighbour figures would read them as memorised. The "Component" category
 (five skin-tone swatches and four hair parts) is dropped. The split is fixed by a hash of each emoji's code points
-(``--test-percent``, 15 % by default), so it does not change when the package adds emoji.
+(``--test-percent``, 15 % by default), so it does not change when the package adds emoji; a held-out emoji whose
+image is a training image pixel for pixel (a flag two regions share) is left out.
 """
 
 from __future__ import annotations
@@ -110,26 +111,36 @@ def class_names(entries: list[dict]) -> list[str]:
 
 
 def build(tarball: bytes, output: Path, test_percent: int = 15, resolution: int = RESOLUTION) -> dict:
-    """Write the data set to ``output`` (see the module's docstring); returns the counts per split and class."""
+    """Write the data set to ``output`` (see the module's docstring); returns the counts per split and class, and
+    the held-out emoji left out as copies of training ones (``"dropped"``)."""
     entries, images = read_package(tarball)
     classes = class_names(entries)
-    index, counts = [], {"train": dict.fromkeys(classes, 0), "test": dict.fromkeys(classes, 0)}
+    kept = []
     for e in sorted(entries, key=lambda e: e["sort_order"]):
         if e["category"] not in classes or not e.get("has_img_google") or e["image"] not in images:
             continue
         code = Path(e["image"]).stem
         split = "test" if in_test_split(code, test_percent) else "train"
+        kept.append((e, code, split, to_rgb32(images[e["image"]], resolution)))
+    # a held-out image that is a training image pixel for pixel (flags shared by two regions: Australia and Heard &
+    # McDonald Islands) is no held-out image: it is left out, so that "closer than any held-out image" can be met
+    train_pixels = {im.tobytes() for _, _, split, im in kept if split == "train"}
+    index, dropped = [], []
+    counts = {"train": dict.fromkeys(classes, 0), "test": dict.fromkeys(classes, 0)}
+    for e, code, split, im in kept:
+        name = (e.get("name") or e["short_name"]).lower()
+        if split == "test" and im.tobytes() in train_pixels:
+            dropped.append(name)
+            continue
         path = Path(split) / e["category"] / f"{code}.png"
         (output / path.parent).mkdir(parents=True, exist_ok=True)
-        to_rgb32(images[e["image"]], resolution).save(output / path, optimize=True)
-        index.append(
-            dict(file=str(path), name=(e.get("name") or e["short_name"]).lower(), code=code, category=e["category"])
-        )
+        im.save(output / path, optimize=True)
+        index.append(dict(file=str(path), name=name, code=code, category=e["category"]))
         counts[split][e["category"]] += 1
     (output / "classes.json").write_text(json.dumps(classes, indent=1) + "\n")
     (output / "index.json").write_text(json.dumps(index, indent=0, ensure_ascii=False) + "\n")
     (output / "NOTICE.md").write_text(NOTICE)
-    return counts
+    return {**counts, "dropped": dropped}
 
 
 def ship_training_set(data_dir: Path, model_dir: Path) -> int:
@@ -172,8 +183,11 @@ def main(argv=None) -> None:
     if args.output.exists() and any(args.output.iterdir()):
         raise SystemExit(f"{args.output} is not empty; choose another --output or remove it.")
     counts = build(tarball, args.output, args.test_percent)
-    for split, per_class in counts.items():
+    for split in ("train", "test"):
+        per_class = counts[split]
         print(f"{split}: {sum(per_class.values())} images, " + ", ".join(f"{c} {n}" for c, n in per_class.items()))
+    if counts["dropped"]:
+        print(f"Left out of test/, as copies of training images: {', '.join(counts['dropped'])}.")
 
 
 if __name__ == "__main__":
