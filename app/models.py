@@ -216,6 +216,7 @@ def classifier_for(sample_shape: tuple[int, int, int]):
 
 
 NEAREST_CONFIG = "nearest.json"  # {"classifier": "<a classifier folder beside the models>"}
+TRAINING_SET_FILE = "training_set.npz"  # pipelines.nearest.TRAINING_SET_FILE (read without importing it)
 
 
 @lru_cache(maxsize=4)
@@ -223,12 +224,12 @@ def nearest_training(name: str):
     """A local model's nearest-training-image search (pipelines/nearest.py), for a model that ships its training set
     (``training_set.npz``), in pixels and in the features of the classifier its ``nearest.json`` names (a folder
     beside the models, e.g. ``noto-emoji-classifier``); None for any other model. Built once per model."""
-    from pipelines.nearest import TRAINING_SET_FILE, NearestTraining, TrainingSetError, load_training_set
-    from pipelines.training.classifier import load_classifier
-
     entry = registry().get(name)
     if entry is None or entry.is_hub or not (Path(entry.source) / TRAINING_SET_FILE).is_file():
         return None
+    from pipelines.nearest import NearestTraining, TrainingSetError, load_training_set  # torch: not for the page
+    from pipelines.training.classifier import load_classifier
+
     try:
         training_set = load_training_set(Path(entry.source) / TRAINING_SET_FILE)
     except TrainingSetError:

@@ -11,7 +11,14 @@ from app import models, settings
 from app.callbacks import nearest as cb
 from app.reverse_session import ReverseState
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
-from pipelines.nearest import NearestTraining, TrainingSetError, load_training_set, save_training_set, to_model_range
+from pipelines.nearest import (
+    TRAINING_SET_FILE,
+    NearestTraining,
+    TrainingSetError,
+    load_training_set,
+    save_training_set,
+    to_model_range,
+)
 from pipelines.training.classifier import CONFIG_FILE, WEIGHTS_FILE, FashionClassifier
 from pipelines.trajectory import Trajectory
 from tests.conftest import make_tiny_unet
@@ -100,6 +107,7 @@ def test_the_section_shows_each_sample_beside_its_nearest_training_image(copying
     """Samples that are training images 2 and 5: found, at distance 0, said closer than any real image comes; the
     plot drawn; the summary counts both as closer than 99 % of real images, in pixels and features."""
     train = copying_model
+    assert models.TRAINING_SET_FILE == TRAINING_SET_FILE  # the app names the file without importing torch's side
     assert models.nearest_training("plain-tiny") is None
     assert cb.section_visible("emoji-tiny")["visible"] and not cb.section_visible("plain-tiny")["visible"]
     final = to_model_range(torch.from_numpy(train[[2, 5]]))
