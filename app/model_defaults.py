@@ -2,9 +2,10 @@
 free Hugging Face CPU Space (2 vCPU).
 
 The figures are `python benchmarks/hub_architectures.py` (docs/PERFORMANCE.md, "What each Hub model costs"): one UNet
-call of each allowlisted architecture, random weights, 2 torch threads, on this project's 2-core CPU. A 256 px Hub
-model's call takes about 9 s for one image, so its default run is one step of one image, the least there is, and still
-only just under :data:`RUN_BUDGET_S`.
+call of each allowlisted architecture with random weights on this project's 2-core CPU, the smaller median of 2 torch
+threads and 1 (other jobs shared the cores, which slows two threads most). A 256 px Hub model's call takes about 5 s
+for one image and 20 s for four: its default run is one step of one image, the least there is (two steps, or two
+images, would take 11 s).
 
 Lookup: by registry name (the Hub allowlist), else by a loaded model's architecture (a local copy of a Hub model's
 UNet gets its figures), else by size (any model of 256 px or more gets the 256 px defaults, without their figures);
@@ -22,7 +23,7 @@ from app.models import HUB_SUFFIX
 
 RUN_BUDGET_S = 10.0  # a default run on a free CPU Space
 # what a run takes beyond its bare UNet calls (the solver's steps, recording, streaming): the benchmark's default runs
-# took 1.00–1.0x their calls' median time; 1.1 leaves room for the page's streaming
+# took 0.96–1.02× their calls' median time; 1.1 leaves room for the page's streaming
 RUN_OVERHEAD = 1.1
 # the longest run a cap allows, about what the shipped MAX_WORK (1,000 calls of 4 images at 32 px) takes with the
 # bundled default model on the same CPU
@@ -89,12 +90,12 @@ def cap_of(architecture: Architecture) -> int:
     return max(1, calls) * architecture.sample_size**2
 
 
-# medians measured on 2026-12-06 (docs/PERFORMANCE.md, hub_architectures)
-DDPM_CIFAR10 = Architecture("DDPM CIFAR-10, 32 px", 32, (128, 256, 256, 256), 35.7, (0.21, 0.62))
-DDPM_256 = Architecture("DDPM 256 px", 256, (128, 128, 256, 256, 512, 512), 113.7, (9.0, 24.0))
+# seconds per call at batch 1 and 4: medians measured on 2026-12-06 (docs/PERFORMANCE.md, hub_architectures)
+DDPM_CIFAR10 = Architecture("DDPM CIFAR-10, 32 px", 32, (128, 256, 256, 256), 35.7, (0.150, 0.418))
+DDPM_256 = Architecture("DDPM 256 px", 256, (128, 128, 256, 256, 512, 512), 113.7, (5.01, 20.35))
 
 CIFAR10_DEFAULTS = ModelDefaults(steps=10, batch=4, max_work=cap_of(DDPM_CIFAR10), architecture=DDPM_CIFAR10)
-# 256 px: one call of one image is already most of the budget; the cap is a few calls of one image (or 1 of 4)
+# 256 px: one call of one image is half the budget; the cap is 8 calls of one image (or 2 of 4)
 HUB_256_DEFAULTS = ModelDefaults(steps=1, batch=1, max_work=cap_of(DDPM_256), architecture=DDPM_256)
 # any other model of 256 px or more: the same defaults and cap, without figures (its own speed is timed when loaded)
 LARGE_DEFAULTS = ModelDefaults(HUB_256_DEFAULTS.steps, HUB_256_DEFAULTS.batch, HUB_256_DEFAULTS.max_work)

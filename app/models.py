@@ -253,7 +253,7 @@ def seconds_per_unet_call(pipe, batch_size: int) -> float:
     """Measured once per (loaded, shared) model and batch size: the time of one UNet forward, the fastest of three
     (for run-time estimates; :class:`RunSpeed` scales it to how this server's runs actually go). On a CPU, an
     architecture measured on a 2-vCPU CPU (app/model_defaults.py) is not timed: a call of the 256 px Hub models takes
-    about 9 s, and the four calls here would hold up the run or the estimate that asked."""
+    5 s or more, and the four calls here would hold up the run or the estimate that asked."""
     from app.model_defaults import measured_seconds_per_call  # which imports this module
 
     measured = measured_seconds_per_call(pipe.unet.config, batch_size) if pipe.device.type == "cpu" else None

@@ -35,7 +35,7 @@ MAX_STEPS = _int("MAX_STEPS", 1000)
 MAX_GUIDANCE = float(os.environ.get("MAX_GUIDANCE", 20.0))  # classifier-free guidance w
 # UNet calls × batch × pixels one request may ask for: 1000 steps of 4 images at 32×32, about 45 s of a 2-core Space
 # with the bundled models; a machine of your own can raise it. A model that costs more per pixel (the Hub's: 256 px,
-# one call of one image ≈ 9 s) has a smaller cap of its own (app/model_defaults.py), which scales with this one.
+# one call of one image ≈ 5 s) has a smaller cap of its own (app/model_defaults.py), which scales with this one.
 DEFAULT_MAX_WORK = 1000 * 4 * 32 * 32
 MAX_WORK = _int("MAX_WORK", DEFAULT_MAX_WORK)
 # uint8 frames a session's trajectory may hold: small models keep every frame of a 1000-step run at batch 1
