@@ -94,7 +94,7 @@ def test_a_models_cap_scales_with_max_work(monkeypatch):
     assert plans.APP_DEFAULTS.work_cap == settings.MAX_WORK
 
 
-def test_a_measured_architecture_is_not_timed_on_the_cpu():
+def test_a_measured_architecture_is_not_timed_on_the_cpu(monkeypatch):
     """The estimate's UNet time of a listed architecture on a CPU is its measured figure: no UNet call (one of the
     256 px models takes about 5 s, four of them would hold up the estimate or the run that asked)."""
     unet_config, scheduler_config = google_ddpm_configs()["google/ddpm-cifar10-32"]
@@ -110,6 +110,15 @@ def test_a_measured_architecture_is_not_timed_on_the_cpu():
     pipe.unet.forward = no_call
     try:
         assert models.seconds_per_unet_call(pipe, 4) == model_defaults.DDPM_CIFAR10.seconds(4)
+        # the estimate of the loaded model says where its figure comes from
+        name = "google/ddpm-cifar10-32" + models.HUB_SUFFIX
+        monkeypatch.setattr(models, "hub_reachable", lambda: True)
+        monkeypatch.setattr(models, "_cache", {name: pipe})
+        monkeypatch.setattr(models, "run_speed", models.RunSpeed())
+        estimate = reverse.estimate_runtime(name, plans.DEFAULT_SAMPLER, 10, 0.0, 4)
+        seconds = 10 * model_defaults.DDPM_CIFAR10.seconds(4)
+        assert estimate.startswith(f"**≈ {seconds:.1f} s** for 10 steps (10 model evaluations), each on 4 images")
+        assert "measured on a 2-vCPU CPU (no run here yet)" in estimate and "a step" not in estimate  # 32 px, fast
     finally:
         models.seconds_per_unet_call.cache_clear()
 

@@ -77,11 +77,12 @@ def estimate_runtime(model_name, sampler, steps, eta, batch_size, class_choice=N
     images = plural(plan.unet_batch, "image")
     if plan.guided:
         images += f" (a batch of {plan.batch_size}, doubled: guidance runs the UNet with and without the class)"
-    basis = (
-        f"as this server's last {plural(runs, 'run')} went"
-        if runs
-        else "from the UNet's speed timed here (no run yet)"
-    )
+    if runs:
+        basis = f"as this server's last {plural(runs, 'run')} went"
+    elif plan.pipe.device.type == "cpu" and model_defaults.measured_seconds_per_call(plan.pipe.unet.config, 1):
+        basis = "from its UNet's speed measured on a 2-vCPU CPU (no run here yet)"  # models.seconds_per_unet_call
+    else:
+        basis = "from the UNet's speed timed here (no run yet)"
     text = (
         f"**≈ {seconds:.1f} s** for {plural(plan.num_steps, 'step')} ({plural(plan.nfe, 'model evaluation')}), "
         f"each on {images}; {basis}."
