@@ -10,6 +10,7 @@ diffusers' layouts: the UNet's ``config.json`` and weights and the ``scheduler_c
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -198,20 +199,45 @@ def _scheduler_from(config_file: Path, source) -> DDPMExplorerScheduler:
         raise CheckpointError(f"{source}: unusable scheduler config: {e}") from e
 
 
-def _pipeline_settings(index_file: Path | None, source) -> dict:
-    """The checkpoint's recommended classifier-free guidance w and its class names, from its model_index.json (None
-    where it has none; a bare unet/ + scheduler/ pair has no model_index.json)."""
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _pipeline_settings(index_file: Path | None, source, num_train_timesteps: int) -> dict:
+    """The checkpoint's recommended classifier-free guidance (w, its interval (t_lo, t_hi) in the paper's t within
+    0 … T, its rescale φ in [0, 1]) and its class names, from its model_index.json (None where it has none; a bare
+    unet/ + scheduler/ pair has no model_index.json)."""
     try:
         index = json.loads(index_file.read_text()) if index_file is not None else {}
     except (OSError, json.JSONDecodeError):
         return {}
     w = index.get("recommended_guidance_scale")
-    if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 50):
+    if w is not None and (not _is_number(w) or not 0 <= w <= 50):
         raise CheckpointError(f"{source}: recommended_guidance_scale must be a number in [0, 50], got {w!r}.")
+    T = num_train_timesteps
+    interval = index.get("recommended_guidance_interval")
+    if interval is not None and not (
+        isinstance(interval, list)
+        and len(interval) == 2
+        and all(_is_number(t) for t in interval)
+        and 0 <= interval[0] <= interval[1] <= T
+    ):
+        raise CheckpointError(
+            f"{source}: recommended_guidance_interval must be [t_lo, t_hi], the paper's t with "
+            f"0 ≤ t_lo ≤ t_hi ≤ T = {T}, got {interval!r}."
+        )
+    rescale = index.get("recommended_guidance_rescale")
+    if rescale is not None and (not _is_number(rescale) or not 0 <= rescale <= 1):
+        raise CheckpointError(f"{source}: recommended_guidance_rescale must be a number in [0, 1], got {rescale!r}.")
     names = index.get("class_names")
     if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
         raise CheckpointError(f"{source}: class_names must be a list of strings, got {names!r}.")
-    return {"recommended_guidance_scale": w, "class_names": names}
+    return {
+        "recommended_guidance_scale": w,
+        "class_names": names,
+        "recommended_guidance_interval": interval,
+        "recommended_guidance_rescale": rescale,
+    }
 
 
 def load_pipeline(
@@ -262,7 +288,9 @@ def load_pipeline(
         raise CheckpointError(f"{path_or_id} works at {cfg.sample_size} px, expected {expected_size}.")
     try:
         pipe = DDPMExplorerPipeline(
-            unet=unet.eval().to(device), scheduler=scheduler, **_pipeline_settings(files.model_index, path_or_id)
+            unet=unet.eval().to(device),
+            scheduler=scheduler,
+            **_pipeline_settings(files.model_index, path_or_id, scheduler.config.num_train_timesteps),
         )
     except ValueError as e:
         raise CheckpointError(f"{path_or_id}: {e}") from e

@@ -129,6 +129,10 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             config (``pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)``).
         recommended_guidance_scale: the guidance w a class-conditional checkpoint samples best with; saved in
             ``model_index.json`` and used when a call passes ``guidance_scale=None``.
+        recommended_guidance_interval: (t_lo, t_hi) in the paper's t where it guides best (Kynkäänniemi et al.
+            2024), saved in ``model_index.json``; None: every step. A starting value (:meth:`recommended_guidance`):
+            a call guides in the interval it is given.
+        recommended_guidance_rescale: φ of guidance rescale it samples best with (Lin et al. 2024); None: 0.
         class_names: what the labels of a class-conditional checkpoint mean (one name per label but ∅), saved in
             ``model_index.json``.
 
@@ -144,6 +148,8 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         scheduler: SchedulerMixin,
         recommended_guidance_scale: float | None = None,
         class_names: list[str] | None = None,
+        recommended_guidance_interval: list[float] | None = None,
+        recommended_guidance_rescale: float | None = None,
     ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
@@ -153,7 +159,14 @@ class DDPMExplorerPipeline(DiffusionPipeline):
                 f"class_names has {len(class_names)} names; the UNet has "
                 + (f"{n - 1} classes (and the null label)." if n else "no class embedding.")
             )
-        self.register_to_config(recommended_guidance_scale=recommended_guidance_scale, class_names=class_names)
+        interval = None if recommended_guidance_interval is None else list(recommended_guidance_interval)
+        Guidance(1.0, recommended_guidance_rescale or 0.0, None if interval is None else tuple(interval))  # checks
+        self.register_to_config(
+            recommended_guidance_scale=recommended_guidance_scale,
+            class_names=class_names,
+            recommended_guidance_interval=interval,
+            recommended_guidance_rescale=recommended_guidance_rescale,
+        )
 
     @property
     def null_class_label(self) -> int | None:
@@ -200,6 +213,32 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             raise ValueError(f"guidance_scale must be a number in [0, 50], got {guidance_scale!r}.")
         return float(w)
 
+    def recommended_guidance(self) -> Guidance:
+        """The checkpoint's recommended guidance: w (:meth:`guidance_scale_for`), its interval (None: every step) and
+        φ (0 where it names none). What a person's controls start on."""
+        interval = self.config.get("recommended_guidance_interval")
+        rescale = self.config.get("recommended_guidance_rescale")
+        return Guidance(
+            self.guidance_scale_for(None),
+            0.0 if rescale is None else float(rescale),
+            None if interval is None else (float(interval[0]), float(interval[1])),
+        )
+
+    def guides_at(self, t, class_labels: torch.Tensor | None, guidance: Guidance) -> bool:
+        """Whether :meth:`predict` guides at diffusers' timestep ``t``: two UNet passes (with and without the class)
+        batched into one call of 2B images. Not with no labels or only ∅, nor where w (of the interval) is 0 or 1."""
+        if class_labels is None or bool((class_labels == self.null_class_label).all()):
+            return False
+        return guidance.scale_at(float(t) + 1) not in (0.0, 1.0)  # diffusers' table index + 1 = the paper's t
+
+    def guided_evaluations(self, scheduler, class_labels, guidance: Guidance) -> list[bool]:
+        """For each model evaluation of a run, known before it starts, whether it guides (:meth:`guides_at`: a UNet
+        call of 2B images instead of B). ``scheduler``: a run scheduler with its timesteps set
+        (:meth:`run_scheduler`) or a :class:`PreparedRun`; ``class_labels`` as :meth:`class_labels_for` takes them."""
+        run = scheduler.scheduler if isinstance(scheduler, PreparedRun) else scheduler
+        labels = self.class_labels_for(class_labels, 1)
+        return [self.guides_at(t, labels, guidance) for t in run.timesteps]
+
     def predict(
         self, x: torch.Tensor, t, class_labels: torch.Tensor | None, guidance: Guidance | float
     ) -> torch.Tensor:
@@ -214,10 +253,9 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             return self.unet(x, t).sample
         null = torch.full_like(class_labels, self.null_class_label)
         scale = guidance.scale_at(float(t) + 1)  # diffusers' table index + 1 = the paper's t
-        if scale == 0.0 or bool((class_labels == null).all()):
-            return self.unet(x, t, class_labels=null).sample
-        if scale == 1.0:
-            return self.unet(x, t, class_labels=class_labels).sample
+        if not self.guides_at(t, class_labels, guidance):  # one pass: unconditional (w = 0, or only ∅), or w = 1
+            unconditional = scale == 0.0 or bool((class_labels == null).all())
+            return self.unet(x, t, class_labels=null if unconditional else class_labels).sample
         both = self.unet(torch.cat([x, x]), t, class_labels=torch.cat([class_labels, null])).sample
         conditional, unconditional = both.chunk(2)
         c = x.shape[1]

@@ -6,6 +6,7 @@ from conftest import make_tiny_unet
 from diffusers import UNet2DModel
 
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
+from pipelines.guidance import Guidance
 from pipelines.loading import load_pipeline
 
 NULL = 3  # tiny conditional UNets here have labels 0, 1, 2 and the null label 3
@@ -158,3 +159,71 @@ def test_guidance_rescale_matches_the_conditional_std_and_zero_changes_nothing(c
 def test_bad_guidance_settings_are_refused(conditional_pipeline, kwargs):
     with pytest.raises(ValueError, match="guidance_"):
         sample(conditional_pipeline, class_labels=[0], guidance_scale=2.0, **kwargs)
+
+
+def test_recommended_interval_and_rescale_are_saved_loaded_and_start_the_guidance(conditional_pipeline, tmp_path):
+    pipe = conditional_pipeline
+    pipe.register_to_config(
+        recommended_guidance_scale=3.0, recommended_guidance_interval=[4, 15], recommended_guidance_rescale=0.7
+    )
+    pipe.save_pretrained(tmp_path / "cond")
+    loaded = load_pipeline(tmp_path / "cond")
+    assert loaded.recommended_guidance() == Guidance(3.0, 0.7, (4.0, 15.0))
+    plain = DDPMExplorerPipeline(unet=pipe.unet, scheduler=pipe.scheduler)  # none recommended: every step, φ = 0
+    assert plain.recommended_guidance() == Guidance(1.0, 0.0, None)
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("recommended_guidance_interval", [15, 4], r"0 ≤ t_lo ≤ t_hi ≤ T = 20, got \[15, 4\]"),
+        ("recommended_guidance_interval", [0, 21], r"t_hi ≤ T = 20, got \[0, 21\]"),
+        ("recommended_guidance_interval", [-1, 5], r"must be \[t_lo, t_hi\]"),
+        ("recommended_guidance_interval", 7, r"must be \[t_lo, t_hi\]"),
+        ("recommended_guidance_interval", [1, 2, 3], r"must be \[t_lo, t_hi\]"),
+        ("recommended_guidance_interval", ["a", 5], r"must be \[t_lo, t_hi\]"),
+        ("recommended_guidance_rescale", 1.5, r"recommended_guidance_rescale must be a number in \[0, 1\], got 1.5"),
+        ("recommended_guidance_rescale", True, r"recommended_guidance_rescale must be a number in \[0, 1\]"),
+        ("recommended_guidance_rescale", "0.5", r"recommended_guidance_rescale must be a number in \[0, 1\]"),
+    ],
+)
+def test_bad_recommended_interval_or_rescale_is_a_checkpoint_error(
+    conditional_pipeline, tmp_path, key, value, message
+):
+    import json
+
+    from pipelines.loading import CheckpointError
+
+    conditional_pipeline.save_pretrained(tmp_path / "cond")
+    index = tmp_path / "cond" / "model_index.json"
+    index.write_text(json.dumps({**json.loads(index.read_text()), key: value}))
+    with pytest.raises(CheckpointError, match=f"{key} must be .*{message}|{message}"):
+        load_pipeline(tmp_path / "cond")
+
+
+def test_guided_evaluations_are_the_calls_that_run_both_passes(conditional_pipeline):
+    """Known before the run, per model evaluation: exactly the UNet calls of 2B images, for a one-pass-a-step sampler
+    and for Heun (two evaluations a step, on Karras σ steps: fractional timesteps)."""
+    from diffusers import HeunDiscreteScheduler
+
+    pipe = conditional_pipeline
+    guidance = Guidance(3.0, 0.0, (5, 12))
+    for scheduler, n in ((None, 5), (HeunDiscreteScheduler.from_config(pipe.scheduler.config), 4)):
+        prepared = pipe.prepare_run(scheduler, n)
+        expected = pipe.guided_evaluations(prepared, [0, 1], guidance)
+        batches = count_batches(pipe.unet)
+        run = pipe.iter_trajectory(
+            scheduler=prepared,
+            class_labels=[0, 1],
+            guidance_scale=3.0,
+            guidance_interval=(5, 12),
+            generator=torch.Generator().manual_seed(0),
+            show_progress=False,
+        )
+        assert len(list(run)) == len(expected)
+        assert batches == [4 if guided else 2 for guided in expected], (scheduler, expected)
+        assert 0 < sum(expected) < len(expected)
+        pipe.unet._forward_pre_hooks.clear()
+    assert pipe.guided_evaluations(pipe.run_scheduler(None, 5), None, guidance) == [False] * 5  # ∅ only: one pass
+    assert pipe.guided_evaluations(pipe.run_scheduler(None, 5), [0], Guidance(1.0)) == [False] * 5
+    assert pipe.guided_evaluations(pipe.run_scheduler(None, 5), 2, Guidance(2.0)) == [True] * 5
