@@ -273,6 +273,11 @@ def seconds_per_unet_call(pipe, batch_size: int) -> float:
     return min(timings)
 
 
+def bare_seconds(pipe, calls: dict[int, int]) -> float:
+    """The bare UNet time of ``calls`` ({images per call: calls}) by :func:`seconds_per_unet_call`."""
+    return sum(n * seconds_per_unet_call(pipe, batch) for batch, n in calls.items() if n)
+
+
 class RunSpeed:
     """How much longer this server's recent runs took than their bare UNet calls (measured once per model and batch
     by :func:`seconds_per_unet_call`, on whatever load there was then): the scheduler's steps, recording, streaming,
@@ -287,8 +292,13 @@ class RunSpeed:
 
     def record(self, model: str, unet_calls: int, batch_size: int, seconds: float, pipe) -> None:
         """A finished (or stopped) run of ``unet_calls`` UNet calls of ``batch_size`` images that took ``seconds``."""
-        bare = unet_calls * seconds_per_unet_call(pipe, batch_size)
-        if unet_calls < 1 or bare <= 0:
+        self.record_calls(model, {batch_size: unet_calls}, seconds, pipe)
+
+    def record_calls(self, model: str, calls: dict[int, int], seconds: float, pipe) -> None:
+        """A finished (or stopped) run of ``calls`` ({images per call: calls}; a guidance interval mixes two batch
+        sizes) that took ``seconds``."""
+        bare = bare_seconds(pipe, calls)
+        if sum(calls.values()) < 1 or bare <= 0:
             return
         with self._lock:
             ratios = self._ratios.setdefault(model, [])

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from app import model_defaults, models, settings
 from app.model_defaults import ModelDefaults
-from app.validation import UserError, check_choice, check_float, check_int, check_model
+from app.validation import UserError, WorkCapError, check_choice, check_float, check_int, check_model
 from pipelines.samplers import SAMPLERS, Sampler
 from pipelines.schedules import BETA_SCHEDULES
 from pipelines.trajectory import frames_within
@@ -82,6 +82,10 @@ class RunPlan:
     batch_size: int
     class_labels: list[int] | None = None  # one per image; None: unconditional
     guidance_scale: float | None = None  # classifier-free guidance w (conditional models)
+    guidance_rescale: float = 0.0  # φ of guidance rescale (Lin et al. 2024); 0: off
+    guidance_interval: tuple[float, float] | None = None  # (t_lo, t_hi), the paper's t, where w applies; None: all
+    # per model evaluation, whether it runs both passes (2B images; pipelines' guided_evaluations)
+    guided_evaluations: tuple[bool, ...] = ()
 
     @property
     def nfe(self) -> int:
@@ -89,14 +93,30 @@ class RunPlan:
 
     @property
     def guided(self) -> bool:
-        """Whether each step runs the UNet twice, with and without the class (classifier-free guidance at a w other
-        than 0 or 1)."""
-        return guided(self.class_labels, self.guidance_scale)
+        """Whether any step runs the UNet twice, with and without the class (classifier-free guidance at a w other
+        than 0 or 1, inside the guidance interval)."""
+        return any(self.guided_evaluations)
+
+    @property
+    def fully_guided(self) -> bool:
+        """Whether every step runs both passes (no guidance interval leaves any out)."""
+        return self.guided and all(self.guided_evaluations)
 
     @property
     def unet_batch(self) -> int:
-        """Images per UNet call: the batch, doubled by guidance."""
+        """Images per UNet call where guided: the batch, doubled by guidance."""
         return self.batch_size * (2 if self.guided else 1)
+
+    @property
+    def unet_passes(self) -> int:
+        """Passes of the batch over the UNet: one per model evaluation, two where it guides."""
+        return self.nfe + sum(self.guided_evaluations)
+
+    def unet_calls(self, made: int | None = None) -> dict[int, int]:
+        """{images per call: calls} of the run's first ``made`` model evaluations (all by default)."""
+        flags = list(self.guided_evaluations[:made]) if self.guided_evaluations else [False] * (made or self.nfe)
+        calls = {self.batch_size: flags.count(False), 2 * self.batch_size: flags.count(True)}
+        return {batch: n for batch, n in calls.items() if n}
 
 
 def guided(labels, w) -> bool:
@@ -139,20 +159,100 @@ def check_sampler(name) -> Sampler:
     return SAMPLERS[SAMPLER_NAMES[check_choice("Sampler", name, tuple(SAMPLER_NAMES))]]
 
 
-def run_plan(model_name, sampler, steps, eta, batch_size, class_choice=None, guidance=None) -> RunPlan:
+def guidance_options(pipe, rescale, t_lo, t_hi) -> tuple[float, tuple[float, float] | None]:
+    """(φ, interval) of a class-conditional request: φ in [0, 1] (None: 0); the guidance interval 0 ≤ t_lo ≤ t_hi ≤ T
+    in the paper's t (None: 0 and T), None where it covers every step (0 … T)."""
+    T = pipe.scheduler.config.num_train_timesteps
+    phi = 0.0 if rescale is None else check_float("Guidance rescale φ", rescale, 0.0, 1.0)
+    hi = T if t_hi is None else check_float("Guidance interval's t_hi", t_hi, 0, T)
+    lo = 0 if t_lo is None else check_float("Guidance interval's t_lo", t_lo, 0, int(hi) if hi == int(hi) else hi)
+    return phi, None if lo <= 0 and hi >= T else (float(lo), float(hi))
+
+
+def guided_evaluations(pipe, sampler: Sampler, n: int, labels, w, phi, interval) -> tuple[bool, ...]:
+    """Which model evaluations of the run guide (both passes), as the pipeline will run them: every one or none
+    unless a guidance interval leaves some out, which the run's timesteps then tell (a solver's, built the way the
+    run builds it)."""
+    if not guided(labels, w):
+        return (False,) * sampler.nfe_of(n)
+    if interval is None:
+        return (True,) * sampler.nfe_of(n)
+    from pipelines.guidance import Guidance
+
+    run = pipe.run_scheduler(sampler.scheduler(pipe.scheduler.config), n)
+    return tuple(pipe.guided_evaluations(run, labels, Guidance(w, phi, interval)))
+
+
+def run_plan(
+    model_name,
+    sampler,
+    steps,
+    eta,
+    batch_size,
+    class_choice=None,
+    guidance=None,
+    guidance_rescale=None,
+    guidance_t_lo=None,
+    guidance_t_hi=None,
+) -> RunPlan:
     """Validate a sampling request: a model, a sampler of the registry (by the name users read), N steps (all T at
-    most), DDIM's η, a batch, and for a class-conditional model the class and the guidance w, within this server's
-    work cap (a guided step costs two UNet passes)."""
+    most), DDIM's η, a batch, and for a class-conditional model the class, the guidance w, its rescale φ and its
+    interval t_lo … t_hi, within this server's work cap (a guided step costs two UNet passes)."""
     pipe = check_model(model_name)
     T = pipe.scheduler.config.num_train_timesteps
     sampler = check_sampler(sampler)
     batch_size = check_int("Batch size", batch_size, 1, settings.MAX_BATCH)
     labels, w, batch_size = conditioning(pipe, class_choice, guidance, batch_size)
+    phi, interval = 0.0, None
+    if w is not None:  # class-conditional
+        phi, interval = guidance_options(pipe, guidance_rescale, guidance_t_lo, guidance_t_hi)
     n = check_int("Steps", steps, 1, min(T, settings.MAX_STEPS))
     eta = check_float("η", eta, 0.0, 1.0) if sampler.takes_eta else None
-    plan = RunPlan(model_name, pipe, sampler, n, eta, batch_size, labels, w)
-    check_work(pipe, plan.nfe, plan.unet_batch, doubled=plan.guided)
+    flags = guided_evaluations(pipe, sampler, n, labels, w, phi, interval)
+    plan = RunPlan(model_name, pipe, sampler, n, eta, batch_size, labels, w, phi, interval, flags)
+    if plan.guided and not plan.fully_guided:
+        check_work(pipe, plan.nfe, plan.batch_size, doubled_calls=sum(flags), interval=interval)
+    else:
+        check_work(pipe, plan.nfe, plan.unet_batch, doubled=plan.guided)
     return plan
+
+
+def interval_text(interval) -> str:
+    """ "t ∈ [200, 800]" of a guidance interval (the paper's t)."""
+    lo, hi = interval
+    return f"t ∈ [{lo:g}, {hi:g}]"
+
+
+def guidance_text(plan: RunPlan) -> str:
+    """What a guided run's guidance interval and rescale did, for its status: "" where they are off (or nothing is
+    guided)."""
+    if plan.guidance_scale is None or plan.class_labels is None or plan.guidance_scale in (0.0, 1.0):
+        return ""
+    parts = []
+    if plan.guidance_interval is not None:
+        guided_n = sum(plan.guided_evaluations)
+        parts.append(
+            f"guided (w = {plan.guidance_scale:g}) at {guided_n} of {plural(plan.nfe, 'model evaluation')}, those "
+            f"in the guidance interval {interval_text(plan.guidance_interval)}"
+        )
+    if plan.guidance_rescale > 0:
+        parts.append(f"guidance rescaled with φ = {plan.guidance_rescale:g}")
+    return "; ".join(parts)
+
+
+def guidance_extras_reason(class_choice, w) -> str | None:
+    """Why the guidance interval and rescale do nothing for these class and w (None when they count): they act on
+    guided steps only, and there are none under the class 'any' or at w = 0 or 1."""
+    try:
+        w = float(w)
+    except (TypeError, ValueError):
+        return None
+    if class_choice in (None, "", ANY_CLASS):
+        return "Has no effect under the class 'any' (unconditional): choose a class, or 'one of each', to set it."
+    if w in (0.0, 1.0):
+        what = "unconditional" if w == 0.0 else "plainly conditional"
+        return f"Has no effect at w = {w:g} ({what}: one UNet pass, nothing guided): choose w ≠ 0, 1 to set it."
+    return None
 
 
 def defaults_for(name, pipe=None) -> ModelDefaults:
@@ -188,18 +288,30 @@ def listed_request(name, sampler, steps, batch_size) -> tuple[ModelDefaults, Sam
     return defaults, sampler, n, batch_size
 
 
-def check_work(pipe, unet_calls: int, batch_size: int, doubled: bool = False) -> None:
+def check_work(
+    pipe, unet_calls: int, batch_size: int, doubled: bool = False, doubled_calls: int | None = None, interval=None
+) -> None:
     """Cap what one request may ask for: UNet calls × batch × pixels ≤ the model's cap (MAX_WORK, or a smaller one
     for a model that costs more per pixel: :func:`defaults_for`). ``doubled``: the UNet's batch is twice the user's
-    (guidance), which the message says."""
+    (guidance), which the message says. ``doubled_calls``: only so many of the calls are (a guidance ``interval``
+    leaves the others one pass), and ``batch_size`` is the user's."""
     _, h, w = pipe.sample_shape
-    check_work_within(defaults_for(None, pipe), (h, w), unet_calls, batch_size, doubled)
+    check_work_within(defaults_for(None, pipe), (h, w), unet_calls, batch_size, doubled, doubled_calls, interval)
 
 
-def check_work_within(defaults: ModelDefaults, size: tuple[int, int], unet_calls: int, batch_size: int, doubled=False):
+def check_work_within(
+    defaults: ModelDefaults,
+    size: tuple[int, int],
+    unet_calls: int,
+    batch_size: int,
+    doubled=False,
+    doubled_calls: int | None = None,
+    interval=None,
+):
     """:func:`check_work` for a model known by its defaults and its size (h, w), loaded or not."""
     h, w = size
-    work, cap = unet_calls * batch_size * h * w, defaults.work_cap
+    passes = unet_calls + (doubled_calls or 0)
+    work, cap = passes * batch_size * h * w, defaults.work_cap
     if work > cap:
         why = (
             f" (a batch of {batch_size // 2}, doubled: guidance runs the UNet with and without the class at every "
@@ -208,16 +320,21 @@ def check_work_within(defaults: ModelDefaults, size: tuple[int, int], unet_calls
             else ""
         )
         fix = ", a smaller batch, or guidance w = 1 (no doubling)" if doubled else " or a smaller batch"
+        asks = f"{plural(unet_calls, 'UNet call')} × {batch_size} images{why}"
+        if doubled_calls:
+            asks = (
+                f"{plural(passes, 'UNet pass', 'UNet passes')} of {batch_size} images ({unet_calls:,} calls, "
+                f"{doubled_calls:,} of them doubled: guidance runs the UNet with and without the class inside the "
+                f"guidance interval {interval_text(interval)})"
+            )
+            fix = ", a smaller batch, a narrower guidance interval, or guidance w = 1 (no doubling)"
         limit = f"this server's limit of {cap:,}"
         if defaults.max_work is not None:  # a model's own cap: say what it allows
             limit = (
                 f"this server's limit for this model of {cap:,} "
                 f"({plural(cap // (h * w), 'UNet call')} of one {h}×{w} image)"
             )
-        raise UserError(
-            f"That asks for {plural(unet_calls, 'UNet call')} × {batch_size} images{why} × {h}×{w} px = {work:,}, "
-            f"over {limit}. Use fewer steps{fix}."
-        )
+        raise WorkCapError(f"That asks for {asks} × {h}×{w} px = {work:,}, over {limit}. Use fewer steps{fix}.")
 
 
 def frame_budget(pipe, batch_size: int) -> int:

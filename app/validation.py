@@ -27,6 +27,10 @@ class UserError(gr.Error):
         logger.info("refused: %s", message)
 
 
+class WorkCapError(UserError):
+    """A request over this server's work cap (app/plans.py check_work): the estimate calls it too much for one run."""
+
+
 def require_session(state, first: str, again: str):
     """A session's view or recorded run (a state holding a ``trajectory``), or a message saying how to get one:
     ``first`` when there is none yet, ``again`` (what to do) when memory pressure released it."""

@@ -74,7 +74,7 @@ def test_race_api(live_app):
 
 
 def test_a_conditional_model_shows_its_classes_and_recommended_guidance(app_models):
-    classes, guidance = reverse.conditioning_controls("tiny-conditional")
+    classes, guidance, *_ = reverse.conditioning_controls("tiny-conditional")  # then the interval and rescale
     assert classes["visible"] and classes["choices"] == [
         plans.ANY_CLASS,
         plans.ONE_OF_EACH,
@@ -84,8 +84,8 @@ def test_a_conditional_model_shows_its_classes_and_recommended_guidance(app_mode
     ]
     assert classes["value"] == plans.ONE_OF_EACH, "a conditional model opens on a grid of every class"
     assert guidance["visible"] and guidance["value"] == 2.0
-    classes, guidance = reverse.conditioning_controls("tiny-random")
-    assert not classes["visible"] and not guidance["visible"]
+    classes, guidance, extras, *_ = reverse.conditioning_controls("tiny-random")
+    assert not classes["visible"] and not guidance["visible"] and not extras["visible"]
 
 
 def test_class_choice_sets_the_labels(app_models):

@@ -153,3 +153,108 @@ def test_stop_reaches_a_run_still_waiting_in_the_queue(app_models, monkeypatch):
     assert not stop_requests.requested("stop-queued")  # the next run starts clean
     done = list(reverse.reverse_generate("tiny-random", plans.DDPM, 5, **RUN, request=request, in_page=True))
     assert done[-1]["status"].startswith("Done"), done[-1]["status"]
+
+
+def unet_batches(pipe) -> tuple[list[int], object]:
+    """The batch of every later call of ``pipe``'s UNet, and the hook's handle (to remove it)."""
+    batches = []
+    handle = pipe.unet.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    return batches, handle
+
+
+@pytest.mark.parametrize("sampler", [plans.DDPM, "UniPC", "Heun"])
+def test_a_guidance_interval_counts_the_unet_calls_the_run_makes(app_models, sampler):
+    """Issue 25: outside the guidance interval a step is one pass of the batch, inside it two (one call of 2B): the
+    plan counts them before the run, the estimate says so, and the run's UNet calls are exactly those."""
+    guidance = dict(class_choice="square", guidance=3.0, guidance_t_lo=15, guidance_t_hi=75, guidance_rescale=0.5)
+    plan = plans.run_plan("tiny-conditional", sampler, 10, 0.0, 3, **guidance)
+    assert plan.guidance_interval == (15.0, 75.0) and plan.guidance_rescale == 0.5
+    inside = sum(plan.guided_evaluations)
+    assert len(plan.guided_evaluations) == plan.nfe and 0 < inside < plan.nfe, plan.guided_evaluations
+    assert plan.unet_passes == plan.nfe + inside and plan.unet_calls() == {3: plan.nfe - inside, 6: inside}
+    estimate = reverse.estimate_runtime("tiny-conditional", sampler, 10, 0.0, 3, **guidance)
+    assert (
+        f"({plan.nfe} model evaluations, {plan.nfe + inside} UNet passes of 3 images): {inside} inside the guidance "
+        f"interval t ∈ [15, 75] on 6 images (a batch of 3, doubled: guidance runs the UNet with and without the "
+        f"class), {plan.nfe - inside} outside it on 3 (conditional alone, one pass)"
+    ) in estimate, estimate
+    assert "rescaled with φ = 0.5" in estimate
+    pipe = models.get_pipeline("tiny-conditional")
+    models.bare_seconds(pipe, plan.unet_calls())  # the UNet's timing calls for the estimate, made before counting
+    batches, handle = unet_batches(pipe)
+    try:
+        done = last(reverse.reverse_generate("tiny-conditional", sampler, 10, **{**RUN, "batch_size": 3}, **guidance))
+    finally:
+        handle.remove()
+    assert batches == [6 if g else 3 for g in plan.guided_evaluations]  # the plan's calls, one for one
+    assert f"guided (w = 3) at {inside} of {plan.nfe} model evaluations" in done["status"], done["status"]
+    assert "t ∈ [15, 75]" in done["status"] and "rescaled with φ = 0.5" in done["status"]
+
+
+def test_the_guidance_interval_and_rescale_reach_the_run(app_models):
+    """The same seed with and without them: the interval and φ each change the samples; the whole range 0 … T and
+    φ = 0 are the run without them."""
+    run = lambda **kw: last(reverse.reverse_generate("tiny-conditional", plans.DDPM, 10, **RUN, **kw))["result"]
+    plain = np.asarray(run(class_choice="square", guidance=4.0))
+    same = np.asarray(
+        run(class_choice="square", guidance=4.0, guidance_t_lo=0, guidance_t_hi=100, guidance_rescale=0.0)
+    )
+    np.testing.assert_array_equal(same, plain)
+    interval = np.asarray(run(class_choice="square", guidance=4.0, guidance_t_lo=30, guidance_t_hi=60))
+    rescaled = np.asarray(run(class_choice="square", guidance=4.0, guidance_rescale=1.0))
+    assert not np.array_equal(interval, plain) and not np.array_equal(rescaled, plain)
+    # no step inside the interval: plainly conditional, as w = 1
+    np.testing.assert_array_equal(
+        np.asarray(run(class_choice="square", guidance=4.0, guidance_t_lo=95, guidance_t_hi=99)),
+        np.asarray(run(class_choice="square", guidance=1.0)),
+    )
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(guidance_rescale=1.5), "Guidance rescale φ must be a finite number between 0.0 and 1.0, got 1.5."),
+        (dict(guidance_rescale=-0.1), "Guidance rescale φ must be a finite number between 0.0 and 1.0, got -0.1."),
+        (dict(guidance_t_hi=101), "Guidance interval's t_hi must be a finite number between 0 and 100, got 101."),
+        (
+            dict(guidance_t_lo=70, guidance_t_hi=60),
+            "Guidance interval's t_lo must be a finite number between 0 and 60, got 70.",
+        ),
+        (dict(guidance_t_lo="abc"), "Guidance interval's t_lo must be a number"),
+    ],
+)
+def test_bad_guidance_options_get_one_clear_message(app_models, options, message):
+    with pytest.raises(gr.Error) as error:
+        last(
+            reverse.reverse_generate(
+                "tiny-conditional", plans.DDPM, 4, **RUN, class_choice="square", guidance=3.0, **options
+            )
+        )
+    assert error.value.message.startswith(message), error.value.message
+    estimate = reverse.estimate_runtime("tiny-conditional", plans.DDPM, 4, 0.0, 2, "square", 3.0, **options)
+    assert estimate.startswith(f"**Can't run these settings.** {message}"), estimate
+    # an unconditional model has no guidance: the options are not read (as w is not)
+    assert last(reverse.reverse_generate("tiny-random", plans.DDPM, 2, **RUN, **options))["status"].startswith("Done")
+
+
+def test_the_interval_and_rescale_start_on_the_models_recommendation_and_say_when_they_do_nothing(app_models):
+    *_, accordion, lo, hi, phi = reverse.conditioning_controls("tiny-conditional")  # none recommended: off
+    assert accordion["visible"] and (lo["value"], hi["value"], phi["value"]) == (0, 100, 0.0) and hi["maximum"] == 100
+    assert lo["interactive"] and "Kynkäänniemi" in lo["info"] and "Lin et al." in phi["info"]
+    models.get_pipeline("tiny-conditional").register_to_config(
+        recommended_guidance_interval=[20, 70], recommended_guidance_rescale=0.5
+    )
+    _, w, accordion, lo, hi, phi = reverse.conditioning_controls("tiny-conditional")
+    assert (w["value"], lo["value"], hi["value"], phi["value"]) == (2.0, 20, 70, 0.5)
+    _, w, accordion, *extras = reverse.conditioning_controls("tiny-random")  # unconditional: hidden with w
+    assert w["visible"] is False and accordion["visible"] is False
+    for class_choice, w, why in [
+        (plans.ONE_OF_EACH, 1.0, "at w = 1 (plainly conditional"),
+        ("square", 0.0, "at w = 0 (unconditional"),
+        (plans.ANY_CLASS, 3.0, "under the class 'any'"),
+    ]:
+        for update in reverse.guidance_extras_controls(class_choice, w):
+            assert (
+                update["interactive"] is False and why in update["info"] and "has no effect" in update["info"].lower()
+            )
+    assert all(u["interactive"] for u in reverse.guidance_extras_controls("square", 2.5))

@@ -25,6 +25,10 @@ from app.plans import (
     class_choices,
     defaults_for,
     frame_budget,
+    guidance_extras_reason,
+    guidance_text,
+    guided,
+    interval_text,
     listed_request,
     opening_defaults,
     plural,
@@ -45,7 +49,7 @@ from app.serving.compute_slots import collected, compute_slot, gpu, in_compute_s
 from app.serving.session_memory import ledger
 from app.serving.sessions import SessionFiles, export_gif
 from app.settings import ASSETS_DIR
-from app.validation import UserError, check_choice, check_int, check_model, numerical_faults_as_errors
+from app.validation import UserError, WorkCapError, check_choice, check_int, check_model, numerical_faults_as_errors
 from pipelines.class_decision import class_decision
 from pipelines.schedules import index_to_paper_t
 from pipelines.trajectory import Trajectory, evenly_spread, from_uint8, to_uint8
@@ -57,39 +61,82 @@ DEFAULT_RUN = ASSETS_DIR / "default_run.json"
 BATCH_LABEL = "Batch (grid)"
 
 
-def estimate_runtime(model_name, sampler, steps, eta, batch_size, class_choice=None, guidance=None) -> str:
+def estimate_runtime(
+    model_name,
+    sampler,
+    steps,
+    eta,
+    batch_size,
+    class_choice=None,
+    guidance=None,
+    guidance_t_lo=None,
+    guidance_t_hi=None,
+    guidance_rescale=None,
+) -> str:
     """What a run of these settings asks of the UNet and how long it should take here: the UNet's time per call,
     measured once, times how much longer this server's last runs took than their bare UNet calls (the machine's
-    load, and the work around each call). A request over the server's limit says so here, not in a toast. A large
-    model's line also says what one step costs; a listed model not loaded yet is estimated from its measured figures
-    (app/model_defaults.py), without loading it."""
+    load, and the work around each call). A guidance interval counts its steps exactly: a guided one is a call of
+    twice the batch, one outside the interval a single pass. A request over the server's limit says so here, not in a
+    toast. A large model's line also says what one step costs; a listed model not loaded yet is estimated from its
+    measured figures (app/model_defaults.py), without loading it."""
     if model_defaults.by_name(model_name) is not None and not models.is_loaded(model_name):
         return estimate_before_loading(model_name, sampler, steps, batch_size)
     try:
-        plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
-    except UserError as e:
+        plan = run_plan(
+            model_name,
+            sampler,
+            steps,
+            eta,
+            batch_size,
+            class_choice,
+            guidance,
+            guidance_rescale,
+            guidance_t_lo,
+            guidance_t_hi,
+        )
+    except WorkCapError as e:
         return f"**Too much for one run.** {e.message}"
+    except UserError as e:
+        return f"**Can't run these settings.** {e.message}"
     except (gr.Error, models.ModelUnavailable) as e:
         return str(e)
-    per_call = models.seconds_per_unet_call(plan.pipe, plan.unet_batch)
     factor, runs = models.run_speed.factor(plan.model)
-    seconds = plan.nfe * per_call * factor
-    images = plural(plan.unet_batch, "image")
-    if plan.guided:
-        images += f" (a batch of {plan.batch_size}, doubled: guidance runs the UNet with and without the class)"
+    seconds = models.bare_seconds(plan.pipe, plan.unet_calls()) * factor
     if runs:
         basis = f"as this server's last {plural(runs, 'run')} went"
     elif plan.pipe.device.type == "cpu" and model_defaults.measured_seconds_per_call(plan.pipe.unet.config, 1):
         basis = "from its UNet's speed measured on a 2-vCPU CPU (no run here yet)"  # models.seconds_per_unet_call
     else:
         basis = "from the UNet's speed timed here (no run yet)"
-    text = (
-        f"**≈ {seconds:.1f} s** for {plural(plan.num_steps, 'step')} ({plural(plan.nfe, 'model evaluation')}), "
-        f"each on {images}; {basis}."
-    )
+    text = f"**≈ {seconds:.1f} s** for {plural(plan.num_steps, 'step')} {evaluations_text(plan)}; {basis}."
+    if plan.guided and plan.guidance_rescale > 0:
+        text += f" Guided steps rescaled with φ = {plan.guidance_rescale:g} (no extra pass)."
     per_step = seconds / plan.num_steps
     if per_step >= LARGE_STEP_S or max(plan.pipe.sample_shape[1:]) >= model_defaults.LARGE_SIZE:
         text += f" **≈ {seconds_text(per_step)} s a step** at this batch."
+    return text
+
+
+DOUBLED = "a batch of {}, doubled: guidance runs the UNet with and without the class"
+
+
+def evaluations_text(plan: RunPlan) -> str:
+    """The estimate's count of model evaluations and the images each runs on: "(10 model evaluations), each on 8
+    images (a batch of 4, doubled: …)"; with a guidance interval, how many run both passes and how many one."""
+    evaluations, b = plural(plan.nfe, "model evaluation"), plan.batch_size
+    if plan.fully_guided:
+        return f"({evaluations}), each on {plural(plan.unet_batch, 'image')} ({DOUBLED.format(b)})"
+    if plan.guided:
+        inside = sum(plan.guided_evaluations)
+        where = interval_text(plan.guidance_interval)
+        return (
+            f"({evaluations}, {plural(plan.unet_passes, 'UNet pass', 'UNet passes')} of {plural(b, 'image')}): "
+            f"{inside:,} inside the guidance interval {where} on {2 * b} images ({DOUBLED.format(b)}), "
+            f"{plan.nfe - inside:,} outside it on {b} (conditional alone, one pass)"
+        )
+    text = f"({evaluations}), each on {plural(b, 'image')}"
+    if plan.guidance_interval is not None and guided(plan.class_labels, plan.guidance_scale):
+        text += f" (no step falls inside the guidance interval {interval_text(plan.guidance_interval)}: one pass each)"
     return text
 
 
@@ -106,8 +153,10 @@ def estimate_before_loading(model_name, sampler, steps, batch_size) -> str:
     architecture's figures measured on a 2-vCPU CPU, the cost of a step and of the run, and what the download is."""
     try:
         defaults, sampler, n, batch_size = listed_request(model_name, sampler, steps, batch_size)
-    except UserError as e:
+    except WorkCapError as e:
         return f"**Too much for one run.** {e.message}"
+    except UserError as e:
+        return f"**Can't run these settings.** {e.message}"
     nfe, arch = sampler.nfe_of(n), defaults.architecture
     seconds = defaults.run_seconds(nfe, batch_size)
     return (
@@ -158,6 +207,8 @@ def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool, session: str
         scheduler=request_scheduler(plan, variance_type, clip),
         class_labels=plan.class_labels,
         guidance_scale=plan.guidance_scale,
+        guidance_rescale=plan.guidance_rescale,
+        guidance_interval=plan.guidance_interval,
         show_progress=True,
     )
     with numerical_faults_as_errors():
@@ -187,17 +238,19 @@ def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool, session: str
                     # third of the run's time goes to it
                     payload_every = max(settings.SCRUB_STREAM_EVERY_S, 2 * (last_payload - last_yield))
                 yield {**live, "status": status}
-    models.run_speed.record(plan.model, made, plan.unet_batch, time.perf_counter() - started, pipe)
+    models.run_speed.record_calls(plan.model, plan.unet_calls(made), time.perf_counter() - started, pipe)
     if stopped:
         yield from stopped_outputs(plan, run.recorded(), made, in_page)
         return
     final, trajectory = run.final, run.trajectory
     trajectory.final = final.cpu()
     state = ledger.admit(recorded_state(plan, trajectory))
+    guided_note = guidance_text(plan)
     done = (
         f"Done: {plan.sampler.name}, {plural(plan.num_steps, 'step')} "
-        f"({plural(trajectory.num_steps, 'model evaluation')}), t = {trajectory.t_values[0]} → 0; "
-        f"{len(trajectory)} kept for scrubbing ({trajectory.nbytes / 2**20:.1f} MB). Scrub t above."
+        f"({plural(trajectory.num_steps, 'model evaluation')}), t = {trajectory.t_values[0]} → 0"
+        f"{'; ' + guided_note if guided_note else ''}; {len(trajectory)} kept for scrubbing "
+        f"({trajectory.nbytes / 2**20:.1f} MB). Scrub t above."
     )
     final_grid = grid_image(final)
     outputs = {"x_t": final_grid, "x0_hat": grid_image(final), "status": done, "state": state, "result": final_grid}
@@ -268,13 +321,29 @@ def reverse_generate(
     batch_size,
     class_choice=ANY_CLASS,
     guidance=1.0,
+    guidance_t_lo=None,
+    guidance_t_hi=None,
+    guidance_rescale=None,
     progress=gr.Progress(track_tqdm=True),
     request: gr.Request = None,
     in_page: bool = False,
 ):
     """A run: :func:`sample`'s outputs by name. The API's leaves the scrubber's payload out (``in_page`` False);
-    the page's streams it, and its Stop button ends it (:func:`request_stop`)."""
-    plan = run_plan(model_name, sampler, steps, eta, batch_size, class_choice, guidance)
+    the page's streams it, and its Stop button ends it (:func:`request_stop`). ``guidance_t_lo``, ``guidance_t_hi``:
+    the guidance interval in the paper's t (None: 0 and T, every step); ``guidance_rescale``: φ (None: 0); both for
+    a class-conditional model, and optional, so that older clients keep working."""
+    plan = run_plan(
+        model_name,
+        sampler,
+        steps,
+        eta,
+        batch_size,
+        class_choice,
+        guidance,
+        guidance_rescale,
+        guidance_t_lo,
+        guidance_t_hi,
+    )
     session = request.session_hash if in_page and request is not None else None
     if session is None:
         yield from sample(plan, variance_type, clip, seed, in_page)
@@ -349,15 +418,47 @@ def variance_controls(name):
 
 
 def conditioning_controls(name):
-    """The class dropdown and the guidance slider for a model: shown, with its classes and recommended w, for a
-    class-conditional model (starting on "one of each": a grid of every class at that w); hidden for an
-    unconditional one."""
+    """The class dropdown, the guidance slider and the guidance interval and rescale for a model: shown, with its
+    classes and its recommended w, interval and φ, for a class-conditional model (starting on "one of each": a grid
+    of every class at that w); hidden for an unconditional one. Order: class, w, the accordion, t_lo, t_hi, φ."""
     pipe = check_model(name)
     choices = class_choices(pipe)
+    T = pipe.scheduler.config.num_train_timesteps
     if choices is None:
-        return gr.update(visible=False, choices=[ANY_CLASS], value=ANY_CLASS), gr.update(visible=False)
-    w = pipe.guidance_scale_for(None)
-    return gr.update(visible=True, choices=choices, value=ONE_OF_EACH), gr.update(visible=True, value=w)
+        hidden = gr.update(visible=False)
+        interval = [gr.update(maximum=T, value=0), gr.update(maximum=T, value=T), gr.update(value=0.0)]
+        return gr.update(visible=False, choices=[ANY_CLASS], value=ANY_CLASS), hidden, hidden, *interval
+    recommended = pipe.recommended_guidance()
+    lo, hi = recommended.interval or (0, T)
+    extras = guidance_extras_controls(ONE_OF_EACH, recommended.scale)
+    return (
+        gr.update(visible=True, choices=choices, value=ONE_OF_EACH),
+        gr.update(visible=True, value=recommended.scale),
+        gr.update(visible=True),
+        {**extras[0], "maximum": T, "value": lo},
+        {**extras[1], "maximum": T, "value": hi},
+        {**extras[2], "value": recommended.rescale},
+    )
+
+
+INTERVAL_LO_INFO = (
+    "Guide only where t_lo ≤ t ≤ t_hi (Kynkäänniemi et al. 2024); outside it w = 1: one UNet pass, no doubling. "
+    "0 … T: every step."
+)
+INTERVAL_HI_INFO = "The paper's t (T: noise). Guiding the noisiest steps mostly costs variety; the paper skips them."
+RESCALE_INFO = (
+    "Lin et al. 2024: scale each guided ε̂ back to the conditional ε̂'s spread, φ of it mixed in; it tames the "
+    "over-saturation of large w. 0: off."
+)
+
+
+def guidance_extras_controls(class_choice, w):
+    """The guidance interval (t_lo, t_hi) and rescale φ sliders: enabled with their help where guidance acts, else
+    disabled, saying why (the class 'any', or w = 0 or 1: no step is guided)."""
+    reason = guidance_extras_reason(class_choice, w)
+    if reason is not None:
+        return tuple(gr.update(interactive=False, info=reason) for _ in range(3))
+    return tuple(gr.update(interactive=True, info=info) for info in (INTERVAL_LO_INFO, INTERVAL_HI_INFO, RESCALE_INFO))
 
 
 @lru_cache(maxsize=1)

@@ -33,11 +33,29 @@ class RunInputs:
     batch: gr.Slider
     class_choice: gr.Dropdown
     guidance: gr.Slider
+    guidance_extras: gr.Accordion  # the guidance interval and rescale, under w
+    guidance_t_lo: gr.Slider
+    guidance_t_hi: gr.Slider
+    guidance_rescale: gr.Slider
+
+    @property
+    def guidance_options(self) -> list:
+        """The guidance interval and rescale, in the handlers' order."""
+        return [self.guidance_t_lo, self.guidance_t_hi, self.guidance_rescale]
 
     @property
     def plan(self) -> list:
         """What the run-time estimate depends on."""
-        return [self.model, self.sampler, self.steps, self.eta, self.batch, self.class_choice, self.guidance]
+        return [
+            self.model,
+            self.sampler,
+            self.steps,
+            self.eta,
+            self.batch,
+            self.class_choice,
+            self.guidance,
+            *self.guidance_options,
+        ]
 
     @property
     def all(self) -> list:
@@ -52,10 +70,11 @@ class RunInputs:
             self.batch,
             self.class_choice,
             self.guidance,
+            *self.guidance_options,  # trailing and optional in the API: older clients leave them out
         ]
 
 
-def run_inputs() -> RunInputs:
+def run_inputs(T: int) -> RunInputs:
     choices = models.model_choices()
     model = gr.Dropdown(
         choices, value=models.default_model(), label="Model", info=models.hub_note(), elem_id="reverse-model"
@@ -75,6 +94,11 @@ def run_inputs() -> RunInputs:
         label="Guidance w: ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, c) − ε̂(x_t, ∅)); 0 unconditional, 1 plain conditional",
         visible=False,
     )
+    # shown with w (a class-conditional model); the model's recommended values are set when it is picked
+    with gr.Accordion("Guidance interval and rescale", open=False, visible=False) as guidance_extras:
+        t_lo = gr.Slider(0, T, value=0, step=1, label="Guidance interval: from t_lo", info=cb.INTERVAL_LO_INFO)
+        t_hi = gr.Slider(0, T, value=T, step=1, label="Guidance interval: to t_hi", info=cb.INTERVAL_HI_INFO)
+        rescale = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Guidance rescale φ", info=cb.RESCALE_INFO)
     sampler = gr.Dropdown(
         list(plans.SAMPLER_NAMES),
         value=plans.DEFAULT_SAMPLER,
@@ -89,7 +113,22 @@ def run_inputs() -> RunInputs:
     with gr.Row():
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=settings.MAX_SEED)
         batch = gr.Slider(1, settings.MAX_BATCH, value=opening.batch, step=1, label=cb.BATCH_LABEL)
-    return RunInputs(model, sampler, steps, eta, variance, clip, seed, batch, class_choice, guidance)
+    return RunInputs(
+        model,
+        sampler,
+        steps,
+        eta,
+        variance,
+        clip,
+        seed,
+        batch,
+        class_choice,
+        guidance,
+        guidance_extras,
+        t_lo,
+        t_hi,
+        rescale,
+    )
 
 
 def sdedit_section(model: gr.Dropdown, T: int) -> None:
@@ -121,7 +160,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     T = models.num_timesteps(models.default_model()) or settings.MAX_T  # read from its config, weights not loaded
     with gr.Row():
         with gr.Column(scale=1, min_width=300, elem_id="reverse-controls"):
-            inputs = run_inputs()
+            inputs = run_inputs(T)
         with gr.Column(scale=3, elem_id="reverse-run"):
             with gr.Row(equal_height=True):
                 generate = gr.Button("Generate", variant="primary", min_width=110, scale=0)
@@ -150,12 +189,19 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     estimate_now = dict(
         fn=cb.estimate_runtime, inputs=inputs.plan, outputs=estimate, show_progress="hidden", api_visibility="private"
     )
-    for component in (inputs.sampler, inputs.steps, inputs.eta, inputs.batch, inputs.guidance):
+    for component in (
+        inputs.sampler,
+        inputs.steps,
+        inputs.eta,
+        inputs.batch,
+        inputs.guidance,
+        *inputs.guidance_options,
+    ):
         component.change(**estimate_now)
     # a model's own steps and batch (app/model_defaults.py) are set after its classes, so that the estimate their
     # change triggers reads the new model's class; a listed model not loaded yet (a Hub model, minutes of download)
     # shows its steps, batch and estimate at once, from its measured figures
-    conditioning = [inputs.class_choice, inputs.guidance]
+    conditioning = [inputs.class_choice, inputs.guidance, inputs.guidance_extras, *inputs.guidance_options]
     steps_and_batch = [inputs.steps, inputs.batch]
     for event, set_defaults in (
         (inputs.model.change, cb.model_defaults_controls),
@@ -174,6 +220,15 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     inputs.class_choice.change(
         cb.batch_control, [inputs.model, inputs.class_choice], inputs.batch, api_visibility="private"
     ).then(**estimate_now)
+    # the interval and rescale act on guided steps only: disabled, saying why, under the class 'any' or at w = 0, 1
+    for component in (inputs.class_choice, inputs.guidance):
+        component.change(
+            cb.guidance_extras_controls,
+            [inputs.class_choice, inputs.guidance],
+            inputs.guidance_options,
+            show_progress="hidden",
+            api_visibility="private",
+        )
     inputs.sampler.change(cb.sampler_help, inputs.sampler, inputs.sampler, api_visibility="private")
     for event in (inputs.model.change, demo.load):  # a model with a learned Σ_θ samples with it by default
         event(cb.variance_controls, inputs.model, inputs.variance, api_visibility="private")
