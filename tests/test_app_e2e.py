@@ -129,6 +129,27 @@ def test_reverse_generate_rejects_bad_values(client):
             )
 
 
+def test_reverse_generate_takes_the_guidance_interval_and_rescale(client):
+    """Issue 25: the guidance interval (t_lo, t_hi) and rescale φ are optional trailing parameters: a client that
+    sends the ten values of before runs as before (every step guided, φ = 0); the new ones reach the run, by position
+    or by name; a bad one gets one clear message."""
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/reverse_generate"]
+    trailing = [(p["parameter_name"], p["parameter_has_default"]) for p in info["parameters"][-3:]]
+    assert trailing == [("guidance_t_lo", True), ("guidance_t_hi", True), ("guidance_rescale", True)], trailing
+    before = ["tiny-conditional", RESPACED, 10, 0.0, VARIANCE, True, 0, 2, "square", 3.0]
+    old = client.predict(*before, api_name="/reverse_generate")[2]
+    assert old.startswith("Done: DDPM (ancestral), 10 steps") and "guided" not in old and "φ" not in old, old
+    new = client.predict(*before, 15, 75, 0.5, api_name="/reverse_generate")[2]
+    assert "guided (w = 3) at 6 of 10 model evaluations, those in the guidance interval t ∈ [15, 75]" in new, new
+    assert "guidance rescaled with φ = 0.5" in new, new
+    named = client.predict(*before, guidance_t_lo=15, guidance_t_hi=75, api_name="/reverse_generate")[2]
+    assert "at 6 of 10 model evaluations" in named and "φ" not in named, named
+    with pytest.raises(Exception, match="Guidance interval's t_lo must be a finite number between 0 and 60, got 70"):
+        client.predict(*before, 70, 60, 0.0, api_name="/reverse_generate")
+    with pytest.raises(Exception, match=r"Guidance rescale φ must be|greater than maximum value 1"):
+        client.predict(*before, 0, 100, 1.5, api_name="/reverse_generate")
+
+
 def test_forward_state_endpoints_and_sdedit_and_elbo(client):
     client.predict(handle_file(EXAMPLE), "cosine", 200, 1e-4, 0.02, 0, 32, api_name="/forward_setup")
     scrub = client.predict(100, api_name="/forward_scrub")
