@@ -198,3 +198,59 @@ def test_offline_the_hub_models_are_named_once_and_not_offered(page):
     names = [text.split("\n")[-1] for text in options.all_inner_texts()]  # the chosen one reads "✓\ntiny-random"
     assert "tiny-random" in names and not any("google/" in n for n in names), names
     page.keyboard.press("Escape")
+
+
+def drag_then_type(page, label: str, value) -> None:
+    """Set a slider as a person who wants an exact value: drag its track to about ``value``, then type ``value`` into
+    its number box and press Enter; wait until the slider holds it."""
+    track, number = page.get_by_label(f"range slider for {label}"), page.get_by_label(f"number input for {label}")
+    track.scroll_into_view_if_needed()
+    for control in (track, number):
+        expect(control).to_be_visible()
+        expect(control).to_be_enabled()
+    lo, hi = float(track.get_attribute("min")), float(track.get_attribute("max"))
+    box = track.bounding_box()
+    x = lambda v: box["x"] + 8 + (box["width"] - 16) * (float(v) - lo) / (hi - lo)
+    y = box["y"] + box["height"] / 2
+    before = track.input_value()
+    page.mouse.move(x(before), y)
+    page.mouse.down()
+    page.mouse.move(x(value), y, steps=6)
+    page.mouse.up()
+    expect(track).not_to_have_value(before, timeout=WAIT)  # the drag moved it
+    number.fill(str(value))
+    number.press("Enter")
+    expect(track).to_have_value(str(value), timeout=WAIT)
+
+
+def test_the_guidance_interval_and_rescale_reach_the_estimate_and_the_run(page):
+    """Issue 25: under w, the guidance interval and rescale, used by hand: the estimate counts one UNet pass for the
+    steps outside the interval and two inside, the run says what it guided and rescaled, and at w = 1 the controls
+    are disabled, saying why."""
+    choose(page, "Sampler", plans.DDPM)
+    set_number(page, "Steps N (T: every timestep)", 10)  # t = 100, 90, …, 10
+    choose_model(page, "tiny-conditional")
+    choose(page, "Class (class-conditional models)", "square")
+    estimate = page.locator("#reverse-estimate")
+    expect(estimate).to_contain_text("each on 8 images (a batch of 4, doubled: guidance", timeout=WAIT)
+    click(page.locator("button.label-wrap").filter(has_text="Guidance interval and rescale"))
+    expect(page.get_by_text("Kynkäänniemi et al. 2024", exact=False).first).to_be_visible(timeout=WAIT)
+    drag_then_type(page, "Guidance interval: to t_hi", 75)
+    drag_then_type(page, "Guidance interval: from t_lo", 15)
+    expect(estimate).to_contain_text(
+        "(10 model evaluations, 16 UNet passes of 4 images): 6 inside the guidance interval t ∈ [15, 75] on 8 images",
+        timeout=WAIT,
+    )
+    expect(estimate).to_contain_text("4 outside it on 4 (conditional alone, one pass)")
+    drag_then_type(page, "Guidance rescale φ", 0.5)
+    expect(estimate).to_contain_text("Guided steps rescaled with φ = 0.5", timeout=WAIT)
+    click(page.get_by_role("button", name="Generate"))
+    expect(status(page)).to_contain_text(
+        "guided (w = 2) at 6 of 10 model evaluations, those in the guidance interval t ∈ [15, 75]", timeout=60_000
+    )
+    expect(status(page)).to_contain_text("guidance rescaled with φ = 0.5")
+    set_number(page, "Guidance w: ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, c) − ε̂(x_t, ∅)); 0 unconditional, 1 plain conditional", 1)
+    expect(page.get_by_label("range slider for Guidance interval: from t_lo")).to_be_disabled(timeout=WAIT)
+    expect(page.get_by_label("range slider for Guidance rescale φ")).to_be_disabled()
+    expect(page.get_by_text("Has no effect at w = 1 (plainly conditional", exact=False).first).to_be_visible()
+    expect(estimate).to_contain_text("(10 model evaluations), each on 4 images;", timeout=WAIT)
