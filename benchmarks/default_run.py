@@ -27,7 +27,7 @@ from app.settings import DEFAULT_MODEL
 
 def variants() -> dict[str, tuple]:
     """name → (model, sampler, steps, batch, class choice, guidance), as the tab starts."""
-    classes, guidance = reverse.conditioning_controls(DEFAULT_MODEL)
+    classes, guidance, *_ = reverse.conditioning_controls(DEFAULT_MODEL)  # (then the guidance interval and φ: off)
     now = (DEFAULT_MODEL, plans.DEFAULT_SAMPLER, plans.DEFAULT_STEPS, 4, classes["value"], guidance.get("value"))
     return {"before": ("fashion-mnist-32", plans.DDPM, 100, 4, plans.ANY_CLASS, None), "now": now}
 
@@ -76,7 +76,7 @@ def main() -> None:
     for name, (model, sampler, steps, _, _, guidance) in runs.items():
         s = stats(seconds[name])
         plan = plans.run_plan(*plan_args(runs[name]))  # images and NFE as the tab counts them
-        passes = plan.nfe * plan.batch_size * (1 if guidance is None else 2)
+        passes = plan.unet_passes * plan.batch_size  # images through the UNet: two passes where it guides
         rows.append(
             [
                 name,

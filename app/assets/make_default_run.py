@@ -19,7 +19,8 @@ BUDGET_BYTES = 1 * 2**20  # every visitor's page loads it: half the budget of a 
 
 def main() -> None:
     variance = next(iter(plans.VARIANCE_CHOICES))
-    classes, guidance = reverse.conditioning_controls(settings.DEFAULT_MODEL)  # what the tab's controls start on
+    # what the tab's controls start on: the class, w, and the model's recommended guidance interval and rescale
+    classes, guidance, _, t_lo, t_hi, rescale = reverse.conditioning_controls(settings.DEFAULT_MODEL)
     run = (
         plans.DEFAULT_SAMPLER,
         plans.DEFAULT_STEPS,
@@ -30,6 +31,9 @@ def main() -> None:
         4,
         classes["value"],
         guidance.get("value"),
+        t_lo.get("value"),
+        t_hi.get("value"),
+        rescale.get("value"),
     )
     outputs = list(reverse.reverse_generate(settings.DEFAULT_MODEL, *run))
     state = outputs[-1]["state"]
