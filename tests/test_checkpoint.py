@@ -52,3 +52,35 @@ def test_committed_classifier_accuracy(directory):
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     images, labels = load_fashion_mnist(split="test")
     assert accuracy(load_classifier(directory), uint8_to_model_range(images[:2000]), labels[:2000]) >= 0.90
+
+
+EMOJI = CHECKPOINT.parent / "noto-emoji-32-cond"
+
+
+def test_the_colour_model_is_in_the_menu_offline_and_finds_each_samples_nearest_training_image(monkeypatch):
+    """The bundled colour model: listed offline, loaded in RGB with its nine categories and recommended w, sampled;
+    its shipped training set and judge give each sample a nearest training image in pixels and in features, and a
+    sample is no copy (as far from the training set as the closest held-out images at least)."""
+    from app import models, settings
+
+    monkeypatch.setattr(settings, "CHECKPOINT_DIR", CHECKPOINT.parent)
+    monkeypatch.setattr(models, "_cache", {})
+    monkeypatch.setattr(models, "_errors", {})
+    models.nearest_training.cache_clear()
+    assert "noto-emoji-32-cond" in [name for _, name in models.model_choices()]
+    pipe = models.get_pipeline("noto-emoji-32-cond")
+    assert pipe.sample_shape == (3, 32, 32) and len(pipe.class_names) == 9 and pipe.class_names[-1] == "Flags"
+    images = pipe(
+        class_labels=[0, 8],
+        guidance_scale=pipe.guidance_scale_for(None),
+        generator=torch.Generator().manual_seed(0),
+        num_inference_steps=20,
+        output_type="pt",
+    ).images
+    assert images.shape == (2, 3, 32, 32)
+    search = models.nearest_training("noto-emoji-32-cond")
+    assert search is not None and search.features is not None and len(search.training_set.images) == 1631
+    found = search.of(images * 2 - 1)
+    assert (found.pixel_distance > search.reference.pixel_distance.min()).all()
+    assert len(set(found.feature_index.tolist())) == 2
+    models.nearest_training.cache_clear()
