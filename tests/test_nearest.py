@@ -115,9 +115,9 @@ def test_the_section_shows_each_sample_beside_its_nearest_training_image(copying
     assert len(items) == 6  # each sample, its neighbour in pixels, its neighbour in features
     captions = [c for _, c in items]
     assert captions[0] == "sample 1" and captions[3] == "sample 2"
-    assert captions[1].startswith("nearest in pixels: emoji 2 · distance 0.00, closer than 0 %")
-    assert captions[2].startswith("nearest in features: emoji 2 · distance 0.00")
-    assert captions[4].startswith("nearest in pixels: emoji 5")
+    assert captions[1] == "pixels: emoji 2 · d 0.0 · 0 %"  # closer than any held-out image comes
+    assert captions[2] == "features: emoji 2 · d 0.0 · 0 %"
+    assert captions[4].startswith("pixels: emoji 5 · d 0.0")
     assert np.array_equal(items[1][0][::3, ::3], train[2].transpose(1, 2, 0))  # the training image, upscaled 3×
     assert items[0][0].shape == (96, 96, 3) and np.asarray(plot).ndim == 3
     assert "2 of 2 in pixels, 2 of 2 in features" in summary

@@ -15,8 +15,9 @@ NOTE = (
     "A model trained on a small data set can learn to copy it. Each sample stands beside the training image nearest "
     "to it, in pixels and in the features of a classifier trained on the same images (it sees what an image shows, "
     "not where its pixels are). The grey histograms are the yardstick: how far **real images the model never saw** "
-    "lie from their own nearest training image. A sample far to the left of them (closer than 1 % of real images "
-    "come) is likely a copy; one inside them is as new as a fresh real image."
+    "lie from their own nearest training image. Under each neighbour: its name, the distance d, and the share of real "
+    "images that come closer than d to a training image. A sample with 0 % is closer than any real image comes, "
+    "likely a copy; one among them is as new as a fresh real image."
 )
 MAX_SHOWN = 16
 
@@ -28,10 +29,7 @@ def section_visible(model_name) -> dict:
 
 def caption(search: NearestTraining, index: int, distance: float, space: str) -> str:
     share = search.percentile(distance, space)
-    return (
-        f"nearest in {space}: {search.training_set.names[index]} · distance {distance:.2f}, closer than "
-        f"{share:.0f} % of real images come"
-    )
+    return f"{space}: {search.training_set.names[index]} · d {distance:.1f} · {share:.0f} %"
 
 
 def nearest_of_run(state: ReverseState | None):

@@ -31,8 +31,10 @@ def create_section(demo: gr.Blocks, model: gr.Dropdown) -> NearestSection:
         gr.Markdown(cb.NOTE)
         summary = gr.Markdown("Generate (to the end) to see each sample beside its nearest training image.")
         gallery = gr.Gallery(
-            label="Sample | nearest training image in pixels | in the classifier's features",
-            columns=3,
+            label="Sample | its nearest training image in pixels | in the classifier's features",
+            columns=6,
+            height="auto",
+            object_fit="contain",
             format="png",
             elem_id="nearest-gallery",
         )
@@ -40,6 +42,7 @@ def create_section(demo: gr.Blocks, model: gr.Dropdown) -> NearestSection:
             label="Distance to the nearest training image: held-out real images (histogram), this run (lines)",
             format="png",
             interactive=False,
+            height=330,  # the 300 px figure and its label; without a height the block folds to 2 px
         )
     for event in (model.change, demo.load):
         event(cb.section_visible, model, section, api_visibility="private", show_progress="hidden")
