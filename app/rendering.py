@@ -278,19 +278,21 @@ def figure_nearest_distances(reference: dict, run: dict) -> np.ndarray:
 
 
 def nearest_distances_figure(reference: dict, run: dict):
-    """The figure behind :func:`figure_nearest_distances` (call with _MPL_LOCK held)."""
+    """The figure behind :func:`figure_nearest_distances` (call with _MPL_LOCK held): one panel per space, stacked,
+    400 px wide with 11 pt text, so that a phone shows its text at 11 CSS px or more."""
     spaces = [s for s in ("pixels", "features") if reference.get(s) is not None]
-    fig, axes = pyplot().subplots(1, len(spaces), figsize=(4.2 * len(spaces), 3.0), dpi=100, squeeze=False)
-    for ax, space in zip(axes[0], spaces):
+    fig, axes = pyplot().subplots(len(spaces), 1, figsize=(4.0, 0.5 + 2.7 * len(spaces)), dpi=100, squeeze=False)
+    for ax, space in zip(axes[:, 0], spaces):
         ref, mine = np.asarray(reference[space]), np.asarray(run[space])
         high = max(ref.max(), mine.max()) * 1.05
         ax.hist(ref, bins=30, range=(0, high), color="#9aa5b1", label="held-out real images")
         for k, d in enumerate(mine):
             ax.axvline(d, color="#d9480f", lw=1.5, alpha=0.8, label="this run's samples" if k == 0 else None)
-        ax.set_xlabel(f"L2 distance to the nearest training image\n(in {space})")
-        ax.set_ylabel("held-out images")
+        ax.set_xlabel(f"distance to the nearest training image\n(L2, in {space})", fontsize=11)
+        ax.set_ylabel("held-out images", fontsize=11)
+        ax.tick_params(labelsize=11)
         ax.set_xlim(0, high)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(loc="upper right", fontsize=8, frameon=False)
+    axes[0][0].legend(loc="lower left", bbox_to_anchor=(0, 1.0), fontsize=11, frameon=False, borderaxespad=0.2)
     fig.tight_layout()
     return fig

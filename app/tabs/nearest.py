@@ -42,7 +42,7 @@ def create_section(demo: gr.Blocks, model: gr.Dropdown) -> NearestSection:
             label="Distance to the nearest training image: held-out real images (histogram), this run (lines)",
             format="png",
             interactive=False,
-            height=330,  # the 300 px figure and its label; without a height the block folds to 2 px
+            height=630,  # the 590 px figure and its label; without a height the block folds to 2 px
         )
     for event in (model.change, demo.load):
         event(cb.section_visible, model, section, api_visibility="private", show_progress="hidden")
