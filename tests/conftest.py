@@ -77,19 +77,24 @@ def tiny_checkpoints(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def app_models(tiny_checkpoints, monkeypatch):
-    """Point the app's model registry at the tiny checkpoints, with a fresh cache."""
+def point_app_at(checkpoints, monkeypatch, default_model: str = "tiny-random"):
+    """Point the app's model registry at a checkpoint folder, with fresh caches (undone by ``monkeypatch``)."""
     from app import models, reverse_session, settings
 
-    monkeypatch.setattr(settings, "CHECKPOINT_DIR", tiny_checkpoints)
-    monkeypatch.setattr(settings, "DEFAULT_MODEL", "tiny-random")
+    monkeypatch.setattr(settings, "CHECKPOINT_DIR", checkpoints)
+    monkeypatch.setattr(settings, "DEFAULT_MODEL", default_model)
     monkeypatch.setattr(models, "_cache", {})
     monkeypatch.setattr(models, "_errors", {})
     reverse_session.model_plot.cache_clear()
     models.seconds_per_unet_call.cache_clear()
     models.data_spectrum.cache_clear()
-    return tiny_checkpoints
+    return checkpoints
+
+
+@pytest.fixture
+def app_models(tiny_checkpoints, monkeypatch):
+    """Point the app's model registry at the tiny checkpoints, with a fresh cache."""
+    return point_app_at(tiny_checkpoints, monkeypatch)
 
 
 def free_port() -> int:

@@ -8,11 +8,11 @@ import json
 import gradio as gr
 import pytest
 
-from app import model_defaults, models, plans, reverse_session, settings
+from app import model_defaults, models, plans, settings
 from app.callbacks import reverse, sdedit
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
 from pipelines.hub_models import google_ddpm_configs
-from tests.conftest import make_tiny_unet
+from tests.conftest import make_tiny_unet, point_app_at
 
 HUB_NAMES = [hub_id + models.HUB_SUFFIX for hub_id in models.HUB_MODELS]
 CHURCH = "google/ddpm-church-256" + models.HUB_SUFFIX
@@ -30,13 +30,8 @@ def large_checkpoints(tmp_path_factory):
 
 @pytest.fixture
 def large_models(large_checkpoints, monkeypatch):
-    monkeypatch.setattr(settings, "CHECKPOINT_DIR", large_checkpoints)
-    monkeypatch.setattr(settings, "DEFAULT_MODEL", "tiny-random")
-    monkeypatch.setattr(models, "_cache", {})
-    monkeypatch.setattr(models, "_errors", {})
+    point_app_at(large_checkpoints, monkeypatch)
     monkeypatch.setattr(models, "run_speed", models.RunSpeed())
-    reverse_session.model_plot.cache_clear()
-    models.seconds_per_unet_call.cache_clear()
     yield large_checkpoints
     models.seconds_per_unet_call.cache_clear()
 
