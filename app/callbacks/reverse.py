@@ -94,10 +94,8 @@ def estimate_runtime(
             guidance_t_lo,
             guidance_t_hi,
         )
-    except WorkCapError as e:
-        return f"**Too much for one run.** {e.message}"
     except UserError as e:
-        return f"**Can't run these settings.** {e.message}"
+        return refusal(e)
     except (gr.Error, models.ModelUnavailable) as e:
         return str(e)
     factor, runs = models.run_speed.factor(plan.model)
@@ -115,6 +113,12 @@ def estimate_runtime(
     if per_step >= LARGE_STEP_S or max(plan.pipe.sample_shape[1:]) >= model_defaults.LARGE_SIZE:
         text += f" **≈ {seconds_text(per_step)} s a step** at this batch."
     return text
+
+
+def refusal(e: UserError) -> str:
+    """The estimate's line for settings the server would refuse: over the work cap, or invalid."""
+    head = "Too much for one run." if isinstance(e, WorkCapError) else "Can't run these settings."
+    return f"**{head}** {e.message}"
 
 
 DOUBLED = "a batch of {}, doubled: guidance runs the UNet with and without the class"
@@ -153,10 +157,8 @@ def estimate_before_loading(model_name, sampler, steps, batch_size) -> str:
     architecture's figures measured on a 2-vCPU CPU, the cost of a step and of the run, and what the download is."""
     try:
         defaults, sampler, n, batch_size = listed_request(model_name, sampler, steps, batch_size)
-    except WorkCapError as e:
-        return f"**Too much for one run.** {e.message}"
     except UserError as e:
-        return f"**Can't run these settings.** {e.message}"
+        return refusal(e)
     nfe, arch = sampler.nfe_of(n), defaults.architecture
     seconds = defaults.run_seconds(nfe, batch_size)
     return (
