@@ -209,6 +209,11 @@ def test_every_control_of_every_tab_answers_a_hand(page):
         if tab == "Reverse process":  # a class-conditional model shows the class, guidance and sweep controls
             pick_model(page, panel, "tiny-conditional")
             expect(panel.get_by_label("Class (class-conditional models)")).to_be_visible(timeout=WAIT)
+            # the model's answers settled: its recommended w (2) set, and "one of each" has disabled the batch (a
+            # pick made before the class's own events land is a race with them, not a hand's test)
+            expect(panel.get_by_label(re.compile("^number input for Guidance w"))).to_have_value("2", timeout=WAIT)
+            one_per_class = panel.get_by_label(re.compile("^number input for Batch: 3, one image per class"))
+            expect(one_per_class).to_be_disabled(timeout=WAIT)
         done = []
         while True:  # one control at a time, the page read again after each: an answer may add or move controls
             todo = [c for c in page.evaluate(CONTROLS_JS) if c[1] not in done]
