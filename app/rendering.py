@@ -232,6 +232,45 @@ def elbo_terms_figure(terms: dict):
     return fig
 
 
+COMPARISON_COLOURS = ("#1f77b4", "#e8590c")
+
+
+@drawn_under_lock
+def figure_elbo_comparison(series: list[tuple[str, dict]]) -> np.ndarray:
+    """Two models' per-timestep terms on the same image, timesteps and noise, as pixels: L_{t−1} (and L_0) of each,
+    their difference per t (the second's minus the first's), and L_simple of each."""
+    return figure_to_array(elbo_comparison_figure(series))
+
+
+def elbo_comparison_figure(series: list[tuple[str, dict]]):
+    """The figure behind :func:`figure_elbo_comparison` (call with _MPL_LOCK held)."""
+    fig, (a1, a2, a3) = pyplot().subplots(3, 1, figsize=(7.6, 6.6), dpi=100, sharex=True)
+    for (name, terms), colour in zip(series, COMPARISON_COLOURS, strict=False):
+        t = index_to_paper_t(np.asarray(terms["timesteps"]))
+        vb = np.maximum(np.asarray(terms["vb"]), 1e-8)
+        a1.plot(t[t > 1], vb[t > 1], "o-", ms=3, color=colour, label=f"{name}: $L_{{t-1}}$")
+        if (t == 1).any():
+            a1.plot(t[t == 1], vb[t == 1], "s", ms=6, color=colour, mfc="none", label=f"{name}: $L_0$")
+        a3.plot(t, terms["mse"], "o-", ms=3, color=colour, label=name)
+    (first_name, first), (second_name, second) = series[:2]
+    t = index_to_paper_t(np.asarray(first["timesteps"]))
+    difference = np.asarray(second["vb"]) - np.asarray(first["vb"])
+    a2.axhline(0.0, color="gray", lw=1)
+    a2.plot(t, difference, "o-", ms=3, color="#5f3dc4", label=f"{second_name} − {first_name}")
+    a2.set_yscale("symlog", linthresh=1e-6)  # log-sized either side of 0: the terms span 10⁻⁶ to 1
+    a1.set_yscale("log")
+    a3.set_yscale("log")
+    a1.set_ylabel("bits/dim\n(log axis)")
+    a2.set_ylabel("difference, bits/dim\n(symmetric log axis)")
+    a3.set_ylabel(r"$\|\epsilon - \hat\epsilon\|^2$" + "\n(log axis)")
+    a3.set_xlabel("t (t = 1: the decoder term $L_0$)")
+    for axes in (a1, a2, a3):
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False, fontsize=8)
+        axes.grid(alpha=0.3)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))  # room above the top tick for the page's image buttons
+    return fig
+
+
 def side_by_side(images: list[np.ndarray], pad: int = 4) -> np.ndarray:
     """Equal-height uint8 images (H, W) or (H, W, 3) joined left to right on white."""
     rgb = [np.repeat(im[..., None], 3, -1) if im.ndim == 2 else im for im in images]

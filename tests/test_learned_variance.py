@@ -280,3 +280,52 @@ def test_the_reverse_tab_samples_a_learned_model_with_its_sigma_or_a_fixed_one(a
     assert "Done" in list(reverse.reverse_generate("tiny-learned", variance_type=fixed, **run))[-1]["status"]
     with pytest.raises(gr.Error, match="no learned Σ_θ"):
         list(reverse.reverse_generate("tiny-random", variance_type=plans.LEARNED_CHOICE, **run))
+
+
+def test_the_elbo_tab_compares_a_fixed_and_a_learned_sigma_on_the_same_image_timesteps_and_noise(
+    app_models, monkeypatch, tmp_path
+):
+    """ "Compare with": both models' bounds on the same x₀, timesteps and noise (each the same as measured alone), a
+    row per model saying its Σ, and the paired difference; a model of another size is refused, saying why."""
+    import re
+    import shutil
+
+    import gradio as gr
+
+    from app import models, settings
+    from app.callbacks import loss
+
+    shutil.copytree(app_models / "tiny-random", tmp_path / "tiny-random")  # a menu of its own, not the shared one
+    learned = pipeline(learned_unet(), num_train_timesteps=100, beta_schedule="cosine")
+    learned.save_pretrained(tmp_path / "tiny-learned")
+    bigger = make_tiny_unet(sample_size=16, learned_variance=True)
+    pipeline(bigger, num_train_timesteps=100).save_pretrained(tmp_path / "tiny-learned-16")
+    monkeypatch.setattr(settings, "CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setattr(models, "_cache", {})
+    image = "app/assets/fashion_tshirt.png"
+
+    def bound_alone(name):
+        *_, (_, summary) = loss.elbo_terms(name, image, 6, 3)
+        return float(re.search(r"(\d+\.\d+) bits/dim\*\*", summary).group(1))
+
+    *_, (figure, summary) = loss.elbo_terms("tiny-random", image, 6, 3, "tiny-learned")
+    model_line = r"^- \*\*(tiny-\S+)\*\* \((.+)\): \*\*(\d+\.\d+) bits/dim"
+    rows = {m[0]: m[1:] for m in re.findall(model_line, summary, re.M)}
+    assert rows["tiny-random"][0] == "Σ fixed at $\\tilde\\beta_t$" and len(rows) == 2
+    assert rows["tiny-learned"][0] == "$\\Sigma_\\theta$ learned between $\\tilde\\beta_t$ and $\\beta_t$"
+    fixed, learned = float(rows["tiny-random"][1]), float(rows["tiny-learned"][1])
+    assert (fixed, learned) == (bound_alone("tiny-random"), bound_alone("tiny-learned"))  # the same noise as alone
+    difference = float(re.search(r"tiny-learned − tiny-random: \*\*([+-]\d+\.\d+) bits/dim", summary).group(1))
+    assert difference == pytest.approx(learned - fixed, abs=1.5e-3)
+    assert np.asarray(figure).shape[0] > np.asarray(result_of(loss.elbo_terms("tiny-random", image, 6, 3))).shape[0]
+    # "none" (or the model itself) is the single model's bound
+    *_, (_, alone) = loss.elbo_terms("tiny-random", image, 6, 3, "none")
+    assert "tiny-learned" not in alone and f"{fixed:.3f} bits/dim" in alone
+    with pytest.raises(gr.Error, match=r"can't be compared with tiny-random.*16×16×1, T = 100 against 8×8×1"):
+        list(loss.elbo_terms("tiny-random", image, 6, 3, "tiny-learned-16"))
+
+
+def result_of(outputs):
+    """The figure of a callback's last yield."""
+    *_, (figure, _) = outputs
+    return figure

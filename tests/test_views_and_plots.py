@@ -140,3 +140,26 @@ def test_the_elbo_plot_writes_L_t_minus_1_in_mathtext_and_keeps_its_legends_off_
     assert "log axis" in top.get_ylabel() and "log axis" in bottom.get_ylabel()
     assert legend_beside(fig, top) and legend_beside(fig, bottom)
     mpl.close(fig)
+
+
+def test_the_elbo_comparison_plot_names_both_models_and_their_difference_per_t(mpl):
+    fixed = dict(timesteps=[0, 10, 50, 99], vb=[0.5, 0.1, 0.01, 0.001], prior=1e-5, mse=[1.0, 0.5, 0.1, 0.01])
+    learned = dict(fixed, vb=[0.45, 0.1, 0.012, 0.001])
+    fig = rendering.elbo_comparison_figure([("fixed", fixed), ("learned", learned)])
+    fig.canvas.draw()
+    terms, difference, simple = fig.axes
+    assert texts(terms.get_legend().get_texts()) == [
+        "fixed: $L_{t-1}$",
+        "fixed: $L_0$",
+        "learned: $L_{t-1}$",
+        "learned: $L_0$",
+    ]
+    assert texts(difference.get_legend().get_texts()) == ["learned − fixed"]
+    assert texts(simple.get_legend().get_texts()) == ["fixed", "learned"]
+    # the difference panel plots learned − fixed at each t (t = 1 is L_0: table index 0)
+    x, y = difference.get_lines()[-1].get_data()
+    np.testing.assert_allclose(x, [1, 11, 51, 100])
+    np.testing.assert_allclose(y, [-0.05, 0.0, 0.002, 0.0], atol=1e-12)
+    assert simple.get_xlabel().startswith("t") and "bits/dim" in difference.get_ylabel()
+    assert all(legend_beside(fig, axes) for axes in fig.axes)
+    mpl.close(fig)

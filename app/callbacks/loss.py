@@ -63,28 +63,102 @@ def elbo_input(model_name, image):
     return view, f"**Measured:** {what}. {WHY_A_PHOTO_COSTS_MORE}"
 
 
-@gpu
-def elbo_terms(model_name, image, num_points, seed, progress=gr.Progress(track_tqdm=True)):
-    """The bound's per-timestep terms and L_simple for one image (none: the model's default, see
-    :func:`measured_image`), plotted over the paper's t (t = 1 is L_0, the decoder; the tables' index is t − 1),
-    and the image's total in bits/dim. A UNet call at a time: a cancelled request stops."""
-    objective = imported("pipelines.objective")  # the model side, after start-up
-    pipe = check_model(model_name)
-    num_points = check_int("Number of timesteps", num_points, 2, 200)
-    seed = check_int("Seed", seed, 0, settings.MAX_SEED)
-    check_work(pipe, 2 * num_points + 1, 1)
-    with compute_slot():
-        x0, what = measured_image(image, pipe.sample_shape)
-        x0 = objective.quantize(x0).to(pipe.device)  # the decoder's 256 bins
-    T = pipe.scheduler.config.num_train_timesteps
-    indices = evenly_spread(T - 1, num_points)
+NO_COMPARISON = "none"
+SIGMA_IN_WORDS = {
+    "fixed_small": "Σ fixed at $\\tilde\\beta_t$",
+    "fixed_large": "Σ fixed at $\\beta_t$",
+    "learned": "$\\Sigma_\\theta$ learned",
+    "learned_range": "$\\Sigma_\\theta$ learned between $\\tilde\\beta_t$ and $\\beta_t$",
+}
+
+
+def comparison_model(model_name, compare):
+    """The pipeline to compare with (None for "none"), checked to take the same images at the same T: the two are
+    measured on the same x₀, timesteps and noise."""
+    if compare in (None, "", NO_COMPARISON) or compare == model_name:
+        return None
+    pipe, other = check_model(model_name), check_model(compare)
+    T, other_T = (p.scheduler.config.num_train_timesteps for p in (pipe, other))
+    if pipe.sample_shape != other.sample_shape or T != other_T:
+        raise UserError(
+            f"{compare} can't be compared with {model_name}: the bound is compared on the same image, timesteps and "
+            f"noise, so both need the same image size and T ({_shape(other)}, T = {other_T} against "
+            f"{_shape(pipe)}, T = {T}). Choose a model of the same size, or none."
+        )
+    return other
+
+
+def _shape(pipe) -> str:
+    c, h, w = pipe.sample_shape
+    return f"{h}×{w}×{c}"
+
+
+def _bound_of(objective, pipe, x0, indices, num_points, seed):
+    """One model's per-t terms and its total, from the noise of ``seed``: the same ε for every model measured."""
     generator = torch.Generator().manual_seed(seed)
     unet, scheduler = pipe.unet, pipe.scheduler
-    terms = yield from stoppable(objective.iter_per_timestep_terms(unet, scheduler, x0, indices, generator), 2)
-    estimate = yield from stoppable(objective.iter_elbo_bpd(unet, scheduler, x0, num_points, generator), 2)
-    summary = (
-        f"**Variational bound for the image shown ({what}): {estimate.mean:.3f} bits/dim** (stratified Monte-Carlo "
-        f"over {num_points} timesteps, unbiased): $L_T$ = {estimate.prior.mean().item():.2e}, "
-        f"$L_0$ = {estimate.decoder.mean().item():.3f}, $\\sum L_{{t-1}}$ ≈ {estimate.diffusion.mean().item():.3f}."
+    terms = yield from objective.iter_per_timestep_terms(unet, scheduler, x0, indices, generator)
+    estimate = yield from objective.iter_elbo_bpd(unet, scheduler, x0, num_points, generator)
+    return terms, estimate
+
+
+def _summary_line(name, pipe, estimate) -> str:
+    sigma = SIGMA_IN_WORDS.get(pipe.scheduler.config.variance_type, pipe.scheduler.config.variance_type)
+    return (
+        f"- **{name}** ({sigma}): **{estimate.mean:.3f} bits/dim**; $\\sum L_{{t-1}}$ ≈ "
+        f"{estimate.diffusion.mean().item():.3f}, $L_0$ = {estimate.decoder.mean().item():.3f}, "
+        f"$L_T$ = {estimate.prior.mean().item():.2e}"
     )
-    yield rendering.png_output(rendering.figure_elbo_terms(terms)), summary
+
+
+@gpu
+def elbo_terms(model_name, image, num_points, seed, compare=NO_COMPARISON, progress=gr.Progress(track_tqdm=True)):
+    """The bound's per-timestep terms and L_simple for one image (none: the model's default, see
+    :func:`measured_image`), plotted over the paper's t (t = 1 is L_0, the decoder; the tables' index is t − 1),
+    and the image's total in bits/dim. With ``compare`` (a second model of the same size and T), both models on the
+    same x₀, timesteps and noise, side by side: a paired comparison (a fixed Σ against a learned Σ_θ, say). A UNet
+    call at a time: a cancelled request stops."""
+    objective = imported("pipelines.objective")  # the model side, after start-up
+    pipe = check_model(model_name)
+    other = comparison_model(model_name, compare)
+    num_points = check_int("Number of timesteps", num_points, 2, 200)
+    seed = check_int("Seed", seed, 0, settings.MAX_SEED)
+    measured = [(model_name, pipe)] + ([(compare, other)] if other is not None else [])
+    check_work(pipe, len(measured) * (2 * num_points + 1), 1)
+    with compute_slot():
+        x0, what = measured_image(image, pipe.sample_shape)
+        x0 = objective.quantize(x0)  # the decoder's 256 bins
+    T = pipe.scheduler.config.num_train_timesteps
+    indices = evenly_spread(T - 1, num_points)
+    bounds = []
+    for name, model in measured:
+        terms, estimate = yield from stoppable(
+            _bound_of(objective, model, x0.to(model.device), indices, num_points, seed), 2
+        )
+        bounds.append((name, model, terms, estimate))
+    how = f"stratified Monte-Carlo over {num_points} timesteps, unbiased"
+    if len(bounds) == 1:
+        _, _, terms, estimate = bounds[0]
+        summary = (
+            f"**Variational bound for the image shown ({what}): {estimate.mean:.3f} bits/dim** ({how}): "
+            f"$L_T$ = {estimate.prior.mean().item():.2e}, $L_0$ = {estimate.decoder.mean().item():.3f}, "
+            f"$\\sum L_{{t-1}}$ ≈ {estimate.diffusion.mean().item():.3f}."
+        )
+        yield rendering.png_output(rendering.figure_elbo_terms(terms)), summary
+        return
+    (_, _, _, first), (_, _, _, second) = bounds
+    difference = second.mean - first.mean
+    summary = "\n".join(
+        [
+            f"**Variational bound for the image shown ({what}), both models on the same timesteps and noise** "
+            f"({how}):",
+            "",
+            *(_summary_line(name, model, estimate) for name, model, _, estimate in bounds),
+            "",
+            f"{compare} − {model_name}: **{difference:+.3f} bits/dim** on this image (below zero: {compare} finds "
+            "the image more likely). One image and one draw of noise; docs/LEARNED_VARIANCE.md compares the bound of "
+            "a fixed and a learned Σ on 256 test images.",
+        ]
+    )
+    series = [(name, terms) for name, _, terms, _ in bounds]
+    yield rendering.png_output(rendering.figure_elbo_comparison(series)), summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app import models, settings
-from app.callbacks.loss import elbo_input, elbo_terms
+from app.callbacks.loss import NO_COMPARISON, elbo_input, elbo_terms
 from app.images import examples
 from app.rendering import LATEX_DELIMITERS
 from app.tabs.widgets import COMPUTE_QUEUE, image_panel
@@ -20,8 +20,12 @@ $$q(x_t \mid x_0) = \mathcal N\big(x_t;\ \sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alph
 **Posterior** (tractable given $x_0$):
 $$q(x_{t-1} \mid x_t, x_0) = \mathcal N\big(x_{t-1};\ \tilde\mu_t,\ \tilde\beta_t I\big),\quad \tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0 + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,\quad \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t$$
 
-**Reverse model** (the network predicts $\epsilon$; $\Sigma_t$ is $\beta_t$ or $\tilde\beta_t$):
-$$p_\theta(x_{t-1} \mid x_t) = \mathcal N\big(x_{t-1};\ \mu_\theta(x_t, t),\ \Sigma_t\big),\qquad \mu_\theta = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\epsilon_\theta(x_t, t)\Big)$$
+**Reverse model** (the network predicts $\epsilon$; $\Sigma$ is fixed at $\beta_t$ or $\tilde\beta_t$, or learned between them):
+$$p_\theta(x_{t-1} \mid x_t) = \mathcal N\big(x_{t-1};\ \mu_\theta(x_t, t),\ \Sigma_\theta(x_t, t)\big),\qquad \mu_\theta = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\epsilon_\theta(x_t, t)\Big)$$
+
+**Learned variance** (improved DDPM, Nichol & Dhariwal 2021): a second output $v$ per pixel interpolates in the log domain,
+$$\Sigma_\theta(x_t, t) = \exp\big(v\,\log\beta_t + (1-v)\,\log\tilde\beta_t\big),$$
+trained by $L_\text{hybrid} = L_\text{simple} + \lambda\,L_\text{vlb}$ with $\lambda = 0.001$ and $\mu_\theta$ held fixed (a stop-gradient) in $L_\text{vlb}$: the mean learns from $L_\text{simple}$, the variance from the bound.
 
 **Objective**: the variational bound, and the simplified loss the network trains on:
 $$L_{\text{vlb}} = \underbrace{D_{KL}\big(q(x_T\mid x_0)\,\|\,p(x_T)\big)}_{L_T} + \sum_{t=2}^{T} \underbrace{D_{KL}\big(q(x_{t-1}\mid x_t, x_0)\,\|\,p_\theta(x_{t-1}\mid x_t)\big)}_{L_{t-1}} \underbrace{-\log p_\theta(x_0 \mid x_1)}_{L_0},\qquad L_{\text{simple}} = \mathbb E_{t, x_0, \epsilon}\,\big\|\epsilon - \epsilon_\theta(x_t, t)\big\|^2$$
@@ -32,6 +36,13 @@ def create_tab(demo: gr.Blocks) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             model = gr.Dropdown(models.model_choices(), value=models.default_model(), label="Model")
+            compare = gr.Dropdown(
+                [(NO_COMPARISON, NO_COMPARISON), *models.model_choices()],
+                value=NO_COMPARISON,
+                label="Compare with",
+                info="a second model of the same size and T, on the same image, timesteps and noise (say a fixed Σ "
+                "against a learned Σ_θ)",
+            )
             upload = gr.File(
                 label="Image (none: a test image for a Fashion-MNIST model)", file_types=["image"], height=110
             )
@@ -51,7 +62,8 @@ def create_tab(demo: gr.Blocks) -> None:
                         elem_id="elbo-summary",
                     )
             gr.Markdown(
-                "**Per-timestep terms of the variational bound (top) and $L_\\text{simple}$ (bottom)**",
+                "**Per-timestep terms of the variational bound (top) and $L_\\text{simple}$ (bottom)**; comparing "
+                "two models, the difference of their terms at each t in the middle",
                 latex_delimiters=LATEX_DELIMITERS,
             )
             plot = gr.Image(show_label=False, format="png", interactive=False, elem_id="elbo-plot")
@@ -62,7 +74,7 @@ def create_tab(demo: gr.Blocks) -> None:
     demo.load(**show_input)
     button.click(
         elbo_terms,
-        [model, upload, points, seed],
+        [model, upload, points, seed, compare],
         [plot, summary],
         api_name="elbo_terms",
         **COMPUTE_QUEUE,
