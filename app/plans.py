@@ -191,13 +191,14 @@ def run_plan(
     batch_size,
     class_choice=None,
     guidance=None,
-    guidance_rescale=None,
     guidance_t_lo=None,
     guidance_t_hi=None,
+    guidance_rescale=None,
 ) -> RunPlan:
     """Validate a sampling request: a model, a sampler of the registry (by the name users read), N steps (all T at
-    most), DDIM's η, a batch, and for a class-conditional model the class, the guidance w, its rescale φ and its
-    interval t_lo … t_hi, within this server's work cap (a guided step costs two UNet passes)."""
+    most), DDIM's η, a batch, and for a class-conditional model the class, the guidance w, its interval t_lo … t_hi
+    and its rescale φ (the reverse tab's order), within this server's work cap (a guided step costs two UNet
+    passes)."""
     pipe = check_model(model_name)
     T = pipe.scheduler.config.num_train_timesteps
     sampler = check_sampler(sampler)

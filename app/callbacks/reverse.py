@@ -82,18 +82,8 @@ def estimate_runtime(
     if model_defaults.by_name(model_name) is not None and not models.is_loaded(model_name):
         return estimate_before_loading(model_name, sampler, steps, batch_size)
     try:
-        plan = run_plan(
-            model_name,
-            sampler,
-            steps,
-            eta,
-            batch_size,
-            class_choice,
-            guidance,
-            guidance_rescale,
-            guidance_t_lo,
-            guidance_t_hi,
-        )
+        conditioning = (class_choice, guidance, guidance_t_lo, guidance_t_hi, guidance_rescale)
+        plan = run_plan(model_name, sampler, steps, eta, batch_size, *conditioning)
     except UserError as e:
         return refusal(e)
     except (gr.Error, models.ModelUnavailable) as e:
@@ -334,18 +324,8 @@ def reverse_generate(
     the page's streams it, and its Stop button ends it (:func:`request_stop`). ``guidance_t_lo``, ``guidance_t_hi``:
     the guidance interval in the paper's t (None: 0 and T, every step); ``guidance_rescale``: φ (None: 0); both for
     a class-conditional model, and optional, so that older clients keep working."""
-    plan = run_plan(
-        model_name,
-        sampler,
-        steps,
-        eta,
-        batch_size,
-        class_choice,
-        guidance,
-        guidance_rescale,
-        guidance_t_lo,
-        guidance_t_hi,
-    )
+    conditioning = (class_choice, guidance, guidance_t_lo, guidance_t_hi, guidance_rescale)
+    plan = run_plan(model_name, sampler, steps, eta, batch_size, *conditioning)
     session = request.session_hash if in_page and request is not None else None
     if session is None:
         yield from sample(plan, variance_type, clip, seed, in_page)
