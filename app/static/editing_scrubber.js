@@ -43,12 +43,7 @@
     const m = r.t.length - 1;
     const x = (k) => left + ((W - left - right) * k) / Math.max(m, 1);
     const y = (t) => top + ((H - top - bottom) * (T - t)) / T;
-    const background = document.createElement("canvas");
-    background.width = W;
-    background.height = H;
-    const ctx = background.getContext("2d");
-    ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, W, H);
+    const background = S.whiteCanvas(W, H), ctx = background.getContext("2d");
     ctx.strokeStyle = "#ccc";
     ctx.strokeRect(left, top, W - left - right, H - top - bottom);
     ctx.lineWidth = 1.6;

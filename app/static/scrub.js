@@ -81,12 +81,7 @@ window.DDPMScrub = window.DDPMScrub || (() => {
     const left = Math.min(Math.round(widest) + 10, Math.round(W / 3)), right = 16, top = 8, bottom = 28, gap = 10;
     const ph = (H - top - bottom - gap * (series.length - 1)) / series.length;
     const x = (t) => left + ((W - left - right) * t) / Math.max(T, 1);
-    const background = document.createElement("canvas");
-    background.width = W;
-    background.height = H;
-    const ctx = background.getContext("2d");
-    ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, W, H);
+    const background = whiteCanvas(W, H), ctx = background.getContext("2d");
     ctx.font = "11px sans-serif";
     const rows = [];
     series.forEach((s, i) => {
@@ -422,6 +417,17 @@ window.DDPMScrub = window.DDPMScrub || (() => {
   }
 
   // Formats a number the way the server's captions do.
+  // an off-screen W×H canvas painted white: a plot's background, drawn once and copied under each cursor
+  function whiteCanvas(W, H) {
+    const canvas = document.createElement("canvas");
+    canvas.width = W;
+    canvas.height = H;
+    const ctx = canvas.getContext("2d");
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, W, H);
+    return canvas;
+  }
+
   function fmt(v, digits) {
     if (v === Infinity) return "∞";
     if (!Number.isFinite(v)) return "–";
@@ -430,7 +436,7 @@ window.DDPMScrub = window.DDPMScrub || (() => {
 
   return {
     bytes, float16, float32, toByte, paint, curves, spectrumPlot, readT, setT, mount, nearest, player, fmt,
-    decodeImage, drawFrame,
+    decodeImage, drawFrame, whiteCanvas,
     // for a widget not on mount yet: the same shared poller, controls and paint marks
     bindSlider: followSlider, controls, markPainted,
   };
