@@ -3,8 +3,6 @@ its bytes count in the sessions' memory bound (app/serving/session_memory.py).""
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -81,54 +79,3 @@ def step_label(evaluation: int, num_steps: int, num_evaluations: int, t: int, t_
     if is_corrector(t, t_prev):
         return f"Step {step} of {num_steps}, Heun's corrector at t = {t}"
     return f"Step {step} of {num_steps}: t = {t} → {t_prev}"
-
-
-class StopRequests:
-    """The Stop button's requests, by session: a run checks its session's between steps and ends itself, so it can
-    still say that it stopped and hand over the frames it made (a cancelled request could say nothing). Shared by all
-    sessions, keyed by each one's id; a request counts only while that session has a run going or waiting in the
-    queue (Generate notes it there, unqueued): a run stopped while it waited ends after its first step."""
-
-    WAITING_FOR_S = 600  # a run noted as waiting that never started (refused by the queue) is forgotten after this
-
-    def __init__(self):
-        self._running: set[str] = set()
-        self._waiting: dict[str, float] = {}  # session → when its Generate was clicked
-        self._requested: set[str] = set()
-        self._lock = threading.Lock()
-
-    def waiting(self, session: str) -> None:
-        """The session's Generate was clicked: its run waits in the queue until :meth:`started`."""
-        with self._lock:
-            now = time.monotonic()
-            self._waiting = {s: at for s, at in self._waiting.items() if now - at < self.WAITING_FOR_S}
-            if session not in self._running:
-                self._waiting[session] = now
-
-    def started(self, session: str) -> None:
-        with self._lock:
-            self._running.add(session)
-            if self._waiting.pop(session, None) is None:  # a request made while it waited stands
-                self._requested.discard(session)
-
-    def finished(self, session: str) -> None:
-        with self._lock:
-            self._running.discard(session)
-            self._waiting.pop(session, None)
-            self._requested.discard(session)
-
-    def request(self, session: str) -> bool:
-        """Ask the session's run (going, or waiting to start) to stop; False when it has none."""
-        with self._lock:
-            waiting = time.monotonic() - self._waiting.get(session, float("-inf")) < self.WAITING_FOR_S
-            if session not in self._running and not waiting:
-                return False
-            self._requested.add(session)
-            return True
-
-    def requested(self, session: str) -> bool:
-        with self._lock:
-            return session in self._requested
-
-
-stop_requests = StopRequests()

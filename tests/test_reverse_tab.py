@@ -11,8 +11,9 @@ from PIL import Image
 
 from app import models, plans, settings
 from app.callbacks import reverse
-from app.reverse_session import step_label, step_of, stop_requests
+from app.reverse_session import step_label, step_of
 from app.scrub_payload import reverse_payload
+from app.serving.stop_requests import stop_requests
 
 RUN = dict(eta=0.0, variance_type=next(iter(plans.VARIANCE_CHOICES)), clip=True, seed=0, batch_size=2)
 

@@ -6,8 +6,10 @@ import ast
 import functools
 import importlib
 import inspect
+import multiprocessing
 import pickle
 import sys
+import threading
 import types
 
 import pytest
@@ -184,3 +186,82 @@ def test_under_spaces_gpu_every_handler_is_wrapped_streams_and_works(with_spaces
         assert results[name]["status"].count(", done |") == 2, results[name]["status"]
     x0_view, gallery = results["sdedit"]
     assert len(gallery) == 2 * 6 and gallery[-1][1].startswith("denoised from t = ")
+
+
+def forked_spaces() -> types.ModuleType:
+    """A ``spaces`` whose ``GPU`` runs each call of a generator handler in a forked process, as spaces 0.51 does on
+    ZeroGPU (``spaces/zero/wrappers.py``: a ``fork`` context's Process, the yields pickled back through a queue): what
+    the handler changes in its process's memory stays there."""
+    context = multiprocessing.get_context("fork")
+
+    def GPU(task):
+        @functools.wraps(task)
+        def gradio_handler(*args, **kwargs):
+            results = context.Queue()
+
+            def work():
+                try:
+                    for value in task(*args, **kwargs):
+                        results.put(("yield", pickle.dumps(value)))
+                    results.put(("end", None))
+                except BaseException as e:  # the worker reports whatever ended it
+                    results.put(("error", repr(e)))
+
+            worker = context.Process(target=work, daemon=True)
+            worker.start()
+            try:
+                while True:
+                    kind, value = results.get(timeout=120)
+                    if kind == "end":
+                        return
+                    if kind == "error":
+                        raise RuntimeError(value)
+                    yield pickle.loads(value)
+            finally:
+                worker.join(timeout=30)
+
+        return gradio_handler
+
+    module = types.ModuleType("spaces")
+    module.GPU = GPU
+    return module
+
+
+def test_stop_reaches_a_run_going_on_in_a_forked_zerogpu_worker(with_spaces, app_models, monkeypatch):
+    """On ZeroGPU the run goes on in a forked worker while Stop is answered in the server's process: the request
+    reaches the run, which ends after its step with the frames it made (kept in memory, it would not: the run
+    would go on to its last step)."""
+    from app import models, settings
+
+    callbacks = with_spaces(forked_spaces())
+    reverse = callbacks["app.callbacks.reverse"]
+    monkeypatch.setattr(settings, "STREAM_EVERY_S", 0.0)
+    context = multiprocessing.get_context("fork")
+    reached, go = context.Event(), context.Event()  # the worker's 3rd UNet call waits until Stop has been asked
+    unet = models.get_pipeline("tiny-random").unet  # loaded here, so the forked worker has this one
+    forward, calls = unet.forward, []
+
+    def held_at_the_third_call(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            reached.set()
+            go.wait(timeout=60)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(unet, "forward", held_at_the_third_call)
+    request = types.SimpleNamespace(session_hash="zerogpu-stop")
+
+    def stop_when_the_worker_is_at_its_third_step():
+        if reached.wait(timeout=60):
+            reverse.request_stop(request)  # the server's process, as gradio runs the unqueued Stop
+        go.set()
+
+    stopper = threading.Thread(target=stop_when_the_worker_is_at_its_third_step)
+    stopper.start()
+    run = dict(eta=0.0, variance_type=next(iter(VARIANCE_CHOICES)), clip=True, seed=0, batch_size=1)
+    reverse.note_waiting(request)
+    outputs = list(reverse.reverse_generate("tiny-random", DDPM, 50, **run, request=request, in_page=True))
+    stopper.join()
+    assert calls == [], "every UNet call ran in the worker, none here"
+    assert outputs[-1]["status"].startswith("Stopped after 3 model evaluations of 50"), outputs[-1]["status"]
+    assert not reverse.stop_requests.request("zerogpu-stop")  # the worker's run has finished, for both processes

@@ -42,12 +42,12 @@ from app.reverse_session import (
     require_run,
     shown_position,
     step_label,
-    stop_requests,
 )
 from app.scrub_payload import atlas_frames, reverse_payload
 from app.serving.compute_slots import collected, compute_slot, gpu, in_compute_slots, stoppable
 from app.serving.session_memory import ledger
 from app.serving.sessions import SessionFiles, export_gif
+from app.serving.stop_requests import stop_requests
 from app.settings import ASSETS_DIR
 from app.validation import UserError, WorkCapError, check_choice, check_int, check_model, numerical_faults_as_errors
 from pipelines.class_decision import class_decision
