@@ -8,6 +8,12 @@ app's classifier; ``resnet`` (residual, group norm, global average pooling, a di
     python -m pipelines.classifier --epochs 4 --output-dir checkpoints/fashion-mnist-classifier
     python -m pipelines.classifier --architecture resnet --seed 1 --epochs 4 \
         --output-dir checkpoints/fashion-mnist-classifier-resnet
+
+Both see random horizontal flips in training, so a shoe pointing the wrong way is still a shoe to them. The third
+judge is trained without them (``--no-hflip``), so that it can tell (docs/QUALITY.md):
+
+    python -m pipelines.classifier --seed 2 --no-hflip --epochs 4 \
+        --output-dir checkpoints/fashion-mnist-classifier-noflip
 """
 
 from __future__ import annotations
@@ -33,8 +39,9 @@ from pipelines.training.data import (
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 DEFAULT_CLASSIFIER_DIR = CHECKPOINTS / "fashion-mnist-classifier"
 SECOND_CLASSIFIER_DIR = CHECKPOINTS / "fashion-mnist-classifier-resnet"  # the independent feature space
+THIRD_CLASSIFIER_DIR = CHECKPOINTS / "fashion-mnist-classifier-noflip"  # trained without flips: sees orientation
 WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"  # {"architecture": ...}; absent: the first classifier's "convnet"
+CONFIG_FILE = "config.json"  # {"architecture": ..., "hflip": ...}; absent: the first classifier's "convnet"
 
 
 class FashionClassifier(nn.Module):
@@ -159,11 +166,13 @@ def training_data(args):
     return x_train[: args.train_images], y_train[: args.train_images], x_test, y_test, names
 
 
-def augmented(x: torch.Tensor, shift: int) -> torch.Tensor:
-    """Random horizontal flips and, with ``shift`` > 0, random translations by up to ``shift`` pixels (edges
-    repeated): a small data set's classifier needs them to generalise."""
-    flip = torch.rand(len(x)) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+def augmented(x: torch.Tensor, shift: int, hflip: bool = True) -> torch.Tensor:
+    """Random horizontal flips (with ``hflip``) and, with ``shift`` > 0, random translations by up to ``shift``
+    pixels (edges repeated): a small data set's classifier needs them to generalise. Without flips a classifier
+    learns which way a shoe points, and can read a mirrored one as something else."""
+    if hflip:
+        flip = torch.rand(len(x)) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     if shift:
         padded = F.pad(x, (shift,) * 4, mode="replicate")
         dx, dy = torch.randint(0, 2 * shift + 1, (2,)).tolist()
@@ -181,14 +190,14 @@ def train(args) -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = len(x_train) // args.batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=args.epochs * steps_per_epoch)
-    start = time.time()
+    start, accuracy_by_epoch = time.time(), []
     for epoch in range(args.epochs):
         model.train()
         perm = torch.randperm(len(x_train))
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}")
         for i in bar:
             idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
-            x = augmented(x_train[idx], args.shift)
+            x = augmented(x_train[idx], args.shift, args.hflip)
             loss = F.cross_entropy(model(x), train_labels[idx], label_smoothing=0.05)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -197,11 +206,12 @@ def train(args) -> None:
             bar.set_postfix(loss=f"{loss.item():.3f}")
         model.eval()
         acc = accuracy(model, x_test, test_labels)
+        accuracy_by_epoch.append(round(acc, 4))
         print(f"epoch {epoch + 1}: test accuracy {acc:.4f}")
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / WEIGHTS_FILE))
-    config = {"architecture": args.architecture}
+    config = {"architecture": args.architecture, "hflip": args.hflip}
     if class_names:
         config.update(in_channels=x_train.shape[1], num_classes=num_classes, class_names=class_names)
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
@@ -212,6 +222,9 @@ def train(args) -> None:
         "test_images": len(x_test),
         "parameters": sum(p.numel() for p in model.parameters()),
         "test_accuracy": acc,
+        "test_accuracy_by_epoch": accuracy_by_epoch,
+        "hflip": args.hflip,
+        "shift": args.shift,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
@@ -229,6 +242,12 @@ def main(argv=None) -> None:
     p.add_argument("--test-folder", default=None, help="its held-out images (default: the sibling test/ folder)")
     p.add_argument("--channels", type=int, choices=(1, 3), default=3, help="of --image-folder's images")
     p.add_argument("--shift", type=int, default=0, help="random translations of up to this many pixels")
+    p.add_argument(
+        "--no-hflip",
+        dest="hflip",
+        action="store_false",
+        help="no random horizontal flips in training: the classifier learns which way a shoe points",
+    )
     p.add_argument("--output-dir", default=str(DEFAULT_CLASSIFIER_DIR))
     p.add_argument("--architecture", choices=tuple(ARCHITECTURES), default="convnet")
     p.add_argument("--train-images", type=int, default=None, help="train on the first N images only (tests)")
