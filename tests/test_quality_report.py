@@ -6,8 +6,10 @@ import json
 import pytest
 import torch
 from conftest import make_tiny_unet
+from PIL import Image
 from safetensors.torch import save_file
 from test_training import write_idx
+from torch import nn
 
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
 from pipelines.training import quality_report as qr
@@ -148,9 +150,11 @@ def test_the_report_runs_end_to_end_on_random_networks_and_writes_small_plots(tm
     test = (torch.rand(60, 1, 32, 32, generator=g) * 2 - 1, torch.arange(60) % K)
     labels = torch.arange(40) % K
     samples = train[0][:40].clone()  # copies of training images: nearest neighbours at distance 0
+    torch.manual_seed(0)
     nets = {"convnet": FashionClassifier().eval(), "resnet": ResidualClassifier().eval()}
+    nets["noflip"] = FashionClassifier().eval()
     report, tensors = qr.quality_report(samples, labels, nets, train, test, seed=0, k=3)
-    assert set(report["spaces"]) == {"convnet", "resnet"}
+    assert list(report["spaces"]) == ["convnet", "resnet", "noflip"]
     nn = report["nearest_training_image"]
     assert nn["pixels"]["generated_median"] == 0 and nn["pixels"]["test_median"] > 1
     assert nn["pixels"]["generated_closer_than_1pct_of_test"] == 1.0
@@ -170,8 +174,73 @@ def test_the_report_runs_end_to_end_on_random_networks_and_writes_small_plots(tm
         "per_class.png",
     ]
     assert all(1000 < (tmp_path / p).stat().st_size < 300_000 for p in pngs)
+    assert Image.open(tmp_path / "confusion.png").width == round(4.4 * 80 * 4)  # three spaces and the pixel 1-NN
     assert set(report["mirrored_share"]["Bag"]) == {"generated", "test"}
-    assert "| Ankle boot |" in qr.markdown_tables(report)
+    table = qr.markdown_tables(report)
+    assert "| Ankle boot |" in table and "| class acc. (noflip) | FD ratio (noflip) |" in table
+    assert "| acc. on real / mirrored real (noflip) |" in table and "- noflip: FD" in table
+
+
+class ColumnJudge(nn.Module):
+    """Reads an image by its 32 column means: an ankle boot where its left half is the brighter (Fashion-MNIST's
+    shoes point left), else a bag. ``symmetric``: by each column's mean with its mirror column's, so that a mirror
+    image reads the same (a judge trained with random flips); ties go to the boot."""
+
+    feature_dim = 32
+
+    def __init__(self, symmetric: bool):
+        super().__init__()
+        self.symmetric = symmetric
+        self.head = nn.Linear(32, K)
+        with torch.no_grad():
+            self.head.weight.zero_()
+            self.head.weight[9, :16], self.head.weight[9, 16:] = 10.0, -10.0
+            self.head.weight[8] = -self.head.weight[9]
+            self.head.bias.fill_(-1e3)
+            self.head.bias[8], self.head.bias[9] = 0.0, 1.0
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.symmetric:
+            x = (x + x.flip(-1)) / 2
+        return x.mean(dim=(1, 2))  # (B, 1, H, W) -> (B, W)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def test_only_the_no_flip_space_reads_boots_pointing_the_wrong_way_as_bags():
+    """Every real image points left (brighter left half); the generated ankle boots point right. The judge that sees
+    orientation reads them as bags, and mirror-imaged real boots too; the flip-invariant one reads boots throughout."""
+    g = torch.Generator().manual_seed(3)
+
+    def left_pointing(n):
+        x = 0.3 * torch.randn(n, 1, 32, 32, generator=g) - 0.5
+        x[..., :16] += 0.8
+        return x, torch.arange(n) % K
+
+    train, test = left_pointing(80), left_pointing(60)
+    labels = torch.arange(40) % K
+    samples = left_pointing(40)[0]
+    samples[labels == 9] = samples[labels == 9].flip(-1)
+    nets = {"convnet": ColumnJudge(symmetric=True), "noflip": ColumnJudge(symmetric=False)}
+    report, _ = qr.quality_report(samples, labels, nets, train, test, seed=0, k=3)
+    flipped, noflip = (report["spaces"][key]["per_class"] for key in ("convnet", "noflip"))
+    boot, boot_flipped = noflip["Ankle boot"], flipped["Ankle boot"]
+    assert boot_flipped["class_accuracy"] == 1 and boot_flipped["mirrored_real_class_accuracy"] == 1
+    assert boot["class_accuracy"] == 0 and boot["read_as"] == {"Bag": 4}
+    assert boot["real_class_accuracy"] == 1 and boot["mirrored_real_class_accuracy"] == 0
+    assert boot["mirrored_real_fd_ratio"] > 10 * boot_flipped["mirrored_real_fd_ratio"]
+    assert boot["fd_ratio"] > 10 * noflip["Sandal"]["fd_ratio"]
+    assert "| Ankle boot | 100 % |" in qr.markdown_tables(report)
+    assert "| 100 % / 0 % |" in qr.markdown_tables(report)
+
+
+def test_the_table_mode_reads_a_committed_two_space_report(capsys):
+    """Reports written before the third judge (two spaces, no ``classifiers`` key) still print."""
+    committed = qr.Path(__file__).resolve().parent.parent / "checkpoints/fashion-mnist-32-cond/evaluation"
+    qr.main(["--table", "--json", str(committed / "quality-report-unipc10-w1.75.json")])
+    table = capsys.readouterr().out
+    assert "| Ankle boot | 98 % | 11.1× |" in table and "noflip" not in table
 
 
 @pytest.fixture
@@ -186,10 +255,10 @@ def balanced_fake_fashion_mnist(tmp_path):
     return tmp_path
 
 
-def save_random_classifier(net, directory, architecture):
+def save_random_classifier(net, directory, architecture, **config):
     directory.mkdir()
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(directory / WEIGHTS_FILE))
-    (directory / CONFIG_FILE).write_text(json.dumps({"architecture": architecture}))
+    (directory / CONFIG_FILE).write_text(json.dumps({"architecture": architecture, **config}))
     return str(directory)
 
 
@@ -198,17 +267,21 @@ def test_the_command_line_samples_once_then_reads_its_samples_back(balanced_fake
     DDPMExplorerPipeline(unet=unet, scheduler=DDPMExplorerScheduler()).save_pretrained(tmp_path / "tiny-cond")
     convnet = save_random_classifier(FashionClassifier().eval(), tmp_path / "convnet", "convnet")
     resnet = save_random_classifier(ResidualClassifier().eval(), tmp_path / "resnet", "resnet")
+    noflip = save_random_classifier(FashionClassifier().eval(), tmp_path / "noflip", "convnet", hflip=False)
     args = ["--checkpoint", str(tmp_path / "tiny-cond"), "--data-dir", str(balanced_fake_fashion_mnist)]
     args += ["--classifier", convnet, "--second-classifier", resnet, "--sampler", "ddim", "--guidance", "2"]
+    args += ["--third-classifier", noflip]
     args += ["--num-samples", "40", "--batch-size", "20", "--samples", str(tmp_path / "s.st")]
     qr.main([*args, "--steps", "2", "--json", str(tmp_path / "a.json"), "--plot-dir", str(tmp_path / "plots")])
     first = json.loads((tmp_path / "a.json").read_text())
-    assert (
-        first["guidance_scale"] == 2 and first["overall"]["n"] == 40 and set(first["spaces"]) == {"convnet", "resnet"}
-    )
+    assert first["guidance_scale"] == 2 and first["overall"]["n"] == 40
+    assert first["classifiers"] == {"convnet": convnet, "resnet": resnet, "noflip": noflip}
+    assert list(first["spaces"]) == ["convnet", "resnet", "noflip"]
     assert len(list((tmp_path / "plots").glob("*.png"))) == 6
     qr.main([*args, "--steps", "2", "--json", str(tmp_path / "b.json")])  # the same samples, read back, not redrawn
     second = json.loads((tmp_path / "b.json").read_text())
     assert second["spaces"] == first["spaces"] and second["grey_levels"] == first["grey_levels"]
     with pytest.raises(SystemExit, match="choose another --samples"):
         qr.main([*args, "--steps", "3"])
+    qr.main([*args, "--steps", "2", "--third-classifier", "", "--json", str(tmp_path / "c.json")])
+    assert list(json.loads((tmp_path / "c.json").read_text())["spaces"]) == ["convnet", "resnet"]

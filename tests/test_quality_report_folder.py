@@ -168,6 +168,7 @@ def test_the_command_line_reports_an_rgb_folder_model(folder, tmp_path):
     qr.main([*args, "--second-classifier", resnet, "--json", str(out), "--plot-dir", str(tmp_path / "plots")])
     report = json.loads(out.read_text())
     assert report["class_names"] == NAMES and report["data"] == str(folder) and report["guidance_scale"] == 1.0
+    assert list(report["spaces"]) == ["convnet", "resnet"]  # no default third judge: it reads Fashion-MNIST's classes
     assert {name: c["test"] for name, c in report["class_counts"].items()} == dict(zip(NAMES, TEST_PER_CLASS))
     assert set(report["overall"]["class_histogram"]) == set(NAMES) and report["overall"]["n"] == 15
     for space in report["spaces"].values():

@@ -70,13 +70,15 @@ def plot_confusion(results: dict, path: Path) -> None:
 
 
 def plot_per_class(results: dict, path: Path) -> None:
-    """Per-class FD / real floor, precision and recall, one bar per classifier, real-vs-real values as ticks; and the
-    share of images whose mirror image is nearer to their class's training images (samples against test images)."""
+    """Per-class FD / real floor, precision and recall, one bar per classifier, real-vs-real values as ticks; the
+    share of images whose mirror image is nearer to their class's training images (samples against test images); and
+    each classifier's accuracy on mirror-imaged real test images, its accuracy on the real ones as ticks (a judge
+    trained without flips falls on mirrored footwear)."""
     plt = _pyplot()
     spaces, names = results["spaces"], class_names(results)
     x = np.arange(len(names))
     width = 0.8 / len(spaces)
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6), dpi=80)
+    fig, axes = plt.subplots(1, 5, figsize=(21, 3.6), dpi=80)
     for i, (key, s) in enumerate(spaces.items()):
         per_class = [s["per_class"][name] for name in names]
         offset = x - 0.4 + width * (i + 0.5)
@@ -85,6 +87,9 @@ def plot_per_class(results: dict, path: Path) -> None:
             ax.bar(offset, [c["precision_recall"][metric] for c in per_class], width, label=key)
             real = [c["precision_recall"][f"real_{metric}"] for c in per_class]
             ax.plot(offset, real, "k_", ms=8, label="real vs real" if i == 0 else None)
+        axes[4].bar(offset, [c["mirrored_real_class_accuracy"] for c in per_class], width, label=key)
+        real = [c["real_class_accuracy"] for c in per_class]
+        axes[4].plot(offset, real, "k_", ms=8, label="on real" if i == 0 else None)
     mirrored = results["mirrored_share"]
     for offset, which in ((-0.2, "generated"), (0.2, "test")):
         axes[3].bar(x + offset, [mirrored[n][which] for n in names], 0.4, label=which)
@@ -93,6 +98,7 @@ def plot_per_class(results: dict, path: Path) -> None:
     axes[0].set_ylabel("per-class FD / its real floor")
     axes[1].set_ylabel(f"precision (k = {results['k']})")
     axes[2].set_ylabel(f"recall (k = {results['k']})")
+    axes[4].set_ylabel("class accuracy, mirrored real")
     for ax in axes:
         ax.set_xticks(x, short_names(results), rotation=60, fontsize=7)
         ax.grid(True, axis="y", alpha=0.3)

@@ -1,5 +1,11 @@
 """What one Fréchet distance over all classes hides: a class-conditional checkpoint's samples measured class by class,
-in both feature spaces, each number beside the same measure of real data against real data (same N).
+in each judge's feature space, each number beside the same measure of real data against real data (same N).
+
+The judges (``SPACE_NAMES``): ``convnet``, the committed classifier (``--classifier``); ``resnet``, an independent
+architecture (``--second-classifier``); and, for Fashion-MNIST, ``noflip``, a convnet trained without random
+horizontal flips (``--third-classifier``, ``checkpoints/fashion-mnist-classifier-noflip`` by default where it is
+there), the only one of the three that can tell a shoe pointing the wrong way. Each per-class table is reported in
+each space the run has.
 
     python -m pipelines.training.quality_report --checkpoint checkpoints/fashion-mnist-32-cond --sampler unipc \\
         --steps 10 --guidance 1.75 --num-samples 1000 --threads 1 \\
@@ -36,15 +42,17 @@ images reaches it too, which measure 4 sees. With a few dozen held-out images a 
    against the test images' own distances to their nearest training image (medians; the share of samples closer to a
    training image than 99 % of test images are, and than any test image is); a grid of samples beside their
    neighbours, and one of the samples closest to a training image.
-5. Class accuracy per class and the confusion matrix (asked-for class → class read) in each classifier, beside its
-   accuracy on the real test images.
+5. Class accuracy per class and the confusion matrix (asked-for class → class read) in each classifier (the no-flip
+   judge's is the one to read for footwear: it reads a mirrored shoe as something else), beside its accuracy on the
+   real test images.
 6. Orientation: the share of samples whose mirror image is nearer (in pixels) to the training images of their
    class than they are, beside the test images' share; and, in each space, the per-class FD ratio and the class
    accuracy of mirror-imaged real images, which say whether that space can see a shoe pointing the wrong way. Kept for
    any data: it is cheap, and the test images' share beside it says whether the classes have a handedness (Fashion-
    MNIST's shoes point left; emoji's flags, arrows and letters have one, faces mostly not).
 The overall Fréchet distance and class accuracy are the sweeps' own (:class:`SampleScorer`, random subsets rather
-than class-matched ones), for comparison.
+than class-matched ones, in the first two spaces), for comparison; every space's class-matched ones are in
+``spaces``.
 """
 
 from __future__ import annotations
@@ -58,7 +66,7 @@ from pathlib import Path
 import torch
 
 from pipelines.objective import quantize
-from pipelines.training.classifier import load_classifier, predict
+from pipelines.training.classifier import THIRD_CLASSIFIER_DIR, load_classifier, predict
 from pipelines.training.data import FASHION_MNIST_CLASSES
 from pipelines.training.evaluate import (
     SampleScorer,
@@ -78,7 +86,7 @@ from pipelines.training.metrics import (
 )
 from pipelines.training.sampler_sweep import generate_with
 
-SPACE_NAMES = {"convnet": "committed classifier", "resnet": "independent ResNet"}
+SPACE_NAMES = {"convnet": "committed classifier", "resnet": "independent ResNet", "noflip": "no-flip judge"}
 BORDER = 2  # the zero padding of 28 px Fashion-MNIST to 32 px: black in every real image (an emoji's white ground)
 CHANNEL_NAMES = ("R", "G", "B")
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601's Y' of R'G'B'
@@ -454,7 +462,7 @@ def levels_of(report: dict) -> tuple[str, dict]:
 
 
 def markdown_tables(report: dict) -> str:
-    """The per-class figures as Markdown tables: one row per class, both spaces side by side, then the
+    """The per-class figures as Markdown tables: one row per class, every space side by side, then the
     memorisation figures."""
     spaces = report["spaces"]
     keys = list(spaces)
@@ -523,7 +531,7 @@ def histogram_cell(levels: dict) -> str:
 
 
 def memorisation_lines(report: dict) -> list[str]:
-    """The overall figures, in both classifiers and in pixels: FD ratio and class accuracy (the judge's own accuracy
+    """The overall figures, in each classifier and in pixels: FD ratio and class accuracy (the judge's own accuracy
     on the real test images beside), N per class, and the memorisation figures."""
     spaces, nearest = report["spaces"], report["nearest_training_image"]
     lines = [""]
@@ -586,6 +594,12 @@ def main(argv=None) -> None:
     )
     add_sampling_arguments(p, sampler="unipc", steps=10)
     p.add_argument("--guidance", type=float, default=None, help="guidance scale w (default: the checkpoint's)")
+    p.add_argument(
+        "--third-classifier",
+        default=None,
+        help=f"a judge trained without flips (default: {THIRD_CLASSIFIER_DIR.name} for Fashion-MNIST, where it is "
+        "there; '' for none)",
+    )
     p.add_argument("--k", type=int, default=3, help="neighbours of the precision/recall manifolds")
     p.add_argument("--samples", default=None, help="a .safetensors of the samples: read if there, else written")
     p.add_argument("--json", default=None, help="write the report here")
@@ -600,7 +614,10 @@ def main(argv=None) -> None:
     if args.guidance is None:
         args.guidance = pipe.guidance_scale_for(None)  # the checkpoint's, else 1 (plain conditional)
     data = load_evaluation_data(args.data_dir, args.data_folder, pipe.unet.config.in_channels)
-    check_classes(pipe, data, (args.classifier, args.second_classifier))
+    if args.third_classifier is None:  # the no-flip judge reads Fashion-MNIST's classes only
+        args.third_classifier = "" if args.data_folder else str(THIRD_CLASSIFIER_DIR)
+    directories = {"convnet": args.classifier, "resnet": args.second_classifier, "noflip": args.third_classifier}
+    check_classes(pipe, data, directories.values())
     labels = class_labels_like(data.test_y, args.num_samples, len(data.class_names))
     short = torch.bincount(labels, minlength=len(data.class_names)) > torch.bincount(data.train_y)
     if short.any():
@@ -612,18 +629,19 @@ def main(argv=None) -> None:
     samples = load_or_sample(args, pipe, labels)
 
     nets = {"convnet": load_classifier(args.classifier)}
-    second = load_second_classifier(args.second_classifier)
-    if second is not None:
-        nets["resnet"] = second
+    for key in ("resnet", "noflip"):  # each optional: left out where its folder is not there (or '')
+        net = load_second_classifier(directories[key])
+        if net is not None:
+            nets[key] = net
     scorer = SampleScorer(
-        nets["convnet"], data.train_x, data.test_x, len(samples), args.seed, second, data.class_names
+        nets["convnet"], data.train_x, data.test_x, len(samples), args.seed, nets.get("resnet"), data.class_names
     )
     train, test = (data.train_x, data.train_y), (data.test_x, data.test_y)
     report, tensors = quality_report(samples, labels, nets, train, test, args.seed, args.k, data.class_names)
     results = {
         "checkpoint": args.checkpoint,
         "data": data.source,
-        "classifiers": {"convnet": args.classifier, **({"resnet": args.second_classifier} if second else {})},
+        "classifiers": {key: directories[key] for key in nets},
         "sampler": args.sampler,
         "steps": args.steps,
         "guidance_scale": args.guidance,
