@@ -265,3 +265,17 @@ def test_stop_reaches_a_run_going_on_in_a_forked_zerogpu_worker(with_spaces, app
     assert calls == [], "every UNet call ran in the worker, none here"
     assert outputs[-1]["status"].startswith("Stopped after 3 model evaluations of 50"), outputs[-1]["status"]
     assert not reverse.stop_requests.request("zerogpu-stop")  # the worker's run has finished, for both processes
+
+
+def test_a_run_made_in_a_forked_worker_counts_in_the_servers_memory_bound(with_spaces, app_models, monkeypatch):
+    """The worker admits its run's state to its own memory bound; the copy gradio keeps for the session is the
+    server's, and is admitted there: past the bound, the older session's run is released in the server too."""
+    from app.serving.session_memory import ledger
+
+    reverse = with_spaces(forked_spaces())["app.callbacks.reverse"]
+    monkeypatch.setattr(ledger, "max_bytes", 1)  # room for the newest state only
+    run = dict(eta=0.0, variance_type=next(iter(VARIANCE_CHOICES)), clip=True, seed=0, batch_size=1)
+    first = list(reverse.reverse_generate("tiny-random", DDPM, 3, **run))[-1]["state"]
+    assert first.trajectory is not None
+    second = list(reverse.reverse_generate("tiny-random", DDPM, 3, **run))[-1]["state"]
+    assert first.trajectory is None and second.trajectory is not None  # the older one released, here

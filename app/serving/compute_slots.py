@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import gradio as gr
 
 from app import settings
+from app.serving.session_memory import ledger
 
 try:  # ZeroGPU Spaces: sampling runs on a GPU lent per call; the package is a no-op elsewhere
     import spaces
@@ -39,20 +40,44 @@ _permits = threading.BoundedSemaphore(settings.SAMPLING_CONCURRENCY)
 
 def gpu(handler: Callable[..., R]) -> Callable[..., R]:
     """``spaces.GPU(handler)``: on a ZeroGPU Space, a GPU lent for each call; ``handler`` itself where the ``spaces``
-    package is missing. A generator handler stays a generator function whatever the wrapper returns: gradio streams a
-    handler's yields only when ``inspect.isgeneratorfunction`` says it is one (spaces' own wrapper is; a plain
-    function returning the generator would be sent as one output, the generator)."""
+    package is missing.
+
+    A generator handler stays a generator function whatever the wrapper returns: gradio streams a handler's yields
+    only when ``inspect.isgeneratorfunction`` says it is one (a plain function returning the generator would be sent
+    as one output, the generator). And what it yields is admitted to this process's memory bound: spaces runs the
+    call in a forked worker process, so the session states the handler admitted there (``session_memory.ledger``)
+    arrive here as copies that nothing counted."""
     if spaces is None:
         return handler
     wrapped = spaces.GPU(handler)
-    if not inspect.isgeneratorfunction(handler) or inspect.isgeneratorfunction(wrapped):
-        return wrapped
+    if not inspect.isgeneratorfunction(handler):
+
+        @functools.wraps(handler)
+        def returned(*args, **kwargs):
+            return admitted_here(wrapped(*args, **kwargs))
+
+        return returned
 
     @functools.wraps(handler)
     def streamed(*args, **kwargs):
-        return (yield from wrapped(*args, **kwargs))
+        outputs = wrapped(*args, **kwargs)
+        try:
+            for value in outputs:
+                yield admitted_here(value)
+        finally:
+            outputs.close()  # a cancelled request: spaces stops its worker's run where it is
 
     return streamed
+
+
+def admitted_here(value):
+    """``value`` (a handler's outputs: one, a tuple or a dict by component) with every session state in it admitted
+    to this process's memory bound."""
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, tuple) else (value,)
+    for item in items:
+        if callable(getattr(item, "release", None)) and isinstance(getattr(item, "nbytes", None), int):
+            ledger.admit(item)
+    return value
 
 
 class Activity:
