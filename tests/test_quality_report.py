@@ -229,6 +229,7 @@ def test_only_the_no_flip_space_reads_boots_pointing_the_wrong_way_as_bags():
     assert boot_flipped["class_accuracy"] == 1 and boot_flipped["mirrored_real_class_accuracy"] == 1
     assert boot["class_accuracy"] == 0 and boot["read_as"] == {"Bag": 4}
     assert boot["real_class_accuracy"] == 1 and boot["mirrored_real_class_accuracy"] == 0
+    assert boot["mirrored_real_read_as"] == {"Bag": 6} and boot_flipped["mirrored_real_read_as"] == {}
     assert boot["mirrored_real_fd_ratio"] > 10 * boot_flipped["mirrored_real_fd_ratio"]
     assert boot["fd_ratio"] > 10 * noflip["Sandal"]["fd_ratio"]
     assert "| Ankle boot | 100 % |" in qr.markdown_tables(report)

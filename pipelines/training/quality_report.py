@@ -246,14 +246,15 @@ def space_report(
     space: Space, labels, test_labels, test_sub: torch.Tensor, k: int, classes: int, class_names=FASHION_MNIST_CLASSES
 ) -> dict:
     """Measures 1, 2 and 5 in one feature space, and what mirror images do to it: the per-class FD ratio of the
-    training subset flipped left to right, and the class accuracy on flipped test images. ``test_sub`` indexes the
-    class-matched test subset (as many of each class as samples where there are, in class order; ``space.reference``
-    has exactly as many of each class as samples)."""
+    training subset flipped left to right, the class accuracy on flipped test images and what it reads them as.
+    ``test_sub`` indexes the class-matched test subset (as many of each class as samples where there are, in class
+    order; ``space.reference`` has exactly as many of each class as samples)."""
     real = space.test[test_sub]
     sub_labels = test_labels[test_sub]
     ref_labels = labels.sort().values  # the training subset's labels, in class order
     confusion = confusion_matrix(labels, space.generated_read, classes)
     real_confusion = confusion_matrix(test_labels, space.test_read, classes)
+    mirrored_confusion = confusion_matrix(test_labels, space.test_mirrored_read, classes)
     fd, floor = frechet_distance_between(space.generated, real), frechet_distance_between(space.reference, real)
     out = {
         "frechet_distance": fd,
@@ -280,6 +281,9 @@ def space_report(
             "fd_ratio": fd / floor,
             "mirrored_real_fd_ratio": mirrored / floor,  # the FD ratio of a class drawn all mirror-imaged
             "mirrored_real_class_accuracy": (space.test_mirrored_read[test_labels == c] == c).float().mean().item(),
+            "mirrored_real_read_as": {
+                class_names[j]: int(n) for j, n in enumerate(mirrored_confusion[c].tolist()) if n and j != c
+            },
             "precision_recall": beside_real_pr(real_c, gen_c, ref_c, k),
         }
     return out
