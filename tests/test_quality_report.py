@@ -236,10 +236,25 @@ def test_only_the_no_flip_space_reads_boots_pointing_the_wrong_way_as_bags():
     assert "| 100 % / 0 % |" in qr.markdown_tables(report)
 
 
-def test_the_table_mode_reads_a_committed_two_space_report(capsys):
-    """Reports written before the third judge (two spaces, no ``classifiers`` key) still print."""
+def test_the_table_mode_reads_the_committed_report_and_one_written_before_the_third_judge(tmp_path, capsys):
+    """The shipped model's report has three spaces; written as it was before the third judge (two spaces, none of
+    the later keys: the committed report until it was rerun), it still prints."""
     committed = qr.Path(__file__).resolve().parent.parent / "checkpoints/fashion-mnist-32-cond/evaluation"
-    qr.main(["--table", "--json", str(committed / "quality-report-unipc10-w1.75.json")])
+    path = committed / "quality-report-unipc10-w1.75.json"
+    qr.main(["--table", "--json", str(path)])
+    assert "| Ankle boot | 98 % | 11.1× | 0.51 (0.90) | 0.72 (0.82) | 98 % | 3.8×" in capsys.readouterr().out
+    report = json.loads(path.read_text())
+    assert "| 53 % | 110.6× |" in qr.markdown_tables(report)  # the no-flip judge reads 46 of 100 boots as bags
+    del report["spaces"]["noflip"]
+    for key in ("class_counts", "class_names", "classifiers", "data", "real_floor"):
+        del report[key]
+    for space in report["spaces"].values():
+        for key in ("fd_ratio", "frechet_distance", "frechet_distance_real_floor", "real_class_accuracy"):
+            del space[key]
+        for c in space["per_class"].values():
+            del c["mirrored_real_read_as"]
+    (tmp_path / "old.json").write_text(json.dumps(report))
+    qr.main(["--table", "--json", str(tmp_path / "old.json")])
     table = capsys.readouterr().out
     assert "| Ankle boot | 98 % | 11.1× |" in table and "noflip" not in table
 
