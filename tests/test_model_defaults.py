@@ -187,9 +187,12 @@ def test_a_request_over_a_models_own_cap_is_refused_with_one_message(large_model
     assert plans.run_plan("tiny-random", plans.DDPM, 100, 0.0, 16).batch_size == 16
 
 
-def test_the_reverse_tab_moves_steps_and_batch_after_the_models_classes():
-    """Wiring: on a model change (and on opening) the defaults come after the class controls, so the estimate their
-    change triggers reads the new model's class; the preview of a listed model runs at once, beside them."""
+def test_the_reverse_tab_follows_the_model_in_one_event_for_the_load_and_a_change(app_models):
+    """Wiring: what follows the model (its classes with its steps and batch, the preview of a listed model, the Σ_t
+    radio) is one event each for the page's load and a change of model, run in their order: as two events they ran
+    side by side, and the answer for the page's first model could land after one for a model picked since. The class
+    controls and the steps and batch come in one answer (the estimate their change triggers reads both); on a change
+    the steps and batch are the model's defaults, on the load only those the page was not built with."""
     from app.tabs import reverse as tab
 
     with gr.Blocks() as demo:
@@ -198,11 +201,16 @@ def test_the_reverse_tab_moves_steps_and_batch_after_the_models_classes():
     for f in demo.fns.values():
         by_fn.setdefault(getattr(f.fn, "__name__", None), []).append(f)
     labels = lambda f: [getattr(o, "label", None) for o in f.outputs]
-    for handler in ("model_defaults_controls", "opening_defaults_controls"):
-        (defaults,) = by_fn[handler]
-        assert labels(defaults) == ["Steps N (T: every timestep)", reverse.BATCH_LABEL]
-        before = demo.fns[defaults.trigger_after]
-        assert before.fn is reverse.conditioning_controls
-    previews = by_fn["listed_model_preview"]
-    assert sorted(event for f in previews for _, event in f.targets) == ["change", "load"]
-    assert all(f.trigger_after is None for f in previews)
+    for handler in ("model_controls", "listed_model_preview", "variance_controls"):
+        (event,) = by_fn[handler]
+        assert sorted(name for _, name in event.targets) == ["change", "load"], handler
+        assert event.trigger_mode == "always_last" and event.trigger_after is None, handler
+    (controls,) = by_fn["model_controls"]
+    assert labels(controls)[0] == "Class (class-conditional models)"
+    assert labels(controls)[-2:] == ["Steps N (T: every timestep)", reverse.BATCH_LABEL]
+    model_dropdown = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == reverse.MODEL_ELEM_ID)
+    changed = reverse.model_controls("tiny-conditional", gr.EventData(model_dropdown, None))
+    loaded = reverse.model_controls("tiny-conditional", gr.EventData(None, None))
+    assert changed[:-2] == loaded[:-2] == reverse.conditioning_controls("tiny-conditional")
+    assert changed[-2:] == reverse.model_defaults_controls("tiny-conditional")
+    assert loaded[-2:] == reverse.opening_defaults_controls("tiny-conditional")

@@ -71,11 +71,9 @@ def test_a_copy_is_found_at_distance_zero_and_closer_than_any_real_image(tmp_pat
         search.of(torch.zeros(1, 1, 32, 32))
 
 
-@pytest.fixture
-def copying_model(tmp_path, monkeypatch):
-    """A checkpoint folder with a tiny 8 px RGB class-conditional model that ships its training set and names a
-    classifier beside it, and one that ships nothing."""
-    root = tmp_path / "checkpoints"
+def copying_checkpoints(root):
+    """A checkpoint folder with a tiny 32 px RGB class-conditional model, 'emoji-tiny', that ships its training set
+    and names a classifier beside it, and 'plain-tiny', which ships nothing; returns the training images."""
     scheduler = DDPMExplorerScheduler(num_train_timesteps=100, beta_schedule="cosine")
     unet = make_tiny_unet(sample_size=32, channels=3, num_class_embeds=3)
     DDPMExplorerPipeline(unet=unet, scheduler=scheduler, class_names=["a", "b"]).save_pretrained(root / "emoji-tiny")
@@ -90,6 +88,14 @@ def copying_model(tmp_path, monkeypatch):
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(root / "tiny-classifier" / WEIGHTS_FILE))
     config = {"architecture": "convnet", "in_channels": 3, "num_classes": 2, "class_names": ["a", "b"]}
     (root / "tiny-classifier" / CONFIG_FILE).write_text(json.dumps(config))
+    return train
+
+
+@pytest.fixture
+def copying_model(tmp_path, monkeypatch):
+    """:func:`copying_checkpoints`, the app's model folder, 'emoji-tiny' its default."""
+    root = tmp_path / "checkpoints"
+    train = copying_checkpoints(root)
     monkeypatch.setattr(settings, "CHECKPOINT_DIR", root)
     monkeypatch.setattr(settings, "DEFAULT_MODEL", "emoji-tiny")
     models.nearest_training.cache_clear()

@@ -337,6 +337,18 @@ def reverse_generate(
         stop_requests.finished(session)
 
 
+MODEL_ELEM_ID = "reverse-model"  # the tab's model dropdown
+
+
+def model_controls(name, event: gr.EventData):
+    """A model's controls, as the page loads (``event`` from the page) or as the model changes (from its dropdown):
+    the class, w, interval and φ (:func:`conditioning_controls`), then its steps and batch
+    (:func:`model_defaults_controls`; as the page loads, :func:`opening_defaults_controls`)."""
+    changed = getattr(event.target, "elem_id", None) == MODEL_ELEM_ID
+    steps_and_batch = model_defaults_controls(name) if changed else opening_defaults_controls(name)
+    return *conditioning_controls(name), *steps_and_batch
+
+
 def model_defaults_controls(name):
     """The steps and batch sliders on a model's defaults (app/model_defaults.py: the Hub models', whose UNets cost
     more; the app's for the others), within the sliders' ranges. A listed model's are known without loading it; a

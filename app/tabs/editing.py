@@ -189,6 +189,12 @@ def create_tab(demo: gr.Blocks) -> None:
         class_a, class_b, guidance = interpolation_section(model, T)
     controls = [*inpaint_controls, class_a, class_b, guidance]
     follow = dict(fn=cb.class_of_source, inputs=[model, source], outputs=inpaint_controls[0], api_visibility="private")
-    model.change(cb.class_controls, model, controls, api_visibility="private").then(**follow)
-    demo.load(cb.class_controls, model, controls, api_visibility="private").then(**follow)
+    gr.on(  # one event for both, in their order: the answer for the page's first model never lands last
+        [demo.load, model.change],
+        cb.class_controls,
+        model,
+        controls,
+        api_visibility="private",
+        trigger_mode="always_last",
+    ).then(**follow)
     source.change(**follow)

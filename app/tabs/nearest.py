@@ -43,7 +43,15 @@ def create_section(demo: gr.Blocks, model: gr.Dropdown) -> NearestSection:
             format="png",
             interactive=False,
             height=630,  # the 590 px figure and its label; without a height the block folds to 2 px
+            elem_id="nearest-plot",
         )
-    for event in (model.change, demo.load):
-        event(cb.section_visible, model, section, api_visibility="private", show_progress="hidden")
+    gr.on(  # one event for both, in their order: the answer for the page's first model never lands last
+        [demo.load, model.change],
+        cb.section_visible,
+        model,
+        section,
+        api_visibility="private",
+        show_progress="hidden",
+        trigger_mode="always_last",
+    )
     return NearestSection(gallery, plot, summary)

@@ -145,9 +145,16 @@ def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:
         t, scrubber = noise_level_scrubber(T, "guidance-t", "guidance-scrubber", "Sweep w")
 
     batch_follows = dict(fn=cb.batch_control, inputs=[model, class_choice], outputs=batch, show_progress="hidden")
-    for event in (model.change, demo.load):  # the class may stay "one of each" from one model to the next
-        shown = event(cb.guidance_controls, model, [section, class_choice], api_visibility="private")
-        shown.then(**batch_follows, api_visibility="private")
+    # one event for the page's load and a change of model, in their order (the class may stay "one of each" from one
+    # model to the next, so the batch follows the answer)
+    gr.on(
+        [demo.load, model.change],
+        cb.guidance_controls,
+        model,
+        [section, class_choice],
+        api_visibility="private",
+        trigger_mode="always_last",
+    ).then(**batch_follows, api_visibility="private")
     class_choice.change(**batch_follows, api_visibility="private")
     inputs = [model, class_choice, scales, sampler, steps, seed, batch]
     side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), cb.guidance_sweep, "guidance_sweep")

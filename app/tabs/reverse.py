@@ -77,7 +77,7 @@ class RunInputs:
 def run_inputs(T: int) -> RunInputs:
     choices = models.model_choices()
     model = gr.Dropdown(
-        choices, value=models.default_model(), label="Model", info=models.hub_note(), elem_id="reverse-model"
+        choices, value=models.default_model(), label="Model", info=models.hub_note(), elem_id=cb.MODEL_ELEM_ID
     )
     class_choice = gr.Dropdown(  # its choices are the model's classes; the handler checks them
         [plans.ANY_CLASS],
@@ -186,8 +186,17 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     # the estimate follows every control; where the model or the class sets others first (class and w; the batch),
     # it comes after them (run beside them, it read their old values and could land last: "on 4 images" under "one
     # of each" with guidance, on a fresh page)
+    # every estimate in one queue of one at a time (milliseconds each): its answers land in the order they were
+    # asked, so the one after a run (read as the run ended) never lands after one asked for since (w set to 1 right
+    # after a run showed the run's guided estimate, seen under load)
     estimate_now = dict(
-        fn=cb.estimate_runtime, inputs=inputs.plan, outputs=estimate, show_progress="hidden", api_visibility="private"
+        fn=cb.estimate_runtime,
+        inputs=inputs.plan,
+        outputs=estimate,
+        show_progress="hidden",
+        api_visibility="private",
+        concurrency_id="reverse-estimate",
+        concurrency_limit=1,
     )
     for component in (
         inputs.sampler,
@@ -198,25 +207,27 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         *inputs.guidance_options,
     ):
         component.change(**estimate_now)
-    # a model's own steps and batch (app/model_defaults.py) are set after its classes, so that the estimate their
-    # change triggers reads the new model's class; a listed model not loaded yet (a Hub model, minutes of download)
-    # shows its steps, batch and estimate at once, from its measured figures
+    # what follows the model, as the page loads and as the model changes: each one event for both triggers, run in
+    # their order, so that a slow answer for the model the page opened on never lands after one for a model picked
+    # since (two events ran side by side: the class of one model beside the other, seen under load). The class
+    # controls and the model's own steps and batch (app/model_defaults.py) in one answer, so the estimate their
+    # change triggers reads both; a listed model not loaded yet (a Hub model, minutes of download) shows its steps,
+    # batch and estimate at once, from its measured figures
     conditioning = [inputs.class_choice, inputs.guidance, inputs.guidance_extras, *inputs.guidance_options]
     steps_and_batch = [inputs.steps, inputs.batch]
-    for event, set_defaults in (
-        (inputs.model.change, cb.model_defaults_controls),
-        (demo.load, cb.opening_defaults_controls),
-    ):
-        event(
-            cb.listed_model_preview,
-            [inputs.model, inputs.sampler],
-            [*steps_and_batch, estimate],
-            show_progress="hidden",
-            api_visibility="private",
-        )
-        event(cb.conditioning_controls, inputs.model, conditioning, api_visibility="private").then(
-            set_defaults, inputs.model, steps_and_batch, show_progress="hidden", api_visibility="private"
-        ).then(**estimate_now)
+    model_follows = dict(
+        triggers=[demo.load, inputs.model.change], trigger_mode="always_last", api_visibility="private"
+    )
+    gr.on(
+        fn=cb.listed_model_preview,
+        inputs=[inputs.model, inputs.sampler],
+        outputs=[*steps_and_batch, estimate],
+        show_progress="hidden",
+        **model_follows,
+    )
+    gr.on(fn=cb.model_controls, inputs=inputs.model, outputs=[*conditioning, *steps_and_batch], **model_follows).then(
+        **estimate_now
+    )
     inputs.class_choice.change(
         cb.batch_control, [inputs.model, inputs.class_choice], inputs.batch, api_visibility="private"
     ).then(**estimate_now)
@@ -230,8 +241,8 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
             api_visibility="private",
         )
     inputs.sampler.change(cb.sampler_help, inputs.sampler, inputs.sampler, api_visibility="private")
-    for event in (inputs.model.change, demo.load):  # a model with a learned Σ_θ samples with it by default
-        event(cb.variance_controls, inputs.model, inputs.variance, api_visibility="private")
+    # a model with a learned Σ_θ samples with it by default
+    gr.on(fn=cb.variance_controls, inputs=inputs.model, outputs=inputs.variance, **model_follows)
     follow_model_T(inputs.model, t)
     outputs = {"x_t": live_xt, "x0_hat": live_x0, "status": status, "state": state, "t": t, "result": final}
     # the page's run streams the scrubber's frames (and no images); the API's run leaves them out (hidden trigger)
@@ -240,7 +251,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     run = generate.click(
         inputs=inputs.all, **page_run, api_visibility="private", show_progress_on=status, **COMPUTE_QUEUE
     )  # the progress bar on the status line only: the scrubber paints the run below it, undimmed
-    run.then(cb.estimate_runtime, inputs.plan, estimate, show_progress="hidden", api_visibility="private")
+    run.then(**estimate_now)
     copies.follow(state, run)
     # an export that failed before this run ("Generate first") leaves Error badges on the GIF's boxes: a new run
     # clears them (the boxes keep what they show)
