@@ -301,3 +301,9 @@ def test_the_command_line_samples_once_then_reads_its_samples_back(balanced_fake
         qr.main([*args, "--steps", "3"])
     qr.main([*args, "--steps", "2", "--third-classifier", "", "--json", str(tmp_path / "c.json")])
     assert list(json.loads((tmp_path / "c.json").read_text())["spaces"]) == ["convnet", "resnet"]
+
+
+def test_a_report_names_the_repositorys_folders_relative_to_it(tmp_path):
+    root = qr.Path(qr.__file__).resolve().parents[2]
+    assert qr.shown_path(root / "checkpoints" / "fashion-mnist-classifier") == "checkpoints/fashion-mnist-classifier"
+    assert qr.shown_path(tmp_path / "judge") == str(tmp_path / "judge")  # outside it: as given

@@ -575,6 +575,14 @@ def memorisation_lines(report: dict) -> list[str]:
     return lines
 
 
+def shown_path(directory) -> str:
+    """A folder as the report records it: relative to the repository where it lies inside it (the defaults are
+    absolute), so a committed report names no machine's paths."""
+    path = Path(directory).resolve()
+    root = Path(__file__).resolve().parents[2]
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(directory)
+
+
 def check_classes(pipe, data, classifiers) -> None:
     """End the run unless the checkpoint and the classifiers read the data's classes, in its order."""
     names = list(data.class_names)
@@ -645,7 +653,7 @@ def main(argv=None) -> None:
     results = {
         "checkpoint": args.checkpoint,
         "data": data.source,
-        "classifiers": {key: directories[key] for key in nets},
+        "classifiers": {key: shown_path(directories[key]) for key in nets},
         "sampler": args.sampler,
         "steps": args.steps,
         "guidance_scale": args.guidance,
