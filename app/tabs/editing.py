@@ -13,7 +13,7 @@ from app.callbacks import interpolation as interp
 from app.edit_inputs import MASK_CHOICES, UPLOAD, source_choices
 from app.tabs.drawing import mask_pad
 from app.tabs.scrubbers import SPEEDS
-from app.tabs.widgets import COMPUTE_QUEUE, follow_model_T, image_panel
+from app.tabs.widgets import COMPUTE_QUEUE, follow_model_T, image_panel, on_model
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 INPAINT_NOTE = (
@@ -189,12 +189,5 @@ def create_tab(demo: gr.Blocks) -> None:
         class_a, class_b, guidance = interpolation_section(model, T)
     controls = [*inpaint_controls, class_a, class_b, guidance]
     follow = dict(fn=cb.class_of_source, inputs=[model, source], outputs=inpaint_controls[0], api_visibility="private")
-    gr.on(  # one event for both, in their order: the answer for the page's first model never lands last
-        [demo.load, model.change],
-        cb.class_controls,
-        model,
-        controls,
-        api_visibility="private",
-        trigger_mode="always_last",
-    ).then(**follow)
+    on_model(demo, model, cb.class_controls, model, controls).then(**follow)
     source.change(**follow)

@@ -7,6 +7,7 @@ import gradio as gr
 
 from app import models
 from app.callbacks import nearest as cb
+from app.tabs.widgets import on_model
 
 
 class NearestSection:
@@ -45,13 +46,5 @@ def create_section(demo: gr.Blocks, model: gr.Dropdown) -> NearestSection:
             height=630,  # the 590 px figure and its label; without a height the block folds to 2 px
             elem_id="nearest-plot",
         )
-    gr.on(  # one event for both, in their order: the answer for the page's first model never lands last
-        [demo.load, model.change],
-        cb.section_visible,
-        model,
-        section,
-        api_visibility="private",
-        show_progress="hidden",
-        trigger_mode="always_last",
-    )
+    on_model(demo, model, cb.section_visible, model, section, show_progress="hidden")
     return NearestSection(gallery, plot, summary)

@@ -8,7 +8,7 @@ import gradio as gr
 from app import plans, settings
 from app.callbacks import race as cb
 from app.tabs.scrubbers import race_scrubber, timestep_slider
-from app.tabs.widgets import COMPUTE_QUEUE, by_name, follow_model_T
+from app.tabs.widgets import COMPUTE_QUEUE, by_name, follow_model_T, on_model
 
 RACE_NOTE = (
     "The same x_T, denoised by each sampler side by side. Deterministic solvers (DDIM η = 0, DPM-Solver++, UniPC, "
@@ -145,16 +145,10 @@ def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:
         t, scrubber = noise_level_scrubber(T, "guidance-t", "guidance-scrubber", "Sweep w")
 
     batch_follows = dict(fn=cb.batch_control, inputs=[model, class_choice], outputs=batch, show_progress="hidden")
-    # one event for the page's load and a change of model, in their order (the class may stay "one of each" from one
-    # model to the next, so the batch follows the answer)
-    gr.on(
-        [demo.load, model.change],
-        cb.guidance_controls,
-        model,
-        [section, class_choice],
-        api_visibility="private",
-        trigger_mode="always_last",
-    ).then(**batch_follows, api_visibility="private")
+    # the class may stay "one of each" from one model to the next, so the batch follows the answer
+    on_model(demo, model, cb.guidance_controls, model, [section, class_choice]).then(
+        **batch_follows, api_visibility="private"
+    )
     class_choice.change(**batch_follows, api_visibility="private")
     inputs = [model, class_choice, scales, sampler, steps, seed, batch]
     side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), cb.guidance_sweep, "guidance_sweep")

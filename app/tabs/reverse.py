@@ -13,7 +13,7 @@ from app.callbacks.sdedit import sdedit
 from app.images import examples
 from app.tabs import nearest, race
 from app.tabs.scrubbers import reverse_scrubber, timestep_slider
-from app.tabs.widgets import COMPUTE_QUEUE, GifExport, by_name, follow_model_T, image_panel
+from app.tabs.widgets import COMPUTE_QUEUE, GifExport, by_name, follow_model_T, image_panel, on_model
 
 SDEDIT_NOTE = (
     "Your image is noised in closed form to t, then the model denoises from t. Small t keeps the image; "
@@ -215,19 +215,10 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     # batch and estimate at once, from its measured figures
     conditioning = [inputs.class_choice, inputs.guidance, inputs.guidance_extras, *inputs.guidance_options]
     steps_and_batch = [inputs.steps, inputs.batch]
-    model_follows = dict(
-        triggers=[demo.load, inputs.model.change], trigger_mode="always_last", api_visibility="private"
-    )
-    gr.on(
-        fn=cb.listed_model_preview,
-        inputs=[inputs.model, inputs.sampler],
-        outputs=[*steps_and_batch, estimate],
-        show_progress="hidden",
-        **model_follows,
-    )
-    gr.on(fn=cb.model_controls, inputs=inputs.model, outputs=[*conditioning, *steps_and_batch], **model_follows).then(
-        **estimate_now
-    )
+    preview = [inputs.model, inputs.sampler], [*steps_and_batch, estimate]
+    on_model(demo, inputs.model, cb.listed_model_preview, *preview, show_progress="hidden")
+    follow = on_model(demo, inputs.model, cb.model_controls, inputs.model, [*conditioning, *steps_and_batch])
+    follow.then(**estimate_now)
     inputs.class_choice.change(
         cb.batch_control, [inputs.model, inputs.class_choice], inputs.batch, api_visibility="private"
     ).then(**estimate_now)
@@ -242,7 +233,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         )
     inputs.sampler.change(cb.sampler_help, inputs.sampler, inputs.sampler, api_visibility="private")
     # a model with a learned Σ_θ samples with it by default
-    gr.on(fn=cb.variance_controls, inputs=inputs.model, outputs=inputs.variance, **model_follows)
+    on_model(demo, inputs.model, cb.variance_controls, inputs.model, inputs.variance)
     follow_model_T(inputs.model, t)
     outputs = {"x_t": live_xt, "x0_hat": live_x0, "status": status, "state": state, "t": t, "result": final}
     # the page's run streams the scrubber's frames (and no images); the API's run leaves them out (hidden trigger)
