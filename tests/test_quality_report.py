@@ -14,6 +14,7 @@ from torch import nn
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
 from pipelines.training import quality_report as qr
 from pipelines.training.classifier import CONFIG_FILE, WEIGHTS_FILE, FashionClassifier, ResidualClassifier
+from pipelines.training.evaluate import SampleScorer, worst_fd_ratio
 from pipelines.training.metrics import (
     grey_histogram,
     histogram_intersection,
@@ -208,20 +209,26 @@ class ColumnJudge(nn.Module):
         return self.head(self.features(x))
 
 
+def left_pointing(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """n noisy images brighter in their left half (pointing left, as Fashion-MNIST's shoes do), labelled i mod K."""
+    x = 0.3 * torch.randn(n, 1, 32, 32, generator=g) - 0.5
+    x[..., :16] += 0.8
+    return x, torch.arange(n) % K
+
+
+def samples_with_right_pointing_boots(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """40 left-pointing samples but for the ankle boots (class 9), mirrored, and the labels they asked for."""
+    samples, labels = left_pointing(40, g)
+    samples[labels == 9] = samples[labels == 9].flip(-1)
+    return samples, labels
+
+
 def test_only_the_no_flip_space_reads_boots_pointing_the_wrong_way_as_bags():
     """Every real image points left (brighter left half); the generated ankle boots point right. The judge that sees
     orientation reads them as bags, and mirror-imaged real boots too; the flip-invariant one reads boots throughout."""
     g = torch.Generator().manual_seed(3)
-
-    def left_pointing(n):
-        x = 0.3 * torch.randn(n, 1, 32, 32, generator=g) - 0.5
-        x[..., :16] += 0.8
-        return x, torch.arange(n) % K
-
-    train, test = left_pointing(80), left_pointing(60)
-    labels = torch.arange(40) % K
-    samples = left_pointing(40)[0]
-    samples[labels == 9] = samples[labels == 9].flip(-1)
+    train, test = left_pointing(80, g), left_pointing(60, g)
+    samples, labels = samples_with_right_pointing_boots(g)
     nets = {"convnet": ColumnJudge(symmetric=True), "noflip": ColumnJudge(symmetric=False)}
     report, _ = qr.quality_report(samples, labels, nets, train, test, seed=0, k=3)
     flipped, noflip = (report["spaces"][key]["per_class"] for key in ("convnet", "noflip"))
@@ -234,6 +241,26 @@ def test_only_the_no_flip_space_reads_boots_pointing_the_wrong_way_as_bags():
     assert boot["fd_ratio"] > 10 * noflip["Sandal"]["fd_ratio"]
     assert "| Ankle boot | 100 % |" in qr.markdown_tables(report)
     assert "| 100 % / 0 % |" in qr.markdown_tables(report)
+
+
+def test_the_overall_scores_take_the_no_flip_judge_as_a_third_space_that_sees_right_pointing_boots():
+    """The sweeps' scorer (the report's ``overall``): in the no-flip judge's space the right-pointing boots are bags,
+    and its FD against its own floor rises; a flip-invariant third judge scores them as the first does."""
+    g = torch.Generator().manual_seed(3)
+    train, test = left_pointing(80, g)[0], left_pointing(60, g)[0]
+    samples, labels = samples_with_right_pointing_boots(g)
+    flipped = ColumnJudge(symmetric=True)
+    q = SampleScorer(flipped, train, test, 40, third_classifier=ColumnJudge(symmetric=False))(samples, labels)
+    third = q["third_space"]
+    assert q["class_accuracy_per_class"]["Ankle boot"] == 1 and third["class_accuracy_per_class"]["Ankle boot"] == 0
+    boots_only = pytest.approx(0.1)  # the column judges read boots (or bags) only: the boots asked for
+    assert third["class_accuracy"] == 0 and q["class_accuracy"] == boots_only
+    assert third["fd_ratio"] == pytest.approx(third["frechet_distance"] / third["frechet_distance_real_floor"])
+    assert third["fd_ratio"] > 2 * q["fd_ratio"] and worst_fd_ratio(q) == third["fd_ratio"]
+    same = SampleScorer(flipped, train, test, 40, third_classifier=ColumnJudge(symmetric=True))(samples, labels)
+    assert same["third_space"]["fd_ratio"] == pytest.approx(q["fd_ratio"])
+    assert same["third_space"]["class_accuracy"] == boots_only
+    assert "third_space" not in SampleScorer(flipped, train, test, 40)(samples, labels), "no third judge: no space"
 
 
 def test_the_table_mode_reads_the_committed_report_and_one_written_before_the_third_judge(tmp_path, capsys):
@@ -291,6 +318,9 @@ def test_the_command_line_samples_once_then_reads_its_samples_back(balanced_fake
     qr.main([*args, "--steps", "2", "--json", str(tmp_path / "a.json"), "--plot-dir", str(tmp_path / "plots")])
     first = json.loads((tmp_path / "a.json").read_text())
     assert first["guidance_scale"] == 2 and first["overall"]["n"] == 40
+    third = first["overall"]["third_space"]  # the overall block scores the no-flip judge too, against its own floor
+    assert third["frechet_distance_real_floor"] != first["overall"]["frechet_distance_real_floor"]
+    assert 0 <= third["class_accuracy"] <= 1 and len(third["class_accuracy_per_class"]) == K
     assert first["classifiers"] == {"convnet": convnet, "resnet": resnet, "noflip": noflip}
     assert list(first["spaces"]) == ["convnet", "resnet", "noflip"]
     assert len(list((tmp_path / "plots").glob("*.png"))) == 6
@@ -300,7 +330,8 @@ def test_the_command_line_samples_once_then_reads_its_samples_back(balanced_fake
     with pytest.raises(SystemExit, match="choose another --samples"):
         qr.main([*args, "--steps", "3"])
     qr.main([*args, "--steps", "2", "--third-classifier", "", "--json", str(tmp_path / "c.json")])
-    assert list(json.loads((tmp_path / "c.json").read_text())["spaces"]) == ["convnet", "resnet"]
+    without = json.loads((tmp_path / "c.json").read_text())
+    assert list(without["spaces"]) == ["convnet", "resnet"] and "third_space" not in without["overall"]
 
 
 def test_a_report_names_the_repositorys_folders_relative_to_it(tmp_path):

@@ -154,9 +154,14 @@ def test_evaluate_reports_both_feature_spaces_and_the_bound(tiny_32px, fake_fash
     quality, second = results["quality"], results["quality"]["second_space"]
     assert quality["n"] == 20 and quality["fd_ratio"] > 0 and second["fd_ratio"] > 0
     assert second["frechet_distance_real_floor"] != quality["frechet_distance_real_floor"], "two different spaces"
+    third = quality["third_space"]  # the no-flip judge, by default for Fashion-MNIST: a third floor of its own
+    assert third["fd_ratio"] > 0 and third["frechet_distance_real_floor"] not in (
+        quality["frechet_distance_real_floor"],
+        second["frechet_distance_real_floor"],
+    )
     assert results["elbo"]["images"] == 4 and results["elbo"]["bits_per_dim"] > 0
-    evaluate.main([*args, "--second-classifier", "", "--json", str(out)])
-    assert "second_space" not in json.loads(out.read_text())["quality"], "no second network: one space"
+    evaluate.main([*args, "--second-classifier", "", "--third-classifier", "", "--json", str(out)])
+    assert not {"second_space", "third_space"} & set(json.loads(out.read_text())["quality"]), "one network: one space"
 
 
 @pytest.fixture
@@ -206,19 +211,22 @@ def test_guidance_sweep_scores_each_w_picks_one_and_resumes(tiny_conditional_32p
         guidance_sweep.main([*args[:-1], str(out), "--steps", "3"])
 
 
+def guidance_point(w, accuracy, fd, second_fd, softmax=0.95):
+    """A guidance sweep's point as ``recommend`` reads it: class accuracy, confidence and FD ratios in two spaces."""
+    return {
+        "guidance_scale": w,
+        "class_accuracy": accuracy,
+        "fd_ratio": fd,
+        "mean_max_softmax": softmax,
+        "second_space": {"fd_ratio": second_fd},
+        "n": 1000,
+    }
+
+
 def test_recommend_takes_the_closest_w_that_reaches_the_bar():
     from pipelines.training.guidance_sweep import recommend
 
-    def point(w, accuracy, fd, second_fd, softmax=0.95):
-        return {
-            "guidance_scale": w,
-            "class_accuracy": accuracy,
-            "fd_ratio": fd,
-            "mean_max_softmax": softmax,
-            "second_space": {"fd_ratio": second_fd},
-            "n": 1000,
-        }
-
+    point = guidance_point
     points = {
         "0": point(0, 0.1, 1.5, 1.5),
         "1": point(1, 0.90, 1.8, 2.0),
@@ -235,6 +243,24 @@ def test_recommend_takes_the_closest_w_that_reaches_the_bar():
     assert recommend(points) == 3
     points["1.5"]["class_accuracy"] = 0.962
     assert recommend(points) == 1.5
+
+
+def test_recommend_counts_the_no_flip_space_in_the_worst_of_the_spaces():
+    from pipelines.training.guidance_sweep import markdown_table, recommend
+
+    points = {"2": guidance_point(2, 0.96, 2.2, 2.6), "3": guidance_point(3, 0.98, 2.0, 3.5)}
+    assert recommend(points) == 2, "the worse of two spaces: 2.6× against 3.5×"
+    points["2"]["third_space"] = {"frechet_distance": 8.0, "fd_ratio": 4.0, "class_accuracy": 0.8}
+    points["3"]["third_space"] = {"frechet_distance": 6.0, "fd_ratio": 3.0, "class_accuracy": 0.9}
+    assert recommend(points) == 3, "the no-flip judge sees w = 2 at 4×: the worst of three is 3.5× at w = 3"
+    rows = {p["guidance_scale"]: p | {"min_class_fraction": 0.1, "wall_s": 1.0} for p in points.values()}
+    for p in rows.values():
+        p["frechet_distance"], p["second_space"]["frechet_distance"] = 2 * p["fd_ratio"], 1.0
+    table = markdown_table({"points": rows})
+    assert "| class accuracy, no-flip |" in table and "| FD, no-flip space (× its floor) |" in table
+    assert "| 3 | 98.0 % | 90.0 % |" in table and "| 6.00 (3.0×) |" in table
+    del rows[3]["third_space"]  # a point scored before the third judge
+    assert "| 3 | 98.0 % | – |" in markdown_table({"points": rows})
 
 
 @pytest.mark.slow
@@ -266,3 +292,21 @@ def test_the_default_is_the_fastest_point_within_ten_percent_of_ddpm_100_in_both
         p["fd_ratio"], p["second_space"]["fd_ratio"] = p["frechet_distance"] / 5, p["second_space"]["frechet_distance"]
     assert sampler_sweep.fastest_within({"points": points}, max_fd_ratio=2.05)["sampler"] == "euler", "2.1× is out"
     assert sampler_sweep.fastest_within({"points": points}, max_fd_ratio=1.0) is None
+
+
+def test_the_default_must_also_be_within_ten_percent_in_the_no_flip_space():
+    def point(sampler, nfe, fd, third_fd):
+        return {"sampler": sampler, "steps": nfe, "nfe": nfe, "frechet_distance": fd, "fd_ratio": fd / 5,
+                "third_space": {"frechet_distance": third_fd, "fd_ratio": third_fd}}  # fmt: skip
+
+    points = {"ddpm@100": point("ddpm", 100, 10.0, 2.0), "unipc@10": point("unipc", 10, 10.5, 2.5)}
+    points["unipc@20"] = point("unipc", 20, 10.9, 2.1)
+    best = sampler_sweep.fastest_within({"points": points})
+    assert (best["sampler"], best["nfe"]) == ("unipc", 20), "unipc@10 is 25 % off in the no-flip space"
+    assert sampler_sweep.fastest_within({"points": points}, max_fd_ratio=2.15)["nfe"] == 100, "2.18× at unipc@20"
+    del points["unipc@20"]["third_space"]  # not measured where the reference was: not comparable
+    assert sampler_sweep.fastest_within({"points": points})["sampler"] == "ddpm"
+    for p in points.values():
+        p |= {"mean_max_softmax": 0.9, "min_class_fraction": 0.1, "wall_s": 1.0}
+    table = sampler_sweep.markdown_table({"points": points})
+    assert "| FD, no-flip space (× its floor) |" in table and "| 2.50 (2.5×) |" in table

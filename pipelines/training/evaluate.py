@@ -1,9 +1,11 @@
-"""Evaluate a checkpoint: sample quality in the classifier's feature space, and the ELBO in bits/dim.
+"""Evaluate a checkpoint: sample quality in the classifiers' feature spaces, and the ELBO in bits/dim.
 
     python -m pipelines.evaluate --checkpoint checkpoints/fashion-mnist-32 --num-samples 1000 --sample-steps 100
 
 Prints the Fréchet distance of the samples against the test set beside the real-data floor (train against test, same
-N), the mean max-softmax, the class histogram, and the variational bound on test images (mean ± standard error).
+N) in each judge's space (the committed classifier's; ``second_space``, the independent ResNet's; ``third_space``,
+the no-flip judge's, which sees a shoe pointing the wrong way), the mean max-softmax, the class histogram, and the
+variational bound on test images (mean ± standard error).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pipelines.training.classifier import (
     CONFIG_FILE,
     DEFAULT_CLASSIFIER_DIR,
     SECOND_CLASSIFIER_DIR,
+    THIRD_CLASSIFIER_DIR,
     WEIGHTS_FILE,
     load_classifier,
     predict,
@@ -58,27 +61,58 @@ class FeatureSpace:
         self.test_stats = gaussian_stats(predict(net, test_sub)[0])
         self.floor = frechet_distance(*gaussian_stats(predict(net, train_sub)[0]), *self.test_stats)
 
-    def distance(self, samples: torch.Tensor) -> dict:
-        """The samples' Fréchet distance to the test images beside this space's floor."""
-        fd = frechet_distance(*gaussian_stats(predict(self.net, samples)[0]), *self.test_stats)
-        return {"frechet_distance": fd, "frechet_distance_real_floor": self.floor, "fd_ratio": fd / self.floor}
+    def distance(self, samples: torch.Tensor, class_labels=None, class_names=FASHION_MNIST_CLASSES) -> dict:
+        """The samples' Fréchet distance to the test images beside this space's floor and, given the labels asked
+        for, how often this network reads them (:func:`class_accuracy`)."""
+        features, p_samples = predict(self.net, samples)
+        fd = frechet_distance(*gaussian_stats(features), *self.test_stats)
+        out = {"frechet_distance": fd, "frechet_distance_real_floor": self.floor, "fd_ratio": fd / self.floor}
+        if class_labels is not None:
+            out |= class_accuracy(p_samples.argmax(-1), class_labels, class_names)
+        return out
+
+
+def class_accuracy(predicted: torch.Tensor, class_labels: torch.Tensor, class_names) -> dict:
+    """How often a classifier reads the class that was asked for, over all samples and per class asked for."""
+    asked = class_labels.cpu()
+    hit = (predicted == asked).float()
+    return {
+        "class_accuracy": hit.mean().item(),
+        "class_accuracy_per_class": {
+            name: hit[asked == c].mean().item() for c, name in enumerate(class_names) if (asked == c).any()
+        },
+    }
 
 
 class SampleScorer:
     """Scores sets of ``n`` samples: the committed classifier's view (Fréchet distance and floor in its feature space,
     mean max-softmax, class histogram over ``class_names`` (default: Fashion-MNIST's), and, given the labels asked
-    for, class accuracy) and, given ``second_classifier``, the distance in that independent space too
-    (``second_space``). The real images' features are computed once, so a sweep scores each point against the same
-    real subsets at the cost of its samples alone."""
+    for, class accuracy) and, given ``second_classifier`` and ``third_classifier`` (the no-flip judge), the distance
+    and class accuracy in those spaces too (``second_space``, ``third_space``). The real images' features are
+    computed once, so a sweep scores each point against the same real subsets at the cost of its samples alone."""
 
-    def __init__(self, classifier, train_x, test_x, n: int, seed: int = 0, second_classifier=None, class_names=None):
+    def __init__(
+        self,
+        classifier,
+        train_x,
+        test_x,
+        n: int,
+        seed: int = 0,
+        second_classifier=None,
+        class_names=None,
+        third_classifier=None,
+    ):
         g = torch.Generator().manual_seed(seed)
         self.class_names = tuple(class_names or FASHION_MNIST_CLASSES)
         train_sub = train_x[torch.randperm(len(train_x), generator=g)[:n]]
         test_sub = test_x[torch.randperm(len(test_x), generator=g)[:n]]
         self.n, self.classifier = n, classifier
         self.first = FeatureSpace(classifier, train_sub, test_sub)
-        self.second = None if second_classifier is None else FeatureSpace(second_classifier, train_sub, test_sub)
+        self.others = {  # the spaces beside the committed classifier's, by their key in the scores
+            key: FeatureSpace(net, train_sub, test_sub)
+            for key, net in (("second_space", second_classifier), ("third_space", third_classifier))
+            if net is not None
+        }
 
     def __call__(self, samples: torch.Tensor, class_labels: torch.Tensor | None = None) -> dict:
         if len(samples) != self.n:
@@ -94,14 +128,9 @@ class SampleScorer:
             "min_class_fraction": (counts.min() / self.n).item(),
         }
         if class_labels is not None:  # how often the classifier sees the class that was asked for
-            asked = class_labels.cpu()
-            hit = (predicted == asked).float()
-            quality["class_accuracy"] = hit.mean().item()
-            quality["class_accuracy_per_class"] = {
-                name: hit[asked == c].mean().item() for c, name in enumerate(self.class_names) if (asked == c).any()
-            }
-        if self.second is not None:
-            quality["second_space"] = self.second.distance(samples)
+            quality |= class_accuracy(predicted, class_labels, self.class_names)
+        for key, space in self.others.items():
+            quality[key] = space.distance(samples, class_labels, self.class_names)
         return quality
 
 
@@ -141,6 +170,12 @@ def add_scoring_arguments(parser) -> None:
     """The command-line options :func:`scorer_from` reads (but ``--seed``, which the sweeps share with sampling)."""
     parser.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER_DIR))
     parser.add_argument("--second-classifier", default=str(SECOND_CLASSIFIER_DIR), help="an independent feature space")
+    parser.add_argument(
+        "--third-classifier",
+        default=None,
+        help=f"a judge trained without flips (default: {THIRD_CLASSIFIER_DIR.name} for Fashion-MNIST, where it is "
+        "there; '' for none)",
+    )
     parser.add_argument("--data-dir", default=DEFAULT_FASHION_MNIST_DIR)
 
 
@@ -167,33 +202,75 @@ def conditional_pipeline(args, what_for: str):
     return pipe
 
 
+OTHER_SPACES = {"second_space": "independent network", "third_space": "no-flip judge"}  # a point's key: whose space
+
+
+def space_scores(point: dict) -> dict:
+    """A scored point's figures in each space it was measured in, by key (``first`` the committed classifier's)."""
+    return {"first": point, **{key: point[key] for key in OTHER_SPACES if key in point}}
+
+
 def worst_fd_ratio(point: dict) -> float:
-    """The larger of a scored point's two FD / real-floor ratios: it must look right to both networks."""
-    return max(point["fd_ratio"], point.get("second_space", {}).get("fd_ratio", 0.0))
+    """The largest of a scored point's FD / real-floor ratios: it must look right to every network."""
+    return max(s["fd_ratio"] for s in space_scores(point).values())
 
 
-def second_space_cell(point: dict) -> str:
-    """A Markdown table cell: the second space's FD and its ratio to that space's floor, or – where not measured."""
-    s2 = point.get("second_space")
-    return f"{s2['frechet_distance']:.2f} ({s2['fd_ratio']:.1f}×)" if s2 else "–"
+def space_cell(point: dict, key: str) -> str:
+    """A Markdown table cell: the FD in the space ``key`` and its ratio to that space's floor, or – where not
+    measured."""
+    s = point.get(key)
+    return f"{s['frechet_distance']:.2f} ({s['fd_ratio']:.1f}×)" if s else "–"
+
+
+def accuracy_cell(point: dict, key: str) -> str:
+    """A Markdown table cell: the class accuracy in the space ``key``, or – where not measured."""
+    s = point.get(key, {})
+    return f"{100 * s['class_accuracy']:.1f} %" if "class_accuracy" in s else "–"
+
+
+def other_spaces_summary(point: dict) -> str:
+    """The FD / real-floor ratio in each space but the first, for a progress line: ", independent network 1.2×, …"."""
+    return "".join(f", {name} {point[key]['fd_ratio']:.1f}×" for key, name in OTHER_SPACES.items() if key in point)
 
 
 def scorer_from(args, n: int) -> SampleScorer:
-    """The :class:`SampleScorer` of a sweep's command line (``--classifier``, ``--second-classifier``, ``--data-dir``,
-    ``--seed``) for sets of ``n`` samples."""
+    """The :class:`SampleScorer` of a sweep's command line (``--classifier``, ``--second-classifier``,
+    ``--third-classifier``, ``--data-dir``, ``--seed``) for sets of ``n`` samples."""
     classifier = load_classifier(args.classifier)
     second = load_second_classifier(args.second_classifier)
+    third = load_second_classifier(third_classifier_dir(args))
     data = load_evaluation_data(args.data_dir)
-    return SampleScorer(classifier, data.train_x, data.test_x, n, args.seed, second)
+    return SampleScorer(classifier, data.train_x, data.test_x, n, args.seed, second, third_classifier=third)
 
 
-def sample_quality(samples, classifier, train_x, test_x, seed: int = 0, second_classifier=None, class_labels=None):
+def third_classifier_dir(args) -> str:
+    """``--third-classifier``, or by default the no-flip judge, which reads Fashion-MNIST's classes only: none for a
+    ``--data-folder``."""
+    if args.third_classifier is not None:
+        return args.third_classifier
+    return "" if getattr(args, "data_folder", None) else str(THIRD_CLASSIFIER_DIR)
+
+
+def sample_quality(
+    samples,
+    classifier,
+    train_x,
+    test_x,
+    seed: int = 0,
+    second_classifier=None,
+    class_labels=None,
+    third_classifier=None,
+):
     """One set of samples scored by a :class:`SampleScorer` of its size."""
-    return SampleScorer(classifier, train_x, test_x, len(samples), seed, second_classifier)(samples, class_labels)
+    scorer = SampleScorer(
+        classifier, train_x, test_x, len(samples), seed, second_classifier, third_classifier=third_classifier
+    )
+    return scorer(samples, class_labels)
 
 
 def load_second_classifier(directory):
-    """The independent evaluation network, or None when its folder is not there (``--second-classifier ''``)."""
+    """An optional evaluation network (the independent one, the no-flip judge), or None when its folder is not there
+    (``--second-classifier ''``, ``--third-classifier ''``)."""
     if not directory or not (Path(directory) / WEIGHTS_FILE).exists():
         return None
     return load_classifier(directory)
@@ -208,7 +285,7 @@ def check_classifier_classes(directory, class_names, source: str) -> None:
     if read != tuple(class_names):
         raise SystemExit(
             f"The classifier {directory} reads the classes {list(read)}, not {source}'s {list(class_names)}: pass "
-            "--classifier (and --second-classifier, or '' for none) trained on that data."
+            "--classifier (and --second-classifier and --third-classifier, or '' for none) trained on that data."
         )
 
 
@@ -234,6 +311,7 @@ def main(argv=None) -> None:
     pipe = load_pipeline(args.checkpoint).to(args.device)
     classifier = load_classifier(args.classifier)
     second = load_second_classifier(args.second_classifier)
+    third = load_second_classifier(third_classifier_dir(args))
     data = load_evaluation_data(args.data_dir)
     train_x, test_x = data.train_x, data.test_x
 
@@ -242,7 +320,9 @@ def main(argv=None) -> None:
         samples = quantize(generate(pipe, args.num_samples, args.sample_steps, args.batch_size, args.seed))
         if args.samples_png:
             save_image_grid((samples[:64] + 1) / 2, args.samples_png, ncols=8)
-        results["quality"] = sample_quality(samples, classifier, train_x, test_x, args.seed, second)
+        results["quality"] = sample_quality(
+            samples, classifier, train_x, test_x, args.seed, second, third_classifier=third
+        )
     if args.elbo_images:
         x0 = test_x[: args.elbo_images]
         k = args.elbo_timesteps or None
@@ -268,12 +348,13 @@ def main(argv=None) -> None:
             f"(real floor, train vs test: {q['frechet_distance_real_floor']:.3f}; "
             f"ratio {q['frechet_distance'] / q['frechet_distance_real_floor']:.1f}×)"
         )
-        if "second_space" in q:
-            s2 = q["second_space"]
-            print(
-                f"Fréchet distance (independent network's features): {s2['frechet_distance']:.3f} "
-                f"(real floor {s2['frechet_distance_real_floor']:.3f}; ratio {s2['fd_ratio']:.1f}×)"
-            )
+        for key, network in OTHER_SPACES.items():
+            if key in q:
+                s = q[key]
+                print(
+                    f"Fréchet distance ({network}'s features): {s['frechet_distance']:.3f} "
+                    f"(real floor {s['frechet_distance_real_floor']:.3f}; ratio {s['fd_ratio']:.1f}×)"
+                )
         print(f"Mean max-softmax: {q['mean_max_softmax']:.3f}")
         print("Class histogram: " + ", ".join(f"{k} {v}" for k, v in q["class_histogram"].items()))
     if "elbo" in results:

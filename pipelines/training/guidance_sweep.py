@@ -6,8 +6,9 @@ scales w, on the same seeds (so the same x_T at every w), 100 samples per class 
         --plot checkpoints/fashion-mnist-32-cond/guidance.png --grid guidance_grid.png
 
 For each w it reports how often the committed classifier sees the class that was asked for (class accuracy, and per
-class), the Fréchet distance in two independent feature spaces, each against its own real floor, the mean
-max-softmax and the wall time. w = 0 is the unconditional model (every label the null label), w = 1 the plain
+class), the Fréchet distance in its feature space and in the independent network's (``second_space``) and the no-flip
+judge's (``third_space``, with their class accuracy too), each against its own real floor, the mean max-softmax and
+the wall time. w = 0 is the unconditional model (every label the null label), w = 1 the plain
 conditional one. The fidelity-diversity trade-off shows as class accuracy rising with w while the distances, which
 also see diversity, fall and then rise again. ``recommend`` picks the w the checkpoint ships with (see its rule).
 Points already in the JSON are kept, so an interrupted sweep resumes.
@@ -25,11 +26,14 @@ import torch
 from pipelines.objective import quantize
 from pipelines.samplers import get_sampler
 from pipelines.training.evaluate import (
+    OTHER_SPACES,
+    accuracy_cell,
     add_sampling_arguments,
     add_scoring_arguments,
     conditional_pipeline,
+    other_spaces_summary,
     scorer_from,
-    second_space_cell,
+    space_cell,
     worst_fd_ratio,
 )
 from pipelines.training.sampler_sweep import generate_with, resume_results
@@ -49,8 +53,9 @@ def surely_accurate(point: dict) -> bool:
 
 def recommend(points: dict) -> float | None:
     """The w to ship: of the scales whose samples are the class asked for at least 95 % of the time (by one standard
-    error) with a mean max-softmax of at least 0.90, the one with the smallest Fréchet distance in the worse of the
-    two feature spaces (guidance beyond it buys fidelity with diversity); if none qualifies, the one with the highest
+    error) with a mean max-softmax of at least 0.90, the one with the smallest Fréchet distance in the worst of the
+    feature spaces it was measured in (:func:`worst_fd_ratio`: the no-flip judge's too; guidance beyond it buys
+    fidelity with diversity); if none qualifies, the one with the highest
     class accuracy; None before any w > 0 was measured."""
     conditional = [p for p in points.values() if p["guidance_scale"] > 0]
     if not conditional:
@@ -62,7 +67,7 @@ def recommend(points: dict) -> float | None:
 
 
 def plot_guidance(results: dict, path: str) -> None:
-    """Class accuracy and FD / real floor (both spaces) against w: the fidelity-diversity trade-off."""
+    """Class accuracy and FD / real floor (every space) against w: the fidelity-diversity trade-off."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,11 +79,14 @@ def plot_guidance(results: dict, path: str) -> None:
     left.plot(w, [100 * p["class_accuracy"] for p in points], marker="o", label="class accuracy")
     left.plot(w, [100 * p["mean_max_softmax"] for p in points], marker="s", ls="--", label="mean max-softmax")
     left.axhline(100 * MIN_CLASS_ACCURACY, color="grey", lw=0.8, ls=":")
-    left.set_ylabel("%  (committed classifier)")
+    left.set_ylabel("%  (committed classifier unless named)")
     right.plot(w, [p["fd_ratio"] for p in points], marker="o", label="committed classifier's features")
-    if all("second_space" in p for p in points):
-        second = [p["second_space"]["fd_ratio"] for p in points]
-        right.plot(w, second, marker="o", label="independent network's features")
+    for key, network in OTHER_SPACES.items():
+        if all(key in p for p in points):
+            right.plot(w, [p[key]["fd_ratio"] for p in points], marker="o", label=f"{network}'s features")
+    if all("class_accuracy" in p.get("third_space", {}) for p in points):
+        third = [100 * p["third_space"]["class_accuracy"] for p in points]
+        left.plot(w, third, marker="^", label="class accuracy, no-flip judge")
     right.axhline(3, color="grey", lw=0.8, ls=":")
     right.set_yscale("log")
     right.set_ylabel("Fréchet distance / real floor")
@@ -103,15 +111,15 @@ def plot_guidance(results: dict, path: str) -> None:
 
 def markdown_table(results: dict) -> str:
     rows = [
-        "| w | class accuracy | FD (× real floor) | FD, 2nd space (× its floor) | mean max-softmax | smallest class "
-        "| wall s |",
-        "|---|---|---|---|---|---|---|",
+        "| w | class accuracy | class accuracy, no-flip | FD (× real floor) | FD, 2nd space (× its floor) "
+        "| FD, no-flip space (× its floor) | mean max-softmax | smallest class | wall s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for p in sorted(results["points"].values(), key=lambda p: p["guidance_scale"]):
-        second = second_space_cell(p)
         rows.append(
-            f"| {p['guidance_scale']:g} | {100 * p['class_accuracy']:.1f} % | {p['frechet_distance']:.2f} "
-            f"({p['fd_ratio']:.1f}×) | {second} | {p['mean_max_softmax']:.3f} | {p['min_class_fraction']:.3f} "
+            f"| {p['guidance_scale']:g} | {100 * p['class_accuracy']:.1f} % | {accuracy_cell(p, 'third_space')} "
+            f"| {p['frechet_distance']:.2f} ({p['fd_ratio']:.1f}×) | {space_cell(p, 'second_space')} "
+            f"| {space_cell(p, 'third_space')} | {p['mean_max_softmax']:.3f} | {p['min_class_fraction']:.3f} "
             f"| {p['wall_s']:.0f} |"
         )
     return "\n".join(rows)
@@ -162,9 +170,9 @@ def main(argv=None) -> None:
             continue
         q = score(samples, labels)
         results["points"][key] = {"guidance_scale": w, **q, "wall_s": round(wall, 1)}
-        second_fd = f", 2nd space {q['second_space']['fd_ratio']:.1f}×" if "second_space" in q else ""
         print(
-            f"{key}: class accuracy {100 * q['class_accuracy']:.1f} %, FD {q['fd_ratio']:.2f}× floor{second_fd}, "
+            f"{key}: class accuracy {100 * q['class_accuracy']:.1f} %, FD {q['fd_ratio']:.2f}× floor"
+            f"{other_spaces_summary(q)}, "
             f"max-softmax {q['mean_max_softmax']:.3f}, {wall:.0f} s",
             flush=True,
         )

@@ -102,6 +102,7 @@ def evaluate(args) -> dict:
                 **_per_class(predicted, y),
                 "fd_ratio": quality["fd_ratio"],
                 "second_space_fd_ratio": quality.get("second_space", {}).get("fd_ratio"),
+                "third_space_fd_ratio": quality.get("third_space", {}).get("fd_ratio"),
                 "wall_s": time.perf_counter() - started,
             }
             print(json.dumps({k: v for k, v in results[f"{preset} / J={jumps}"].items()}))

@@ -51,8 +51,8 @@ images reaches it too, which measure 4 sees. With a few dozen held-out images a 
    any data: it is cheap, and the test images' share beside it says whether the classes have a handedness (Fashion-
    MNIST's shoes point left; emoji's flags, arrows and letters have one, faces mostly not).
 The overall Fréchet distance and class accuracy are the sweeps' own (:class:`SampleScorer`, random subsets rather
-than class-matched ones, in the first two spaces), for comparison; every space's class-matched ones are in
-``spaces``.
+than class-matched ones: ``overall``, with ``second_space`` the resnet's and ``third_space`` the noflip judge's), for
+comparison; every space's class-matched ones are in ``spaces``.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ from pathlib import Path
 import torch
 
 from pipelines.objective import quantize
-from pipelines.training.classifier import THIRD_CLASSIFIER_DIR, load_classifier, predict
+from pipelines.training.classifier import load_classifier, predict
 from pipelines.training.data import FASHION_MNIST_CLASSES
 from pipelines.training.evaluate import (
     SampleScorer,
@@ -76,6 +76,7 @@ from pipelines.training.evaluate import (
     conditional_pipeline,
     load_evaluation_data,
     load_second_classifier,
+    third_classifier_dir,
 )
 from pipelines.training.metrics import (
     frechet_distance_between,
@@ -606,12 +607,6 @@ def main(argv=None) -> None:
     )
     add_sampling_arguments(p, sampler="unipc", steps=10)
     p.add_argument("--guidance", type=float, default=None, help="guidance scale w (default: the checkpoint's)")
-    p.add_argument(
-        "--third-classifier",
-        default=None,
-        help=f"a judge trained without flips (default: {THIRD_CLASSIFIER_DIR.name} for Fashion-MNIST, where it is "
-        "there; '' for none)",
-    )
     p.add_argument("--k", type=int, default=3, help="neighbours of the precision/recall manifolds")
     p.add_argument("--samples", default=None, help="a .safetensors of the samples: read if there, else written")
     p.add_argument("--json", default=None, help="write the report here")
@@ -626,8 +621,7 @@ def main(argv=None) -> None:
     if args.guidance is None:
         args.guidance = pipe.guidance_scale_for(None)  # the checkpoint's, else 1 (plain conditional)
     data = load_evaluation_data(args.data_dir, args.data_folder, pipe.unet.config.in_channels)
-    if args.third_classifier is None:  # the no-flip judge reads Fashion-MNIST's classes only
-        args.third_classifier = "" if args.data_folder else str(THIRD_CLASSIFIER_DIR)
+    args.third_classifier = third_classifier_dir(args)
     directories = {"convnet": args.classifier, "resnet": args.second_classifier, "noflip": args.third_classifier}
     check_classes(pipe, data, directories.values())
     labels = class_labels_like(data.test_y, args.num_samples, len(data.class_names))
@@ -646,7 +640,14 @@ def main(argv=None) -> None:
         if net is not None:
             nets[key] = net
     scorer = SampleScorer(
-        nets["convnet"], data.train_x, data.test_x, len(samples), args.seed, nets.get("resnet"), data.class_names
+        nets["convnet"],
+        data.train_x,
+        data.test_x,
+        len(samples),
+        args.seed,
+        nets.get("resnet"),
+        data.class_names,
+        third_classifier=nets.get("noflip"),
     )
     train, test = (data.train_x, data.train_y), (data.test_x, data.test_y)
     report, tensors = quality_report(samples, labels, nets, train, test, args.seed, args.k, data.class_names)

@@ -1,5 +1,5 @@
 """Quality against steps: every sampler of the registry at several numbers of model evaluations (NFE), on the same
-seeds, scored in two independent classifiers' feature spaces, each against its own real-data floor.
+seeds, scored in independent classifiers' feature spaces, each against its own real-data floor.
 
     python -m pipelines.sampler_sweep --checkpoint checkpoints/fashion-mnist-32 --num-samples 1000 \\
         --samplers ddpm,ddim,dpmsolver++2m,unipc,euler-ancestral --nfe 5,10,20,50,100 --reference 1000 \\
@@ -7,8 +7,9 @@ seeds, scored in two independent classifiers' feature spaces, each against its o
 
 Each point samples N images (seed fixed: every sampler starts from the same x_T) and reports the Fréchet distance to
 the test set beside the floor (train against test, same N) in the committed classifier's space and in the second,
-independent network's (``second_space``, where that network is installed), the mean max-softmax, the smallest class
-share, the NFE and the wall time. ``--reference`` adds DDPM at that many steps (all T: 1000). Points already in the
+independent network's (``second_space``) and the no-flip judge's (``third_space``, with its class accuracy for a
+class-conditional model), where those networks are installed, the mean max-softmax, the smallest class share, the NFE
+and the wall time. ``--reference`` adds DDPM at that many steps (all T: 1000). Points already in the
 JSON are kept and skipped, so an interrupted sweep resumes where it stopped; the JSON is written after every point,
 and all-T DDPM (a million evaluations at 1,000 samples) saves its state every ``--save-every`` steps to ``--partial``,
 so that point too resumes where it stopped, with the same result.
@@ -29,7 +30,16 @@ from tqdm.auto import tqdm
 from pipelines.loading import load_pipeline
 from pipelines.objective import quantize
 from pipelines.samplers import SAMPLERS, get_sampler
-from pipelines.training.evaluate import add_scoring_arguments, scorer_from, second_space_cell, worst_fd_ratio
+from pipelines.training.evaluate import (
+    OTHER_SPACES,
+    accuracy_cell,
+    add_scoring_arguments,
+    other_spaces_summary,
+    scorer_from,
+    space_cell,
+    space_scores,
+    worst_fd_ratio,
+)
 
 
 def resume_results(path: Path, setup: dict) -> dict:
@@ -151,10 +161,14 @@ def fastest_within(
         return None
 
     def distances(p):
-        return [p["frechet_distance"]] + ([p["second_space"]["frechet_distance"]] if "second_space" in p else [])
+        return {key: s["frechet_distance"] for key, s in space_scores(p).items()}
 
-    bar = [(1 + tolerance) * d for d in distances(points[reference])]
-    good = [p for p in points.values() if len(distances(p)) == len(bar) and all(map(float.__le__, distances(p), bar))]
+    bar = {key: (1 + tolerance) * d for key, d in distances(points[reference]).items()}
+    good = [
+        p
+        for p in points.values()
+        if distances(p).keys() == bar.keys() and all(d <= bar[key] for key, d in distances(p).items())
+    ]
     if max_fd_ratio is not None:
         good = [p for p in good if worst_fd_ratio(p) <= max_fd_ratio]
     if not good:
@@ -164,7 +178,7 @@ def fastest_within(
 
 def plot_sweep(results: dict, path: str) -> None:
     """FD / real floor against NFE, one line per sampler, with 100-step DDPM's value and +10 % marked: one panel per
-    feature space (the second where its figures exist)."""
+    feature space (the second and the third where their figures exist)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -172,8 +186,9 @@ def plot_sweep(results: dict, path: str) -> None:
 
     points = results["points"]
     spaces = [("the committed classifier's features", lambda p: p["fd_ratio"])]
-    if any("second_space" in p for p in points.values()):
-        spaces.append(("the independent network's features", lambda p: p.get("second_space", {}).get("fd_ratio")))
+    for key, network in OTHER_SPACES.items():
+        if any(key in p for p in points.values()):
+            spaces.append((f"the {network}'s features", lambda p, key=key: p.get(key, {}).get("fd_ratio")))
     fig, axes = plt.subplots(1, len(spaces), figsize=(7 * len(spaces), 4.2), dpi=110, squeeze=False)
     for ax, (space, ratio) in zip(axes[0], spaces):
         for sampler in dict.fromkeys(p["sampler"] for p in points.values()):
@@ -206,24 +221,26 @@ def plot_sweep(results: dict, path: str) -> None:
 
 
 def markdown_table(results: dict) -> str:
-    """The sweep as a Markdown table, sorted by sampler and NFE, FD relative to 100-step DDPM where it was run."""
+    """The sweep as a Markdown table, sorted by sampler and NFE, FD relative to 100-step DDPM where it was run; the
+    no-flip judge's FD and class accuracy in their own columns (– where not measured)."""
     points = results["points"]
     ref = points.get(point_key("ddpm", 100))
     conditional = any("class_accuracy" in p for p in points.values())
     rows = [
-        "| sampler | steps | NFE | FD (× real floor) | FD / DDPM 100 | FD, 2nd space (× its floor) | mean max-softmax "
-        "| smallest class | " + ("class accuracy | " if conditional else "") + "wall s |",
-        "|---|---|---|---|---|---|---|---|" + ("---|" if conditional else "") + "---|",
+        "| sampler | steps | NFE | FD (× real floor) | FD / DDPM 100 | FD, 2nd space (× its floor) "
+        "| FD, no-flip space (× its floor) | mean max-softmax | smallest class | "
+        + ("class accuracy | class accuracy, no-flip | " if conditional else "")
+        + "wall s |",
+        "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if conditional else "") + "---|",
     ]
     order = list(SAMPLERS)
     for p in sorted(points.values(), key=lambda p: (order.index(p["sampler"]), p["nfe"])):
         relative = f"{p['frechet_distance'] / ref['frechet_distance']:.2f}" if ref else "–"
-        second = second_space_cell(p)
         rows.append(
             f"| {SAMPLERS[p['sampler']].name} | {p['steps']} | {p['nfe']} | {p['frechet_distance']:.1f} "
-            f"({p['fd_ratio']:.1f}×) | {relative} | {second} | {p['mean_max_softmax']:.3f} "
-            f"| {p['min_class_fraction']:.3f} | "
-            + (f"{100 * p['class_accuracy']:.1f} % | " if conditional else "")
+            f"({p['fd_ratio']:.1f}×) | {relative} | {space_cell(p, 'second_space')} "
+            f"| {space_cell(p, 'third_space')} | {p['mean_max_softmax']:.3f} | {p['min_class_fraction']:.3f} | "
+            + (f"{100 * p['class_accuracy']:.1f} % | {accuracy_cell(p, 'third_space')} | " if conditional else "")
             + f"{p['wall_s']:.0f} |"
         )
     return "\n".join(rows)
@@ -304,15 +321,14 @@ def main(argv=None) -> None:
             "frechet_distance": q["frechet_distance"],
             "frechet_distance_real_floor": q["frechet_distance_real_floor"],
             "fd_ratio": q["fd_ratio"],
-            **({"second_space": q["second_space"]} if "second_space" in q else {}),
+            **{key: q[key] for key in OTHER_SPACES if key in q},
             "mean_max_softmax": q["mean_max_softmax"],
             "min_class_fraction": q["min_class_fraction"],
             **({"class_accuracy": q["class_accuracy"]} if "class_accuracy" in q else {}),
             "wall_s": round(wall, 1),
         }
-        second_fd = f", 2nd space {q['second_space']['fd_ratio']:.1f}× its floor" if "second_space" in q else ""
         print(
-            f"{key}: FD {q['frechet_distance']:.3f} ({q['fd_ratio']:.1f}× floor{second_fd}), "
+            f"{key}: FD {q['frechet_distance']:.3f} ({q['fd_ratio']:.1f}× floor{other_spaces_summary(q)}), "
             f"max-softmax {q['mean_max_softmax']:.3f}, min class {q['min_class_fraction']:.3f}, {wall:.0f} s",
             flush=True,
         )
