@@ -51,7 +51,7 @@ def test_sweep_writes_points_resumes_and_plots(tiny_32px, fake_fashion_mnist, se
     for p in points.values():
         assert p["frechet_distance"] > 0 and p["frechet_distance_real_floor"] > 0 and 0 < p["mean_max_softmax"] <= 1
         assert 0 <= p["min_class_fraction"] <= 1 and p["wall_s"] >= 0
-        second = p["second_space"]  # scored in both spaces, each against its own floor
+        second = p["second_space"]  # scored in every space, each against its own floor
         assert second["frechet_distance"] > 0 and second["frechet_distance_real_floor"] > 0
         assert second["frechet_distance"] != p["frechet_distance"]
         assert second["fd_ratio"] == pytest.approx(second["frechet_distance"] / second["frechet_distance_real_floor"])
