@@ -227,7 +227,21 @@ def forked_spaces() -> types.ModuleType:
     return module
 
 
-def test_stop_reaches_a_run_going_on_in_a_forked_zerogpu_worker(with_spaces, app_models, monkeypatch):
+@pytest.fixture
+def threaded_server():
+    """This process has run multi-threaded CPU ops, as the server has before spaces forks its worker (its estimates
+    time each UNet on the CPU): OpenMP's thread pool, which a forked child hangs on unless it goes to one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    with torch.no_grad():
+        torch.nn.Conv2d(16, 16, 3)(torch.randn(8, 16, 64, 64))
+    yield
+    torch.set_num_threads(before)
+
+
+def test_stop_reaches_a_run_going_on_in_a_forked_zerogpu_worker(with_spaces, app_models, monkeypatch, threaded_server):
     """On ZeroGPU the run goes on in a forked worker while Stop is answered in the server's process: the request
     reaches the run, which ends after its step with the frames it made (kept in memory, it would not: the run
     would go on to its last step)."""
@@ -267,7 +281,9 @@ def test_stop_reaches_a_run_going_on_in_a_forked_zerogpu_worker(with_spaces, app
     assert not reverse.stop_requests.request("zerogpu-stop")  # the worker's run has finished, for both processes
 
 
-def test_a_run_made_in_a_forked_worker_counts_in_the_servers_memory_bound(with_spaces, app_models, monkeypatch):
+def test_a_run_made_in_a_forked_worker_counts_in_the_servers_memory_bound(
+    with_spaces, app_models, monkeypatch, threaded_server
+):
     """The worker admits its run's state to its own memory bound; the copy gradio keeps for the session is the
     server's, and is admitted there: past the bound, the older session's run is released in the server too."""
     from app.serving.session_memory import ledger

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable
@@ -27,6 +28,7 @@ import gradio as gr
 
 from app import settings
 from app.serving.session_memory import ledger
+from pipelines.imports import imported
 
 try:  # ZeroGPU Spaces: sampling runs on a GPU lent per call; the package is a no-op elsewhere
     import spaces
@@ -49,7 +51,7 @@ def gpu(handler: Callable[..., R]) -> Callable[..., R]:
     arrive here as copies that nothing counted."""
     if spaces is None:
         return handler
-    wrapped = spaces.GPU(handler)
+    wrapped = spaces.GPU(fork_safe(handler))
     if not inspect.isgeneratorfunction(handler):
 
         @functools.wraps(handler)
@@ -68,6 +70,35 @@ def gpu(handler: Callable[..., R]) -> Callable[..., R]:
             outputs.close()  # a cancelled request: spaces stops its worker's run where it is
 
     return streamed
+
+
+_SERVER_PID = os.getpid()
+
+
+def fork_safe(handler: Callable[..., R]) -> Callable[..., R]:
+    """``handler``, which in a process forked from this one (spaces' ZeroGPU worker) first sets torch to one CPU
+    thread: the OpenMP thread pool does not survive a fork, and a child whose parent ran multi-threaded CPU ops (this
+    server times each UNet on the CPU for its estimates) hangs in its first one (tests/test_zerogpu.py)."""
+
+    def one_thread_if_forked():
+        if os.getpid() != _SERVER_PID:
+            imported("torch").set_num_threads(1)
+
+    if inspect.isgeneratorfunction(handler):
+
+        @functools.wraps(handler)
+        def generator(*args, **kwargs):
+            one_thread_if_forked()
+            return (yield from handler(*args, **kwargs))
+
+        return generator
+
+    @functools.wraps(handler)
+    def function(*args, **kwargs):
+        one_thread_if_forked()
+        return handler(*args, **kwargs)
+
+    return function
 
 
 def admitted_here(value):
