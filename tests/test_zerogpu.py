@@ -37,6 +37,13 @@ def gpu_handlers(module) -> list[str]:
     return [node.name for node in tree.body if isinstance(node, ast.FunctionDef) and decorated(node)]
 
 
+def spaces_module(GPU) -> types.ModuleType:
+    """A stand-in ``spaces`` package whose ``GPU`` decorator is ``GPU``."""
+    module = types.ModuleType("spaces")
+    module.GPU = GPU
+    return module
+
+
 def zerogpu_spaces(calls: list[str]) -> types.ModuleType:
     """A ``spaces`` that wraps as spaces 0.51 does on a ZeroGPU Space (``spaces/zero/decorator.py``, ``wrappers.py``):
     ``GPU(task)`` or ``GPU(duration=…)(task)``; a generator function becomes a generator function
@@ -73,9 +80,7 @@ def zerogpu_spaces(calls: list[str]) -> types.ModuleType:
             return functools.partial(wrap, duration=duration, size=size)
         return wrap(task, duration, size)
 
-    module = types.ModuleType("spaces")
-    module.GPU = GPU
-    return module
+    return spaces_module(GPU)
 
 
 def plain_spaces(calls: list[str]) -> types.ModuleType:
@@ -90,9 +95,7 @@ def plain_spaces(calls: list[str]) -> types.ModuleType:
         plain.zerogpu = None
         return plain
 
-    module = types.ModuleType("spaces")
-    module.GPU = GPU
-    return module
+    return spaces_module(GPU)
 
 
 @pytest.fixture
@@ -222,9 +225,7 @@ def forked_spaces() -> types.ModuleType:
 
         return gradio_handler
 
-    module = types.ModuleType("spaces")
-    module.GPU = GPU
-    return module
+    return spaces_module(GPU)
 
 
 @pytest.fixture
