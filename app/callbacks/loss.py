@@ -72,12 +72,12 @@ SIGMA_IN_WORDS = {
 }
 
 
-def comparison_model(model_name, compare):
+def comparison_model(pipe, model_name, compare):
     """The pipeline to compare with (None for "none"), checked to take the same images at the same T: the two are
     measured on the same x₀, timesteps and noise."""
     if compare in (None, "", NO_COMPARISON) or compare == model_name:
         return None
-    pipe, other = check_model(model_name), check_model(compare)
+    other = check_model(compare)
     T, other_T = (p.scheduler.config.num_train_timesteps for p in (pipe, other))
     if pipe.sample_shape != other.sample_shape or T != other_T:
         raise UserError(
@@ -120,7 +120,7 @@ def elbo_terms(model_name, image, num_points, seed, compare=NO_COMPARISON, progr
     call at a time: a cancelled request stops."""
     objective = imported("pipelines.objective")  # the model side, after start-up
     pipe = check_model(model_name)
-    other = comparison_model(model_name, compare)
+    other = comparison_model(pipe, model_name, compare)
     num_points = check_int("Number of timesteps", num_points, 2, 200)
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
     measured = [(model_name, pipe)] + ([(compare, other)] if other is not None else [])
