@@ -334,6 +334,39 @@ def test_the_command_line_samples_once_then_reads_its_samples_back(balanced_fake
     assert list(without["spaces"]) == ["convnet", "resnet"] and "third_space" not in without["overall"]
 
 
+def test_the_report_samples_with_the_checkpoints_interval_and_rescale_unless_told(
+    balanced_fake_fashion_mnist, tmp_path
+):
+    from safetensors.torch import load_file
+
+    unet = make_tiny_unet(sample_size=32, num_class_embeds=K + 1)
+    checkpoint = tmp_path / "tiny-cond"
+    DDPMExplorerPipeline(unet=unet, scheduler=DDPMExplorerScheduler()).save_pretrained(checkpoint)
+    index = json.loads((checkpoint / "model_index.json").read_text())
+    index |= {"recommended_guidance_scale": 3.0, "recommended_guidance_interval": [400, 1000]}
+    (checkpoint / "model_index.json").write_text(json.dumps(index | {"recommended_guidance_rescale": 0.5}))
+    convnet = save_random_classifier(FashionClassifier().eval(), tmp_path / "convnet", "convnet")
+    args = ["--checkpoint", str(checkpoint), "--data-dir", str(balanced_fake_fashion_mnist), "--classifier", convnet]
+    args += ["--second-classifier", "", "--third-classifier", "", "--sampler", "ddim", "--steps", "2"]
+    args += ["--num-samples", "20", "--batch-size", "20"]
+    report = tmp_path / "r.json"
+    qr.main([*args, "--samples", str(tmp_path / "own.st"), "--json", str(report)])
+    own = json.loads(report.read_text())
+    assert (own["guidance_scale"], own["guidance_interval"], own["guidance_rescale"]) == (3.0, [400, 1000], 0.5)
+    qr.main([*args, "--guidance-interval", "none", "--guidance-rescale", "0", "--samples", str(tmp_path / "plain.st")])
+    told = [*args, "--guidance-interval", "0-200", "--guidance-rescale", "0.5", "--json", str(report)]
+    qr.main([*told, "--samples", str(tmp_path / "other.st")])
+    assert json.loads(report.read_text())["guidance_interval"] == [0, 200]
+    drawn = {name: load_file(tmp_path / f"{name}.st")["samples"] for name in ("own", "plain", "other")}
+    assert not torch.equal(drawn["own"], drawn["plain"]) and not torch.equal(drawn["own"], drawn["other"])
+    with pytest.raises(SystemExit, match="choose another --samples"):  # the file holds another interval's samples
+        qr.main([*told, "--samples", str(tmp_path / "own.st")])
+    with pytest.raises(SystemExit, match="guidance_rescale must be"):
+        qr.main([*args, "--guidance-rescale", "1.5"])
+    with pytest.raises(SystemExit, match="LO-HI"):
+        qr.main([*args, "--guidance-interval", "900-100"])
+
+
 def test_a_report_names_the_repositorys_folders_relative_to_it(tmp_path):
     root = qr.Path(qr.__file__).resolve().parents[2]
     assert qr.shown_path(root / "checkpoints" / "fashion-mnist-classifier") == "checkpoints/fashion-mnist-classifier"

@@ -209,6 +209,21 @@ def test_guidance_sweep_scores_each_w_picks_one_and_resumes(tiny_conditional_32p
     assert again["w=1"] == results["points"]["w=1"] and "w=5" in again
     with pytest.raises(SystemExit, match="other settings"):
         guidance_sweep.main([*args[:-1], str(out), "--steps", "3"])
+    more = ["--guidance", "3", "--interval", "none,600-1000", "--rescale", "0,0.7", "--write-model-index"]
+    guidance_sweep.main([*args, *more, "--plot", str(tmp_path / "g2.png"), "--samples-out", str(samples)])
+    results = json.loads(out.read_text())
+    assert {"w=3,phi=0.7", "w=3,t=600-1000", "w=3,t=600-1000,phi=0.7"} < set(results["points"])
+    assert results["points"]["w=3,t=600-1000"]["guidance_interval"] == [600, 1000]
+    kept = load_file(samples)
+    assert not torch.equal(kept["w=3"], kept["w=3,phi=0.7"]) and not torch.equal(kept["w=3"], kept["w=3,t=600-1000"])
+    best = guidance_sweep.recommend(results["points"])
+    from pipelines.loading import load_pipeline
+
+    pipe = load_pipeline(tiny_conditional_32px)  # the index it wrote loads, and the app's controls start on it
+    expected = (best["guidance_scale"], best["guidance_rescale"] or 0.0, best["guidance_interval"])
+    got = pipe.recommended_guidance()
+    assert (got.scale, got.rescale, None if got.interval is None else list(got.interval)) == expected
+    assert (tmp_path / "g2.png").stat().st_size > 1000
 
 
 def guidance_point(w, accuracy, fd, second_fd, softmax=0.95):
@@ -223,9 +238,13 @@ def guidance_point(w, accuracy, fd, second_fd, softmax=0.95):
     }
 
 
-def test_recommend_takes_the_closest_w_that_reaches_the_bar():
+def recommended_w(points):
     from pipelines.training.guidance_sweep import recommend
 
+    return recommend(points)["guidance_scale"]
+
+
+def test_recommend_takes_the_closest_w_that_reaches_the_bar():
     point = guidance_point
     points = {
         "0": point(0, 0.1, 1.5, 1.5),
@@ -234,33 +253,74 @@ def test_recommend_takes_the_closest_w_that_reaches_the_bar():
         "3": point(3, 0.98, 2.0, 3.5),
         "5": point(5, 0.99, 4.0, 6.0, softmax=0.99),
     }
-    assert recommend(points) == 2, "w = 3 has the better first space, but w = 2 the better worse-of-two"
+    assert recommended_w(points) == 2, "w = 3 has the better first space, but w = 2 the better worse-of-two"
     points["2"]["mean_max_softmax"] = 0.85
-    assert recommend(points) == 3
+    assert recommended_w(points) == 3
     below = {k: {**p, "class_accuracy": p["class_accuracy"] / 2} for k, p in points.items()}
-    assert recommend(below) == 5, "no w reaches the bar: the most accurate"
+    assert recommended_w(below) == 5, "no w reaches the bar: the most accurate"
     points["1.5"] = point(1.5, 0.951, 1.5, 1.5)  # over 95 %, but by less than its standard error (0.7 %)
-    assert recommend(points) == 3
+    assert recommended_w(points) == 3
     points["1.5"]["class_accuracy"] = 0.962
-    assert recommend(points) == 1.5
+    assert recommended_w(points) == 1.5
 
 
 def test_recommend_counts_the_no_flip_space_in_the_worst_of_the_spaces():
-    from pipelines.training.guidance_sweep import markdown_table, recommend
+    from pipelines.training.guidance_sweep import markdown_table
 
     points = {"2": guidance_point(2, 0.96, 2.2, 2.6), "3": guidance_point(3, 0.98, 2.0, 3.5)}
-    assert recommend(points) == 2, "the worse of two spaces: 2.6× against 3.5×"
-    points["2"]["third_space"] = {"frechet_distance": 8.0, "fd_ratio": 4.0, "class_accuracy": 0.8}
-    points["3"]["third_space"] = {"frechet_distance": 6.0, "fd_ratio": 3.0, "class_accuracy": 0.9}
-    assert recommend(points) == 3, "the no-flip judge sees w = 2 at 4×: the worst of three is 3.5× at w = 3"
+    assert recommended_w(points) == 2, "the worse of two spaces: 2.6× against 3.5×"
+    points["2"]["third_space"] = {"frechet_distance": 8.0, "fd_ratio": 4.0, "class_accuracy": 0.97}
+    points["3"]["third_space"] = {"frechet_distance": 6.0, "fd_ratio": 3.0, "class_accuracy": 0.97}
+    assert recommended_w(points) == 3, "the no-flip judge sees w = 2 at 4×: the worst of three is 3.5× at w = 3"
+    points["3"]["third_space"]["class_accuracy"] = 0.9
+    assert recommended_w(points) == 2, "every judge must read the class asked for: the no-flip one reads 90 % at w = 3"
     rows = {p["guidance_scale"]: p | {"min_class_fraction": 0.1, "wall_s": 1.0} for p in points.values()}
     for p in rows.values():
         p["frechet_distance"], p["second_space"]["frechet_distance"] = 2 * p["fd_ratio"], 1.0
     table = markdown_table({"points": rows})
     assert "| class accuracy, no-flip |" in table and "| FD, no-flip space (× its floor) |" in table
-    assert "| 3 | 98.0 % | 90.0 % |" in table and "| 6.00 (3.0×) |" in table
+    assert "| 3 | – | 98.0 % | 90.0 % |" in table and "| 6.00 (3.0×) |" in table
     del rows[3]["third_space"]  # a point scored before the third judge
-    assert "| 3 | 98.0 % | – |" in markdown_table({"points": rows})
+    assert "| 3 | – | 98.0 % | – |" in markdown_table({"points": rows})
+
+
+def test_recommend_weighs_interval_and_rescale_settings_like_scales_and_names_the_setting():
+    from pipelines.training.guidance_sweep import markdown_table, recommend, setting_of
+
+    plain = guidance_point(3, 0.97, 2.5, 2.5)
+    interval = guidance_point(3, 0.97, 1.8, 2.0) | {"guidance_interval": [100, 700], "guidance_rescale": 0.7}
+    points = {"w=3": plain, "w=3,t=100-700,phi=0.7": interval}
+    assert recommend(points) is interval
+    assert setting_of(interval) == {
+        "recommended_guidance_scale": 3,
+        "recommended_guidance_interval": [100, 700],
+        "recommended_guidance_rescale": 0.7,
+    }
+    assert setting_of(plain)["recommended_guidance_interval"] is None
+    assert setting_of(plain)["recommended_guidance_rescale"] is None
+    rows = {k: p | {"frechet_distance": 1.0, "min_class_fraction": 0.1, "wall_s": 1.0} for k, p in points.items()}
+    for p in rows.values():
+        p["second_space"] = {"frechet_distance": 1.0, "fd_ratio": 2.0}
+    assert "| 3 | t in [100, 700], φ = 0.7 | 97.0 % |" in markdown_table({"points": rows})
+
+
+def test_the_sweep_runs_every_scale_at_every_interval_and_rescale_but_unguided_ones_once():
+    import argparse
+
+    from pipelines.training.evaluate import guidance_label
+    from pipelines.training.guidance_sweep import settings
+
+    args = argparse.Namespace(guidance="0,1,2", interval="none,100-700", rescale="0,0.7")
+    asked = settings(args)
+    assert asked[:2] == [(0.0, None, 0.0), (1.0, None, 0.0)] and len(asked) == 2 + 4
+    assert (2.0, (100.0, 700.0), 0.7) in asked
+    assert [guidance_label(*s) for s in asked][2:4] == ["w=2", "w=2,phi=0.7"]
+    assert guidance_label(2.0, (100.0, 700.0), 0.7) == "w=2,t=100-700,phi=0.7"
+    for bad in ("700-100", "abc", "5"):
+        with pytest.raises(SystemExit, match="LO-HI"):
+            settings(argparse.Namespace(guidance="2", interval=bad, rescale="0"))
+    with pytest.raises(SystemExit, match="φ in"):
+        settings(argparse.Namespace(guidance="2", interval="none", rescale="1.5"))
 
 
 @pytest.mark.slow

@@ -215,6 +215,33 @@ def worst_fd_ratio(point: dict) -> float:
     return max(s["fd_ratio"] for s in space_scores(point).values())
 
 
+def parse_interval(text: str) -> tuple[float, float] | None:
+    """A guidance interval as the command lines write it: ``LO-HI`` in the paper's t (t = 0 data, t = T noise), or
+    ``none`` (or empty) for every step."""
+    text = text.strip()
+    if text.lower() in ("", "none"):
+        return None
+    lo, sep, hi = text.partition("-")
+    try:
+        interval = (float(lo), float(hi))
+    except ValueError:
+        interval = None
+    if not sep or interval is None or not 0 <= interval[0] <= interval[1]:
+        raise SystemExit(f"A guidance interval is LO-HI with 0 ≤ LO ≤ HI (the paper's t) or none, got {text!r}.")
+    return interval
+
+
+def guidance_label(w: float, interval: tuple[float, float] | None = None, rescale: float = 0.0) -> str:
+    """A guidance setting's key: ``w=2`` plainly (as sweeps before interval and φ named their points), else
+    ``w=2,t=50-600,phi=0.7`` with the parts that are set."""
+    parts = [f"w={w:g}"]
+    if interval is not None:
+        parts.append(f"t={interval[0]:g}-{interval[1]:g}")
+    if rescale:
+        parts.append(f"phi={rescale:g}")
+    return ",".join(parts)
+
+
 def space_cell(point: dict, key: str) -> str:
     """A Markdown table cell: the FD in the space ``key`` and its ratio to that space's floor, or – where not
     measured."""

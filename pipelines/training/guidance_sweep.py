@@ -1,9 +1,15 @@
 """Classifier-free guidance against quality: one sampler of a class-conditional checkpoint at several guidance
-scales w, on the same seeds (so the same x_T at every w), 100 samples per class at N = 1,000.
+scales w, guidance intervals and rescales φ, on the same seeds (so the same x_T at every setting), 100 samples per
+class at N = 1,000.
 
     python -m pipelines.guidance_sweep --checkpoint checkpoints/fashion-mnist-32-cond --sampler ddpm --steps 100 \\
         --guidance 0,1,2,3,5,8 --json checkpoints/fashion-mnist-32-cond/evaluation/guidance_ddpm100.json \\
         --plot checkpoints/fashion-mnist-32-cond/guidance.png --grid guidance_grid.png
+
+``--interval none,100-700`` and ``--rescale 0,0.7`` add the guidance interval (Kynkäänniemi et al. 2024: w only for
+the paper's t in [LO, HI], plainly conditional elsewhere) and guidance rescale (Lin et al. 2024): every w runs at
+every interval and φ given (w = 0 and 1 once, since neither guides). ``--write-model-index`` records the recommended
+setting in the checkpoint's model_index.json, which the app's controls start on.
 
 For each w it reports how often the committed classifier sees the class that was asked for (class accuracy, and per
 class), the Fréchet distance in its feature space and in the independent network's (``second_space``) and the no-flip
@@ -31,9 +37,12 @@ from pipelines.training.evaluate import (
     add_sampling_arguments,
     add_scoring_arguments,
     conditional_pipeline,
+    guidance_label,
     other_spaces_summary,
+    parse_interval,
     scorer_from,
     space_cell,
+    space_scores,
     worst_fd_ratio,
 )
 from pipelines.training.sampler_sweep import generate_with, resume_results
@@ -44,26 +53,62 @@ MIN_CLASS_ACCURACY = 0.95
 MIN_MEAN_MAX_SOFTMAX = 0.90
 
 
-def surely_accurate(point: dict) -> bool:
+def surely_accurate(accuracy: float, n: int) -> bool:
     """Class accuracy at least 95 % by a margin of one binomial standard error √(a(1−a)/n), so that another seed's
     1,000 samples would most likely clear the bar too."""
-    a = point["class_accuracy"]
-    return a - math.sqrt(a * (1 - a) / point["n"]) >= MIN_CLASS_ACCURACY
+    return accuracy - math.sqrt(accuracy * (1 - accuracy) / n) >= MIN_CLASS_ACCURACY
 
 
-def recommend(points: dict) -> float | None:
-    """The w to ship: of the scales whose samples are the class asked for at least 95 % of the time (by one standard
-    error) with a mean max-softmax of at least 0.90, the one with the smallest Fréchet distance in the worst of the
-    feature spaces it was measured in (:func:`worst_fd_ratio`: the no-flip judge's too; guidance beyond it buys
-    fidelity with diversity); if none qualifies, the one with the highest
-    class accuracy; None before any w > 0 was measured."""
+def judges_accuracy(point: dict) -> list[float]:
+    """The point's class accuracy as read by each judge that read it (the committed classifier, and the independent
+    network and the no-flip judge where they scored it)."""
+    return [s["class_accuracy"] for s in space_scores(point).values() if "class_accuracy" in s]
+
+
+def reaches_the_bar(point: dict) -> bool:
+    """Every judge reads the class asked for at least 95 % of the time (:func:`surely_accurate`), and the committed
+    classifier's mean max-softmax is at least 0.90."""
+    accurate = all(surely_accurate(a, point["n"]) for a in judges_accuracy(point))
+    return accurate and point["mean_max_softmax"] >= MIN_MEAN_MAX_SOFTMAX
+
+
+def recommend(points: dict) -> dict | None:
+    """The setting to ship (w, interval, φ): of those whose samples every judge reads as the class asked for (see
+    :func:`reaches_the_bar`), the one with the smallest Fréchet distance in the worst of the feature spaces it was
+    measured in (:func:`worst_fd_ratio`: the no-flip judge's too; guidance beyond it buys fidelity with diversity);
+    if none qualifies, the one the least accurate judge reads best; None before any w > 0 was measured."""
     conditional = [p for p in points.values() if p["guidance_scale"] > 0]
     if not conditional:
         return None
-    good = [p for p in conditional if surely_accurate(p) and p["mean_max_softmax"] >= MIN_MEAN_MAX_SOFTMAX]
+    good = [p for p in conditional if reaches_the_bar(p)]
     if good:
-        return min(good, key=worst_fd_ratio)["guidance_scale"]
-    return max(conditional, key=lambda p: p["class_accuracy"])["guidance_scale"]
+        return min(good, key=worst_fd_ratio)
+    return max(conditional, key=lambda p: min(judges_accuracy(p)))
+
+
+def setting_of(point: dict) -> dict:
+    """A point's guidance as model_index.json records it."""
+    return {
+        "recommended_guidance_scale": point["guidance_scale"],
+        "recommended_guidance_interval": point.get("guidance_interval"),
+        "recommended_guidance_rescale": point.get("guidance_rescale") or None,
+    }
+
+
+def settings(args) -> list[tuple[float, tuple[float, float] | None, float]]:
+    """Every (w, interval, φ) the command line asks for, in its order: w = 0 and w = 1 once, since neither guides."""
+    scales = [float(x) for x in args.guidance.split(",")]
+    intervals = [parse_interval(x) for x in args.interval.split(",")]
+    rescales = [float(x) for x in args.rescale.split(",")]
+    if any(not 0 <= phi <= 1 for phi in rescales):
+        raise SystemExit(f"--rescale takes φ in [0, 1], got {args.rescale!r}.")
+    out = []
+    for w in scales:
+        for interval in intervals if w not in (0, 1) else [None]:
+            for phi in rescales if w not in (0, 1) else [0.0]:
+                if (w, interval, phi) not in out:
+                    out.append((w, interval, phi))
+    return out
 
 
 def plot_guidance(results: dict, path: str) -> None:
@@ -73,27 +118,37 @@ def plot_guidance(results: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = sorted(results["points"].values(), key=lambda p: p["guidance_scale"])
-    w = [p["guidance_scale"] for p in points]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
-    left.plot(w, [100 * p["class_accuracy"] for p in points], marker="o", label="class accuracy")
-    left.plot(w, [100 * p["mean_max_softmax"] for p in points], marker="s", ls="--", label="mean max-softmax")
+    for variant, points in variants(results["points"]).items():
+        w = [p["guidance_scale"] for p in points]
+        suffix = f" ({variant})" if variant else ""
+        line = left.plot(w, [100 * p["class_accuracy"] for p in points], marker="o", label=f"class accuracy{suffix}")
+        colour = line[0].get_color()
+        if not variant:
+            left.plot(w, [100 * p["mean_max_softmax"] for p in points], marker="s", ls="--", label="mean max-softmax")
+        if all("class_accuracy" in p.get("third_space", {}) for p in points):
+            third = [100 * p["third_space"]["class_accuracy"] for p in points]
+            left.plot(w, third, marker="^", ls=":", color=colour, label=f"class accuracy, no-flip judge{suffix}")
+        right.plot(w, [p["fd_ratio"] for p in points], marker="o", color=colour, label=f"committed classifier{suffix}")
+        for (key, network), style in zip(OTHER_SPACES.items(), ("--", ":")):
+            if all(key in p for p in points):
+                right.plot(
+                    w,
+                    [p[key]["fd_ratio"] for p in points],
+                    marker="o",
+                    ls=style,
+                    color=colour,
+                    label=f"{network}{suffix}",
+                )
     left.axhline(100 * MIN_CLASS_ACCURACY, color="grey", lw=0.8, ls=":")
     left.set_ylabel("%  (committed classifier unless named)")
-    right.plot(w, [p["fd_ratio"] for p in points], marker="o", label="committed classifier's features")
-    for key, network in OTHER_SPACES.items():
-        if all(key in p for p in points):
-            right.plot(w, [p[key]["fd_ratio"] for p in points], marker="o", label=f"{network}'s features")
-    if all("class_accuracy" in p.get("third_space", {}) for p in points):
-        third = [100 * p["third_space"]["class_accuracy"] for p in points]
-        left.plot(w, third, marker="^", label="class accuracy, no-flip judge")
     right.axhline(3, color="grey", lw=0.8, ls=":")
     right.set_yscale("log")
-    right.set_ylabel("Fréchet distance / real floor")
+    right.set_ylabel("Fréchet distance / real floor, by whose features")
     for ax in (left, right):
         ax.set_xlabel("guidance scale w (0: unconditional, 1: conditional)")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
     recommended = results.get("recommended_guidance_scale")
     for ax in (left, right):
         if recommended is not None:
@@ -101,7 +156,7 @@ def plot_guidance(results: dict, path: str) -> None:
     name = Path(results["checkpoint"]).name
     fig.suptitle(
         f"{name}: {get_sampler(results['sampler']).name}, {results['steps']} steps, {results['num_samples']} samples "
-        f"per w (100 per class); green: recommended w",
+        f"per setting (100 per class); green: recommended w",
         fontsize=9,
     )
     fig.tight_layout()
@@ -109,15 +164,40 @@ def plot_guidance(results: dict, path: str) -> None:
     plt.close(fig)
 
 
+def label_of(point: dict) -> str:
+    """A point's key, from its setting (:func:`~pipelines.training.evaluate.guidance_label`)."""
+    return guidance_label(point["guidance_scale"], point.get("guidance_interval"), point.get("guidance_rescale") or 0)
+
+
+def variant_of(point: dict) -> str:
+    """The interval and φ of a point, in words ('' for guidance at every step, unrescaled)."""
+    interval, phi = point.get("guidance_interval"), point.get("guidance_rescale") or 0
+    parts = [f"t in [{interval[0]:g}, {interval[1]:g}]"] if interval else []
+    return ", ".join(parts + ([f"φ = {phi:g}"] if phi else []))
+
+
+def variants(points: dict) -> dict[str, list[dict]]:
+    """The points by :func:`variant_of`, each list in order of w; w = 0 and 1 (which do not guide) in every list."""
+    plain = [p for p in points.values() if p["guidance_scale"] in (0, 1)]
+    out: dict[str, list[dict]] = {}
+    for p in points.values():
+        if p["guidance_scale"] not in (0, 1):
+            out.setdefault(variant_of(p), []).append(p)
+    out = out or {"": []}
+    return {k: sorted(plain + v, key=lambda p: p["guidance_scale"]) for k, v in out.items()}
+
+
 def markdown_table(results: dict) -> str:
     rows = [
-        "| w | class accuracy | class accuracy, no-flip | FD (× real floor) | FD, 2nd space (× its floor) "
-        "| FD, no-flip space (× its floor) | mean max-softmax | smallest class | wall s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| w | interval, φ | class accuracy | class accuracy, no-flip | FD (× real floor) "
+        "| FD, 2nd space (× its floor) | FD, no-flip space (× its floor) | mean max-softmax | smallest class "
+        "| wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for p in sorted(results["points"].values(), key=lambda p: p["guidance_scale"]):
+    for p in sorted(results["points"].values(), key=lambda p: (p["guidance_scale"], variant_of(p))):
         rows.append(
-            f"| {p['guidance_scale']:g} | {100 * p['class_accuracy']:.1f} % | {accuracy_cell(p, 'third_space')} "
+            f"| {p['guidance_scale']:g} | {variant_of(p) or '–'} | {100 * p['class_accuracy']:.1f} % "
+            f"| {accuracy_cell(p, 'third_space')} "
             f"| {p['frechet_distance']:.2f} ({p['fd_ratio']:.1f}×) | {space_cell(p, 'second_space')} "
             f"| {space_cell(p, 'third_space')} | {p['mean_max_softmax']:.3f} | {p['min_class_fraction']:.3f} "
             f"| {p['wall_s']:.0f} |"
@@ -131,6 +211,13 @@ def main(argv=None) -> None:
     add_scoring_arguments(p)
     add_sampling_arguments(p, sampler="ddpm", steps=100)
     p.add_argument("--guidance", default="0,1,2,3,5,8", help="comma-separated guidance scales w")
+    p.add_argument(
+        "--interval", default="none", help="comma-separated guidance intervals LO-HI in the paper's t, or none"
+    )
+    p.add_argument("--rescale", default="0", help="comma-separated guidance rescales φ in [0, 1]")
+    p.add_argument(
+        "--write-model-index", action="store_true", help="record the recommended setting in the checkpoint's index"
+    )
     p.add_argument("--json", required=True, help="results, read first to resume and rewritten after every point")
     p.add_argument("--plot", default=None, help="class accuracy and FD against w, as a PNG")
     p.add_argument(
@@ -156,34 +243,49 @@ def main(argv=None) -> None:
         "seed": args.seed,
     }
     results = resume_results(path, setup)
-    kept = {}  # uint8 samples per w, for the grid and --samples-out
-    for w in (float(x) for x in args.guidance.split(",")):
-        key = f"w={w:g}"
+    kept = {}  # uint8 samples per setting, in the order asked, for the grid and --samples-out
+    for w, interval, phi in settings(args):
+        key = guidance_label(w, interval, phi)
         if key in results["points"] and not (args.grid or args.samples_out):
             continue
         samples, wall = generate_with(
-            pipe, args.sampler, args.steps, args.num_samples, args.batch_size, args.seed, labels, w
+            pipe,
+            args.sampler,
+            args.steps,
+            args.num_samples,
+            args.batch_size,
+            args.seed,
+            labels,
+            w,
+            guidance_rescale=phi,
+            guidance_interval=interval,
         )
         samples = quantize(samples)
         kept[key] = ((samples + 1) * 127.5).round().to(torch.uint8)
         if key in results["points"]:
             continue
         q = score(samples, labels)
-        results["points"][key] = {"guidance_scale": w, **q, "wall_s": round(wall, 1)}
+        setting = {"guidance_scale": w, "guidance_interval": None if interval is None else list(interval)}
+        results["points"][key] = {**setting, "guidance_rescale": phi, **q, "wall_s": round(wall, 1)}
         print(
-            f"{key}: class accuracy {100 * q['class_accuracy']:.1f} %, FD {q['fd_ratio']:.2f}× floor"
+            f"{key}: class accuracy {', '.join(f'{100 * a:.1f}' for a in judges_accuracy(q))} % (by each judge), "
+            f"FD {q['fd_ratio']:.2f}× floor"
             f"{other_spaces_summary(q)}, "
             f"max-softmax {q['mean_max_softmax']:.3f}, {wall:.0f} s",
             flush=True,
         )
-        results["recommended_guidance_scale"] = recommend(results["points"])
+        best = recommend(results["points"])
+        results |= setting_of(best) if best else {}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=2))
         if args.plot:
             plot_guidance(results, args.plot)
-    print(f"Recommended w: {results.get('recommended_guidance_scale')}")
+    best = recommend(results["points"])
+    print(f"Recommended: {label_of(best) if best else None}")
+    if args.write_model_index and best:
+        write_model_index(Path(args.checkpoint), setting_of(best))
     if args.grid and kept:
-        rows = [kept[k][:classes] for k in sorted(kept, key=lambda k: float(k[2:]))]  # one of each class
+        rows = [kept[k][:classes] for k in kept]  # one of each class
         save_image_grid(torch.cat(rows).float() / 255, args.grid, ncols=classes)
     if args.samples_out and kept:
         from safetensors.torch import save_file
@@ -191,6 +293,20 @@ def main(argv=None) -> None:
         save_file(
             {k: v.contiguous() for k, v in kept.items()}, args.samples_out, metadata={"setup": json.dumps(setup)}
         )
+
+
+def write_model_index(checkpoint: Path, setting: dict) -> None:
+    """Record a recommended guidance setting in a checkpoint's model_index.json (keys of a plain setting that
+    would be None are left out); the pipeline checks them when it loads."""
+    path = checkpoint / "model_index.json"
+    index = json.loads(path.read_text())
+    for key, value in setting.items():
+        if value is None:
+            index.pop(key, None)
+        else:
+            index[key] = value
+    path.write_text(json.dumps(dict(sorted(index.items())), indent=2) + "\n")
+    print(f"wrote {', '.join(f'{k} = {v}' for k, v in setting.items() if v is not None)} to {path}")
 
 
 if __name__ == "__main__":

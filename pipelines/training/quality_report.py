@@ -12,6 +12,10 @@ each space the run has.
         --json checkpoints/fashion-mnist-32-cond/evaluation/quality-report-unipc10-w1.75.json \\
         --plot-dir checkpoints/fashion-mnist-32-cond/evaluation/quality
 
+The guidance is the checkpoint's recommended one (w, interval and φ from its model_index.json) unless
+``--guidance``, ``--guidance-interval LO-HI`` (the paper's t; ``none`` for every step) or ``--guidance-rescale φ`` say
+otherwise.
+
 A model trained on a labelled image folder (``train/`` and ``test/``, one subfolder per class in each, as
 ``python -m pipelines.training.emoji`` writes them) is measured against that folder, with classifiers trained on it:
 
@@ -65,6 +69,7 @@ from pathlib import Path
 
 import torch
 
+from pipelines.guidance import Guidance
 from pipelines.objective import quantize
 from pipelines.training.classifier import load_classifier, predict
 from pipelines.training.data import FASHION_MNIST_CLASSES
@@ -76,6 +81,7 @@ from pipelines.training.evaluate import (
     conditional_pipeline,
     load_evaluation_data,
     load_second_classifier,
+    parse_interval,
     third_classifier_dir,
 )
 from pipelines.training.metrics import (
@@ -443,6 +449,8 @@ def load_or_sample(args, pipe, labels: torch.Tensor) -> torch.Tensor:
     from safetensors.torch import save_file
 
     setup = {k: str(getattr(args, k)) for k in ("checkpoint", "sampler", "steps", "guidance", "num_samples", "seed")}
+    if args.guidance_interval is not None or args.guidance_rescale:  # unguided-interval, unrescaled files still read
+        setup |= {"guidance_interval": str(args.guidance_interval), "guidance_rescale": str(args.guidance_rescale)}
     path = Path(args.samples) if args.samples else None
     if path and path.exists():
         with safe_open(path, framework="pt") as f:
@@ -450,7 +458,16 @@ def load_or_sample(args, pipe, labels: torch.Tensor) -> torch.Tensor:
                 raise SystemExit(f"{path} holds samples of {f.metadata()}, not {setup}; choose another --samples.")
             return f.get_tensor("samples").float() / 127.5 - 1
     samples, wall = generate_with(
-        pipe, args.sampler, args.steps, args.num_samples, args.batch_size, args.seed, labels, args.guidance
+        pipe,
+        args.sampler,
+        args.steps,
+        args.num_samples,
+        args.batch_size,
+        args.seed,
+        labels,
+        args.guidance,
+        guidance_rescale=args.guidance_rescale,
+        guidance_interval=args.guidance_interval,
     )
     print(f"sampled {len(samples)} images in {wall:.0f} s", flush=True)
     samples = quantize(samples)
@@ -607,6 +624,12 @@ def main(argv=None) -> None:
     )
     add_sampling_arguments(p, sampler="unipc", steps=10)
     p.add_argument("--guidance", type=float, default=None, help="guidance scale w (default: the checkpoint's)")
+    p.add_argument(
+        "--guidance-interval",
+        default=None,
+        help="LO-HI: guide only for the paper's t in [LO, HI], or none (default: the checkpoint's)",
+    )
+    p.add_argument("--guidance-rescale", type=float, default=None, help="φ in [0, 1] (default: the checkpoint's)")
     p.add_argument("--k", type=int, default=3, help="neighbours of the precision/recall manifolds")
     p.add_argument("--samples", default=None, help="a .safetensors of the samples: read if there, else written")
     p.add_argument("--json", default=None, help="write the report here")
@@ -618,8 +641,19 @@ def main(argv=None) -> None:
         return
     start = time.time()
     pipe = conditional_pipeline(args, "a per-class report")
+    recommended = pipe.recommended_guidance()  # the checkpoint's, else w = 1 (plain conditional), φ = 0, every t
     if args.guidance is None:
-        args.guidance = pipe.guidance_scale_for(None)  # the checkpoint's, else 1 (plain conditional)
+        args.guidance = recommended.scale
+    if args.guidance_interval is None:
+        args.guidance_interval = recommended.interval
+    else:
+        args.guidance_interval = parse_interval(args.guidance_interval)
+    if args.guidance_rescale is None:
+        args.guidance_rescale = recommended.rescale
+    try:
+        Guidance(args.guidance, args.guidance_rescale, args.guidance_interval)
+    except ValueError as e:  # a φ out of range: one line, no traceback
+        raise SystemExit(str(e)) from None
     data = load_evaluation_data(args.data_dir, args.data_folder, pipe.unet.config.in_channels)
     args.third_classifier = third_classifier_dir(args)
     directories = {"convnet": args.classifier, "resnet": args.second_classifier, "noflip": args.third_classifier}
@@ -658,6 +692,8 @@ def main(argv=None) -> None:
         "sampler": args.sampler,
         "steps": args.steps,
         "guidance_scale": args.guidance,
+        "guidance_interval": None if args.guidance_interval is None else list(args.guidance_interval),
+        "guidance_rescale": args.guidance_rescale,
         "num_samples": args.num_samples,
         "seed": args.seed,
         "k": args.k,

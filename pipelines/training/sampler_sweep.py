@@ -66,9 +66,12 @@ def generate_with(
     guidance_scale=None,
     partial: Path | None = None,
     save_every: int = 20,
+    guidance_rescale: float = 0.0,
+    guidance_interval: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, float]:
     """n samples in [−1, 1] from one sampler at ``steps`` steps, and the seconds they took; batch k draws from
-    seed + k, so every sampler starts from the same x_T.
+    seed + k, so every sampler starts from the same x_T. ``guidance_scale``, ``guidance_rescale`` and
+    ``guidance_interval`` as :meth:`~pipelines.pipeline.DDPMExplorerPipeline.iter_trajectory` takes them.
 
     With ``partial``, a run of all T DDPM steps (the reference: hours on a CPU) saves its state there every
     ``save_every`` steps (the finished batches, x_t and the generator's state) and, started again, resumes from it
@@ -101,6 +104,8 @@ def generate_with(
             scheduler=scheduler,
             class_labels=None if class_labels is None else class_labels[start : start + b],
             guidance_scale=guidance_scale,
+            guidance_rescale=guidance_rescale,
+            guidance_interval=guidance_interval,
             eta=eta,
             show_progress=False,
             start_timestep=start_timestep,
