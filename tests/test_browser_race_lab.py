@@ -89,6 +89,14 @@ def test_the_race_samples_generates_class_and_w(page):
     titles = page.locator("#race-scrubber .race-title").all_inner_texts()
     assert len(titles) == 4 and all("NFE" in title for title in titles), titles
     page.screenshot(path=str(ARTIFACTS / "race-class.png"), full_page=True)
+    # Generate's guidance interval and rescale: the race guides with them too, and its note says so
+    page.get_by_text("Guidance interval and rescale").click()
+    for label, value in (("Guidance interval: from t_lo", 40), ("Guidance rescale φ", 0.5)):
+        number = page.get_by_label(f"number input for {label}")
+        expect(number).to_be_visible()
+        expect(number).to_be_enabled()
+        set_number(page, label, value)
+    expect(note).to_contain_text("class square, w = 3, guided only at t ∈ [40, 100], φ = 0.5", timeout=30_000)
 
 
 def test_the_guidance_sweep_batch_gallery_and_slider_answer_a_hand(page):

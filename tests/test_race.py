@@ -162,3 +162,34 @@ def test_a_batch_slider_that_one_of_each_overrides_is_disabled_with_the_reason(a
     assert "class line, w = 1.5" in note["value"] and note["visible"] and batch["interactive"] is True
     note, batch = race.race_conditioning("tiny-random", plans.ANY_CLASS, 1.0)
     assert not note["visible"] and batch["interactive"] is True
+
+
+def test_the_race_and_the_sweep_guide_in_generates_interval_with_its_rescale(app_models):
+    """With a guidance interval and φ set under Generate's w, a racer's result is Generate's for the same settings
+    (and not the fully guided one); the sweep's w = 3 run is too. The captions say the interval and φ."""
+    solver = SAMPLERS["dpmsolver++2m"].name
+    guidance = ("square", 3.0, 40, 100, 0.7)  # T = 100: guided in the noisier part of the run only
+    *_, last = race.race("tiny-conditional", [solver, NAMES[0]], 4, 0, 2, *guidance, in_page=True)
+    what = json.loads(last["scrubber"])["what"]
+    assert what == "class square, w = 3, guided only at t ∈ [40, 100], φ = 0.7" and what in last["status"]
+    raced = result_of(json.loads(last["scrubber"])["runs"][0])
+    *_, generated = reverse.reverse_generate("tiny-conditional", solver, 4, 0.0, VARIANCE, True, 0, 2, *guidance)
+    np.testing.assert_array_equal(raced, np.asarray(generated["result"]))
+    *_, everywhere = race.race("tiny-conditional", [solver, NAMES[0]], 4, 0, 2, "square", 3.0, in_page=True)
+    assert not np.array_equal(result_of(json.loads(everywhere["scrubber"])["runs"][0]), raced)
+
+    *_, swept = race.guidance_sweep(
+        "tiny-conditional", "square", [1.0, 3.0], solver, 4, 0, 2, 40, 100, 0.7, in_page=True
+    )
+    runs = json.loads(swept["scrubber"])["runs"]
+    assert "guided only at t ∈ [40, 100], φ = 0.7" in swept["status"]
+    np.testing.assert_array_equal(result_of(runs[1]), raced)
+    note, _ = race.race_conditioning("tiny-conditional", *guidance)
+    assert "guided only at t ∈ [40, 100], φ = 0.7" in note["value"]
+    note, _ = race.race_conditioning("tiny-conditional", "square", 1.0, 40, 100, 0.7)
+    assert "φ" not in note["value"], "w = 1 guides no step: the interval and φ do nothing"
+    with pytest.raises(gr.Error, match="t_hi"):
+        next(race.race("tiny-conditional", [solver, NAMES[0]], 4, 0, 2, "square", 3.0, 40, 500, 0.0))
+    with pytest.raises(gr.Error, match="rescale"):
+        next(race.guidance_sweep("tiny-conditional", "square", [1.0, 3.0], solver, 4, 0, 2, None, None, 2.0))
+    assert race.race_conditioning("tiny-conditional", "square", 3.0, 40, 500, 0.0) == (gr.skip(), gr.skip())

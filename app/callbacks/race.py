@@ -1,7 +1,8 @@
 """Race view handlers: two to four samplers denoise the same x_T side by side, streaming; the recorded runs are then
 scrubbed together, aligned by noise level (log SNR), with each one's model evaluations (NFE) so far. The guidance
 sweep is the same race between guidance scales w of one sampler, for one class. On a class-conditional model the race
-samples as Generate does: the tab's class, with classifier-free guidance at the tab's w."""
+samples as Generate does: the tab's class, with classifier-free guidance at the tab's w, interval and rescale φ; the
+guidance sweep varies w at that interval and φ."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ from app.plans import (
     class_choices,
     conditioning,
     frame_budget,
+    guidance_options,
+    guided_evaluations,
+    interval_text,
 )
 from app.rendering import grid_image
 from app.scrub_payload import race_payload
@@ -155,13 +159,24 @@ def run_race(
     class_labels,
     in_page: bool,
     what: str = "",
+    guidance_rescale: float = 0.0,
+    guidance_interval: tuple[float, float] | None = None,
 ):
     """Run each contender for N steps from the same x_T (the same seed), one model evaluation at a time to whichever
     run is furthest behind, so they advance together; stream their x̂₀ (the page's ``live`` view, the API's
     ``gallery``) and a table of NFE and time (``status``), each saying ``what`` is sampled. The last yield carries the
-    race scrubber's payload (``scrubber``) when ``in_page``."""
+    race scrubber's payload (``scrubber``) when ``in_page``. Guided runs guide with φ = ``guidance_rescale`` inside
+    ``guidance_interval`` (the paper's t; None: every step)."""
     guided = class_labels is not None and any(c.guidance_scale not in (0.0, 1.0) for c in contenders)
-    check_work(pipe, sum(c.sampler.nfe_of(n) for c in contenders), batch_size * (2 if guided else 1))
+    nfe = sum(c.sampler.nfe_of(n) for c in contenders)
+    if guided and guidance_interval is not None:  # only the steps inside the interval run both passes
+        flags = [
+            guided_evaluations(pipe, c.sampler, n, class_labels, c.guidance_scale, guidance_rescale, guidance_interval)
+            for c in contenders
+        ]
+        check_work(pipe, nfe, batch_size, doubled_calls=sum(map(sum, flags)), interval=guidance_interval)
+    else:
+        check_work(pipe, nfe, batch_size * (2 if guided else 1))
     budget = max(2, frame_budget(pipe, batch_size) // len(contenders))
     racers = []
     for c in contenders:
@@ -173,6 +188,8 @@ def run_race(
             scheduler=c.sampler.scheduler(pipe.scheduler.config),
             class_labels=class_labels,
             guidance_scale=c.guidance_scale,
+            guidance_rescale=guidance_rescale,
+            guidance_interval=guidance_interval,
             show_progress=False,
         )
         racers.append(Racer(c.name, c.sampler, run))
@@ -206,13 +223,23 @@ def check_steps_seed_batch(pipe, steps, seed, batch_size) -> tuple[int, int, int
     return n, check_int("Seed", seed, 0, settings.MAX_SEED), check_int("Batch size", batch_size, 1, settings.MAX_BATCH)
 
 
-def conditioning_caption(class_choice: str, w: float | None, num_classes: int) -> str:
+def conditioning_caption(
+    class_choice: str, w: float | None, num_classes: int, rescale: float = 0.0, interval=None
+) -> str:
     """What a run of a class-conditional model samples, in words: the class (or one of each), and the guidance w
-    (``None``: the runs differ in w)."""
+    (``None``: the runs differ in w), with its interval (the paper's t) and rescale φ where they are set and w
+    guides."""
     if class_choice == ANY_CLASS:
         return "any class (unconditional: w has no effect)"
     what = f"one of each class ({num_classes})" if class_choice == ONE_OF_EACH else f"class {class_choice}"
-    return what if w is None else f"{what}, w = {w:g}"
+    if w is not None:
+        what += f", w = {w:g}"
+    if w in (0.0, 1.0):  # no step guides: the interval and φ do nothing
+        return what
+    extras = ([f"guided only at {interval_text(interval)}"] if interval is not None else []) + (
+        [f"φ = {rescale:g}"] if rescale else []
+    )
+    return ", ".join([what, *extras])
 
 
 @gpu
@@ -224,28 +251,46 @@ def race(
     batch_size,
     class_choice=ANY_CLASS,
     guidance=1.0,
+    guidance_t_lo=None,
+    guidance_t_hi=None,
+    guidance_rescale=None,
     progress=gr.Progress(),
     in_page: bool = False,
 ):
     """Two to four samplers from the same x_T, for a class-conditional model with the class and the classifier-free
-    guidance w Generate takes (``class_choice``, ``guidance``: "one of each" makes the batch one image per class):
-    each one's result and the table of NFE and time; the page's (``in_page``) also the race scrubber's payload."""
+    guidance Generate takes (``class_choice``, ``guidance``: "one of each" makes the batch one image per class; its
+    interval ``guidance_t_lo`` … ``guidance_t_hi`` in the paper's t, None: 0 and T; its rescale φ, None: 0): each
+    one's result and the table of NFE and time; the page's (``in_page``) also the race scrubber's payload."""
     pipe = check_model(model_name)
     contenders = check_racers(sampler_names)
     n, seed, batch_size = check_steps_seed_batch(pipe, steps, seed, batch_size)
     labels, w, batch_size = conditioning(pipe, class_choice, guidance, batch_size)
-    conditional = pipe.null_class_label is not None
-    what = conditioning_caption(class_choice or ANY_CLASS, w, pipe.null_class_label) if conditional else ""
+    phi, interval, what = 0.0, None, ""
+    if pipe.null_class_label is not None:
+        phi, interval = guidance_options(pipe, guidance_rescale, guidance_t_lo, guidance_t_hi)
+        what = conditioning_caption(class_choice or ANY_CLASS, w, pipe.null_class_label, phi, interval)
     contenders = [Contender(s.name, s, w) for s in contenders]
-    yield from run_race(pipe, contenders, n, seed, batch_size, labels, in_page, what)
+    yield from run_race(pipe, contenders, n, seed, batch_size, labels, in_page, what, phi, interval)
 
 
 @gpu
 def guidance_sweep(
-    model_name, class_choice, scales, sampler, steps, seed, batch_size, progress=gr.Progress(), in_page: bool = False
+    model_name,
+    class_choice,
+    scales,
+    sampler,
+    steps,
+    seed,
+    batch_size,
+    guidance_t_lo=None,
+    guidance_t_hi=None,
+    guidance_rescale=None,
+    progress=gr.Progress(),
+    in_page: bool = False,
 ):
-    """The same x_T denoised for one class (or one of each) at several guidance scales w, side by side: as
-    :func:`race`."""
+    """The same x_T denoised for one class (or one of each) at several guidance scales w, side by side, each guided
+    inside the interval ``guidance_t_lo`` … ``guidance_t_hi`` (the paper's t; None: 0 and T) with rescale φ
+    (None: 0), Generate's: as :func:`race`."""
     pipe = check_model(model_name)
     if pipe.null_class_label is None:
         raise UserError("Guidance needs a class-conditional model; this one is unconditional.")
@@ -257,9 +302,10 @@ def guidance_sweep(
     if class_choice == ANY_CLASS:
         raise UserError("Guidance steers towards a class: choose one (or 'one of each').")
     labels, _, batch_size = conditioning(pipe, class_choice, 1.0, batch_size)
-    what = conditioning_caption(class_choice, None, pipe.null_class_label)
+    phi, interval = guidance_options(pipe, guidance_rescale, guidance_t_lo, guidance_t_hi)
+    what = conditioning_caption(class_choice, None, pipe.null_class_label, phi, interval)
     contenders = [Contender(f"w = {w:g}", sampler, w) for w in ws]
-    yield from run_race(pipe, contenders, n, seed, batch_size, labels, in_page, what)
+    yield from run_race(pipe, contenders, n, seed, batch_size, labels, in_page, what, phi, interval)
 
 
 def guidance_controls(name):
@@ -286,8 +332,11 @@ def batch_control(model_name, class_choice):
     return gr.update(interactive=False, info=f"not used: “one of each” makes one image per class ({n}) per run")
 
 
-def race_conditioning(model_name, class_choice, guidance):
-    """The race's line saying what it samples (the tab's class and w, as Generate), and its batch slider."""
+def race_conditioning(
+    model_name, class_choice, guidance, guidance_t_lo=None, guidance_t_hi=None, guidance_rescale=None
+):
+    """The race's line saying what it samples (the tab's class, w, interval and φ, as Generate), and its batch
+    slider."""
     try:
         pipe = check_model(model_name)
     except UserError:  # said once, by the tab's own model events
@@ -298,8 +347,12 @@ def race_conditioning(model_name, class_choice, guidance):
     if class_choice not in choices:  # the class of the previous model, replaced by the next event
         return gr.skip(), gr.skip()
     w = check_float("Guidance w", guidance, 0.0, settings.MAX_GUIDANCE)
-    what = conditioning_caption(class_choice, w, pipe.null_class_label)
-    note = f"Races with Generate's class and guidance w (above): **{what}**."
+    try:
+        phi, interval = guidance_options(pipe, guidance_rescale, guidance_t_lo, guidance_t_hi)
+    except UserError:  # the interval of the previous model's T, replaced by the model's own events
+        return gr.skip(), gr.skip()
+    what = conditioning_caption(class_choice, w, pipe.null_class_label, phi, interval)
+    note = f"Races with Generate's class and guidance (above): **{what}**."
     return gr.update(value=note, visible=True), batch_control(model_name, class_choice)
 
 

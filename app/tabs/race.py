@@ -74,9 +74,11 @@ def side_by_side_events(model, inputs, buttons, outputs, handler, api_name: str)
     api_only.click(inputs=inputs, **by_name(handler, shown, in_page=False), api_name=api_name, **COMPUTE_QUEUE)
 
 
-def race_section(demo: gr.Blocks, model: gr.Dropdown, T: int, class_choice: gr.Dropdown, guidance: gr.Slider) -> None:
-    """The race; on a class-conditional model it samples Generate's class at its guidance w (``class_choice``,
-    ``guidance``)."""
+def race_section(
+    demo: gr.Blocks, model: gr.Dropdown, T: int, class_choice: gr.Dropdown, guidance: gr.Slider, extras: list
+) -> None:
+    """The race; on a class-conditional model it samples Generate's class at its guidance (``class_choice``,
+    ``guidance`` and ``extras``: w's interval t_lo, t_hi and rescale φ)."""
     with gr.Accordion("Race samplers: the same noise, side by side", open=False):
         gr.Markdown(RACE_NOTE)
         conditioning = gr.Markdown(visible=False, elem_id="race-conditioning")
@@ -104,26 +106,28 @@ def race_section(demo: gr.Blocks, model: gr.Dropdown, T: int, class_choice: gr.D
         gr.Markdown(QUALITY_NOTE)
     model.change(cb.quality_plot, model, plot, api_visibility="private")
     gr.on(  # one event, run in the order of its triggers (a slow stale run never lands after a newer one)
-        [demo.load, model.change, class_choice.change, guidance.change],
+        [demo.load, model.change, class_choice.change, guidance.change, *(c.change for c in extras)],
         cb.race_conditioning,
-        [model, class_choice, guidance],
+        [model, class_choice, guidance, *extras],
         [conditioning, batch],
         api_visibility="private",
         show_progress="hidden",
         trigger_mode="always_last",
     )
-    inputs = [model, samplers, steps, seed, batch, class_choice, guidance]
+    inputs = [model, samplers, steps, seed, batch, class_choice, guidance, *extras]
     side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), cb.race, "race")
 
 
 GUIDANCE_NOTE = (
     "Classifier-free guidance: ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, c) − ε̂(x_t, ∅)). The same x_T, denoised for one class at "
     "several w: w = 0 ignores the class, w = 1 is the plain conditional model, larger w pushes each image further "
-    "towards what the class looks like on average: more recognisable, less varied (and, too far, oversaturated)."
+    "towards what the class looks like on average: more recognisable, less varied (and, too far, oversaturated). "
+    "Each w guides inside Generate's guidance interval, rescaled by its φ (set under Generate's w)."
 )
 
 
-def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:
+def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int, extras: list) -> None:
+    """The guidance sweep: w varies, at Generate's interval and rescale φ (``extras``)."""
     with gr.Accordion("Guidance sweep: one class at several w", open=False, visible=False) as section:
         gr.Markdown(GUIDANCE_NOTE)
         with gr.Row():
@@ -150,14 +154,14 @@ def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int) -> None:
         **batch_follows, api_visibility="private"
     )
     class_choice.change(**batch_follows, api_visibility="private")
-    inputs = [model, class_choice, scales, sampler, steps, seed, batch]
+    inputs = [model, class_choice, scales, sampler, steps, seed, batch, *extras]
     side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), cb.guidance_sweep, "guidance_sweep")
 
 
 def create_sections(
-    demo: gr.Blocks, model: gr.Dropdown, T: int, class_choice: gr.Dropdown, guidance: gr.Slider
+    demo: gr.Blocks, model: gr.Dropdown, T: int, class_choice: gr.Dropdown, guidance: gr.Slider, extras: list
 ) -> None:
-    """The race and the guidance sweep, below the reverse tab's run; both follow its model, and the race its class
-    and guidance w (``class_choice``, ``guidance``: Generate's)."""
-    race_section(demo, model, T, class_choice, guidance)
-    guidance_section(demo, model, T)
+    """The race and the guidance sweep, below the reverse tab's run; both follow its model and Generate's guidance
+    interval and rescale (``extras``: t_lo, t_hi, φ), and the race its class and w (``class_choice``, ``guidance``)."""
+    race_section(demo, model, T, class_choice, guidance, extras)
+    guidance_section(demo, model, T, extras)

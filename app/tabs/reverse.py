@@ -180,7 +180,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     # the API's images (the page draws its frames in the scrubber)
     live_xt, live_x0, final = (gr.Image(visible=False, format="png") for _ in range(3))
     copies = nearest.create_section(demo, inputs.model)  # each sample beside its nearest training image
-    race.create_sections(demo, inputs.model, T, inputs.class_choice, inputs.guidance)
+    race.create_sections(demo, inputs.model, T, inputs.class_choice, inputs.guidance, inputs.guidance_options)
     sdedit_section(inputs.model, T)
 
     # the estimate follows every control; where the model or the class sets others first (class and w; the batch),
