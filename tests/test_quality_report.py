@@ -180,6 +180,16 @@ def test_the_report_runs_end_to_end_on_random_networks_and_writes_small_plots(tm
     table = qr.markdown_tables(report)
     assert "| Ankle boot |" in table and "| class acc. (noflip) | FD ratio (noflip) |" in table
     assert "| acc. on real / mirrored real (noflip) |" in table and "- noflip: FD" in table
+    # the sweeps' class-matched scorer: the same figures as the report's, with the real side computed once
+    matched = qr.ClassMatchedScorer(nets, train, test, labels, seed=0, k=3)
+    for _ in range(2):
+        scored = matched(samples)
+        for key, space in report["spaces"].items():
+            assert scored[key]["fd_ratio"] == space["fd_ratio"] and scored[key]["confusion"] == space["confusion"]
+            for name, figures in scored[key]["per_class"].items():
+                assert figures == {f: space["per_class"][name][f] for f in qr.ClassMatchedScorer.KEPT_PER_CLASS}
+    other = matched(test[0][:40])
+    assert other["convnet"]["per_class"]["Bag"]["fd_ratio"] != scored["convnet"]["per_class"]["Bag"]["fd_ratio"]
 
 
 class ColumnJudge(nn.Module):
@@ -318,6 +328,10 @@ def test_the_command_line_samples_once_then_reads_its_samples_back(balanced_fake
     qr.main([*args, "--steps", "2", "--json", str(tmp_path / "a.json"), "--plot-dir", str(tmp_path / "plots")])
     first = json.loads((tmp_path / "a.json").read_text())
     assert first["guidance_scale"] == 2 and first["overall"]["n"] == 40
+    # random judges and a random model: far from the targets, and the report says by how much, strictest first
+    assert not first["targets"]["met"] and first["targets"]["missed"][0] == first["targets"]["strictest"]
+    assert all(m["ratio"] > 1 for m in first["targets"]["missed"])
+    assert "- targets: **" in capsys.readouterr().out
     third = first["overall"]["third_space"]  # the overall block scores the no-flip judge too, against its own floor
     assert third["frechet_distance_real_floor"] != first["overall"]["frechet_distance_real_floor"]
     assert 0 <= third["class_accuracy"] <= 1 and len(third["class_accuracy_per_class"]) == K

@@ -260,14 +260,31 @@ def other_spaces_summary(point: dict) -> str:
     return "".join(f", {name} {point[key]['fd_ratio']:.1f}×" for key, name in OTHER_SPACES.items() if key in point)
 
 
-def scorer_from(args, n: int) -> SampleScorer:
-    """The :class:`SampleScorer` of a sweep's command line (``--classifier``, ``--second-classifier``,
-    ``--third-classifier``, ``--data-dir``, ``--seed``) for sets of ``n`` samples."""
-    classifier = load_classifier(args.classifier)
-    second = load_second_classifier(args.second_classifier)
-    third = load_second_classifier(third_classifier_dir(args))
-    data = load_evaluation_data(args.data_dir)
-    return SampleScorer(classifier, data.train_x, data.test_x, n, args.seed, second, third_classifier=third)
+def judges_from(args) -> dict:
+    """The judges of a sweep's command line (``--classifier``, ``--second-classifier``, ``--third-classifier``) by
+    the quality report's keys: ``convnet``, and ``resnet`` and ``noflip`` where their folders are there."""
+    nets = {"convnet": load_classifier(args.classifier)}
+    for key, directory in (("resnet", args.second_classifier), ("noflip", third_classifier_dir(args))):
+        net = load_second_classifier(directory)
+        if net is not None:
+            nets[key] = net
+    return nets
+
+
+def scorer_from(args, n: int, nets: dict | None = None, data: EvaluationData | None = None) -> SampleScorer:
+    """The :class:`SampleScorer` of a sweep's command line (:func:`judges_from`, ``--data-dir``, ``--seed``) for sets
+    of ``n`` samples (``nets`` and ``data``: those already loaded)."""
+    nets = nets or judges_from(args)
+    data = data or load_evaluation_data(args.data_dir)
+    return SampleScorer(
+        nets["convnet"],
+        data.train_x,
+        data.test_x,
+        n,
+        args.seed,
+        nets.get("resnet"),
+        third_classifier=nets.get("noflip"),
+    )
 
 
 def third_classifier_dir(args) -> str:
