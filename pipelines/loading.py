@@ -4,7 +4,9 @@ A Hub id is fetched file by file into huggingface_hub's cache (``HF_HUB_CACHE``,
 :func:`pipelines.hub_models.hub_endpoint`), then loaded from there like a local folder. A Hub repo comes in either of
 diffusers' layouts: the UNet's ``config.json`` and weights and the ``scheduler_config.json`` at the root
 (google/ddpm-*), or in ``unet/`` and ``scheduler/``. Only the safetensors weights are downloaded, never a pickle
-(``.bin``).
+(``.bin``). The weights are one file or diffusers' shards (an index, ``…safetensors.index.json``, naming
+``…-00001-of-0000N.safetensors`` files beside it), as :func:`save_checkpoint` writes them: every file under the
+10 MB a Space takes without LFS.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from pipelines.pipeline import DDPMExplorerPipeline
 from pipelines.scheduler import LEARNED_VARIANCE_TYPES, DDPMExplorerScheduler
 
 UNET_WEIGHTS = SAFETENSORS_WEIGHTS
+SHARD_INDEX = SAFETENSORS_WEIGHTS + ".index.json"  # diffusers' sharded weights: which shard holds each tensor
+SHARD_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.safetensors")  # a plain file name beside the index
+MAX_SHARD_SIZE = "9MB"  # what save_checkpoint writes per weights file (diffusers' units: 9·10⁶ bytes)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 PICKLE_REFUSED = (
     "they can run arbitrary code when loaded, so only safetensors are accepted. Convert them with "
@@ -56,7 +61,11 @@ def _check_local_checkpoint(path: Path) -> CheckpointFiles:
     unet_dir = path / "unet"
     if not (unet_dir / "config.json").is_file():
         raise CheckpointError(f"{path} has no unet/config.json: not a diffusers pipeline folder.")
-    if not (unet_dir / UNET_WEIGHTS).is_file():
+    if (unet_dir / SHARD_INDEX).is_file() and not (unet_dir / UNET_WEIGHTS).is_file():
+        missing = [n for n in _shard_names(unet_dir / SHARD_INDEX, str(path)) if not (unet_dir / n).is_file()]
+        if missing:
+            raise CheckpointError(f"{path}: unet/{SHARD_INDEX} names {missing[0]}, which is not there.")
+    elif not (unet_dir / UNET_WEIGHTS).is_file():
         pickles = [p.name for p in unet_dir.iterdir() if p.suffix in PICKLE_SUFFIXES]
         if pickles:
             raise CheckpointError(f"{path} has only pickle weights ({', '.join(pickles)}); {PICKLE_REFUSED}")
@@ -79,7 +88,7 @@ def _hub_layout(repo_id: str, files: set[str]) -> tuple[str, str]:
         raise CheckpointError(
             f"{repo_id} has neither {UNET_CONFIG} nor unet/{UNET_CONFIG}: not a diffusers UNet repository."
         )
-    if unet + SAFETENSORS_WEIGHTS not in files:
+    if unet + SAFETENSORS_WEIGHTS not in files and unet + SHARD_INDEX not in files:
         if unet + PICKLE_WEIGHTS in files:
             raise CheckpointError(f"{repo_id} has only pickle weights ({unet}{PICKLE_WEIGHTS}); {PICKLE_REFUSED}")
         raise CheckpointError(f"{repo_id} has no {unet}{SAFETENSORS_WEIGHTS}.")
@@ -179,7 +188,41 @@ def _hub_files(repo_id: str, revision: str | None, cache_dir: str | Path | None,
             continue  # only model_index.json is optional
         with _hub_errors(repo_id, name):
             paths[name] = fetch(name)
+    if unet + SAFETENSORS_WEIGHTS not in files:  # sharded: the index, then each shard it names
+        with _hub_errors(repo_id, unet + SHARD_INDEX):
+            index = fetch(unet + SHARD_INDEX)
+        for name in _shard_names(index, repo_id):
+            if unet + name not in files:
+                raise CheckpointError(f"{repo_id}: {unet}{SHARD_INDEX} names {name}, which the repo does not have.")
+            with _hub_errors(repo_id, unet + name):
+                fetch(unet + name)
     return CheckpointFiles(paths[unet + UNET_CONFIG].parent, paths[scheduler], paths.get(MODEL_INDEX))
+
+
+def _shard_names(index_file: Path, source) -> list[str]:
+    """The shard files a sharded checkpoint's index names, each a plain .safetensors name beside it (never a path
+    elsewhere, never a pickle)."""
+    index = _read_json(index_file, f"{source}'s {SHARD_INDEX}")
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{source}: {SHARD_INDEX} has no weight_map.")
+    names = sorted({str(name) for name in weight_map.values()})
+    for name in names:
+        if not SHARD_NAME.fullmatch(name):
+            raise CheckpointError(
+                f"{source}: {SHARD_INDEX} names the shard {name!r}; a shard is a .safetensors file beside the index."
+            )
+    return names
+
+
+def save_checkpoint(pipeline, directory: str | Path) -> None:
+    """Save a pipeline as diffusers does (safetensors), its UNet's weights sharded where they would pass
+    :data:`MAX_SHARD_SIZE`; weights files of an earlier save there are removed first, so one set remains."""
+    unet_dir = Path(directory) / "unet"
+    if unet_dir.is_dir():
+        for old in unet_dir.glob("diffusion_pytorch_model*.safetensors*"):
+            old.unlink()
+    pipeline.save_pretrained(directory, safe_serialization=True, max_shard_size=MAX_SHARD_SIZE)
 
 
 def _read_json(file: Path, what: str) -> dict:

@@ -153,6 +153,35 @@ def test_the_unet_subfolder_layout_loads_too(hub, tmp_path):
     assert f"/google/ddpm-ema-cat-256/resolve/main/scheduler/{SCHEDULER_CONFIG}" in hub.paths("GET")
 
 
+def test_a_sharded_repo_loads_its_index_and_every_shard_and_no_other_file(hub, monkeypatch, tmp_path):
+    """A repo saved as save_checkpoint saves a model over the shard size: unet/ holds an index and its shards."""
+    from conftest import make_tiny_unet
+
+    from pipelines import DDPMExplorerPipeline, loading
+
+    monkeypatch.setattr(loading, "MAX_SHARD_SIZE", "10KB")
+    torch.manual_seed(0)
+    unet = make_tiny_unet(sample_size=32)
+    loading.save_checkpoint(DDPMExplorerPipeline(unet=unet, scheduler=DDPMExplorerScheduler()), tmp_path / "saved")
+    files = {
+        p.relative_to(tmp_path / "saved").as_posix(): p.read_bytes()
+        for p in (tmp_path / "saved").rglob("*")
+        if p.is_file()
+    }
+    shards = sorted(name for name in files if "-of-" in name)
+    assert len(shards) >= 3
+    files["unet/" + PICKLE_WEIGHTS] = b"pickle, never fetched"
+    hub.repos["someone/sharded"] = files
+    assert_weights_equal(load_pipeline("someone/sharded").unet, unet.state_dict())
+    for name in [*shards, "unet/" + loading.SHARD_INDEX]:
+        assert requests_for(hub, "someone/sharded", name, "GET"), name
+    assert requests_for(hub, "someone/sharded", "unet/" + PICKLE_WEIGHTS) == []
+    del files[shards[1]]  # the index names a shard the repo does not have
+    hub.repos["someone/broken"] = files
+    with pytest.raises(CheckpointError, match="which the repo does not have"):
+        load_pipeline("someone/broken")
+
+
 def test_offline_a_downloaded_model_loads_from_the_cache_alone(hub, cifar_small, monkeypatch, tmp_path):
     from huggingface_hub import constants
 

@@ -38,6 +38,7 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
+from pipelines.loading import save_checkpoint
 from pipelines.objective import l_hybrid, l_simple
 from pipelines.pipeline import DDPMExplorerPipeline
 from pipelines.scheduler import LEARNED_VARIANCE_TYPES, PREDICTION_TYPES, DDPMExplorerScheduler
@@ -240,7 +241,7 @@ def export_pipeline(unet, scheduler, export_dir, fp16: bool, class_names=None) -
     """The pipeline in diffusers' layout; a class-conditional one names its classes (Fashion-MNIST's by default)."""
     class_names = list(class_names or FASHION_MNIST_CLASSES) if unet.config.num_class_embeds else None
     pipeline = DDPMExplorerPipeline(unet=unet.half() if fp16 else unet, scheduler=scheduler, class_names=class_names)
-    pipeline.save_pretrained(export_dir, safe_serialization=True)
+    save_checkpoint(pipeline, export_dir)
     return Path(export_dir)
 
 

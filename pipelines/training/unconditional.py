@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from diffusers import UNet2DModel
 
-from pipelines.loading import load_pipeline
+from pipelines.loading import load_pipeline, save_checkpoint
 from pipelines.pipeline import DDPMExplorerPipeline
 
 
@@ -67,7 +67,7 @@ def main(argv=None) -> None:
     folded = unconditional_pipeline(pipe)
     if args.save_fp16:
         folded.unet.half()
-    folded.save_pretrained(args.output_dir, safe_serialization=True)
+    save_checkpoint(folded, args.output_dir)
     print(f"Wrote the unconditional model of {args.checkpoint} (its null label) to {Path(args.output_dir)}.")
 
 
