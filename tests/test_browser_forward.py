@@ -7,6 +7,7 @@ import pytest
 from chromium import chromium_page, require_chromium
 from PIL import Image
 from playwright.sync_api import expect
+from test_browser import choose
 
 pytestmark = pytest.mark.e2e
 FORWARD_T = "t: noising steps applied (0 = clean image, T = noise); ← → step 1, Shift+← → step 10"
@@ -174,6 +175,14 @@ def test_the_elbo_tab_shows_the_image_it_measures(page):
     expect(summary.locator(".katex").first).to_be_visible()  # L_T, L_0, Σ L_{t−1} typeset, never raw braces
     expect(page.locator("#elbo-plot img")).to_be_visible(timeout=SLOW)
     expect(page.locator("#elbo-plot label:visible")).to_have_count(0)  # no label chip over the plot's top tick
+    # the same network with the other fixed Σ (the default model fixes Σ at β̃_t): both bounds, and their difference
+    compare = page.get_by_label("Compare with", exact=True)
+    expect(compare).to_be_visible()
+    expect(compare).to_be_enabled()
+    choose(page, "Compare with", "this model, Σ fixed at β_t")
+    click(page.get_by_role("button", name="Compute the bound's terms"))
+    expect(summary).to_contain_text("both models on the same timesteps and noise", timeout=SLOW)
+    expect(summary).to_contain_text("Σ fixed at β_t − tiny-random:")
     no_errors(page)
 
 

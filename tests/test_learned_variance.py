@@ -329,3 +329,44 @@ def result_of(outputs):
     """The figure of a callback's last yield."""
     *_, (figure, _) = outputs
     return figure
+
+
+def test_the_elbo_tab_compares_a_model_with_the_same_network_under_a_fixed_sigma(app_models, monkeypatch, tmp_path):
+    """ "this model, Σ fixed at …": the same UNet's bound with that Σ (its μ_θ the same), equal to the bound of the
+    same weights saved as a model with that Σ; the model's own fixed Σ is refused, saying why."""
+    import json
+    import re
+    import shutil
+
+    import gradio as gr
+
+    from app import models, settings
+    from app.callbacks import loss
+
+    shutil.copytree(app_models / "tiny-random", tmp_path / "tiny-random")
+    shutil.copytree(app_models / "tiny-random", tmp_path / "tiny-random-large")
+    config_file = tmp_path / "tiny-random-large" / "scheduler" / "scheduler_config.json"
+    config_file.write_text(json.dumps(json.loads(config_file.read_text()) | {"variance_type": "fixed_large"}))
+    pipeline(learned_unet(), num_train_timesteps=100, beta_schedule="cosine").save_pretrained(
+        tmp_path / "tiny-learned"
+    )
+    monkeypatch.setattr(settings, "CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setattr(models, "_cache", {})
+    image = "app/assets/fashion_tshirt.png"
+
+    def rows(summary):
+        found = re.findall(r"^- \*\*(.+?)\*\* \((.+)\): \*\*(\d+\.\d+) bits/dim", summary, re.M)
+        return {name: (sigma, float(bpd)) for name, sigma, bpd in found}
+
+    *_, (_, summary) = loss.elbo_terms("tiny-random", image, 6, 3, "this model, Σ fixed at β_t")
+    measured = rows(summary)
+    assert measured["tiny-random, Σ fixed at β_t"][0] == "Σ fixed at $\\beta_t$"
+    *_, (_, saved) = loss.elbo_terms("tiny-random-large", image, 6, 3)
+    assert f"{measured['tiny-random, Σ fixed at β_t'][1]:.3f} bits/dim" in saved, "as the same weights saved with β_t"
+    assert "tiny-random, Σ fixed at β_t − tiny-random: **" in summary
+    with pytest.raises(gr.Error, match="fixes Σ there already"):
+        list(loss.elbo_terms("tiny-random", image, 6, 3, "this model, Σ fixed at β̃_t"))
+    *_, (_, summary) = loss.elbo_terms("tiny-learned", image, 6, 3, "this model, Σ fixed at β̃_t")
+    measured = rows(summary)
+    assert set(measured) == {"tiny-learned", "tiny-learned, Σ fixed at β̃_t"}
+    assert measured["tiny-learned"][1] != measured["tiny-learned, Σ fixed at β̃_t"][1]

@@ -64,6 +64,12 @@ def elbo_input(model_name, image):
 
 
 NO_COMPARISON = "none"
+# the same network with Σ fixed instead: what its Σ (learned, or the other fixed one) changes in the bound, with the
+# mean μ_θ held the same (the dropdown's choices, and the variance type each measures)
+SAME_MODEL_FIXED = {
+    "this model, Σ fixed at β̃_t": "fixed_small",
+    "this model, Σ fixed at β_t": "fixed_large",
+}
 SIGMA_IN_WORDS = {
     "fixed_small": "Σ fixed at $\\tilde\\beta_t$",
     "fixed_large": "Σ fixed at $\\beta_t$",
@@ -73,10 +79,18 @@ SIGMA_IN_WORDS = {
 
 
 def comparison_model(pipe, model_name, compare):
-    """The pipeline to compare with (None for "none"), checked to take the same images at the same T: the two are
-    measured on the same x₀, timesteps and noise."""
+    """(its name, the pipeline to compare with), or None for "none", checked to take the same images at the same T:
+    the two are measured on the same x₀, timesteps and noise. One of :data:`SAME_MODEL_FIXED` is the same UNet with
+    that fixed Σ (its variance outputs, if any, unused)."""
     if compare in (None, "", NO_COMPARISON) or compare == model_name:
         return None
+    if compare in SAME_MODEL_FIXED:
+        variance = SAME_MODEL_FIXED[compare]
+        if pipe.scheduler.config.variance_type == variance:
+            raise UserError(f"{model_name} fixes Σ there already: compare it with the other Σ, or with another model.")
+        scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, variance_type=variance)
+        name = f"{model_name}, Σ fixed at {'β̃_t' if variance == 'fixed_small' else 'β_t'}"
+        return name, type(pipe)(unet=pipe.unet, scheduler=scheduler)
     other = check_model(compare)
     T, other_T = (p.scheduler.config.num_train_timesteps for p in (pipe, other))
     if pipe.sample_shape != other.sample_shape or T != other_T:
@@ -85,7 +99,7 @@ def comparison_model(pipe, model_name, compare):
             f"noise, so both need the same image size and T ({_shape(other)}, T = {other_T} against "
             f"{_shape(pipe)}, T = {T}). Choose a model of the same size, or none."
         )
-    return other
+    return compare, other
 
 
 def _shape(pipe) -> str:
@@ -120,10 +134,10 @@ def elbo_terms(model_name, image, num_points, seed, compare=NO_COMPARISON, progr
     call at a time: a cancelled request stops."""
     objective = imported("pipelines.objective")  # the model side, after start-up
     pipe = check_model(model_name)
-    other = comparison_model(pipe, model_name, compare)
+    comparison = comparison_model(pipe, model_name, compare)
     num_points = check_int("Number of timesteps", num_points, 2, 200)
     seed = check_int("Seed", seed, 0, settings.MAX_SEED)
-    measured = [(model_name, pipe)] + ([(compare, other)] if other is not None else [])
+    measured = [(model_name, pipe)] + ([comparison] if comparison is not None else [])
     check_work(pipe, len(measured) * (2 * num_points + 1), 1)
     with compute_slot():
         x0, what = measured_image(image, pipe.sample_shape)
@@ -146,7 +160,7 @@ def elbo_terms(model_name, image, num_points, seed, compare=NO_COMPARISON, progr
         )
         yield rendering.png_output(rendering.figure_elbo_terms(terms)), summary
         return
-    (_, _, _, first), (_, _, _, second) = bounds
+    (_, _, _, first), (other_name, _, _, second) = bounds
     difference = second.mean - first.mean
     summary = "\n".join(
         [
@@ -155,9 +169,9 @@ def elbo_terms(model_name, image, num_points, seed, compare=NO_COMPARISON, progr
             "",
             *(_summary_line(name, model, estimate) for name, model, _, estimate in bounds),
             "",
-            f"{compare} − {model_name}: **{difference:+.3f} bits/dim** on this image (below zero: {compare} finds "
-            "the image more likely). One image and one draw of noise; docs/LEARNED_VARIANCE.md compares the bound of "
-            "a fixed and a learned Σ on 256 test images.",
+            f"{other_name} − {model_name}: **{difference:+.3f} bits/dim** on this image (below zero: {other_name} "
+            "finds the image more likely). One image and one draw of noise; docs/LEARNED_VARIANCE.md compares the "
+            "bound of a fixed and a learned Σ on 256 test images.",
         ]
     )
     series = [(name, terms) for name, _, terms, _ in bounds]

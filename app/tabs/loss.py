@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app import models, settings
-from app.callbacks.loss import NO_COMPARISON, elbo_input, elbo_terms
+from app.callbacks.loss import NO_COMPARISON, SAME_MODEL_FIXED, elbo_input, elbo_terms
 from app.images import examples
 from app.rendering import LATEX_DELIMITERS
 from app.tabs.widgets import COMPUTE_QUEUE, image_panel
@@ -37,11 +37,11 @@ def create_tab(demo: gr.Blocks) -> None:
         with gr.Column(scale=1, min_width=280):
             model = gr.Dropdown(models.model_choices(), value=models.default_model(), label="Model")
             compare = gr.Dropdown(
-                [(NO_COMPARISON, NO_COMPARISON), *models.model_choices()],
+                [(NO_COMPARISON, NO_COMPARISON), *((k, k) for k in SAME_MODEL_FIXED), *models.model_choices()],
                 value=NO_COMPARISON,
                 label="Compare with",
-                info="a second model of the same size and T, on the same image, timesteps and noise (say a fixed Σ "
-                "against a learned Σ_θ)",
+                info="the same network with Σ fixed (what its Σ adds to the bound, μ_θ unchanged), or a second model "
+                "of the same size and T; on the same image, timesteps and noise",
             )
             upload = gr.File(
                 label="Image (none: a test image for a Fashion-MNIST model)", file_types=["image"], height=110
