@@ -360,6 +360,24 @@ def test_a_conditional_sweep_reports_class_accuracy(tiny_conditional_32px, fake_
     assert 0 <= point["class_accuracy"] <= 1
     with pytest.raises(SystemExit, match="other settings"):
         sampler_sweep.main([*args, "--guidance-scale", "3"])
+    # the checkpoint's recommended interval and φ are what the app samples with: the sweep samples with them too
+    index_file = tiny_conditional_32px / "model_index.json"
+    index = json.loads(index_file.read_text())
+    extras = {"recommended_guidance_interval": [500, 1000], "recommended_guidance_rescale": 0.5}
+    index_file.write_text(json.dumps(index | extras))
+    with pytest.raises(SystemExit, match="other settings"):  # the same JSON, sampled without them
+        sampler_sweep.main([*args, "--guidance-scale", "2"])
+    args[args.index(str(out))] = str(tmp_path / "with-extras.json")
+    sampler_sweep.main([*args, "--guidance-scale", "2"])
+    setup = json.loads((tmp_path / "with-extras.json").read_text())
+    assert (setup["guidance_interval"], setup["guidance_rescale"]) == ([500, 1000], 0.5)
+    with pytest.raises(SystemExit, match="other settings"):  # the JSON holds points sampled with them
+        sampler_sweep.main([*args, "--guidance-scale", "2", "--guidance-interval", "none", "--guidance-rescale", "0"])
+    args[args.index(str(tmp_path / "with-extras.json"))] = str(out)  # a sweep from before they existed resumes
+    sampler_sweep.main([*args, "--guidance-scale", "2", "--guidance-interval", "none", "--guidance-rescale", "0"])
+    with pytest.raises(SystemExit, match="φ in"):
+        sampler_sweep.main([*args, "--guidance-rescale", "2"])
+    index_file.write_text(json.dumps(index))
 
 
 def test_the_default_is_the_fastest_point_within_ten_percent_of_ddpm_100_in_both_spaces():

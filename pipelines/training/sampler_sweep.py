@@ -35,18 +35,23 @@ from pipelines.training.evaluate import (
     accuracy_cell,
     add_scoring_arguments,
     other_spaces_summary,
+    parse_interval,
     scorer_from,
     space_cell,
     space_scores,
     worst_fd_ratio,
 )
 
+# what a sweep written before a setting existed sampled with
+SETUP_DEFAULTS = {"guidance_interval": None, "guidance_rescale": 0.0}
+
 
 def resume_results(path: Path, setup: dict) -> dict:
     """A sweep's results so far: ``setup`` and its ``points`` from the JSON at ``path`` when that holds a sweep with
-    the same setup (SystemExit when its setup differs), else none yet."""
+    the same setup (SystemExit when its setup differs; a key an older JSON lacks counts as its
+    :data:`SETUP_DEFAULTS` value), else none yet."""
     results = json.loads(path.read_text()) if path.exists() else {}
-    if results and any(results.get(k) != v for k, v in setup.items()):
+    if results and any(results.get(k, SETUP_DEFAULTS.get(k)) != v for k, v in setup.items()):
         raise SystemExit(f"{path} holds a sweep with other settings ({setup}); choose another --json.")
     return {**results, **setup, "points": results.get("points", {})}
 
@@ -251,6 +256,19 @@ def markdown_table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def guidance_extras(args, pipe) -> tuple[tuple[float, float] | None, float]:
+    """The guidance interval and rescale φ a class-conditional checkpoint samples with: ``--guidance-interval`` and
+    ``--guidance-rescale``, else its recommended ones (the app's defaults); none for an unconditional one."""
+    if pipe.null_class_label is None:
+        return None, 0.0
+    recommended = pipe.recommended_guidance()
+    interval = recommended.interval if args.guidance_interval is None else parse_interval(args.guidance_interval)
+    phi = recommended.rescale if args.guidance_rescale is None else args.guidance_rescale
+    if not 0 <= phi <= 1:
+        raise SystemExit(f"--guidance-rescale takes φ in [0, 1], got {phi}.")
+    return interval, phi
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/fashion-mnist-32")
@@ -262,6 +280,10 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--guidance-scale", type=float, default=None, help="class-conditional models: w (default: card's)")
+    p.add_argument(
+        "--guidance-interval", default=None, help="LO-HI in the paper's t, or none (default: the checkpoint's)"
+    )
+    p.add_argument("--guidance-rescale", type=float, default=None, help="φ in [0, 1] (default: the checkpoint's)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu", help="where the UNet runs (cuda on a GPU machine)")
     p.add_argument("--json", required=True, help="results, read first to resume and rewritten after every point")
@@ -290,6 +312,7 @@ def main(argv=None) -> None:
     pipe.set_progress_bar_config(disable=True)
     score = scorer_from(args, args.num_samples)
     labels = pipe.balanced_class_labels(args.num_samples)
+    interval, phi = guidance_extras(args, pipe)
 
     path = Path(args.json)
     setup = {
@@ -297,6 +320,8 @@ def main(argv=None) -> None:
         "num_samples": args.num_samples,
         "seed": args.seed,
         "guidance_scale": args.guidance_scale,
+        "guidance_interval": None if interval is None else list(interval),
+        "guidance_rescale": phi,
     }
     results = resume_results(path, setup)
     plan = [(s, get_sampler(s).steps_for(int(n))) for s in args.samplers.split(",") for n in args.nfe.split(",")]
@@ -317,6 +342,8 @@ def main(argv=None) -> None:
             args.guidance_scale,
             partial=Path(args.partial) if args.partial else path.with_suffix(".partial.safetensors"),
             save_every=args.save_every,
+            guidance_rescale=phi,
+            guidance_interval=interval,
         )
         q = score(quantize(samples), labels)
         results["points"][key] = {
