@@ -47,7 +47,7 @@ from pipelines.training.evaluate import (
     space_scores,
 )
 from pipelines.training.quality_report import ClassMatchedScorer
-from pipelines.training.sampler_sweep import generate_with, resume_results
+from pipelines.training.sampler_sweep import generate_as_asked, resume_results
 from pipelines.training.visualize import save_image_grid
 
 
@@ -242,18 +242,7 @@ def main(argv=None) -> None:
         key = guidance_label(w, interval, phi)
         if key in results["points"] and not (args.grid or args.samples_out):
             continue
-        samples, wall = generate_with(
-            pipe,
-            args.sampler,
-            args.steps,
-            args.num_samples,
-            args.batch_size,
-            args.seed,
-            labels,
-            w,
-            guidance_rescale=phi,
-            guidance_interval=interval,
-        )
+        samples, wall = generate_as_asked(pipe, args, labels, w, phi, interval)
         samples = quantize(samples)
         kept[key] = ((samples + 1) * 127.5).round().to(torch.uint8)
         if key in results["points"]:

@@ -92,7 +92,7 @@ from pipelines.training.metrics import (
     nearest_neighbours,
     precision_recall,
 )
-from pipelines.training.sampler_sweep import generate_with
+from pipelines.training.sampler_sweep import generate_as_asked
 
 SPACE_NAMES = {"convnet": "committed classifier", "resnet": "independent ResNet", "noflip": "no-flip judge"}
 BORDER = 2  # the zero padding of 28 px Fashion-MNIST to 32 px: black in every real image (an emoji's white ground)
@@ -490,18 +490,7 @@ def load_or_sample(args, pipe, labels: torch.Tensor) -> torch.Tensor:
             if f.metadata() != setup:
                 raise SystemExit(f"{path} holds samples of {f.metadata()}, not {setup}; choose another --samples.")
             return f.get_tensor("samples").float() / 127.5 - 1
-    samples, wall = generate_with(
-        pipe,
-        args.sampler,
-        args.steps,
-        args.num_samples,
-        args.batch_size,
-        args.seed,
-        labels,
-        args.guidance,
-        guidance_rescale=args.guidance_rescale,
-        guidance_interval=args.guidance_interval,
-    )
+    samples, wall = generate_as_asked(pipe, args, labels, args.guidance, args.guidance_rescale, args.guidance_interval)
     print(f"sampled {len(samples)} images in {wall:.0f} s", flush=True)
     samples = quantize(samples)
     if path:

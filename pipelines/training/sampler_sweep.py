@@ -129,6 +129,20 @@ def generate_with(
     return torch.cat(out), earlier_s + time.perf_counter() - began
 
 
+def generate_as_asked(pipe, args, class_labels, guidance_scale, guidance_rescale=0.0, guidance_interval=None):
+    """:func:`generate_with` at a command line's ``--sampler``, ``--steps``, ``--num-samples``, ``--batch-size`` and
+    ``--seed``, with the guidance given."""
+    sizes = (args.sampler, args.steps, args.num_samples, args.batch_size, args.seed)
+    return generate_with(
+        pipe,
+        *sizes,
+        class_labels,
+        guidance_scale,
+        guidance_rescale=guidance_rescale,
+        guidance_interval=guidance_interval,
+    )
+
+
 def save_partial(path: Path, key: dict, elapsed_s: float, done: list, running: dict | None = None) -> None:
     """A point's state, as safetensors: the seconds spent on it, the finished batches and, mid-batch, ``running``:
     x_t (``x``), its ``timestep`` and the ``generator`` that draws the rest of the batch's noise. Written to a
