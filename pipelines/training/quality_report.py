@@ -72,7 +72,7 @@ import torch
 from pipelines.guidance import Guidance
 from pipelines.objective import quantize
 from pipelines.training import targets
-from pipelines.training.classifier import load_classifier, predict
+from pipelines.training.classifier import predict
 from pipelines.training.data import FASHION_MNIST_CLASSES
 from pipelines.training.evaluate import (
     SampleScorer,
@@ -80,8 +80,8 @@ from pipelines.training.evaluate import (
     add_scoring_arguments,
     check_classifier_classes,
     conditional_pipeline,
+    judges_from,
     load_evaluation_data,
-    load_second_classifier,
     parse_interval,
     third_classifier_dir,
 )
@@ -714,11 +714,7 @@ def main(argv=None) -> None:
         )
     samples = load_or_sample(args, pipe, labels)
 
-    nets = {"convnet": load_classifier(args.classifier)}
-    for key in ("resnet", "noflip"):  # each optional: left out where its folder is not there (or '')
-        net = load_second_classifier(directories[key])
-        if net is not None:
-            nets[key] = net
+    nets = judges_from(args)  # resnet and noflip each optional: left out where its folder is not there (or '')
     scorer = SampleScorer(
         nets["convnet"],
         data.train_x,
