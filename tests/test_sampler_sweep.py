@@ -331,6 +331,27 @@ def test_recommend_sees_a_class_far_from_the_data_or_read_as_another_where_overa
     assert targets.missed(good, good["spaces"]) == [], "every target met"
 
 
+def test_the_class_by_class_table_names_each_points_furthest_class_and_what_it_misses(tmp_path, capsys):
+    from pipelines.training.guidance_sweep import class_matched_table, main
+
+    good, bad = guidance_point(2, 0.99, 1.5, 1.5), guidance_point(3, 0.99, 1.0, 1.0)
+    good["spaces"] = {"convnet": class_matched(2.4)}
+    bad["spaces"] = {"convnet": class_matched(6.0), "resnet": class_matched(1.0, read_as_other=20)}
+    bad["guidance_interval"] = [170, 790]
+    table = class_matched_table({"points": {"w=2": good, "w=3": bad}})
+    assert "| 2 | – | 99.0 % (convnet / resnet) | 1.50 / 1.50× | 1.00× (convnet) | b 2.4× (convnet) | 0 |" in table
+    row = "| 3 | t in [170, 790] | 99.0 % (convnet / resnet) | 1.00 / 1.00× | 1.00 / 1.00× (convnet / resnet) "
+    assert row + "| b 6.0× (convnet) | 2 | convnet: b FD 6.00× its real floor (target ≤ 3×) (2.00) |" in table
+    assert class_matched_table({"points": {"w=2": guidance_point(2, 0.99, 1.5, 1.5)}}) == "", "none class by class"
+    rows = {"w=2": good | {"frechet_distance": 1.0, "min_class_fraction": 0.1, "wall_s": 1.0}}
+    rows["w=2"]["second_space"] = {"frechet_distance": 1.0, "fd_ratio": 1.5}
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps({"points": rows}))
+    main(["--json", str(path), "--table"])
+    printed = capsys.readouterr().out
+    assert "| wall s |" in printed and "| measures missed |" in printed, "both tables"
+
+
 def test_the_sweep_runs_every_scale_at_every_interval_and_rescale_but_unguided_ones_once():
     import argparse
 

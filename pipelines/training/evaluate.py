@@ -260,11 +260,19 @@ def other_spaces_summary(point: dict) -> str:
     return "".join(f", {name} {point[key]['fd_ratio']:.1f}×" for key, name in OTHER_SPACES.items() if key in point)
 
 
+def judge_dirs(args) -> dict[str, str]:
+    """The judges' folders of a sweep's command line (``--classifier``, ``--second-classifier``,
+    ``--third-classifier``: :func:`third_classifier_dir`) by the quality report's keys ``convnet``, ``resnet`` and
+    ``noflip``; an empty folder is a judge left out."""
+    return {"convnet": args.classifier, "resnet": args.second_classifier, "noflip": third_classifier_dir(args)}
+
+
 def judges_from(args) -> dict:
-    """The judges of a sweep's command line (``--classifier``, ``--second-classifier``, ``--third-classifier``) by
-    the quality report's keys: ``convnet``, and ``resnet`` and ``noflip`` where their folders are there."""
-    nets = {"convnet": load_classifier(args.classifier)}
-    for key, directory in (("resnet", args.second_classifier), ("noflip", third_classifier_dir(args))):
+    """The judges of a sweep's command line (:func:`judge_dirs`) by the same keys: ``convnet``, and ``resnet`` and
+    ``noflip`` where their folders are there."""
+    directories = judge_dirs(args)
+    nets = {"convnet": load_classifier(directories.pop("convnet"))}
+    for key, directory in directories.items():
         net = load_second_classifier(directory)
         if net is not None:
             nets[key] = net

@@ -194,6 +194,34 @@ def markdown_table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def class_matched_table(results: dict) -> str:
+    """The points scored class by class (those with ``spaces``) against the targets, one row each: the class accuracy
+    and the FD over its real floor in every judge (random and class-matched subsets), the class furthest from the
+    data, how many measures miss their targets and the strictest (:func:`strictest`); '' when no point has them."""
+    points = [p for p in results["points"].values() if p.get("spaces")]
+    rows = [
+        "| w | interval, φ | class accuracy (each judge) | FD ÷ floor, random subsets | FD ÷ floor, class-matched "
+        "| the class furthest from the data | measures missed | strictest measure (its ratio to the target) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in sorted(points, key=lambda p: (p["guidance_scale"], variant_of(p))):
+        judges = targets.overall_spaces(p)
+        judged = [s for s in judges.values() if "class_accuracy" in s]
+        accuracy = " / ".join(f"{100 * s['class_accuracy']:.1f}" for s in judged)
+        fd = " / ".join(f"{s['fd_ratio']:.2f}" for s in judges.values())
+        matched = " / ".join(f"{s['fd_ratio']:.2f}" for s in p["spaces"].values())
+        name, cls, worst = max(
+            ((name, cls, c["fd_ratio"]) for name, s in p["spaces"].items() for cls, c in s["per_class"].items()),
+            key=lambda x: x[2],
+        )
+        rows.append(
+            f"| {p['guidance_scale']:g} | {variant_of(p) or '–'} | {accuracy} % ({' / '.join(judges)}) | {fd}× "
+            f"| {matched}× ({' / '.join(p['spaces'])}) | {cls} {worst:.1f}× ({name}) "
+            f"| {len(targets.missed(p, p['spaces']))} | {strictest(p).what} ({strictest(p).ratio:.2f}) |"
+        )
+    return "\n".join(rows) if points else ""
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/fashion-mnist-32-cond")
@@ -213,10 +241,15 @@ def main(argv=None) -> None:
         "--grid", default=None, help="a PNG: one row per w, one sample per class, the same x_T down a column"
     )
     p.add_argument("--samples-out", default=None, help="every point's samples as uint8, in one .safetensors file")
-    p.add_argument("--table", action="store_true", help="print the JSON's results as a Markdown table, and stop")
+    p.add_argument(
+        "--table",
+        action="store_true",
+        help="print the JSON's results as Markdown tables (the class-by-class one where measured), and stop",
+    )
     args = p.parse_args(argv)
     if args.table:
-        print(markdown_table(json.loads(Path(args.json).read_text())))
+        results = json.loads(Path(args.json).read_text())
+        print("\n\n".join(filter(None, [markdown_table(results), class_matched_table(results)])))
         return
     pipe = conditional_pipeline(args, "guidance")
     classes = pipe.null_class_label

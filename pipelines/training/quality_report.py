@@ -80,10 +80,10 @@ from pipelines.training.evaluate import (
     add_scoring_arguments,
     check_classifier_classes,
     conditional_pipeline,
+    judge_dirs,
     judges_from,
     load_evaluation_data,
     parse_interval,
-    third_classifier_dir,
 )
 from pipelines.training.metrics import (
     frechet_distance_between,
@@ -701,8 +701,7 @@ def main(argv=None) -> None:
     except ValueError as e:  # a φ out of range: one line, no traceback
         raise SystemExit(str(e)) from None
     data = load_evaluation_data(args.data_dir, args.data_folder, pipe.unet.config.in_channels)
-    args.third_classifier = third_classifier_dir(args)
-    directories = {"convnet": args.classifier, "resnet": args.second_classifier, "noflip": args.third_classifier}
+    directories = judge_dirs(args)
     check_classes(pipe, data, directories.values())
     labels = class_labels_like(data.test_y, args.num_samples, len(data.class_names))
     short = torch.bincount(labels, minlength=len(data.class_names)) > torch.bincount(data.train_y)
