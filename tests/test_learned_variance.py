@@ -13,6 +13,7 @@ from pipelines.objective import hybrid_loss_terms, l_hybrid, p_mean_variance, vb
 from pipelines.samplers import SAMPLERS
 from pipelines.training.train import widened_state_dict
 from tests.conftest import make_tiny_unet
+from tests.test_training import fake_fashion_mnist  # noqa: F401 (a fixture)
 
 
 def learned_unet(seed=0, num_class_embeds=None) -> UNet2DModel:
@@ -370,3 +371,49 @@ def test_the_elbo_tab_compares_a_model_with_the_same_network_under_a_fixed_sigma
     measured = rows(summary)
     assert set(measured) == {"tiny-learned", "tiny-learned, Σ fixed at β̃_t"}
     assert measured["tiny-learned"][1] != measured["tiny-learned, Σ fixed at β̃_t"][1]
+
+
+@pytest.mark.slow
+def test_evaluate_pairs_a_learned_sigma_with_the_same_unet_under_sigma_fixed(tmp_path, fake_fashion_mnist):  # noqa: F811
+    """``pipelines.evaluate --elbo-fixed-variance``: the learned model's bound, the same UNet's with Σ fixed at β̃_t
+    on the same images, timesteps and noise, and their paired difference; refused for a fixed-Σ model."""
+    import json
+
+    from pipelines.objective import ELBOEstimate, elbo_bpd
+    from pipelines.training import evaluate
+
+    unet = make_tiny_unet(sample_size=32, learned_variance=True)
+    pipe = pipeline(unet, num_train_timesteps=50)
+    pipe.save_pretrained(tmp_path / "learned")
+    out = tmp_path / "eval.json"
+
+    def bound_of(checkpoint, *extra):
+        args = ["--checkpoint", str(checkpoint), "--data-dir", str(fake_fashion_mnist), "--num-samples", "0"]
+        evaluate.main([*args, "--elbo-images", "40", "--elbo-timesteps", "3", "--json", str(out), *extra])
+        return json.loads(out.read_text())["elbo"]
+
+    alone = bound_of(tmp_path / "learned")
+    assert "same_unet_sigma_fixed_at_beta_tilde" not in alone, "only when asked"
+    elbo = bound_of(tmp_path / "learned", "--elbo-fixed-variance")
+    fixed = elbo["same_unet_sigma_fixed_at_beta_tilde"]
+    assert elbo["bits_per_dim"] == pytest.approx(alone["bits_per_dim"]), "the learned bound is the same either way"
+
+    x0 = evaluate.load_evaluation_data(fake_fashion_mnist).test_x[
+        :40
+    ]  # one batch (of at most 64), seeded by its start
+    fixed_scheduler = DDPMExplorerScheduler(num_train_timesteps=50, variance_type="fixed_small")
+    by_hand = {}
+    for name, scheduler in (("learned", pipe.scheduler), ("fixed", fixed_scheduler)):
+        batches = [elbo_bpd(unet, scheduler, x0[i : i + 64], 3, torch.Generator().manual_seed(i)) for i in (0,)]
+        by_hand[name] = ELBOEstimate.cat(batches).total
+    assert elbo["bits_per_dim"] == pytest.approx(by_hand["learned"].mean().item(), rel=1e-5)
+    assert fixed["bits_per_dim"] == pytest.approx(by_hand["fixed"].mean().item(), rel=1e-5)
+    difference = by_hand["learned"] - by_hand["fixed"]
+    assert fixed["learned_minus_fixed"] == pytest.approx(difference.mean().item(), rel=1e-4, abs=1e-6)
+    assert fixed["share_of_images_lower_with_learned"] == pytest.approx((difference < 0).float().mean().item())
+    assert fixed["bits_per_dim"] != pytest.approx(elbo["bits_per_dim"]), "a different Σ, a different bound"
+
+    fixed_model = DDPMExplorerPipeline(unet=make_tiny_unet(sample_size=32), scheduler=fixed_scheduler)
+    fixed_model.save_pretrained(tmp_path / "fixed")
+    with pytest.raises(SystemExit, match="fixes Σ already"):
+        bound_of(tmp_path / "fixed", "--elbo-fixed-variance")

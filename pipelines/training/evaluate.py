@@ -5,7 +5,9 @@
 Prints the Fréchet distance of the samples against the test set beside the real-data floor (train against test, same
 N) in each judge's space (the committed classifier's; ``second_space``, the independent ResNet's; ``third_space``,
 the no-flip judge's, which sees a shoe pointing the wrong way), the mean max-softmax, the class histogram, and the
-variational bound on test images (mean ± standard error).
+variational bound on test images (mean ± standard error). ``--elbo-fixed-variance``, for a model with a learned
+Σ_θ: the same UNet's bound with Σ fixed at β̃_t too (the same μ_θ), on the same images, timesteps and noise, and the
+paired difference: what learning Σ alone changes in the bound.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tqdm.auto import tqdm
 
 from pipelines.loading import load_pipeline
 from pipelines.objective import ELBOEstimate, elbo_bpd, quantize
+from pipelines.scheduler import LEARNED_VARIANCE_TYPES
 from pipelines.training.classifier import (
     CONFIG_FILE,
     DEFAULT_CLASSIFIER_DIR,
@@ -341,6 +344,17 @@ def check_classifier_classes(directory, class_names, source: str) -> None:
         )
 
 
+def bound(unet, scheduler, x0: torch.Tensor, k: int | None) -> ELBOEstimate:
+    """Each image's bound (:func:`~pipelines.objective.elbo_bpd`, ``k`` terms) in batches of 64, the timesteps and
+    noise of the batch starting at image i drawn from seed i: two schedulers on the same images see the same draws,
+    so their bounds pair image by image."""
+    est = []
+    for i in tqdm(range(0, len(x0), 64), desc="ELBO"):
+        batch = x0[i : i + 64].to(unet.device)
+        est.append(elbo_bpd(unet, scheduler, batch, k, torch.Generator().manual_seed(i)))
+    return ELBOEstimate.cat(est)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/fashion-mnist-32")
@@ -350,6 +364,12 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--elbo-images", type=int, default=256, help="test images for the bound (0 skips it)")
     p.add_argument("--elbo-timesteps", type=int, default=50, help="stratified MC terms per image; 0 = all T−1")
+    p.add_argument(
+        "--elbo-fixed-variance",
+        action="store_true",
+        help="a learned-Σ_θ model: also the bound of the same UNet with Σ fixed at β̃_t, on the same images, "
+        "timesteps and noise, and the paired difference",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu", help="where the UNet runs (cuda on a GPU machine)")
@@ -375,14 +395,13 @@ def main(argv=None) -> None:
         results["quality"] = sample_quality(
             samples, classifier, train_x, test_x, args.seed, second, third_classifier=third
         )
+    learned = pipe.scheduler.config.variance_type in LEARNED_VARIANCE_TYPES
+    if args.elbo_fixed_variance and not learned:
+        raise SystemExit(f"--elbo-fixed-variance: {args.checkpoint} fixes Σ already; it has no learned Σ_θ.")
     if args.elbo_images:
         x0 = test_x[: args.elbo_images]
         k = args.elbo_timesteps or None
-        est = []
-        for i in tqdm(range(0, len(x0), 64), desc="ELBO"):
-            batch = x0[i : i + 64].to(pipe.device)
-            est.append(elbo_bpd(pipe.unet, pipe.scheduler, batch, k, torch.Generator().manual_seed(i)))
-        elbo = ELBOEstimate.cat(est)
+        elbo = bound(pipe.unet, pipe.scheduler, x0, k)
         results["elbo"] = {
             "images": len(x0),
             "terms_per_image": "all" if k is None else f"{k} (stratified Monte-Carlo, unbiased)",
@@ -391,6 +410,18 @@ def main(argv=None) -> None:
             "prior_L_T": elbo.prior.mean().item(),
             "decoder_L_0": elbo.decoder.mean().item(),
         }
+        if args.elbo_fixed_variance:
+            fixed_scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, variance_type="fixed_small")
+            fixed = bound(pipe.unet, fixed_scheduler, x0, k)
+            difference = elbo.total - fixed.total  # paired: the same images, timesteps and noise
+            results["elbo"]["same_unet_sigma_fixed_at_beta_tilde"] = {
+                "bits_per_dim": fixed.mean,
+                "standard_error": fixed.standard_error,
+                "decoder_L_0": fixed.decoder.mean().item(),
+                "learned_minus_fixed": difference.mean().item(),
+                "learned_minus_fixed_standard_error": (difference.std() / len(difference) ** 0.5).item(),
+                "share_of_images_lower_with_learned": (difference < 0).float().mean().item(),
+            }
     results["wall_s"] = round(time.time() - start, 1)
 
     if "quality" in results:
@@ -415,6 +446,13 @@ def main(argv=None) -> None:
             f"ELBO on {e['images']} test images: {e['bits_per_dim']:.3f} ± {e['standard_error']:.3f} bits/dim "
             f"(terms per image: {e['terms_per_image']}; L_T {e['prior_L_T']:.2e}, L_0 {e['decoder_L_0']:.3f})"
         )
+        f = e.get("same_unet_sigma_fixed_at_beta_tilde")
+        if f:
+            print(
+                f"The same UNet with Σ fixed at β̃_t: {f['bits_per_dim']:.3f} ± {f['standard_error']:.3f} bits/dim; "
+                f"learned − fixed {f['learned_minus_fixed']:+.3f} ± {f['learned_minus_fixed_standard_error']:.3f} "
+                f"(paired), lower for {100 * f['share_of_images_lower_with_learned']:.1f} % of the images"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
