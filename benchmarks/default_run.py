@@ -2,12 +2,13 @@
 
     python benchmarks/default_run.py --repeats 5
 
-Variants (seed 0, the tab's other defaults: fixed_small variance, x̂₀ clipped), each timed from the click to the
+Variants (seed 0, the tab's other defaults: the model's own Σ_t, x̂₀ clipped), each timed from the click to the
 last yield of the page's ``reverse_generate(..., in_page=True)`` (sampling, recording, the streamed images and
 scrubber payloads, the class-decision curves), models loaded and warmed up first:
   before   the old default: fashion-mnist-32, DDPM respaced to 100 steps, batch 4
   now      the tab's default: the default model, its default sampler and steps, its classes and guidance as the tab
-           starts ("one of each" at the recommended w: one image per class, two UNet passes per step)
+           starts ("one of each" at the recommended w, guidance interval and φ: one image per class, two UNet passes
+           per step inside the interval, one outside it)
 
 Each run's quality is read from the committed evaluation of exactly those settings (1,000 samples): Fréchet distance
 over the real floor, in the committed classifier's features and the independent network's.
@@ -23,36 +24,48 @@ from common import CHECKPOINT, ROOT, stats, table, timed, write_section
 from app import plans
 from app.callbacks import reverse
 from app.settings import DEFAULT_MODEL
+from pipelines.training.evaluate import guidance_label
+
+
+def guidance_words(plan: plans.RunPlan) -> str:
+    """The run's guidance as the docs write it: w, and its interval and φ where set."""
+    words = f"w = {plan.guidance_scale:g}"
+    if plan.guidance_interval:
+        words += f", t in [{plan.guidance_interval[0]:g}, {plan.guidance_interval[1]:g}]"
+    return words + (f", φ = {plan.guidance_rescale:g}" if plan.guidance_rescale else "")
 
 
 def variants() -> dict[str, tuple]:
-    """name → (model, sampler, steps, batch, class choice, guidance), as the tab starts."""
-    classes, guidance, *_ = reverse.conditioning_controls(DEFAULT_MODEL)  # (then the guidance interval and φ: off)
+    """name → (model, sampler, steps, batch, class choice, guidance w, t_lo, t_hi, φ), as the tab starts."""
+    classes, guidance, _, t_lo, t_hi, phi = reverse.conditioning_controls(DEFAULT_MODEL)
     now = (DEFAULT_MODEL, plans.DEFAULT_SAMPLER, plans.DEFAULT_STEPS, 4, classes["value"], guidance.get("value"))
-    return {"before": ("fashion-mnist-32", plans.DDPM, 100, 4, plans.ANY_CLASS, None), "now": now}
+    now += (t_lo["value"], t_hi["value"], phi["value"])
+    before = ("fashion-mnist-32", plans.DDPM, 100, 4, plans.ANY_CLASS, None, None, None, None)
+    return {"before": before, "now": now}
 
 
-def click(model, sampler, steps, batch, class_choice, guidance) -> dict:
-    variance = next(iter(plans.VARIANCE_CHOICES))
-    args = (model, sampler, steps, 0.0, variance, True, 0, batch, class_choice, guidance)
+def click(model, sampler, steps, batch, class_choice, guidance, t_lo, t_hi, phi) -> dict:
+    variance = reverse.variance_controls(model)["value"]  # the model's own Σ_t, as the tab starts
+    args = (model, sampler, steps, 0.0, variance, True, 0, batch, class_choice, guidance, t_lo, t_hi, phi)
     return list(reverse.reverse_generate(*args, in_page=True))[-1]
 
 
 def plan_args(variant: tuple) -> tuple:
     """``run_plan``'s arguments for a variant (η 0: no variant is DDIM)."""
-    model, sampler, steps, batch, class_choice, guidance = variant
-    return model, sampler, steps, 0.0, batch, class_choice, guidance
+    model, sampler, steps, batch, *conditioning = variant
+    return model, sampler, steps, 0.0, batch, *conditioning
 
 
-def quality(model: str, sampler: str, steps: int, guidance: float | None) -> str:
+def quality(model: str, sampler: str, steps: int, plan: plans.RunPlan) -> str:
     """FD × each real floor of these settings: an unguided run's point of the model's sampler sweep, a guided one's
-    w in the guidance sweep of that sampler and step count."""
+    setting (w, interval, φ) in the guidance sweep of that sampler and step count."""
     key = plans.SAMPLER_NAMES[sampler]
     folder = CHECKPOINT.parent / model / "evaluation"
-    if guidance is None:
+    if plan.guidance_scale is None:
         path, point = folder / "samplers.json", f"{key}@{steps}"
     else:
-        path, point = folder / f"guidance-{key}{steps}.json", f"w={guidance:g}"
+        label = guidance_label(plan.guidance_scale, plan.guidance_interval, plan.guidance_rescale)
+        path, point = folder / f"guidance-{key}{steps}.json", label
     p = json.loads(path.read_text())["points"].get(point) if path.exists() else None
     if p is None:
         return "not measured"
@@ -73,7 +86,7 @@ def main() -> None:
     base = stats(seconds["before"])["median"]
     before = plans.run_plan(*plan_args(runs["before"]))
     rows = []
-    for name, (model, sampler, steps, _, _, guidance) in runs.items():
+    for name, (model, sampler, steps, _, _, guidance, *_) in runs.items():
         s = stats(seconds[name])
         plan = plans.run_plan(*plan_args(runs[name]))  # images and NFE as the tab counts them
         passes = plan.unet_passes * plan.batch_size  # images through the UNet: two passes where it guides
@@ -81,7 +94,7 @@ def main() -> None:
             [
                 name,
                 model,
-                f"{sampler}, {steps} steps" + ("" if guidance is None else f", w = {guidance:g}"),
+                f"{sampler}, {steps} steps" + ("" if guidance is None else f", {guidance_words(plan)}"),
                 plan.batch_size,
                 plan.nfe,
                 passes,
@@ -89,7 +102,7 @@ def main() -> None:
                 f"{s['min']:.2f}–{s['max']:.2f}",
                 f"{base / s['median']:.1f}×",
                 f"{base / before.batch_size / (s['median'] / plan.batch_size):.1f}×",
-                quality(model, sampler, steps, guidance),
+                quality(model, sampler, steps, plan),
             ]
         )
     header = ["run", "model", "sampler", "images", "NFE", "image evaluations", "median s", "range s", "speed-up"]

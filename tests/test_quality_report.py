@@ -274,10 +274,19 @@ def test_the_overall_scores_take_the_no_flip_judge_as_a_third_space_that_sees_ri
 
 
 def test_the_table_mode_reads_the_committed_report_and_one_written_before_the_third_judge(tmp_path, capsys):
-    """The shipped model's report has three spaces; written as it was before the third judge (two spaces, none of
-    the later keys: the committed report until it was rerun), it still prints."""
-    committed = qr.Path(__file__).resolve().parent.parent / "checkpoints/fashion-mnist-32-cond/evaluation"
-    path = committed / "quality-report-unipc10-w1.75.json"
+    """The previous default model's report (kept with its card in docs/history) has three spaces; written as it was
+    before the third judge (two spaces, none of the later keys: the committed report until it was rerun), it still
+    prints. The shipped model's report prints too."""
+    root = qr.Path(__file__).resolve().parent.parent
+    qr.main(
+        [
+            "--table",
+            "--json",
+            str(root / "checkpoints/fashion-mnist-32-cond/evaluation/quality-report-unipc15-w2.json"),
+        ]
+    )
+    assert "| Ankle boot | 97 % | 1.8× |" in capsys.readouterr().out
+    path = root / "docs/history/fashion-mnist-32-cond-fixed-variance/evaluation/quality-report-unipc10-w1.75.json"
     qr.main(["--table", "--json", str(path)])
     assert "| Ankle boot | 98 % | 11.1× | 0.51 (0.90) | 0.72 (0.82) | 98 % | 3.8×" in capsys.readouterr().out
     report = json.loads(path.read_text())

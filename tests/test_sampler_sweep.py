@@ -60,6 +60,9 @@ def test_sweep_writes_points_resumes_and_plots(tiny_32px, fake_fashion_mnist, se
     sampler_sweep.main([*common, "--samplers", "ddpm,euler", "--nfe", "3"])
     again = json.loads(out.read_text())["points"]
     assert again["ddpm@3"] == points["ddpm@3"] and "euler@3" in again
+    replot = [*common[:-1], str(tmp_path / "replot.png")]  # every point measured already: the plot still comes
+    sampler_sweep.main([*replot, "--samplers", "ddpm", "--nfe", "3"])
+    assert (tmp_path / "replot.png").stat().st_size > 1000 and json.loads(out.read_text())["points"] == again
     sampler_sweep.main(["--json", str(out), "--table"])
     table = capsys.readouterr().out
     assert "| Heun | 3 | 5 |" in table and "| Euler | 3 | 3 |" in table

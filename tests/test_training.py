@@ -286,3 +286,23 @@ def test_stop_step_ends_a_run_part_way_along_its_schedule_and_a_learned_run_trai
     pipe = DDPMExplorerPipeline.from_pretrained(learned / "pipeline")
     assert pipe.unet.config.out_channels == 2 and pipe.scheduler.config.variance_type == "learned_range"
     assert all(np.isfinite(loss) for _, loss in losses(learned))
+
+
+def test_the_loss_plot_names_the_loss_the_run_trains(tmp_path, monkeypatch):
+    """A learned-Σ_θ run's loss.csv holds L_hybrid, and its plot says so; a fixed-Σ run's says L_simple."""
+    import argparse
+
+    import matplotlib.axes
+
+    from pipelines.training.train import loss_name_of
+    from pipelines.training.visualize import HYBRID_LOSS, SIMPLE_LOSS, save_loss_curve
+
+    assert loss_name_of(argparse.Namespace(variance_type="learned_range")) == HYBRID_LOSS
+    assert loss_name_of(argparse.Namespace(variance_type="fixed_small")) == SIMPLE_LOSS
+    labels = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_ylabel", lambda ax, label, **kw: labels.append(label))
+    log = tmp_path / "loss.csv"
+    log.write_text("step,loss\n1,0.5\n2,0.4\n")
+    save_loss_curve(log, tmp_path / "a.png", loss_name=HYBRID_LOSS)
+    save_loss_curve(log, tmp_path / "b.png")
+    assert labels == [HYBRID_LOSS, SIMPLE_LOSS] and (tmp_path / "a.png").stat().st_size > 0

@@ -18,8 +18,9 @@ BUDGET_BYTES = 1 * 2**20  # every visitor's page loads it: half the budget of a 
 
 
 def main() -> None:
-    variance = next(iter(plans.VARIANCE_CHOICES))
-    # what the tab's controls start on: the class, w, and the model's recommended guidance interval and rescale
+    # what the tab's controls start on: the model's own Σ_t, the class, w, and the model's recommended guidance
+    # interval and rescale
+    variance = reverse.variance_controls(settings.DEFAULT_MODEL)["value"]
     classes, guidance, _, t_lo, t_hi, rescale = reverse.conditioning_controls(settings.DEFAULT_MODEL)
     run = (
         plans.DEFAULT_SAMPLER,

@@ -381,6 +381,8 @@ def main(argv=None) -> None:
         path.write_text(json.dumps(results, indent=2))
         if args.plot:
             plot_sweep(results, args.plot)
+    if args.plot:  # also when every point was measured already: the plot of the JSON as it stands
+        plot_sweep(results, args.plot)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ from pipelines.training.data import (
 )
 from pipelines.training.training_state import STATE_FILE, load_training_state, save_training_state
 from pipelines.training.unet_presets import MODEL_PRESETS, build_unet
-from pipelines.training.visualize import save_image_grid, save_loss_curve
+from pipelines.training.visualize import HYBRID_LOSS, SIMPLE_LOSS, save_image_grid, save_loss_curve
 
 LOG_FILE = "loss.csv"
 SAVED_ARG_DEFAULTS = {"variance_type": "fixed_small", "vlb_weight": 0.001}  # of runs saved before these options
@@ -228,6 +228,11 @@ def init_from_milestone(export_dir, step: int, unet, ema: EMAModel, lr_scheduler
         warnings.simplefilter("ignore", UserWarning)
         lr_scheduler.step()
     return step
+
+
+def loss_name_of(args) -> str:
+    """What the run's loss.csv holds: L_hybrid for a learned Σ_θ, else L_simple."""
+    return HYBRID_LOSS if args.variance_type == "learned_range" else SIMPLE_LOSS
 
 
 def ema_unet(unet, ema: EMAModel):
@@ -433,7 +438,7 @@ def train(args: argparse.Namespace, stop: dict) -> None:
                 if step % args.sample_every == 0 or step == args.steps:
                     model = ema_unet(accelerator.unwrap_model(unet), ema)
                     save_samples(model, scheduler, out_dir / f"samples_{step:06d}.png", args.sample_steps)
-                    save_loss_curve(log_path, out_dir / "loss.png")
+                    save_loss_curve(log_path, out_dir / "loss.png", loss_name=loss_name_of(args))
                     t_last, seen = time.perf_counter(), 0  # sampling time is not training throughput
             if stop["signal"]:
                 progress.close()

@@ -36,8 +36,13 @@ def save_image_grid(images: torch.Tensor, path, ncols: int | None = None, scale:
     img.resize((img.width * scale, img.height * scale), Image.NEAREST).save(path)
 
 
-def save_loss_curve(log_csv, path, smooth: int = 50) -> None:
-    """Plot the training loss (raw and a running mean over ``smooth`` steps) from the CSV the trainer writes."""
+SIMPLE_LOSS = "L_simple (MSE)"
+HYBRID_LOSS = "L_hybrid = L_simple + λ·L_vlb"
+
+
+def save_loss_curve(log_csv, path, smooth: int = 50, loss_name: str = SIMPLE_LOSS) -> None:
+    """Plot the training loss (raw and a running mean over ``smooth`` steps) from the CSV the trainer writes, its axis
+    named ``loss_name`` (:data:`HYBRID_LOSS` for a learned-Σ_θ run)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,7 +60,7 @@ def save_loss_curve(log_csv, path, smooth: int = 50) -> None:
         running = np.convolve(loss, np.ones(smooth) / smooth, mode="valid")
         ax.plot(steps[smooth - 1 :], running, lw=1.5, label=f"mean of {smooth} steps")
     ax.set_xlabel("step")
-    ax.set_ylabel("L_simple (MSE)")
+    ax.set_ylabel(loss_name)
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend()
