@@ -228,12 +228,13 @@ def test_the_guidance_interval_and_rescale_reach_the_estimate_and_the_run(page):
     steps outside the interval and two inside, the run says what it guided and rescaled, and at w = 1 the controls
     are disabled, saying why."""
     choose(page, "Sampler", plans.DDPM)
-    set_number(page, "Steps N (T: every timestep)", 10)  # t = 100, 90, …, 10
     choose_model(page, "tiny-conditional")
-    # its answer has landed ("one of each" of its 3 classes), so the class picked next is not reset by it
+    # its answer has landed ("one of each" of its 3 classes, the model's default steps), so the class and the steps
+    # picked next are not reset by it
     expect(page.get_by_label("number input for Batch: 3, one image per class", exact=False)).to_be_disabled(
         timeout=WAIT
     )
+    set_number(page, "Steps N (T: every timestep)", 10)  # t = 100, 90, …, 10
     choose(page, "Class (class-conditional models)", "square")
     estimate = page.locator("#reverse-estimate")
     expect(estimate).to_contain_text("each on 8 images (a batch of 4, doubled: guidance", timeout=WAIT)
