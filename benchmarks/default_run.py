@@ -25,14 +25,13 @@ from app import plans
 from app.callbacks import reverse
 from app.settings import DEFAULT_MODEL
 from pipelines.training.evaluate import guidance_label
+from pipelines.training.guidance_sweep import variant_of
 
 
 def guidance_words(plan: plans.RunPlan) -> str:
-    """The run's guidance as the docs write it: w, and its interval and φ where set."""
-    words = f"w = {plan.guidance_scale:g}"
-    if plan.guidance_interval:
-        words += f", t in [{plan.guidance_interval[0]:g}, {plan.guidance_interval[1]:g}]"
-    return words + (f", φ = {plan.guidance_rescale:g}" if plan.guidance_rescale else "")
+    """The run's guidance as the docs write it: w, then its interval and φ where set (the sweeps' words for them)."""
+    setting = {"guidance_interval": plan.guidance_interval, "guidance_rescale": plan.guidance_rescale}
+    return ", ".join(filter(None, [f"w = {plan.guidance_scale:g}", variant_of(setting)]))
 
 
 def variants() -> dict[str, tuple]:
