@@ -247,9 +247,9 @@ def _is_number(value) -> bool:
 
 
 def _pipeline_settings(index_file: Path | None, source, num_train_timesteps: int) -> dict:
-    """The checkpoint's recommended classifier-free guidance (w, its interval (t_lo, t_hi) in the paper's t within
-    0 … T, its rescale φ in [0, 1]) and its class names, from its model_index.json (None where it has none; a bare
-    unet/ + scheduler/ pair has no model_index.json)."""
+    """The checkpoint's recommended classifier-free guidance (w, w per class where it has them, its interval
+    (t_lo, t_hi) in the paper's t within 0 … T, its rescale φ in [0, 1]) and its class names, from its
+    model_index.json (None where it has none; a bare unet/ + scheduler/ pair has no model_index.json)."""
     try:
         index = json.loads(index_file.read_text()) if index_file is not None else {}
     except (OSError, json.JSONDecodeError):
@@ -275,7 +275,19 @@ def _pipeline_settings(index_file: Path | None, source, num_train_timesteps: int
     names = index.get("class_names")
     if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
         raise CheckpointError(f"{source}: class_names must be a list of strings, got {names!r}.")
+    class_scales = index.get("recommended_guidance_class_scales")
+    if class_scales is not None and not (
+        isinstance(class_scales, list)
+        and class_scales
+        and all(_is_number(w) and 0 <= w <= 50 for w in class_scales)
+        and (names is None or len(class_scales) == len(names))
+    ):
+        raise CheckpointError(
+            f"{source}: recommended_guidance_class_scales must be a list of numbers in [0, 50], one per class, "
+            f"got {class_scales!r}."
+        )
     return {
+        "recommended_guidance_class_scales": class_scales,
         "recommended_guidance_scale": w,
         "class_names": names,
         "recommended_guidance_interval": interval,

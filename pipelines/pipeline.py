@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -133,6 +133,9 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             2024), saved in ``model_index.json``; None: every step. A starting value (:meth:`recommended_guidance`):
             a call guides in the interval it is given.
         recommended_guidance_rescale: φ of guidance rescale it samples best with (Lin et al. 2024); None: 0.
+        recommended_guidance_class_scales: w of each class (one per label but ∅) where classes sample best at
+            different w, saved in ``model_index.json``; used instead of ``recommended_guidance_scale`` (which then
+            names the run) when a call passes ``guidance_scale=None``. None: that one w for every class.
         class_names: what the labels of a class-conditional checkpoint mean (one name per label but ∅), saved in
             ``model_index.json``.
 
@@ -150,6 +153,7 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         class_names: list[str] | None = None,
         recommended_guidance_interval: list[float] | None = None,
         recommended_guidance_rescale: float | None = None,
+        recommended_guidance_class_scales: list[float] | None = None,
     ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
@@ -160,8 +164,22 @@ class DDPMExplorerPipeline(DiffusionPipeline):
                 + (f"{n - 1} classes (and the null label)." if n else "no class embedding.")
             )
         interval = None if recommended_guidance_interval is None else list(recommended_guidance_interval)
-        Guidance(1.0, recommended_guidance_rescale or 0.0, None if interval is None else tuple(interval))  # checks
+        class_scales = None
+        if recommended_guidance_class_scales is not None:
+            class_scales = [float(w) for w in recommended_guidance_class_scales]
+            if not n or len(class_scales) != n - 1:
+                raise ValueError(
+                    f"recommended_guidance_class_scales has {len(class_scales)} scales; the UNet has "
+                    + (f"{n - 1} classes." if n else "no class embedding.")
+                )
+        Guidance(  # checks
+            1.0,
+            recommended_guidance_rescale or 0.0,
+            None if interval is None else tuple(interval),
+            None if class_scales is None else tuple(class_scales),
+        )
         self.register_to_config(
+            recommended_guidance_class_scales=class_scales,
             recommended_guidance_scale=recommended_guidance_scale,
             class_names=class_names,
             recommended_guidance_interval=interval,
@@ -213,15 +231,51 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             raise ValueError(f"guidance_scale must be a number in [0, 50], got {guidance_scale!r}.")
         return float(w)
 
+    @property
+    def recommended_class_scales(self) -> tuple[float, ...] | None:
+        """The checkpoint's w for each class (``recommended_guidance_class_scales``), or None where one w serves
+        all."""
+        scales = self.config.get("recommended_guidance_class_scales")
+        return None if scales is None else tuple(float(w) for w in scales)
+
+    def class_scales_for(self, guidance_scale) -> tuple[float, ...] | None:
+        """The per-class w of a run: ``None`` is the checkpoint's (if it has them), a sequence is one w per class;
+        a number means one w for all, so None.
+
+        Raises:
+            ValueError: a sequence that is not one number in [0, 50] per class.
+        """
+        if guidance_scale is None:
+            return self.recommended_class_scales
+        if isinstance(guidance_scale, (int, float)):
+            return None
+        scales = tuple(guidance_scale)
+        classes = self.null_class_label or 0
+        if len(scales) != classes:
+            raise ValueError(f"guidance_scale per class needs {classes} scales, one per class; got {len(scales)}.")
+        Guidance(class_scales=scales)  # checks each
+        return tuple(float(w) for w in scales)
+
+    def guidance_for(self, guidance_scale=None, guidance_rescale: float = 0.0, guidance_interval=None) -> Guidance:
+        """A run's :class:`Guidance` from a call's arguments: ``guidance_scale`` a number (one w), a sequence (one w
+        per class, named by their median) or None (the checkpoint's recommended w, per class where it has them)."""
+        class_scales = self.class_scales_for(guidance_scale)
+        if class_scales is not None and guidance_scale is not None:
+            headline = float(torch.tensor(class_scales).median())
+        else:
+            headline = self.guidance_scale_for(guidance_scale)
+        return Guidance(headline, guidance_rescale, guidance_interval, class_scales)
+
     def recommended_guidance(self) -> Guidance:
-        """The checkpoint's recommended guidance: w (:meth:`guidance_scale_for`), its interval (None: every step) and
-        φ (0 where it names none). What a person's controls start on."""
+        """The checkpoint's recommended guidance: w (:meth:`guidance_scale_for`; per class where it records them),
+        its interval (None: every step) and φ (0 where it names none). What a person's controls start on."""
         interval = self.config.get("recommended_guidance_interval")
         rescale = self.config.get("recommended_guidance_rescale")
         return Guidance(
             self.guidance_scale_for(None),
             0.0 if rescale is None else float(rescale),
             None if interval is None else (float(interval[0]), float(interval[1])),
+            self.recommended_class_scales,
         )
 
     def guides_at(self, t, class_labels: torch.Tensor | None, guidance: Guidance) -> bool:
@@ -229,7 +283,10 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         batched into one call of 2B images. Not with no labels or only ∅, nor where w (of the interval) is 0 or 1."""
         if class_labels is None or bool((class_labels == self.null_class_label).all()):
             return False
-        return guidance.scale_at(float(t) + 1) not in (0.0, 1.0)  # diffusers' table index + 1 = the paper's t
+        if guidance.class_scales is None:
+            return guidance.scale_at(float(t) + 1) not in (0.0, 1.0)  # diffusers' table index + 1 = the paper's t
+        w = guidance.scales_at(float(t) + 1, class_labels)[class_labels.cpu() != self.null_class_label]
+        return not (bool((w == w[0]).all()) and float(w[0]) in (0.0, 1.0))  # one pass only for one w of 0 or 1
 
     def guided_evaluations(self, scheduler, class_labels, guidance: Guidance) -> list[bool]:
         """For each model evaluation of a run, known before it starts, whether it guides (:meth:`guides_at`: a UNet
@@ -252,9 +309,14 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         if class_labels is None:
             return self.unet(x, t).sample
         null = torch.full_like(class_labels, self.null_class_label)
-        scale = guidance.scale_at(float(t) + 1)  # diffusers' table index + 1 = the paper's t
+        if guidance.class_scales is None:
+            scale = guidance.scale_at(float(t) + 1)  # diffusers' table index + 1 = the paper's t
+        else:
+            scale = guidance.scales_at(float(t) + 1, class_labels)
         if not self.guides_at(t, class_labels, guidance):  # one pass: unconditional (w = 0, or only ∅), or w = 1
-            unconditional = scale == 0.0 or bool((class_labels == null).all())
+            w = torch.as_tensor(scale)
+            w = w[class_labels.cpu() != self.null_class_label] if w.ndim else w  # ∅'s images have no w
+            unconditional = bool((w == 0.0).all()) or bool((class_labels == null).all())
             return self.unet(x, t, class_labels=null if unconditional else class_labels).sample
         both = self.unet(torch.cat([x, x]), t, class_labels=torch.cat([class_labels, null])).sample
         conditional, unconditional = both.chunk(2)
@@ -337,7 +399,7 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         start_timestep: int | None = None,
         show_progress: bool = True,
         class_labels=None,
-        guidance_scale: float | None = None,
+        guidance_scale: float | Sequence[float] | None = None,
         scheduler=None,
         latents: torch.Tensor | None = None,
         guidance_rescale: float = 0.0,
@@ -356,8 +418,9 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             start_timestep: the first timestep; default T−1.
             show_progress: wrap the loop in ``self.progress_bar`` (tqdm).
             class_labels: see :meth:`class_labels_for`; a list sets the batch size.
-            guidance_scale: classifier-free guidance w (0 unconditional, 1 conditional); ``None`` is the checkpoint's
-                recommended value. The recorded ε̂ and x̂₀ are the guided ones.
+            guidance_scale: classifier-free guidance w (0 unconditional, 1 conditional), or one w per class (each
+                image guided with its class's); ``None`` is the checkpoint's recommended value (per class where it
+                records them). The recorded ε̂ and x̂₀ are the guided ones.
             guidance_rescale: φ of guidance rescale (Lin et al. 2024), 0 to 1.
             guidance_interval: (t_lo, t_hi) in the paper's t: guide only there, plainly conditional elsewhere
                 (Kynkäänniemi et al. 2024); ``None`` guides every step.
@@ -384,7 +447,7 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         prediction_type = run.config.prediction_type
         if class_labels is not None and not isinstance(class_labels, int) and image is None:
             batch_size = len(torch.as_tensor(class_labels).reshape(-1))
-        guidance = Guidance(self.guidance_scale_for(guidance_scale), guidance_rescale, guidance_interval)
+        guidance = self.guidance_for(guidance_scale, guidance_rescale, guidance_interval)
         unet = self.unet
         if image is not None and latents is not None:
             raise ValueError("Pass image (to noise it to start_timestep) or latents (x there already), not both.")

@@ -227,3 +227,57 @@ def test_guided_evaluations_are_the_calls_that_run_both_passes(conditional_pipel
     assert pipe.guided_evaluations(pipe.run_scheduler(None, 5), None, guidance) == [False] * 5  # ∅ only: one pass
     assert pipe.guided_evaluations(pipe.run_scheduler(None, 5), [0], Guidance(1.0)) == [False] * 5
     assert pipe.guided_evaluations(pipe.run_scheduler(None, 5), 2, Guidance(2.0)) == [True] * 5
+
+
+def test_each_class_is_guided_with_its_own_w(conditional_pipeline):
+    """w per class: each image of a mixed batch equals the one a run with its class's single w draws, in one call of
+    2B images a step; one w for all classes equals the plain run bit for bit."""
+    pipe = conditional_pipeline
+    batches = count_batches(pipe.unet)
+    mixed = sample(pipe, class_labels=[0, 1, 2], guidance_scale=[3.0, 1.0, 0.0])
+    assert batches == [6] * 5
+    for i, w in enumerate((3.0, 1.0, 0.0)):
+        alone = sample(pipe, class_labels=[0, 1, 2], guidance_scale=w)
+        torch.testing.assert_close(mixed[i], alone[i], atol=1e-5, rtol=1e-5)
+    assert torch.equal(
+        sample(pipe, class_labels=[0, 2], guidance_scale=[2.5, 2.5, 2.5]),
+        sample(pipe, class_labels=[0, 2], guidance_scale=2.5),
+    )
+    batches.clear()  # only classes whose w is 1 in the batch: one conditional pass a step, as with w = 1
+    only_w1 = sample(pipe, class_labels=[1, 1], guidance_scale=[3.0, 1.0, 0.0])
+    assert batches == [2] * 5
+    torch.testing.assert_close(only_w1, sample(pipe, class_labels=[1, 1], guidance_scale=1.0))
+
+
+def test_the_recommended_class_scales_are_saved_loaded_and_used(conditional_pipeline, tmp_path):
+    import json
+
+    from pipelines.loading import CheckpointError
+
+    pipe = conditional_pipeline
+    pipe.register_to_config(recommended_guidance_scale=2.0, recommended_guidance_class_scales=[3.0, 2.0, 1.0])
+    pipe.save_pretrained(tmp_path / "cond")
+    loaded = load_pipeline(tmp_path / "cond")
+    assert loaded.recommended_guidance() == Guidance(2.0, 0.0, None, (3.0, 2.0, 1.0))
+    torch.testing.assert_close(
+        sample(loaded, class_labels=[0, 1, 2], guidance_scale=None),
+        sample(loaded, class_labels=[0, 1, 2], guidance_scale=[3.0, 2.0, 1.0]),
+    )
+    assert loaded.guidance_for(1.5) == Guidance(1.5)  # a number: one w for all, the classes' set aside
+    index = tmp_path / "cond" / "model_index.json"
+    for bad in ([3.0, 2.0], [3.0, 2.0, 60.0], "3"):
+        index.write_text(json.dumps({**json.loads(index.read_text()), "recommended_guidance_class_scales": bad}))
+        with pytest.raises(CheckpointError, match="recommended_guidance_class_scales"):
+            load_pipeline(tmp_path / "cond")
+    with pytest.raises(ValueError, match="one per class"):
+        sample(pipe, class_labels=[0], guidance_scale=[2.0, 3.0])
+    with pytest.raises(ValueError, match=r"\[0, 50\]"):
+        sample(pipe, class_labels=[0], guidance_scale=[2.0, 3.0, -1.0])
+
+
+def test_guided_evaluations_follow_the_classes_of_the_batch(conditional_pipeline):
+    pipe = conditional_pipeline
+    run = pipe.run_scheduler(None, 5)
+    per_class = Guidance(2.0, 0.0, None, (3.0, 1.0, 1.0))
+    assert pipe.guided_evaluations(run, [1, 2], per_class) == [False] * 5  # both at w = 1
+    assert pipe.guided_evaluations(run, [0, 1], per_class) == [True] * 5

@@ -227,6 +227,18 @@ def test_guidance_sweep_scores_each_w_picks_one_and_resumes(tiny_conditional_32p
     got = pipe.recommended_guidance()
     assert (got.scale, got.rescale, None if got.interval is None else list(got.interval)) == expected
     assert (tmp_path / "g2.png").stat().st_size > 1000
+    per_class_args = ["--guidance", "0,3", "--class-scales", "none;0=0,1=1", "--samples-out", str(samples)]
+    guidance_sweep.main([*args, *per_class_args])
+    point = json.loads(out.read_text())["points"]["w=3;0=0,1=1"]
+    assert point["guidance_class_scales"] == [0.0, 1.0] + [3.0] * 8 and point["guidance_class_overrides"] == {
+        "0": 0.0,
+        "1": 1.0,
+    }
+    kept = load_file(samples)
+    per_class, plain, unguided = kept["w=3;0=0,1=1"], kept["w=3"], kept["w=0"]
+    assert torch.equal(per_class[0::10], unguided[0::10]), "class 0 at its own w = 0: as the w = 0 point drew it"
+    assert torch.equal(per_class[2::10], plain[2::10]), "class 2 at the point's w = 3"
+    assert not torch.equal(per_class[1::10], plain[1::10])
 
 
 def guidance_point(w, accuracy, fd, second_fd, softmax=0.95):
@@ -299,6 +311,7 @@ def test_recommend_weighs_interval_and_rescale_settings_like_scales_and_names_th
         "recommended_guidance_scale": 3,
         "recommended_guidance_interval": [100, 700],
         "recommended_guidance_rescale": 0.7,
+        "recommended_guidance_class_scales": None,
     }
     assert setting_of(plain)["recommended_guidance_interval"] is None
     assert setting_of(plain)["recommended_guidance_rescale"] is None
@@ -439,3 +452,26 @@ def test_the_default_must_also_be_within_ten_percent_in_the_no_flip_space():
         p |= {"mean_max_softmax": 0.9, "min_class_fraction": 0.1, "wall_s": 1.0}
     table = sampler_sweep.markdown_table({"points": points})
     assert "| FD, no-flip space (× its floor) |" in table and "| 2.50 (2.5×) |" in table
+
+
+def test_class_scales_name_each_class_at_its_own_w_and_key_their_points():
+    from pipelines.training.guidance_sweep import (
+        class_scales_of,
+        label_of,
+        parse_class_scales,
+        setting_of,
+        variant_of,
+    )
+
+    names = ["a", "b", "c"]
+    assert parse_class_scales("none;a=3,c=1.5", names) == [{}, {"a": 3.0, "c": 1.5}]
+    assert class_scales_of(2.0, {"a": 3.0, "c": 1.5}, names) == [3.0, 2.0, 1.5]
+    assert class_scales_of(2.0, {}, names) is None
+    point = {"guidance_scale": 2.0, "guidance_interval": [170, 790], "guidance_class_overrides": {"a": 3.0}}
+    point["guidance_class_scales"] = [3.0, 2.0, 2.0]
+    assert label_of(point) == "w=2,t=170-790;a=3"
+    assert variant_of(point) == "t in [170, 790], per class: a 3"
+    assert setting_of(point)["recommended_guidance_class_scales"] == [3.0, 2.0, 2.0]
+    for bad, message in (("d=3", "no class 'd'"), ("a=x", "a's w must be"), ("a=60", "a's w must be")):
+        with pytest.raises(SystemExit, match=message):
+            parse_class_scales(bad, names)

@@ -81,7 +81,43 @@ def setting_of(point: dict) -> dict:
         "recommended_guidance_scale": point["guidance_scale"],
         "recommended_guidance_interval": point.get("guidance_interval"),
         "recommended_guidance_rescale": point.get("guidance_rescale") or None,
+        "recommended_guidance_class_scales": point.get("guidance_class_scales"),
     }
+
+
+def parse_class_scales(text: str, class_names: list[str]) -> list[dict[str, float]]:
+    """``--class-scales``: settings separated by ';', each 'none' (one w for every class) or 'Name=w,Name=w' (those
+    classes at their own w, the rest at the point's). SystemExit with one line for a class the model lacks or a w
+    out of [0, 50]."""
+    out = []
+    for part in text.split(";"):
+        part = part.strip()
+        overrides: dict[str, float] = {}
+        for item in [] if part in ("", "none") else part.split(","):
+            name, _, value = item.partition("=")
+            name = name.strip()
+            if name not in class_names:
+                raise SystemExit(f"--class-scales: no class {name!r}; the model's are {', '.join(class_names)}.")
+            try:
+                w = float(value)
+            except ValueError:
+                w = float("nan")
+            if not 0 <= w <= 50:
+                raise SystemExit(f"--class-scales: {name}'s w must be a number in [0, 50], got {value!r}.")
+            overrides[name] = w
+        if overrides not in out:
+            out.append(overrides)
+    return out
+
+
+def class_scales_of(w: float, overrides: dict[str, float], class_names: list[str]) -> list[float] | None:
+    """Every class's w: its override, else the point's w; None without overrides (one w for all)."""
+    return [overrides.get(name, w) for name in class_names] if overrides else None
+
+
+def overrides_text(overrides: dict[str, float] | None) -> str:
+    """'Shirt 3, Sneaker 1' of a point's per-class w ('' for none)."""
+    return ", ".join(f"{name} {w:g}" for name, w in (overrides or {}).items())
 
 
 def settings(args) -> list[tuple[float, tuple[float, float] | None, float]]:
@@ -154,15 +190,23 @@ def plot_guidance(results: dict, path: str) -> None:
 
 
 def label_of(point: dict) -> str:
-    """A point's key, from its setting (:func:`~pipelines.training.evaluate.guidance_label`)."""
-    return guidance_label(point["guidance_scale"], point.get("guidance_interval"), point.get("guidance_rescale") or 0)
+    """A point's key, from its setting (:func:`~pipelines.training.evaluate.guidance_label`, then the classes at
+    their own w)."""
+    key = guidance_label(point["guidance_scale"], point.get("guidance_interval"), point.get("guidance_rescale") or 0)
+    return sweep_key(key, point.get("guidance_class_overrides"))
+
+
+def sweep_key(label: str, overrides: dict[str, float] | None) -> str:
+    """'w=2,t=170-790;Shirt=3,Sneaker=1': a guidance label and the classes at their own w."""
+    return label + (";" + ",".join(f"{k}={v:g}" for k, v in overrides.items()) if overrides else "")
 
 
 def variant_of(point: dict) -> str:
     """The interval and φ of a point, in words ('' for guidance at every step, unrescaled)."""
     interval, phi = point.get("guidance_interval"), point.get("guidance_rescale") or 0
     parts = [f"t in [{interval[0]:g}, {interval[1]:g}]"] if interval else []
-    return ", ".join(parts + ([f"φ = {phi:g}"] if phi else []))
+    per_class = overrides_text(point.get("guidance_class_overrides"))
+    return ", ".join(parts + ([f"φ = {phi:g}"] if phi else []) + ([f"per class: {per_class}"] if per_class else []))
 
 
 def variants(points: dict) -> dict[str, list[dict]]:
@@ -235,6 +279,12 @@ def main(argv=None) -> None:
     )
     p.add_argument("--rescale", default="0", help="comma-separated guidance rescales φ in [0, 1]")
     p.add_argument(
+        "--class-scales",
+        default="none",
+        help="';'-separated per-class w, each 'none' or 'Name=w,Name=w' (those classes at their own w, the rest at "
+        "the point's), e.g. 'none;Shirt=3,Sneaker=1'",
+    )
+    p.add_argument(
         "--write-model-index", action="store_true", help="record the recommended setting in the checkpoint's index"
     )
     p.add_argument("--json", required=True, help="results, read first to resume and rewritten after every point")
@@ -273,17 +323,23 @@ def main(argv=None) -> None:
     }
     results = resume_results(path, setup)
     kept = {}  # uint8 samples per setting, in the order asked, for the grid and --samples-out
-    for w, interval, phi in settings(args):
-        key = guidance_label(w, interval, phi)
+    names = pipe.config.class_names or [str(c) for c in range(classes)]
+    per_class = parse_class_scales(args.class_scales, names)
+    asked = [(*s, o) for s in settings(args) for o in (per_class if s[0] not in (0, 1) else [{}])]
+    for w, interval, phi, overrides in asked:
+        key = sweep_key(guidance_label(w, interval, phi), overrides)
         if key in results["points"] and not (args.grid or args.samples_out):
             continue
-        samples, wall = generate_as_asked(pipe, args, labels, w, phi, interval)
+        class_scales = class_scales_of(w, overrides, names)
+        samples, wall = generate_as_asked(pipe, args, labels, class_scales or w, phi, interval)
         samples = quantize(samples)
         kept[key] = ((samples + 1) * 127.5).round().to(torch.uint8)
         if key in results["points"]:
             continue
         q = score(samples, labels) | {"spaces": class_matched(samples)}
         setting = {"guidance_scale": w, "guidance_interval": None if interval is None else list(interval)}
+        if overrides:
+            setting |= {"guidance_class_overrides": overrides, "guidance_class_scales": class_scales}
         results["points"][key] = {**setting, "guidance_rescale": phi, **q, "wall_s": round(wall, 1)}
         print(
             f"{key}: class accuracy {', '.join(f'{100 * a:.1f}' for a in judges_accuracy(q))} % (by each judge), "
