@@ -89,6 +89,13 @@ class RunPlan:
     guidance_interval: tuple[float, float] | None = None  # (t_lo, t_hi), the paper's t, where w applies; None: all
     # per model evaluation, whether it runs both passes (2B images; pipelines' guided_evaluations)
     guided_evaluations: tuple[bool, ...] = ()
+    # each class's own w (the model's recommended ones), used instead of guidance_scale; None: one w for all
+    guidance_class_scales: tuple[float, ...] | None = None
+
+    @property
+    def guidance_argument(self):
+        """The pipeline's ``guidance_scale``: one w, or one per class."""
+        return self.guidance_class_scales or self.guidance_scale
 
     @property
     def nfe(self) -> int:
@@ -172,18 +179,43 @@ def guidance_options(pipe, rescale, t_lo, t_hi) -> tuple[float, tuple[float, flo
     return phi, None if lo <= 0 and hi >= T else (float(lo), float(hi))
 
 
-def guided_evaluations(pipe, sampler: Sampler, n: int, labels, w, phi, interval) -> tuple[bool, ...]:
+def guided_evaluations(
+    pipe, sampler: Sampler, n: int, labels, w, phi, interval, class_scales=None
+) -> tuple[bool, ...]:
     """Which model evaluations of the run guide (both passes), as the pipeline will run them: every one or none
     unless a guidance interval leaves some out, which the run's timesteps then tell (a solver's, built the way the
-    run builds it)."""
-    if not guided(labels, w):
+    run builds it). With ``class_scales`` (each class's w) the batch's classes tell whether any is guided."""
+    if class_scales is None and not guided(labels, w):
         return (False,) * sampler.nfe_of(n)
-    if interval is None:
+    if class_scales is None and interval is None:
         return (True,) * sampler.nfe_of(n)
+    if labels is None:
+        return (False,) * sampler.nfe_of(n)
     from pipelines.guidance import Guidance
 
     run = pipe.run_scheduler(sampler.scheduler(pipe.scheduler.config), n)
-    return tuple(pipe.guided_evaluations(run, labels, Guidance(w, phi, interval)))
+    return tuple(pipe.guided_evaluations(run, labels, Guidance(w, phi, interval, class_scales)))
+
+
+def class_scales_for(pipe, per_class) -> tuple[float, ...] | None:
+    """The model's own w per class where a request asks for them (``per_class`` true), else None (one w).
+
+    Raises:
+        UserError: asked of a model that records none."""
+    if not per_class:
+        return None
+    scales = pipe.recommended_class_scales
+    if scales is None:
+        raise UserError("This model records no per-class w: untick 'each class at its own w' and set w.")
+    return scales
+
+
+def class_scales_text(pipe, scales) -> str:
+    """ "w = 2.5, except T-shirt/top 3.5, Shirt 3, Sneaker 1": the w most classes share, then the others by name."""
+    names = pipe.config.class_names or [f"class {c}" for c in range(len(scales))]
+    common = max(set(scales), key=list(scales).count)
+    others = ", ".join(f"{name} {w:g}" for name, w in zip(names, scales) if w != common)
+    return f"w = {common:g}" + (f", except {others}" if others else "")
 
 
 def run_plan(
@@ -197,23 +229,25 @@ def run_plan(
     guidance_t_lo=None,
     guidance_t_hi=None,
     guidance_rescale=None,
+    guidance_per_class=None,
 ) -> RunPlan:
     """Validate a sampling request: a model, a sampler of the registry (by the name users read), N steps (all T at
     most), DDIM's η, a batch, and for a class-conditional model the class, the guidance w, its interval t_lo … t_hi
-    and its rescale φ (the reverse tab's order), within this server's work cap (a guided step costs two UNet
-    passes)."""
+    and its rescale φ, and whether each class takes the model's own w (the reverse tab's order), within this
+    server's work cap (a guided step costs two UNet passes)."""
     pipe = check_model(model_name)
     T = pipe.scheduler.config.num_train_timesteps
     sampler = check_sampler(sampler)
     batch_size = check_int("Batch size", batch_size, 1, settings.MAX_BATCH)
     labels, w, batch_size = conditioning(pipe, class_choice, guidance, batch_size)
-    phi, interval = 0.0, None
+    phi, interval, class_scales = 0.0, None, None
     if w is not None:  # class-conditional
         phi, interval = guidance_options(pipe, guidance_rescale, guidance_t_lo, guidance_t_hi)
+        class_scales = class_scales_for(pipe, guidance_per_class)
     n = check_int("Steps", steps, 1, min(T, settings.MAX_STEPS))
     eta = check_float("η", eta, 0.0, 1.0) if sampler.takes_eta else None
-    flags = guided_evaluations(pipe, sampler, n, labels, w, phi, interval)
-    plan = RunPlan(model_name, pipe, sampler, n, eta, batch_size, labels, w, phi, interval, flags)
+    flags = guided_evaluations(pipe, sampler, n, labels, w, phi, interval, class_scales)
+    plan = RunPlan(model_name, pipe, sampler, n, eta, batch_size, labels, w, phi, interval, flags, class_scales)
     if plan.guided and not plan.fully_guided:
         check_work(pipe, plan.nfe, plan.batch_size, doubled_calls=sum(flags), interval=interval)
     else:
@@ -230,13 +264,22 @@ def interval_text(interval) -> str:
 def guidance_text(plan: RunPlan) -> str:
     """What a guided run's guidance interval and rescale did, for its status: "" where they are off (or nothing is
     guided)."""
-    if plan.guidance_scale is None or plan.class_labels is None or plan.guidance_scale in (0.0, 1.0):
+    if plan.class_labels is None:
+        return ""
+    if plan.guidance_class_scales is None and plan.guidance_scale in (None, 0.0, 1.0):
+        return ""
+    if plan.guidance_class_scales is not None and not plan.guided:  # only classes whose own w is 0 or 1
         return ""
     parts = []
+    w = f"w = {plan.guidance_scale:g}"
+    if plan.guidance_class_scales is not None:
+        w = f"each class at its own w: {class_scales_text(plan.pipe, plan.guidance_class_scales)}"
+        if plan.guidance_interval is None:
+            parts.append(f"guided ({w})")
     if plan.guidance_interval is not None:
         guided_n = sum(plan.guided_evaluations)
         parts.append(
-            f"guided (w = {plan.guidance_scale:g}) at {guided_n} of {plural(plan.nfe, 'model evaluation')}, those "
+            f"guided ({w}) at {guided_n} of {plural(plan.nfe, 'model evaluation')}, those "
             f"in the guidance interval {interval_text(plan.guidance_interval)}"
         )
     if plan.guidance_rescale > 0:

@@ -31,21 +31,27 @@ from pipelines.training.guidance_sweep import variant_of
 def guidance_words(plan: plans.RunPlan) -> str:
     """The run's guidance as the docs write it: w, then its interval and φ where set (the sweeps' words for them)."""
     setting = {"guidance_interval": plan.guidance_interval, "guidance_rescale": plan.guidance_rescale}
-    return ", ".join(filter(None, [f"w = {plan.guidance_scale:g}", variant_of(setting)]))
+    w = f"w = {plan.guidance_scale:g}"
+    if plan.guidance_class_scales is not None:
+        w = f"each class at its own w ({plans.class_scales_text(plan.pipe, plan.guidance_class_scales)})"
+    return ", ".join(filter(None, [w, variant_of(setting)]))
+
+
+CONDITIONING = ("class_choice", "guidance", "guidance_t_lo", "guidance_t_hi", "guidance_rescale", "guidance_per_class")
 
 
 def variants() -> dict[str, tuple]:
-    """name → (model, sampler, steps, batch, class choice, guidance w, t_lo, t_hi, φ), as the tab starts."""
-    classes, guidance, _, t_lo, t_hi, phi = reverse.conditioning_controls(DEFAULT_MODEL)
-    now = (DEFAULT_MODEL, plans.DEFAULT_SAMPLER, plans.DEFAULT_STEPS, 4, classes["value"], guidance.get("value"))
-    now += (t_lo["value"], t_hi["value"], phi["value"])
-    before = ("fashion-mnist-32", plans.DDPM, 100, 4, plans.ANY_CLASS, None, None, None, None)
+    """name → (model, sampler, steps, batch, class choice, guidance w, t_lo, t_hi, φ, per-class w), as the tab
+    starts (``reverse.tab_defaults``)."""
+    starts = reverse.tab_defaults(DEFAULT_MODEL)
+    now = (DEFAULT_MODEL, plans.DEFAULT_SAMPLER, plans.DEFAULT_STEPS, 4, *(starts[k] for k in CONDITIONING))
+    before = ("fashion-mnist-32", plans.DDPM, 100, 4, plans.ANY_CLASS, None, None, None, None, None)
     return {"before": before, "now": now}
 
 
-def click(model, sampler, steps, batch, class_choice, guidance, t_lo, t_hi, phi) -> dict:
-    variance = reverse.variance_controls(model)["value"]  # the model's own Σ_t, as the tab starts
-    args = (model, sampler, steps, 0.0, variance, True, 0, batch, class_choice, guidance, t_lo, t_hi, phi)
+def click(model, sampler, steps, batch, *conditioning) -> dict:
+    variance = reverse.tab_defaults(model)["variance_type"]  # the model's own Σ_t, as the tab starts
+    args = (model, sampler, steps, 0.0, variance, True, 0, batch, *conditioning)
     return list(reverse.reverse_generate(*args, in_page=True))[-1]
 
 

@@ -259,3 +259,28 @@ def test_the_guidance_interval_and_rescale_reach_the_estimate_and_the_run(page):
     expect(page.get_by_label("range slider for Guidance rescale φ")).to_be_disabled()
     expect(page.get_by_text("Has no effect at w = 1 (plainly conditional", exact=False).first).to_be_visible()
     expect(estimate).to_contain_text("(10 model evaluations), each on 4 images;", timeout=WAIT)
+
+
+def test_each_class_at_its_own_w_is_ticked_where_recorded_and_moving_w_unticks_it(page):
+    """A model that records a w per class: its box shows, ticked, naming them; Generate draws each class at its own
+    w and says so; moving w by hand unticks it (one w for all), and a click ticks it again."""
+    pipe = models.get_pipeline("tiny-conditional")
+    pipe.register_to_config(recommended_guidance_class_scales=[1.0, 3.0, 1.0])
+    try:
+        choose_model(page, "tiny-random")
+        choose_model(page, "tiny-conditional")
+        box = page.get_by_label("Each class at its own w, as the model recommends")
+        expect(box).to_be_visible(timeout=WAIT)
+        expect(box).to_be_checked(timeout=WAIT)
+        expect(page.get_by_text("w = 1, except square 3", exact=False).first).to_be_visible()
+        click(page.get_by_role("button", name="Generate"))
+        expect(status(page)).to_contain_text("each class at its own w: w = 1, except square 3", timeout=WAIT)
+        set_number(
+            page, "Guidance w: ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, c) − ε̂(x_t, ∅)); 0 unconditional, 1 plain conditional", 2
+        )
+        expect(box).not_to_be_checked(timeout=WAIT)
+        click(box)
+        expect(box).to_be_checked(timeout=WAIT)
+    finally:
+        pipe.register_to_config(recommended_guidance_class_scales=None)
+        choose_model(page, "tiny-random")

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import gradio as gr
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from app import models, plans, settings
@@ -239,13 +240,14 @@ def test_bad_guidance_options_get_one_clear_message(app_models, options, message
 
 
 def test_the_interval_and_rescale_start_on_the_models_recommendation_and_say_when_they_do_nothing(app_models):
-    *_, accordion, lo, hi, phi = reverse.conditioning_controls("tiny-conditional")  # none recommended: off
+    *_, accordion, lo, hi, phi, per_class = reverse.conditioning_controls("tiny-conditional")  # none recommended
     assert accordion["visible"] and (lo["value"], hi["value"], phi["value"]) == (0, 100, 0.0) and hi["maximum"] == 100
     assert lo["interactive"] and "Kynkäänniemi" in lo["info"] and "Lin et al." in phi["info"]
     models.get_pipeline("tiny-conditional").register_to_config(
         recommended_guidance_interval=[20, 70], recommended_guidance_rescale=0.5
     )
-    _, w, accordion, lo, hi, phi = reverse.conditioning_controls("tiny-conditional")
+    assert per_class == {"__type__": "update", "visible": False, "value": False}, "no w per class recorded: hidden"
+    _, w, accordion, lo, hi, phi, _ = reverse.conditioning_controls("tiny-conditional")
     assert (w["value"], lo["value"], hi["value"], phi["value"]) == (2.0, 20, 70, 0.5)
     _, w, accordion, *extras = reverse.conditioning_controls("tiny-random")  # unconditional: hidden with w
     assert w["visible"] is False and accordion["visible"] is False
@@ -259,3 +261,44 @@ def test_the_interval_and_rescale_start_on_the_models_recommendation_and_say_whe
                 update["interactive"] is False and why in update["info"] and "has no effect" in update["info"].lower()
             )
     assert all(u["interactive"] for u in reverse.guidance_extras_controls("square", 2.5))
+
+
+def test_each_class_at_its_own_w_starts_ticked_runs_and_says_so(app_models):
+    """A model that records a w per class: the box shows, ticked, naming them; Generate then draws each class with
+    its own w (the images the pipeline draws with those w), the estimate and the done line say so, and unticked it
+    is one w for all again. Asked of a model that records none: one clear message."""
+    pipe = models.get_pipeline("tiny-conditional")
+    pipe.register_to_config(recommended_guidance_class_scales=[1.0, 3.0, 1.0])
+    try:
+        *_, per_class = reverse.conditioning_controls("tiny-conditional")
+        assert per_class["visible"] and per_class["value"] is True
+        assert "w = 1, except square 3" in per_class["info"], per_class["info"]
+        defaults = reverse.tab_defaults("tiny-conditional")
+        assert defaults["guidance_per_class"] is True and defaults["class_choice"] == plans.ONE_OF_EACH
+        asked = dict(class_choice=plans.ONE_OF_EACH, guidance=2.0, guidance_per_class=True)
+        done = last(reverse.reverse_generate("tiny-conditional", plans.DDPM, 3, **RUN, **asked))
+        assert "each class at its own w: w = 1, except square 3" in done["status"], done["status"]
+        got = done["state"].trajectory.final
+        for w, own in ((1.0, [0, 2]), (3.0, [1])):  # each image as a run at its class's w alone draws it
+            alone = last(
+                reverse.reverse_generate(
+                    "tiny-conditional", plans.DDPM, 3, **RUN, **(asked | {"guidance": w, "guidance_per_class": False})
+                )
+            )
+            torch.testing.assert_close(got[own], alone["state"].trajectory.final[own], atol=1e-5, rtol=1e-5)
+            other = [c for c in range(3) if c not in own]
+            assert not torch.allclose(got[other], alone["state"].trajectory.final[other])
+        # a class whose own w is 1 (one pass a step) is counted so, and its interval controls say they do nothing
+        estimate = reverse.estimate_runtime(
+            "tiny-conditional", plans.DDPM, 4, 0.0, 2, "circle", 2.0, None, None, None, True
+        )
+        assert "each on 2 images" in estimate, estimate
+        extras = reverse.guidance_extras_controls("circle", 2.0, True, "tiny-conditional")
+        assert all(u["interactive"] is False and "w = 1" in u["info"] for u in extras)
+        assert all(
+            u["interactive"] for u in reverse.guidance_extras_controls("square", 2.0, True, "tiny-conditional")
+        )
+    finally:
+        pipe.register_to_config(recommended_guidance_class_scales=None)
+    with pytest.raises(gr.Error, match="records no per-class w"):
+        last(reverse.reverse_generate("tiny-conditional", plans.DDPM, 3, **RUN, **asked))

@@ -18,25 +18,12 @@ BUDGET_BYTES = 1 * 2**20  # every visitor's page loads it: half the budget of a 
 
 
 def main() -> None:
-    # what the tab's controls start on: the model's own Σ_t, the class, w, and the model's recommended guidance
-    # interval and rescale
-    variance = reverse.variance_controls(settings.DEFAULT_MODEL)["value"]
-    classes, guidance, _, t_lo, t_hi, rescale = reverse.conditioning_controls(settings.DEFAULT_MODEL)
-    run = (
-        plans.DEFAULT_SAMPLER,
-        plans.DEFAULT_STEPS,
-        0.0,
-        variance,
-        True,
-        0,
-        4,
-        classes["value"],
-        guidance.get("value"),
-        t_lo.get("value"),
-        t_hi.get("value"),
-        rescale.get("value"),
+    # what the tab's controls start on: the model's own Σ_t, the class, w, the model's recommended guidance
+    # interval and rescale, and its w per class where it has them
+    run = dict(sampler=plans.DEFAULT_SAMPLER, steps=plans.DEFAULT_STEPS, eta=0.0, clip=True, seed=0, batch_size=4)
+    outputs = list(
+        reverse.reverse_generate(settings.DEFAULT_MODEL, **run, **reverse.tab_defaults(settings.DEFAULT_MODEL))
     )
-    outputs = list(reverse.reverse_generate(settings.DEFAULT_MODEL, *run))
     state = outputs[-1]["state"]
     pipe = check_model(state.model)
     payload = json.loads(

@@ -23,6 +23,7 @@ from app.plans import (
     VARIANCE_CHOICES,
     RunPlan,
     class_choices,
+    class_scales_text,
     defaults_for,
     frame_budget,
     guidance_extras_reason,
@@ -72,6 +73,7 @@ def estimate_runtime(
     guidance_t_lo=None,
     guidance_t_hi=None,
     guidance_rescale=None,
+    guidance_per_class=None,
 ) -> str:
     """What a run of these settings asks of the UNet and how long it should take here: the UNet's time per call,
     measured once, times how much longer this server's last runs took than their bare UNet calls (the machine's
@@ -82,7 +84,7 @@ def estimate_runtime(
     if model_defaults.by_name(model_name) is not None and not models.is_loaded(model_name):
         return estimate_before_loading(model_name, sampler, steps, batch_size)
     try:
-        conditioning = (class_choice, guidance, guidance_t_lo, guidance_t_hi, guidance_rescale)
+        conditioning = (class_choice, guidance, guidance_t_lo, guidance_t_hi, guidance_rescale, guidance_per_class)
         plan = run_plan(model_name, sampler, steps, eta, batch_size, *conditioning)
     except UserError as e:
         return refusal(e)
@@ -198,7 +200,7 @@ def sample(plan: RunPlan, variance_type, clip, seed, in_page: bool, session: str
         eta=plan.eta,
         scheduler=request_scheduler(plan, variance_type, clip),
         class_labels=plan.class_labels,
-        guidance_scale=plan.guidance_scale,
+        guidance_scale=plan.guidance_argument,
         guidance_rescale=plan.guidance_rescale,
         guidance_interval=plan.guidance_interval,
         show_progress=True,
@@ -316,15 +318,17 @@ def reverse_generate(
     guidance_t_lo=None,
     guidance_t_hi=None,
     guidance_rescale=None,
+    guidance_per_class=None,
     progress=gr.Progress(track_tqdm=True),
     request: gr.Request = None,
     in_page: bool = False,
 ):
     """A run: :func:`sample`'s outputs by name. The API's leaves the scrubber's payload out (``in_page`` False);
     the page's streams it, and its Stop button ends it (:func:`request_stop`). ``guidance_t_lo``, ``guidance_t_hi``:
-    the guidance interval in the paper's t (None: 0 and T, every step); ``guidance_rescale``: φ (None: 0); both for
-    a class-conditional model, and optional, so that older clients keep working."""
-    conditioning = (class_choice, guidance, guidance_t_lo, guidance_t_hi, guidance_rescale)
+    the guidance interval in the paper's t (None: 0 and T, every step); ``guidance_rescale``: φ (None: 0);
+    ``guidance_per_class``: each class at the model's own w instead of ``guidance`` (None: no); all for a
+    class-conditional model, and optional, so that older clients keep working."""
+    conditioning = (class_choice, guidance, guidance_t_lo, guidance_t_hi, guidance_rescale, guidance_per_class)
     plan = run_plan(model_name, sampler, steps, eta, batch_size, *conditioning)
     session = request.session_hash if in_page and request is not None else None
     if session is None:
@@ -412,16 +416,18 @@ def variance_controls(name):
 
 
 def conditioning_controls(name):
-    """The class dropdown, the guidance slider and the guidance interval and rescale for a model: shown, with its
-    classes and its recommended w, interval and φ, for a class-conditional model (starting on "one of each": a grid
-    of every class at that w); hidden for an unconditional one. Order: class, w, the accordion, t_lo, t_hi, φ."""
+    """The class dropdown, the guidance slider, the guidance interval and rescale and the per-class w box for a
+    model: shown, with its classes and its recommended w, interval and φ, for a class-conditional model (starting on
+    "one of each": a grid of every class at that w), the box ticked where the model records a w per class; hidden
+    for an unconditional one. Order: class, w, the accordion, t_lo, t_hi, φ, the per-class box."""
     pipe = check_model(name)
     choices = class_choices(pipe)
     T = pipe.scheduler.config.num_train_timesteps
     if choices is None:
         hidden = gr.update(visible=False)
         interval = [gr.update(maximum=T, value=0), gr.update(maximum=T, value=T), gr.update(value=0.0)]
-        return gr.update(visible=False, choices=[ANY_CLASS], value=ANY_CLASS), hidden, hidden, *interval
+        per_class = gr.update(visible=False, value=False)
+        return gr.update(visible=False, choices=[ANY_CLASS], value=ANY_CLASS), hidden, hidden, *interval, per_class
     recommended = pipe.recommended_guidance()
     lo, hi = recommended.interval or (0, T)
     extras = guidance_extras_controls(ONE_OF_EACH, recommended.scale)
@@ -432,7 +438,61 @@ def conditioning_controls(name):
         {**extras[0], "maximum": T, "value": lo},
         {**extras[1], "maximum": T, "value": hi},
         {**extras[2], "value": recommended.rescale},
+        per_class_control(pipe),
     )
+
+
+def tab_defaults(name) -> dict:
+    """What the tab's run controls start on for a model, by :func:`reverse_generate`'s names: its own Σ_t
+    (:func:`variance_controls`), the class, w, guidance interval, φ and per-class box
+    (:func:`conditioning_controls`). The default run's asset and its benchmark run exactly these."""
+    classes, guidance, _, t_lo, t_hi, rescale, per_class = conditioning_controls(name)
+    return {
+        "variance_type": variance_controls(name)["value"],
+        "class_choice": classes["value"],
+        "guidance": guidance.get("value"),
+        "guidance_t_lo": t_lo.get("value"),
+        "guidance_t_hi": t_hi.get("value"),
+        "guidance_rescale": rescale.get("value"),
+        "guidance_per_class": per_class.get("value"),
+    }
+
+
+PER_CLASS_LABEL = "Each class at its own w, as the model recommends"
+
+
+def per_class_control(pipe):
+    """The per-class w box: shown and ticked for a model that records a w per class, its values in the help line;
+    hidden and unticked for any other."""
+    scales = pipe.recommended_class_scales
+    if scales is None:
+        return gr.update(visible=False, value=False)
+    info = (
+        f"{class_scales_text(pipe, scales)}. Guidance buys a class's likeness with its variety, and classes differ: "
+        "the model's sweep found these w nearest every quality target. Untick (or move w) for one w for all "
+        "classes; the race and the sweep below use w."
+    )
+    return gr.update(visible=True, value=True, info=info)
+
+
+def one_w_for_all():
+    """Moving w by hand: one w for every class (the per-class box unticked)."""
+    return False
+
+
+def own_w(model_name, class_choice, w):
+    """The w a class-conditional run takes under the per-class box: the chosen class's own; under "one of each" a
+    guiding one if any class guides; ``w`` where the model records none (or can't be loaded)."""
+    try:
+        pipe = check_model(model_name)
+    except UserError:
+        return w
+    scales, choices = pipe.recommended_class_scales, class_choices(pipe)
+    if scales is None or choices is None:
+        return w
+    if class_choice in choices[2:]:
+        return scales[choices.index(class_choice) - 2]
+    return next((s for s in scales if s not in (0.0, 1.0)), scales[0])
 
 
 INTERVAL_LO_INFO = (
@@ -446,9 +506,12 @@ RESCALE_INFO = (
 )
 
 
-def guidance_extras_controls(class_choice, w):
+def guidance_extras_controls(class_choice, w, per_class=False, model_name=None):
     """The guidance interval (t_lo, t_hi) and rescale φ sliders: enabled with their help where guidance acts, else
-    disabled, saying why (the class 'any', or w = 0 or 1: no step is guided)."""
+    disabled, saying why (the class 'any', or w = 0 or 1: no step is guided). With ``per_class`` (each class at the
+    model's own w), the w that counts is the chosen class's own."""
+    if per_class and model_name is not None:
+        w = own_w(model_name, class_choice, w)
     reason = guidance_extras_reason(class_choice, w)
     if reason is not None:
         return tuple(gr.update(interactive=False, info=reason) for _ in range(3))

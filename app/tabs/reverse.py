@@ -37,6 +37,7 @@ class RunInputs:
     guidance_t_lo: gr.Slider
     guidance_t_hi: gr.Slider
     guidance_rescale: gr.Slider
+    guidance_per_class: gr.Checkbox  # each class at the model's own w (models that record them)
 
     @property
     def guidance_options(self) -> list:
@@ -55,6 +56,7 @@ class RunInputs:
             self.class_choice,
             self.guidance,
             *self.guidance_options,
+            self.guidance_per_class,
         ]
 
     @property
@@ -71,6 +73,7 @@ class RunInputs:
             self.class_choice,
             self.guidance,
             *self.guidance_options,  # trailing and optional in the API: older clients leave them out
+            self.guidance_per_class,
         ]
 
 
@@ -94,6 +97,8 @@ def run_inputs(T: int) -> RunInputs:
         label="Guidance w: ε̂ = ε̂(x_t, ∅) + w·(ε̂(x_t, c) − ε̂(x_t, ∅)); 0 unconditional, 1 plain conditional",
         visible=False,
     )
+    # shown and ticked for a model that records a w per class (cb.per_class_control)
+    per_class = gr.Checkbox(False, label=cb.PER_CLASS_LABEL, visible=False)
     # shown with w (a class-conditional model); the model's recommended values are set when it is picked
     with gr.Accordion("Guidance interval and rescale", open=False, visible=False) as guidance_extras:
         t_lo = gr.Slider(0, T, value=0, step=1, label="Guidance interval: from t_lo", info=cb.INTERVAL_LO_INFO)
@@ -128,6 +133,7 @@ def run_inputs(T: int) -> RunInputs:
         t_lo,
         t_hi,
         rescale,
+        per_class,
     )
 
 
@@ -205,6 +211,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         inputs.batch,
         inputs.guidance,
         *inputs.guidance_options,
+        inputs.guidance_per_class,
     ):
         component.change(**estimate_now)
     # what follows the model, as the page loads and as the model changes: each one event for both triggers, run in
@@ -213,7 +220,13 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     # controls and the model's own steps and batch (app/model_defaults.py) in one answer, so the estimate their
     # change triggers reads both; a listed model not loaded yet (a Hub model, minutes of download) shows its steps,
     # batch and estimate at once, from its measured figures
-    conditioning = [inputs.class_choice, inputs.guidance, inputs.guidance_extras, *inputs.guidance_options]
+    conditioning = [
+        inputs.class_choice,
+        inputs.guidance,
+        inputs.guidance_extras,
+        *inputs.guidance_options,
+        inputs.guidance_per_class,
+    ]
     steps_and_batch = [inputs.steps, inputs.batch]
     preview = [inputs.model, inputs.sampler], [*steps_and_batch, estimate]
     on_model(demo, inputs.model, cb.listed_model_preview, *preview, show_progress="hidden")
@@ -223,14 +236,18 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         cb.batch_control, [inputs.model, inputs.class_choice], inputs.batch, api_visibility="private"
     ).then(**estimate_now)
     # the interval and rescale act on guided steps only: disabled, saying why, under the class 'any' or at w = 0, 1
-    for component in (inputs.class_choice, inputs.guidance):
+    for component in (inputs.class_choice, inputs.guidance, inputs.guidance_per_class):
         component.change(
             cb.guidance_extras_controls,
-            [inputs.class_choice, inputs.guidance],
+            [inputs.class_choice, inputs.guidance, inputs.guidance_per_class, inputs.model],
             inputs.guidance_options,
             show_progress="hidden",
             api_visibility="private",
         )
+    # w moved by hand means one w for every class
+    inputs.guidance.input(
+        cb.one_w_for_all, None, inputs.guidance_per_class, show_progress="hidden", api_visibility="private"
+    )
     inputs.sampler.change(cb.sampler_help, inputs.sampler, inputs.sampler, api_visibility="private")
     # a model with a learned Σ_θ samples with it by default
     on_model(demo, inputs.model, cb.variance_controls, inputs.model, inputs.variance)
