@@ -388,6 +388,16 @@ def test_the_report_samples_with_the_checkpoints_interval_and_rescale_unless_tol
         qr.main([*args, "--guidance-rescale", "1.5"])
     with pytest.raises(SystemExit, match="LO-HI"):
         qr.main([*args, "--guidance-interval", "900-100"])
+    # a checkpoint that records a w per class samples each class at its own, unless --guidance names one w
+    scales = [3.0] * (K - 1) + [0.0]
+    (checkpoint / "model_index.json").write_text(json.dumps(index | {"recommended_guidance_class_scales": scales}))
+    qr.main([*args, "--samples", str(tmp_path / "per-class.st"), "--json", str(report)])
+    assert json.loads(report.read_text())["guidance_class_scales"] == scales
+    qr.main([*args, "--guidance", "3", "--samples", str(tmp_path / "one-w.st"), "--json", str(report)])
+    assert json.loads(report.read_text())["guidance_class_scales"] is None
+    per_class, one_w = (load_file(tmp_path / f"{name}.st")["samples"] for name in ("per-class", "one-w"))
+    last = torch.arange(20) % K == K - 1  # the samples of the last class, at w = 0 in the checkpoint's scales
+    assert torch.equal(per_class[~last], one_w[~last]) and not torch.equal(per_class[last], one_w[last])
 
 
 def test_a_report_names_the_repositorys_folders_relative_to_it(tmp_path):

@@ -484,13 +484,16 @@ def load_or_sample(args, pipe, labels: torch.Tensor) -> torch.Tensor:
     setup = {k: str(getattr(args, k)) for k in ("checkpoint", "sampler", "steps", "guidance", "num_samples", "seed")}
     if args.guidance_interval is not None or args.guidance_rescale:  # unguided-interval, unrescaled files still read
         setup |= {"guidance_interval": str(args.guidance_interval), "guidance_rescale": str(args.guidance_rescale)}
+    if args.class_scales is not None:
+        setup["guidance_class_scales"] = str(list(args.class_scales))
     path = Path(args.samples) if args.samples else None
     if path and path.exists():
         with safe_open(path, framework="pt") as f:
             if f.metadata() != setup:
                 raise SystemExit(f"{path} holds samples of {f.metadata()}, not {setup}; choose another --samples.")
             return f.get_tensor("samples").float() / 127.5 - 1
-    samples, wall = generate_as_asked(pipe, args, labels, args.guidance, args.guidance_rescale, args.guidance_interval)
+    w = list(args.class_scales) if args.class_scales is not None else args.guidance
+    samples, wall = generate_as_asked(pipe, args, labels, w, args.guidance_rescale, args.guidance_interval)
     print(f"sampled {len(samples)} images in {wall:.0f} s", flush=True)
     samples = quantize(samples)
     if path:
@@ -669,7 +672,12 @@ def main(argv=None) -> None:
         "--data-folder", default=None, help="a labelled image folder's train/ and test/ instead of --data-dir's"
     )
     add_sampling_arguments(p, sampler="unipc", steps=10)
-    p.add_argument("--guidance", type=float, default=None, help="guidance scale w (default: the checkpoint's)")
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="guidance scale w for every class (default: the checkpoint's, per class where it records them)",
+    )
     p.add_argument(
         "--guidance-interval",
         default=None,
@@ -688,8 +696,9 @@ def main(argv=None) -> None:
     start = time.time()
     pipe = conditional_pipeline(args, "a per-class report")
     recommended = pipe.recommended_guidance()  # the checkpoint's, else w = 1 (plain conditional), φ = 0, every t
+    args.class_scales = None  # one w for all where --guidance names it
     if args.guidance is None:
-        args.guidance = recommended.scale
+        args.guidance, args.class_scales = recommended.scale, recommended.class_scales
     if args.guidance_interval is None:
         args.guidance_interval = recommended.interval
     else:
@@ -733,6 +742,7 @@ def main(argv=None) -> None:
         "sampler": args.sampler,
         "steps": args.steps,
         "guidance_scale": args.guidance,
+        "guidance_class_scales": None if args.class_scales is None else list(args.class_scales),
         "guidance_interval": None if args.guidance_interval is None else list(args.guidance_interval),
         "guidance_rescale": args.guidance_rescale,
         "num_samples": args.num_samples,
