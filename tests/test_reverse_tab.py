@@ -295,9 +295,7 @@ def test_each_class_at_its_own_w_starts_ticked_runs_and_says_so(app_models):
         assert "each on 2 images" in estimate, estimate
         extras = reverse.guidance_extras_controls("circle", 2.0, True, "tiny-conditional")
         assert all(u["interactive"] is False and "w = 1" in u["info"] for u in extras)
-        assert all(
-            u["interactive"] for u in reverse.guidance_extras_controls("square", 2.0, True, "tiny-conditional")
-        )
+        assert all(u["interactive"] for u in reverse.guidance_extras_controls("square", 2.0, True, "tiny-conditional"))
     finally:
         pipe.register_to_config(recommended_guidance_class_scales=None)
     with pytest.raises(gr.Error, match="records no per-class w"):
