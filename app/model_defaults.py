@@ -66,6 +66,7 @@ class ModelDefaults:
     batch: int
     max_work: int | None = None  # UNet calls × batch × pixels at the shipped MAX_WORK; None: MAX_WORK itself
     architecture: Architecture | None = None
+    sampler: str | None = None  # its sampler, as users read its name; None: the app's
 
     @property
     def work_cap(self) -> int:

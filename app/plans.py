@@ -4,7 +4,7 @@ checks and limits from here; the reverse run's later steps take its :class:`RunP
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from app import model_defaults, models, settings
@@ -39,13 +39,27 @@ DEFAULT_SAMPLER_NOTE = (
 )
 
 
-def sampler_note(name) -> str:
-    """The sampler dropdown's help line for the sampler chosen: the default's reason, and for a solver that
-    evaluates twice a step or spaces its timesteps unevenly, how (Heun: 2N − 1 evaluations on Karras σ steps)."""
+def own_sampler(pipe) -> tuple[str, int] | None:
+    """(the sampler's name as users read it, N) a checkpoint records as its own default (model_index.json's
+    ``recommended_sampler``, chosen by its sampler sweep), or None."""
+    key = None if pipe is None else pipe.config.get("recommended_sampler")
+    return None if key is None else (SAMPLERS[key].name, int(pipe.config.recommended_num_inference_steps))
+
+
+def sampler_note(name, pipe=None) -> str:
+    """The sampler dropdown's help line for the sampler chosen: the default's reason (the model's own default where
+    ``pipe`` records one), and for a solver that evaluates twice a step or spaces its timesteps unevenly, how (Heun:
+    2N − 1 evaluations on Karras σ steps)."""
+    own = own_sampler(pipe)
     if name not in SAMPLER_NAMES:
         return DEFAULT_SAMPLER_NOTE
     sampler = SAMPLERS[SAMPLER_NAMES[name]]
-    notes = [DEFAULT_SAMPLER_NOTE] if name == DEFAULT_SAMPLER else []
+    notes = [DEFAULT_SAMPLER_NOTE] if name == DEFAULT_SAMPLER and own is None else []
+    if own is not None and own[0] == name:
+        notes.append(
+            f"This model's own default, as its model_index.json records: {own[0]}, {own[1]} steps (chosen by its "
+            "sampler sweep; its model card has the figures)."
+        )
     if sampler.evaluations_per_step == 2:
         notes.append(
             f"{sampler.name} evaluates the model twice a step: an Euler step to the step's end, then a corrector "
@@ -303,11 +317,15 @@ def guidance_extras_reason(class_choice, w) -> str | None:
 
 
 def defaults_for(name, pipe=None) -> ModelDefaults:
-    """A model's reverse-tab steps, batch and work cap: by name for a listed (Hub) model, known without loading it;
-    else by the loaded ``pipe``'s architecture (a model of 256 px or more gets the 256 px models'); else the app's."""
+    """A model's reverse-tab steps, batch, sampler and work cap: by name for a listed (Hub) model, known without
+    loading it; else by the loaded ``pipe``'s architecture (a model of 256 px or more gets the 256 px models'); else
+    the app's; a checkpoint's own sampler and steps (model_index.json) over either."""
     found = model_defaults.by_name(name)
     if found is None and pipe is not None:
         found = model_defaults.for_unet(pipe.unet.config)
+    own = own_sampler(pipe)
+    if own is not None:  # the checkpoint's own sampler and steps (model_index.json)
+        return replace(found or APP_DEFAULTS, sampler=own[0], steps=own[1])
     return found or APP_DEFAULTS
 
 

@@ -24,6 +24,7 @@ from diffusers import UNet2DModel
 
 from pipelines.hub_models import MODEL_INDEX, PICKLE_WEIGHTS, SAFETENSORS_WEIGHTS, SCHEDULER_CONFIG, UNET_CONFIG
 from pipelines.pipeline import DDPMExplorerPipeline
+from pipelines.samplers import SAMPLERS
 from pipelines.scheduler import LEARNED_VARIANCE_TYPES, DDPMExplorerScheduler
 
 UNET_WEIGHTS = SAFETENSORS_WEIGHTS
@@ -286,7 +287,19 @@ def _pipeline_settings(index_file: Path | None, source, num_train_timesteps: int
             f"{source}: recommended_guidance_class_scales must be a list of numbers in [0, 50], one per class, "
             f"got {class_scales!r}."
         )
+    sampler, steps = index.get("recommended_sampler"), index.get("recommended_num_inference_steps")
+    if sampler is not None and sampler not in SAMPLERS:
+        raise CheckpointError(f"{source}: recommended_sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}.")
+    if (sampler is None) != (steps is None) or (
+        steps is not None and not (isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= T)
+    ):
+        raise CheckpointError(
+            f"{source}: recommended_sampler needs recommended_num_inference_steps, an integer N in 1 … T = {T}; "
+            f"got {sampler!r} and {steps!r}."
+        )
     return {
+        "recommended_sampler": sampler,
+        "recommended_num_inference_steps": steps,
         "recommended_guidance_class_scales": class_scales,
         "recommended_guidance_scale": w,
         "class_names": names,

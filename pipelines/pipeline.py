@@ -11,7 +11,7 @@ from diffusers import DDPMScheduler, DiffusionPipeline, ImagePipelineOutput, Sch
 from diffusers.utils.torch_utils import randn_tensor
 
 from pipelines.guidance import Guidance
-from pipelines.samplers import diffusers_run_scheduler
+from pipelines.samplers import diffusers_run_scheduler, get_sampler
 from pipelines.scheduler import DDPMExplorerScheduler, respaced_timesteps, x0_and_eps_from_model_output
 from pipelines.trajectory import RunSchedule, Trajectory, TrajectoryRecorder
 
@@ -136,6 +136,9 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         recommended_guidance_class_scales: w of each class (one per label but ∅) where classes sample best at
             different w, saved in ``model_index.json``; used instead of ``recommended_guidance_scale`` (which then
             names the run) when a call passes ``guidance_scale=None``. None: that one w for every class.
+        recommended_sampler: the key in :data:`~pipelines.samplers.SAMPLERS` of the sampler the checkpoint samples
+            best with (its sampler sweep), and ``recommended_num_inference_steps`` its N; saved in
+            ``model_index.json`` for the app to start on. None: no preference of its own.
         class_names: what the labels of a class-conditional checkpoint mean (one name per label but ∅), saved in
             ``model_index.json``.
 
@@ -154,6 +157,8 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         recommended_guidance_interval: list[float] | None = None,
         recommended_guidance_rescale: float | None = None,
         recommended_guidance_class_scales: list[float] | None = None,
+        recommended_sampler: str | None = None,
+        recommended_num_inference_steps: int | None = None,
     ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
@@ -178,7 +183,13 @@ class DDPMExplorerPipeline(DiffusionPipeline):
             None if interval is None else tuple(interval),
             None if class_scales is None else tuple(class_scales),
         )
+        if recommended_sampler is not None:
+            get_sampler(recommended_sampler)  # checks
+        if (recommended_sampler is None) != (recommended_num_inference_steps is None):
+            raise ValueError("recommended_sampler and recommended_num_inference_steps come together.")
         self.register_to_config(
+            recommended_sampler=recommended_sampler,
+            recommended_num_inference_steps=recommended_num_inference_steps,
             recommended_guidance_class_scales=class_scales,
             recommended_guidance_scale=recommended_guidance_scale,
             class_names=class_names,

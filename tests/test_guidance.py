@@ -281,3 +281,28 @@ def test_guided_evaluations_follow_the_classes_of_the_batch(conditional_pipeline
     per_class = Guidance(2.0, 0.0, None, (3.0, 1.0, 1.0))
     assert pipe.guided_evaluations(run, [1, 2], per_class) == [False] * 5  # both at w = 1
     assert pipe.guided_evaluations(run, [0, 1], per_class) == [True] * 5
+
+
+def test_a_recommended_sampler_is_saved_loaded_and_checked(conditional_pipeline, tmp_path):
+    import json
+
+    from pipelines.loading import CheckpointError
+
+    pipe = conditional_pipeline
+    pipe.register_to_config(recommended_sampler="ddpm", recommended_num_inference_steps=10)
+    pipe.save_pretrained(tmp_path / "cond")
+    loaded = load_pipeline(tmp_path / "cond")
+    assert (loaded.config.recommended_sampler, loaded.config.recommended_num_inference_steps) == ("ddpm", 10)
+    index = tmp_path / "cond" / "model_index.json"
+    good = json.loads(index.read_text())
+    for bad, message in (
+        ({"recommended_sampler": "fast"}, "recommended_sampler must be one of"),
+        ({"recommended_num_inference_steps": 21}, r"an integer N in 1 … T = 20"),
+        ({"recommended_num_inference_steps": None}, "needs recommended_num_inference_steps"),
+        ({"recommended_num_inference_steps": 2.5}, "needs recommended_num_inference_steps"),
+    ):
+        index.write_text(json.dumps(good | bad))
+        with pytest.raises(CheckpointError, match=message):
+            load_pipeline(tmp_path / "cond")
+    with pytest.raises(ValueError, match="come together"):
+        DDPMExplorerPipeline(unet=pipe.unet, scheduler=pipe.scheduler, recommended_sampler="ddpm")

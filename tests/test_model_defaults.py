@@ -119,17 +119,21 @@ def test_a_measured_architecture_is_not_timed_on_the_cpu(monkeypatch):
 
 
 def test_picking_a_256_px_model_moves_steps_and_batch_and_names_its_cost(large_models):
-    steps, batch = reverse.model_defaults_controls("tiny-256")
+    steps, batch, sampler = reverse.model_defaults_controls("tiny-256")
     large = model_defaults.LARGE_DEFAULTS
     assert (steps["value"], batch["value"]) == (large.steps, large.batch) == (1, 1)
-    steps, batch = reverse.model_defaults_controls("tiny-random")  # back to a small model: the app's defaults
-    assert (steps["value"], batch["value"]) == (plans.DEFAULT_STEPS, plans.DEFAULT_BATCH)
+    steps, batch, sampler = reverse.model_defaults_controls("tiny-random")  # back to a small model: the app's
+    assert (steps["value"], batch["value"], sampler["value"]) == (
+        plans.DEFAULT_STEPS,
+        plans.DEFAULT_BATCH,
+        plans.DEFAULT_SAMPLER,
+    )
     # the estimate says what a step of a 256 px model costs, and what the run does
     estimate = reverse.estimate_runtime("tiny-256", plans.DEFAULT_SAMPLER, 1, 0.0, 1)
     assert "1 step (1 model evaluation), each on 1 image" in estimate and "s a step** at this batch" in estimate
     assert "s a step" not in reverse.estimate_runtime("tiny-random", plans.DEFAULT_SAMPLER, 10, 0.0, 4)
     # on opening, a slider already on the model's value is left alone (a person may have moved it since)
-    assert reverse.opening_defaults_controls("tiny-random") == (gr.skip(), gr.skip())
+    assert reverse.opening_defaults_controls("tiny-random") == (gr.skip(), gr.skip(), gr.skip())
 
 
 def test_a_hub_model_shows_its_defaults_and_cost_before_it_is_downloaded(large_models, monkeypatch):
@@ -148,7 +152,7 @@ def test_a_hub_model_shows_its_defaults_and_cost_before_it_is_downloaded(large_m
     assert f"**≈ {reverse.seconds_text(seconds)} s a step**" in estimate and "256 px" in estimate
     assert "downloads ≈ 455 MB" in estimate
     assert reverse.estimate_runtime(CHURCH, plans.DEFAULT_SAMPLER, 1, 0.0, 1, plans.ONE_OF_EACH, 1.75) == estimate
-    assert reverse.model_defaults_controls(CHURCH) == (steps, batch)
+    assert reverse.model_defaults_controls(CHURCH)[:2] == (steps, batch)
     cifar = reverse.estimate_runtime("google/ddpm-cifar10-32" + models.HUB_SUFFIX, plans.DEFAULT_SAMPLER, 10, 0.0, 4)
     assert "10 steps (10 model evaluations), each on 4 images" in cifar and "downloads ≈ 143 MB" in cifar
     cap = model_defaults.HUB_256_DEFAULTS.work_cap
@@ -207,10 +211,29 @@ def test_the_reverse_tab_follows_the_model_in_one_event_for_the_load_and_a_chang
         assert event.trigger_mode == "always_last" and event.trigger_after is None, handler
     (controls,) = by_fn["model_controls"]
     assert labels(controls)[0] == "Class (class-conditional models)"
-    assert labels(controls)[-2:] == ["Steps N (T: every timestep)", reverse.BATCH_LABEL]
+    assert labels(controls)[-3:] == ["Steps N (T: every timestep)", reverse.BATCH_LABEL, "Sampler"]
     model_dropdown = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == reverse.MODEL_ELEM_ID)
     changed = reverse.model_controls("tiny-conditional", gr.EventData(model_dropdown, None))
     loaded = reverse.model_controls("tiny-conditional", gr.EventData(None, None))
-    assert changed[:-2] == loaded[:-2] == reverse.conditioning_controls("tiny-conditional")
-    assert changed[-2:] == reverse.model_defaults_controls("tiny-conditional")
-    assert loaded[-2:] == reverse.opening_defaults_controls("tiny-conditional")
+    assert changed[:-3] == loaded[:-3] == reverse.conditioning_controls("tiny-conditional")
+    assert changed[-3:] == reverse.model_defaults_controls("tiny-conditional")
+    assert loaded[-3:] == reverse.opening_defaults_controls("tiny-conditional")
+
+
+def test_a_checkpoint_that_records_its_own_sampler_starts_on_it(app_models):
+    """model_index.json's recommended sampler and N: picking the model moves the sampler and steps there, its help
+    line says why, and a model without one goes back to the app's."""
+    pipe = models.get_pipeline("tiny-conditional")
+    pipe.register_to_config(recommended_sampler="ddpm", recommended_num_inference_steps=50)
+    try:
+        steps, batch, sampler = reverse.model_defaults_controls("tiny-conditional")
+        assert (steps["value"], batch["value"], sampler["value"]) == (50, plans.DEFAULT_BATCH, plans.DDPM)
+        assert f"This model's own default, as its model_index.json records: {plans.DDPM}, 50 steps" in sampler["info"]
+        assert "own default" in reverse.sampler_help(plans.DDPM, "tiny-conditional")["info"]
+        assert "own default" not in reverse.sampler_help(plans.DEFAULT_SAMPLER, "tiny-conditional")["info"]
+        assert plans.defaults_for("tiny-conditional", pipe).steps == 50
+    finally:
+        pipe.register_to_config(recommended_sampler=None, recommended_num_inference_steps=None)
+    steps, _, sampler = reverse.model_defaults_controls("tiny-conditional")
+    assert (steps["value"], sampler["value"]) == (plans.DEFAULT_STEPS, plans.DEFAULT_SAMPLER)
+    assert sampler["info"] == plans.sampler_note(plans.DEFAULT_SAMPLER)

@@ -18,6 +18,7 @@ import torch
 from app import model_defaults, models, rendering, settings
 from app.plans import (
     ANY_CLASS,
+    DEFAULT_SAMPLER,
     LEARNED_CHOICE,
     ONE_OF_EACH,
     VARIANCE_CHOICES,
@@ -346,7 +347,7 @@ MODEL_ELEM_ID = "reverse-model"  # the tab's model dropdown
 
 def model_controls(name, event: gr.EventData):
     """A model's controls, as the page loads (``event`` from the page) or as the model changes (from its dropdown):
-    the class, w, interval and φ (:func:`conditioning_controls`), then its steps and batch
+    the class, w, interval and φ (:func:`conditioning_controls`), then its steps, batch and sampler
     (:func:`model_defaults_controls`; as the page loads, :func:`opening_defaults_controls`)."""
     changed = getattr(event.target, "elem_id", None) == MODEL_ELEM_ID
     steps_and_batch = model_defaults_controls(name) if changed else opening_defaults_controls(name)
@@ -354,26 +355,31 @@ def model_controls(name, event: gr.EventData):
 
 
 def model_defaults_controls(name):
-    """The steps and batch sliders on a model's defaults (app/model_defaults.py: the Hub models', whose UNets cost
-    more; the app's for the others), within the sliders' ranges. A listed model's are known without loading it; a
-    model that can't be loaded leaves them (the class controls before this say why)."""
+    """The steps and batch sliders and the sampler on a model's defaults (app/model_defaults.py: the Hub models',
+    whose UNets cost more; a checkpoint's own sampler and steps where its model_index.json records them; the app's
+    for the others), within the sliders' ranges. A listed model's are known without loading it; a model that can't
+    be loaded leaves them (the class controls before this say why)."""
     try:
         pipe = None if model_defaults.by_name(name) is not None else check_model(name)
     except UserError:
-        return gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip()
     defaults = defaults_for(name, pipe)
     steps, batch = min(defaults.steps, settings.MAX_STEPS), min(defaults.batch, settings.MAX_BATCH)
-    return gr.update(value=steps), gr.update(value=batch)
+    sampler = defaults.sampler or DEFAULT_SAMPLER
+    return gr.update(value=steps), gr.update(value=batch), gr.update(value=sampler, info=sampler_note(sampler, pipe))
 
 
 def opening_defaults_controls(name):
     """:func:`model_defaults_controls` as the page loads, leaving alone a slider the tab was built on that value
     (:func:`app.plans.opening_defaults`): a person may have moved it since."""
     built = opening_defaults()
-    steps, batch = model_defaults_controls(name)
+    steps, batch, sampler = model_defaults_controls(name)
     same_steps = steps.get("value") == min(built.steps, settings.MAX_STEPS)
     same_batch = batch.get("value") == min(built.batch, settings.MAX_BATCH)
-    return gr.skip() if same_steps else steps, gr.skip() if same_batch else batch
+    same_sampler = sampler.get("value") == (built.sampler or DEFAULT_SAMPLER)
+    return tuple(
+        gr.skip() if same else u for same, u in ((same_steps, steps), (same_batch, batch), (same_sampler, sampler))
+    )
 
 
 def listed_model_preview(name, sampler):
@@ -382,7 +388,7 @@ def listed_model_preview(name, sampler):
     them)."""
     if model_defaults.by_name(name) is None or models.is_loaded(name):
         return gr.skip(), gr.skip(), gr.skip()
-    steps, batch = model_defaults_controls(name)
+    steps, batch, _ = model_defaults_controls(name)
     return steps, batch, estimate_before_loading(name, sampler, steps["value"], batch["value"])
 
 
@@ -398,9 +404,11 @@ def batch_control(model_name, class_choice):
     return gr.update(interactive=True, label=BATCH_LABEL)
 
 
-def sampler_help(name):
-    """The sampler dropdown's help line for the chosen sampler (app.plans.sampler_note)."""
-    return gr.update(info=sampler_note(name))
+def sampler_help(name, model_name=None):
+    """The sampler dropdown's help line for the chosen sampler (app.plans.sampler_note), naming the model's own
+    default sampler where it has one."""
+    pipe = models.get_pipeline(model_name) if model_name is not None and models.is_loaded(model_name) else None
+    return gr.update(info=sampler_note(name, pipe))
 
 
 def variance_controls(name):

@@ -228,9 +228,10 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         inputs.guidance_per_class,
     ]
     steps_and_batch = [inputs.steps, inputs.batch]
+    own_defaults = [*steps_and_batch, inputs.sampler]  # a model's own steps, batch and sampler
     preview = [inputs.model, inputs.sampler], [*steps_and_batch, estimate]
     on_model(demo, inputs.model, cb.listed_model_preview, *preview, show_progress="hidden")
-    follow = on_model(demo, inputs.model, cb.model_controls, inputs.model, [*conditioning, *steps_and_batch])
+    follow = on_model(demo, inputs.model, cb.model_controls, inputs.model, [*conditioning, *own_defaults])
     follow.then(**estimate_now)
     inputs.class_choice.change(
         cb.batch_control, [inputs.model, inputs.class_choice], inputs.batch, api_visibility="private"
@@ -248,7 +249,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     inputs.guidance.input(
         cb.one_w_for_all, None, inputs.guidance_per_class, show_progress="hidden", api_visibility="private"
     )
-    inputs.sampler.change(cb.sampler_help, inputs.sampler, inputs.sampler, api_visibility="private")
+    inputs.sampler.change(cb.sampler_help, [inputs.sampler, inputs.model], inputs.sampler, api_visibility="private")
     # a model with a learned Σ_θ samples with it by default
     on_model(demo, inputs.model, cb.variance_controls, inputs.model, inputs.variance)
     follow_model_T(inputs.model, t)
