@@ -434,6 +434,28 @@ def test_the_default_is_the_fastest_point_within_ten_percent_of_ddpm_100_in_both
         p["fd_ratio"], p["second_space"]["fd_ratio"] = p["frechet_distance"] / 5, p["second_space"]["frechet_distance"]
     assert sampler_sweep.fastest_within({"points": points}, max_fd_ratio=2.05)["sampler"] == "euler", "2.1× is out"
     assert sampler_sweep.fastest_within({"points": points}, max_fd_ratio=1.0) is None
+    # no reference point: the fewest evaluations within the floors' bar alone (a checkpoint's own sampler)
+    alone = {k: points[k] for k in ("unipc@10", "unipc@20", "euler@50")}
+    assert sampler_sweep.fastest_within({"points": alone}, None, max_fd_ratio=2.2)["nfe"] == 20, "unipc@10: 2.3×"
+    assert sampler_sweep.fastest_within({"points": alone}, None) is None, "no bar at all: none"
+
+
+def test_the_fastest_point_within_the_floors_is_written_as_the_checkpoints_own_sampler(tmp_path, capsys):
+    from pipelines.loading import load_pipeline
+
+    checkpoint = tmp_path / "tiny"
+    DDPMExplorerPipeline(unet=make_tiny_unet(), scheduler=DDPMExplorerScheduler()).save_pretrained(checkpoint)
+    points = {
+        "unipc@15": {"sampler": "unipc", "steps": 15, "nfe": 15, "frechet_distance": 9.0, "fd_ratio": 4.9},
+        "ddpm@50": {"sampler": "ddpm", "steps": 50, "nfe": 50, "frechet_distance": 3.0, "fd_ratio": 1.5},
+    }
+    sweep = tmp_path / "samplers.json"
+    sweep.write_text(json.dumps({"points": points}))
+    args = ["--checkpoint", str(checkpoint), "--json", str(sweep), "--fastest", "--max-fd-ratio", "3"]
+    sampler_sweep.main([*args, "--relative-to", "none", "--write-model-index"])
+    assert "ddpm 50 50" in capsys.readouterr().out
+    pipe = load_pipeline(checkpoint)
+    assert (pipe.config.recommended_sampler, pipe.config.recommended_num_inference_steps) == ("ddpm", 50)
 
 
 def test_the_default_must_also_be_within_ten_percent_in_the_no_flip_space():

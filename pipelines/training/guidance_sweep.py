@@ -47,7 +47,7 @@ from pipelines.training.evaluate import (
     space_scores,
 )
 from pipelines.training.quality_report import ClassMatchedScorer
-from pipelines.training.sampler_sweep import generate_as_asked, resume_results
+from pipelines.training.sampler_sweep import generate_as_asked, resume_results, write_model_index
 from pipelines.training.visualize import save_image_grid
 
 
@@ -367,20 +367,6 @@ def main(argv=None) -> None:
         save_file(
             {k: v.contiguous() for k, v in kept.items()}, args.samples_out, metadata={"setup": json.dumps(setup)}
         )
-
-
-def write_model_index(checkpoint: Path, setting: dict) -> None:
-    """Record a recommended guidance setting in a checkpoint's model_index.json (keys of a plain setting that
-    would be None are left out); the pipeline checks them when it loads."""
-    path = checkpoint / "model_index.json"
-    index = json.loads(path.read_text())
-    for key, value in setting.items():
-        if value is None:
-            index.pop(key, None)
-        else:
-            index[key] = value
-    path.write_text(json.dumps(dict(sorted(index.items())), indent=2) + "\n")
-    print(f"wrote {', '.join(f'{k} = {v}' for k, v in setting.items() if v is not None)} to {path}")
 
 
 if __name__ == "__main__":

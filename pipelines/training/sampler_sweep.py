@@ -174,25 +174,28 @@ def load_partial(path: Path, key: dict) -> dict | None:
 
 
 def fastest_within(
-    results: dict, reference: str = "ddpm@100", tolerance: float = 0.1, max_fd_ratio: float | None = None
+    results: dict, reference: str | None = "ddpm@100", tolerance: float = 0.1, max_fd_ratio: float | None = None
 ) -> dict | None:
     """The point with the fewest model evaluations whose Fréchet distance is at most (1 + ``tolerance``) times the
-    ``reference`` point's in every feature space the sweep measured and, given ``max_fd_ratio``, at most that many
-    times each space's real floor (ties: the smaller distance); None without the reference. This is how the app's
-    default sampler is chosen (with the default model's bar of 3× the floor)."""
+    ``reference`` point's in every feature space the sweep measured (``reference`` None: no such bar) and, given
+    ``max_fd_ratio``, at most that many times each space's real floor (ties: the smaller distance); None without
+    the reference, or with neither bar. This is how the app's default sampler is chosen (with the default model's
+    bar of 3× the floor), and a checkpoint's own."""
     points = results["points"]
-    if reference not in points:
+    if (reference is not None and reference not in points) or (reference is None and max_fd_ratio is None):
         return None
 
     def distances(p):
         return {key: s["frechet_distance"] for key, s in space_scores(p).items()}
 
-    bar = {key: (1 + tolerance) * d for key, d in distances(points[reference]).items()}
-    good = [
-        p
-        for p in points.values()
-        if distances(p).keys() == bar.keys() and all(d <= bar[key] for key, d in distances(p).items())
-    ]
+    good = list(points.values())
+    if reference is not None:
+        bar = {key: (1 + tolerance) * d for key, d in distances(points[reference]).items()}
+        good = [
+            p
+            for p in good
+            if distances(p).keys() == bar.keys() and all(d <= bar[key] for key, d in distances(p).items())
+        ]
     if max_fd_ratio is not None:
         good = [p for p in good if worst_fd_ratio(p) <= max_fd_ratio]
     if not good:
@@ -311,13 +314,27 @@ def main(argv=None) -> None:
     p.add_argument("--table", action="store_true", help="print the JSON's results as a Markdown table, and stop")
     p.add_argument("--fastest", action="store_true", help="print the fastest point within 10 %% of DDPM 100, and stop")
     p.add_argument("--max-fd-ratio", type=float, default=None, help="--fastest: also at most this × each real floor")
+    p.add_argument(
+        "--relative-to",
+        default="ddpm@100",
+        help="--fastest: the point whose FD (+10 %%) bounds the others', or 'none' for --max-fd-ratio alone",
+    )
+    p.add_argument(
+        "--write-model-index",
+        action="store_true",
+        help="--fastest: record it in --checkpoint's model_index.json as the model's own sampler and steps",
+    )
     args = p.parse_args(argv)
     if args.table:
         print(markdown_table(json.loads(Path(args.json).read_text())))
         return
     if args.fastest:
-        best = fastest_within(json.loads(Path(args.json).read_text()), max_fd_ratio=args.max_fd_ratio)
+        reference = None if args.relative_to == "none" else args.relative_to
+        best = fastest_within(json.loads(Path(args.json).read_text()), reference, max_fd_ratio=args.max_fd_ratio)
         print("none" if best is None else f"{best['sampler']} {best['steps']} {best['nfe']}")
+        if args.write_model_index and best is not None:
+            setting = {"recommended_sampler": best["sampler"], "recommended_num_inference_steps": best["steps"]}
+            write_model_index(Path(args.checkpoint), setting)
         return
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -383,6 +400,20 @@ def main(argv=None) -> None:
             plot_sweep(results, args.plot)
     if args.plot:  # also when every point was measured already: the plot of the JSON as it stands
         plot_sweep(results, args.plot)
+
+
+def write_model_index(checkpoint: Path, setting: dict) -> None:
+    """Record a recommended setting (guidance, or sampler and steps) in a checkpoint's model_index.json (keys that
+    would be None are left out); the pipeline checks them when it loads."""
+    path = checkpoint / "model_index.json"
+    index = json.loads(path.read_text())
+    for key, value in setting.items():
+        if value is None:
+            index.pop(key, None)
+        else:
+            index[key] = value
+    path.write_text(json.dumps(dict(sorted(index.items())), indent=2) + "\n")
+    print(f"wrote {', '.join(f'{k} = {v}' for k, v in setting.items() if v is not None)} to {path}")
 
 
 if __name__ == "__main__":
