@@ -262,7 +262,13 @@ class ELBOEstimate:
 
     @property
     def standard_error(self) -> float:
-        return (self.total.std(unbiased=True) / math.sqrt(len(self.total))).item() if len(self.total) > 1 else math.nan
+        return standard_error(self.total)
+
+
+def standard_error(values: torch.Tensor) -> float:
+    """The standard error of the mean of per-image values (NaN for fewer than two): of one bound, or of the paired
+    difference of two bounds on the same images."""
+    return (values.std(unbiased=True) / math.sqrt(len(values))).item() if len(values) > 1 else math.nan
 
 
 def elbo_bpd(

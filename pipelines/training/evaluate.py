@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pipelines.loading import load_pipeline
-from pipelines.objective import ELBOEstimate, elbo_bpd, quantize
+from pipelines.objective import ELBOEstimate, elbo_bpd, quantize, standard_error
 from pipelines.scheduler import LEARNED_VARIANCE_TYPES
 from pipelines.training.classifier import (
     CONFIG_FILE,
@@ -419,7 +419,7 @@ def main(argv=None) -> None:
                 "standard_error": fixed.standard_error,
                 "decoder_L_0": fixed.decoder.mean().item(),
                 "learned_minus_fixed": difference.mean().item(),
-                "learned_minus_fixed_standard_error": (difference.std() / len(difference) ** 0.5).item(),
+                "learned_minus_fixed_standard_error": standard_error(difference),
                 "share_of_images_lower_with_learned": (difference < 0).float().mean().item(),
             }
     results["wall_s"] = round(time.time() - start, 1)
