@@ -388,8 +388,12 @@ class DDPMExplorerPipeline(DiffusionPipeline):
     def prepare_run(
         self, scheduler=None, num_inference_steps: int | None = None, start_timestep: int | None = None
     ) -> PreparedRun:
-        """:meth:`run_scheduler` and the schedule read from it, built once: :meth:`iter_trajectory` takes it as its
-        ``scheduler``."""
+        """:meth:`run_scheduler` and the schedule read from it, built once: :meth:`iter_trajectory` and
+        :meth:`record` take it as their ``scheduler``. A run already prepared is returned as it is."""
+        if isinstance(scheduler, PreparedRun):
+            if num_inference_steps is not None or start_timestep is not None:
+                raise ValueError("A prepared run has its timesteps: give N and start_timestep to prepare_run.")
+            return scheduler
         run = self.run_scheduler(scheduler, num_inference_steps, start_timestep)
         return PreparedRun(run, RunSchedule.of(run))
 
@@ -445,12 +449,7 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         Every step is reported in the DDPM (variance-preserving) scale whatever the solver works in: Euler-type
         solvers keep x·√(1+σ²), and their x_t is read back with the σ they used (``scale_model_input``).
         """
-        if isinstance(scheduler, PreparedRun):
-            if num_inference_steps is not None or start_timestep is not None:
-                raise ValueError("A prepared run has its timesteps: give N and start_timestep to prepare_run.")
-            prepared = scheduler
-        else:
-            prepared = self.prepare_run(scheduler, num_inference_steps, start_timestep)
+        prepared = self.prepare_run(scheduler, num_inference_steps, start_timestep)
         run, schedule = prepared.scheduler, prepared.schedule
         ours = isinstance(run, DDPMExplorerScheduler)
         splits_variance = isinstance(run, (DDPMExplorerScheduler, DDPMScheduler))  # their step reads Σ_θ channels

@@ -11,7 +11,7 @@ import pytest
 from conftest import local_client
 from PIL import Image
 
-from app import plans
+from app import models, plans
 from app.callbacks import race, reverse
 from pipelines.samplers import SAMPLERS
 
@@ -169,7 +169,15 @@ def test_the_race_and_the_sweep_guide_in_generates_interval_with_its_rescale(app
     (and not the fully guided one); the sweep's w = 3 run is too. The captions say the interval and φ."""
     solver = SAMPLERS["dpmsolver++2m"].name
     guidance = ("square", 3.0, 40, 100, 0.7)  # T = 100: guided in the noisier part of the run only
-    *_, last = race.race("tiny-conditional", [solver, NAMES[0]], 4, 0, 2, *guidance, in_page=True)
+    pipe = models.get_pipeline("tiny-conditional")
+    built = []
+    original = pipe.run_scheduler
+    pipe.run_scheduler = lambda *args, **kwargs: built.append(args) or original(*args, **kwargs)
+    try:
+        *_, last = race.race("tiny-conditional", [solver, NAMES[0]], 4, 0, 2, *guidance, in_page=True)
+    finally:
+        del pipe.run_scheduler
+    assert len(built) == 2, "each racer's run is prepared once: for the work cap's count and for the run"
     what = json.loads(last["scrubber"])["what"]
     assert what == "class square, w = 3, guided only at t ∈ [40, 100], φ = 0.7" and what in last["status"]
     raced = result_of(json.loads(last["scrubber"])["runs"][0])

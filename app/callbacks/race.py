@@ -29,7 +29,6 @@ from app.plans import (
     conditioning,
     frame_budget,
     guidance_options,
-    guided_evaluations,
     interval_text,
 )
 from app.rendering import grid_image
@@ -167,25 +166,28 @@ def run_race(
     ``gallery``) and a table of NFE and time (``status``), each saying ``what`` is sampled. The last yield carries the
     race scrubber's payload (``scrubber``) when ``in_page``. Guided runs guide with φ = ``guidance_rescale`` inside
     ``guidance_interval`` (the paper's t; None: every step)."""
+    from pipelines.guidance import Guidance
+
     guided = class_labels is not None and any(c.guidance_scale not in (0.0, 1.0) for c in contenders)
     nfe = sum(c.sampler.nfe_of(n) for c in contenders)
+    # each contender's run, its timesteps set once: for the work cap and then for the run itself
+    prepared = [pipe.prepare_run(c.sampler.scheduler(pipe.scheduler.config), n) for c in contenders]
     if guided and guidance_interval is not None:  # only the steps inside the interval run both passes
         flags = [
-            guided_evaluations(pipe, c.sampler, n, class_labels, c.guidance_scale, guidance_rescale, guidance_interval)
-            for c in contenders
+            pipe.guided_evaluations(run, class_labels, Guidance(c.guidance_scale, guidance_rescale, guidance_interval))
+            for c, run in zip(contenders, prepared)
         ]
         check_work(pipe, nfe, batch_size, doubled_calls=sum(map(sum, flags)), interval=guidance_interval)
     else:
         check_work(pipe, nfe, batch_size * (2 if guided else 1))
     budget = max(2, frame_budget(pipe, batch_size) // len(contenders))
     racers = []
-    for c in contenders:
+    for c, prepared_run in zip(contenders, prepared):
         run = pipe.record(
             budget,
             batch_size=batch_size,
             generator=torch.Generator(device=pipe.device).manual_seed(seed),
-            num_inference_steps=n,
-            scheduler=c.sampler.scheduler(pipe.scheduler.config),
+            scheduler=prepared_run,
             class_labels=class_labels,
             guidance_scale=c.guidance_scale,
             guidance_rescale=guidance_rescale,
