@@ -186,6 +186,7 @@ def test_the_report_runs_end_to_end_on_random_networks_and_writes_small_plots(tm
         scored = matched(samples)
         for key, space in report["spaces"].items():
             assert scored[key]["fd_ratio"] == space["fd_ratio"] and scored[key]["confusion"] == space["confusion"]
+            assert scored[key]["precision_recall"] == space["precision_recall"]
             for name, figures in scored[key]["per_class"].items():
                 assert figures == {f: space["per_class"][name][f] for f in qr.ClassMatchedScorer.KEPT_PER_CLASS}
     other = matched(test[0][:40])

@@ -299,12 +299,27 @@ def space_report(
 
 class ClassMatchedScorer:
     """Each judge's class-matched figures (:func:`space_report`: class accuracy, what each class is read as, the
-    per-class and the class-matched overall FD, each against its real floor) for sample sets that all ask for
+    per-class and the class-matched overall FD, each against its real floor, and precision and recall beside the
+    real images') for sample sets that all ask for
     ``labels``, as :func:`quality_report` computes them with the same ``seed``; the real images' features are
     computed once. A sweep scores each of its points with it (``pipelines.training.targets`` reads the result)."""
 
-    KEPT = ("frechet_distance", "frechet_distance_real_floor", "fd_ratio", "class_accuracy", "confusion")
-    KEPT_PER_CLASS = ("class_accuracy", "read_as", "frechet_distance", "frechet_distance_real_floor", "fd_ratio")
+    KEPT = (
+        "frechet_distance",
+        "frechet_distance_real_floor",
+        "fd_ratio",
+        "class_accuracy",
+        "confusion",
+        "precision_recall",
+    )
+    KEPT_PER_CLASS = (
+        "class_accuracy",
+        "read_as",
+        "frechet_distance",
+        "frechet_distance_real_floor",
+        "fd_ratio",
+        "precision_recall",
+    )
 
     def __init__(self, nets: dict, train, test, labels, seed: int = 0, k: int = 3, class_names=FASHION_MNIST_CLASSES):
         (train_x, train_y), (test_x, test_y) = train, test
