@@ -345,6 +345,9 @@ def test_recommend_sees_a_class_far_from_the_data_or_read_as_another_where_overa
     worst = targets.strictest(bad, bad["spaces"])
     assert worst.what == "convnet: a read as c 20.0 % (target ≤ 10 %)" and worst.ratio == pytest.approx(2.0)
     assert targets.missed(good, good["spaces"]) == [], "every target met"
+    exactly = {"convnet": class_matched(1.0, accuracy=float(torch.tensor(90 / 100)))}  # float32: 0.89999998
+    assert targets.missed(good, exactly) == [], "90 of 100 meets the 90 % target, whatever float32 makes of it"
+    assert len(targets.missed(good, {"convnet": class_matched(1.0, accuracy=0.89)})) == 3
 
 
 def test_the_class_by_class_table_names_each_points_furthest_class_and_what_it_misses(tmp_path, capsys):
