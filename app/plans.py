@@ -227,7 +227,7 @@ def class_scales_for(pipe, per_class) -> tuple[float, ...] | None:
 def class_scales_text(pipe, scales) -> str:
     """ "w = 2.5, except T-shirt/top 3.5, Shirt 3, Sneaker 1": the w most classes share, then the others by name."""
     names = pipe.config.class_names or [f"class {c}" for c in range(len(scales))]
-    common = max(set(scales), key=list(scales).count)
+    common = max(sorted(set(scales)), key=list(scales).count)  # a tie: the smaller w
     others = ", ".join(f"{name} {w:g}" for name, w in zip(names, scales) if w != common)
     return f"w = {common:g}" + (f", except {others}" if others else "")
 

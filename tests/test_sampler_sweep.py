@@ -234,6 +234,10 @@ def test_guidance_sweep_scores_each_w_picks_one_and_resumes(tiny_conditional_32p
         "0": 0.0,
         "1": 1.0,
     }
+    guidance_sweep.main(["--checkpoint", str(tiny_conditional_32px), "--json", str(out), "--choose", "w=3;0=0,1=1"])
+    assert load_pipeline(tiny_conditional_32px).recommended_guidance().class_scales == (0.0, 1.0) + (3.0,) * 8
+    with pytest.raises(SystemExit, match="no point 'w=9'"):
+        guidance_sweep.main(["--checkpoint", str(tiny_conditional_32px), "--json", str(out), "--choose", "w=9"])
     kept = load_file(samples)
     per_class, plain, unguided = kept["w=3;0=0,1=1"], kept["w=3"], kept["w=0"]
     assert torch.equal(per_class[0::10], unguided[0::10]), "class 0 at its own w = 0: as the w = 0 point drew it"

@@ -294,6 +294,12 @@ def main(argv=None) -> None:
     )
     p.add_argument("--samples-out", default=None, help="every point's samples as uint8, in one .safetensors file")
     p.add_argument(
+        "--choose",
+        default=None,
+        help="record this point of --json (its key) in --checkpoint's model_index.json instead of the recommended "
+        "one (a tie within sampling noise, say), and stop",
+    )
+    p.add_argument(
         "--table",
         action="store_true",
         help="print the JSON's results as Markdown tables (the class-by-class one where measured), and stop",
@@ -302,6 +308,12 @@ def main(argv=None) -> None:
     if args.table:
         results = json.loads(Path(args.json).read_text())
         print("\n\n".join(filter(None, [markdown_table(results), class_matched_table(results)])))
+        return
+    if args.choose:
+        points = json.loads(Path(args.json).read_text())["points"]
+        if args.choose not in points:
+            raise SystemExit(f"--choose: no point {args.choose!r} in {args.json}; it has {', '.join(points)}.")
+        write_model_index(Path(args.checkpoint), setting_of(points[args.choose]))
         return
     pipe = conditional_pipeline(args, "guidance")
     classes = pipe.null_class_label
