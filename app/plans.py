@@ -23,15 +23,16 @@ SAMPLER_NAMES = {sampler.name: key for key, sampler in SAMPLERS.items()}  # what
 DDPM = SAMPLERS["ddpm"].name
 # The app's default run: UniPC at the step count whose run at the default model's recommended guidance is nearest
 # every quality target (its strictest measure, pipelines/training/targets.py) among those whose default Generate fits
-# 1.5 s on a 2-core CPU (docs/LEARNED_VARIANCE.md: 10 steps 1.80, 15 steps 1.70; 20 steps would take about 1.7 s;
-# `python -m pipelines.guidance_sweep --json checkpoints/fashion-mnist-32-cond/evaluation/guidance-unipc15.json
-# --table`)
+# 1.5 s on a 2-core CPU (docs/LEARNED_VARIANCE.md: at one w for all classes, 10 steps 1.80, 15 steps 1.70; 20 steps
+# would take about 1.7 s; with each class at its own w, 15 steps 1.06: `python -m pipelines.guidance_sweep --json
+# checkpoints/fashion-mnist-32-cond/evaluation/guidance-unipc15-per-class.json --table`)
 DEFAULT_SAMPLER, DEFAULT_STEPS = SAMPLERS["unipc"].name, 15
 DEFAULT_BATCH = 4
 # a model's own steps, batch and cap (app/model_defaults.py: the Hub models, whose UNets cost more), else these
 APP_DEFAULTS = ModelDefaults(DEFAULT_STEPS, DEFAULT_BATCH)
 DEFAULT_SAMPLER_NOTE = (
-    "Default: UniPC, 15 steps, with the default model's recommended guidance: on its sweeps the setting nearest "
+    "Default: UniPC, 15 steps, with the default model's recommended guidance (each class at its own w): on its "
+    "sweeps the setting nearest "
     "every quality target among those that run in 1.5 s here (10 steps draw less varied sneakers; 20 steps take "
     "longer), with 7× fewer model evaluations than DDPM at 100 steps. Quality there is the Fréchet distance: how far "
     "the statistics of 1,000 samples' features are from those of real images (lower is better), class by class. "

@@ -134,8 +134,9 @@ def test_reverse_generate_takes_the_guidance_interval_and_rescale(client):
     sends the ten values of before runs as before (every step guided, φ = 0); the new ones reach the run, by position
     or by name; a bad one gets one clear message."""
     info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/reverse_generate"]
-    trailing = [(p["parameter_name"], p["parameter_has_default"]) for p in info["parameters"][-3:]]
-    assert trailing == [("guidance_t_lo", True), ("guidance_t_hi", True), ("guidance_rescale", True)], trailing
+    trailing = [(p["parameter_name"], p["parameter_has_default"]) for p in info["parameters"][-4:]]
+    names = ["guidance_t_lo", "guidance_t_hi", "guidance_rescale", "guidance_per_class"]
+    assert trailing == [(name, True) for name in names], trailing
     before = ["tiny-conditional", RESPACED, 10, 0.0, VARIANCE, True, 0, 2, "square", 3.0]
     old = client.predict(*before, api_name="/reverse_generate")[2]
     assert old.startswith("Done: DDPM (ancestral), 10 steps") and "guided" not in old and "φ" not in old, old

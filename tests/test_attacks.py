@@ -141,7 +141,7 @@ def wait_until(condition, timeout: float, poll: float = 0.05) -> None:
 PAGE_RUNS = {  # a scrubber's elem_id, the API twin of the page's run, and that API's inputs on the tiny model
     "reverse": ("reverse-scrubber", "reverse_generate", lambda: [
         "tiny-random", plans.DDPM, 5, 0.0, next(iter(plans.VARIANCE_CHOICES)), True, 0, 1, plans.ANY_CLASS, 1.0,
-        0, 100, 0.0,
+        0, 100, 0.0, False,
     ]),
     "inpainting": ("inpaint-scrubber", "inpaint", lambda: [
         "tiny-random", next(iter(edit_inputs.test_images())), None, edit_inputs.preset_json("centre square", 8, 8),
