@@ -24,7 +24,6 @@ from common import CHECKPOINT, ROOT, stats, table, timed, write_section
 from app import plans
 from app.callbacks import reverse
 from app.settings import DEFAULT_MODEL
-from pipelines.training.evaluate import guidance_label
 from pipelines.training.guidance_sweep import variant_of
 
 
@@ -61,6 +60,18 @@ def plan_args(variant: tuple) -> tuple:
     return model, sampler, steps, 0.0, batch, *conditioning
 
 
+def same_guidance(point: dict, plan: plans.RunPlan) -> bool:
+    """Whether a sweep's point guided as the run does: w, interval, φ and the classes' own w."""
+    scales = plan.guidance_class_scales
+    return (
+        point["guidance_scale"] == plan.guidance_scale
+        and point.get("guidance_interval")
+        == (None if plan.guidance_interval is None else list(plan.guidance_interval))
+        and (point.get("guidance_rescale") or 0.0) == plan.guidance_rescale
+        and point.get("guidance_class_scales") == (None if scales is None else list(scales))
+    )
+
+
 def quality(model: str, sampler: str, steps: int, plan: plans.RunPlan) -> str:
     """FD × each real floor of these settings: an unguided run's point of the model's sampler sweep, a guided one's
     setting (w, interval, φ) in the guidance sweep of that sampler and step count."""
@@ -68,10 +79,13 @@ def quality(model: str, sampler: str, steps: int, plan: plans.RunPlan) -> str:
     folder = CHECKPOINT.parent / model / "evaluation"
     if plan.guidance_scale is None:
         path, point = folder / "samplers.json", f"{key}@{steps}"
-    else:
-        label = guidance_label(plan.guidance_scale, plan.guidance_interval, plan.guidance_rescale)
-        path, point = folder / f"guidance-{key}{steps}.json", label
-    p = json.loads(path.read_text())["points"].get(point) if path.exists() else None
+        p = json.loads(path.read_text())["points"].get(point) if path.exists() else None
+    else:  # the guidance sweeps of this sampler and N (one w for all, and each class at its own)
+        path, point, p = None, None, None
+        for candidate in sorted(folder.glob(f"guidance-{key}{steps}*.json")):
+            for label, q in json.loads(candidate.read_text())["points"].items():
+                if same_guidance(q, plan):
+                    path, point, p = candidate, label, q
     if p is None:
         return "not measured"
     return f"{p['fd_ratio']:.1f}× / {p['second_space']['fd_ratio']:.1f}× (`{path.relative_to(ROOT)}`, {point})"
