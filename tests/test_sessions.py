@@ -234,7 +234,7 @@ def flood(url: str, session_hash: str, n: int, headers: dict | None = None) -> l
     config = httpx.get(f"{url}/config").json()
     fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "reverse_generate")
     body = {
-        "data": ["tiny-random", RESPACED, 100, 0.0, VARIANCE, True, 0, 1, plans.ANY_CLASS, 1.0, 0, 100, 0.0],
+        "data": ["tiny-random", RESPACED, 100, 0.0, VARIANCE, True, 0, 1, plans.ANY_CLASS, 1.0, 0, 100, 0.0, False],
         "fn_index": fn_index,
         "session_hash": session_hash,
         "event_data": None,
