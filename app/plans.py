@@ -200,12 +200,10 @@ def guided_evaluations(
     """Which model evaluations of the run guide (both passes), as the pipeline will run them: every one or none
     unless a guidance interval leaves some out, which the run's timesteps then tell (a solver's, built the way the
     run builds it). With ``class_scales`` (each class's w) the batch's classes tell whether any is guided."""
-    if class_scales is None and not guided(labels, w):
+    if labels is None or (class_scales is None and not guided(labels, w)):
         return (False,) * sampler.nfe_of(n)
     if class_scales is None and interval is None:
         return (True,) * sampler.nfe_of(n)
-    if labels is None:
-        return (False,) * sampler.nfe_of(n)
     from pipelines.guidance import Guidance
 
     run = pipe.run_scheduler(sampler.scheduler(pipe.scheduler.config), n)

@@ -7,7 +7,7 @@
 Inside the interval t_lo ≤ t ≤ t_hi (the paper's t) the step is guided with w; outside it is plainly conditional
 (w = 1), which also saves the unconditional pass. w may differ by class (``class_scales``): guidance trades a class's
 variety for how clearly it reads as that class, and classes sit at different points of that trade (on the default
-model, shirts need w ≈ 3 to be told from T-shirts while sneakers lose variety past w ≈ 1.5).
+model, shirts need w ≈ 3 to be told from T-shirts while sneakers lose variety from w ≈ 2 on).
 """
 
 from __future__ import annotations
@@ -60,15 +60,9 @@ class Guidance:
             ):
                 raise ValueError(f"class guidance scales must be numbers in [0, 50], got {self.class_scales!r}.")
 
-    def scale_at(self, paper_t: float) -> float:
-        """w at the step from the paper's t (diffusers' table index + 1)."""
-        if self.interval is None or self.interval[0] <= paper_t <= self.interval[1]:
-            return self.scale
-        return 1.0
-
     def scales_at(self, paper_t: float, class_labels: torch.Tensor) -> torch.Tensor:
-        """w of each image of a batch at the step from the paper's t: (B,) float, 1 outside the interval and for
-        the null label ∅ (any label past the classes, whose two passes are one)."""
+        """w of each image of a batch at the step from the paper's t (diffusers' table index + 1): (B,) float, 1
+        outside the interval and for the null label ∅ (any label past the classes, whose two passes are one)."""
         inside = self.interval is None or self.interval[0] <= paper_t <= self.interval[1]
         if not inside:
             return torch.ones(class_labels.shape, dtype=torch.float32)

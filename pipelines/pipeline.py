@@ -294,10 +294,12 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         batched into one call of 2B images. Not with no labels or only ∅, nor where w (of the interval) is 0 or 1."""
         if class_labels is None or bool((class_labels == self.null_class_label).all()):
             return False
-        if guidance.class_scales is None:
-            return guidance.scale_at(float(t) + 1) not in (0.0, 1.0)  # diffusers' table index + 1 = the paper's t
-        w = guidance.scales_at(float(t) + 1, class_labels)[class_labels.cpu() != self.null_class_label]
+        w = self.class_images_w(guidance.scales_at(float(t) + 1, class_labels), class_labels)
         return not (bool((w == w[0]).all()) and float(w[0]) in (0.0, 1.0))  # one pass only for one w of 0 or 1
+
+    def class_images_w(self, scales: torch.Tensor, class_labels: torch.Tensor) -> torch.Tensor:
+        """The w of the images that ask for a class (∅'s have none), from :meth:`Guidance.scales_at`'s."""
+        return scales[class_labels.cpu() != self.null_class_label]
 
     def guided_evaluations(self, scheduler, class_labels, guidance: Guidance) -> list[bool]:
         """For each model evaluation of a run, known before it starts, whether it guides (:meth:`guides_at`: a UNet
@@ -320,14 +322,9 @@ class DDPMExplorerPipeline(DiffusionPipeline):
         if class_labels is None:
             return self.unet(x, t).sample
         null = torch.full_like(class_labels, self.null_class_label)
-        if guidance.class_scales is None:
-            scale = guidance.scale_at(float(t) + 1)  # diffusers' table index + 1 = the paper's t
-        else:
-            scale = guidance.scales_at(float(t) + 1, class_labels)
+        scale = guidance.scales_at(float(t) + 1, class_labels)  # diffusers' table index + 1 = the paper's t
         if not self.guides_at(t, class_labels, guidance):  # one pass: unconditional (w = 0, or only ∅), or w = 1
-            w = torch.as_tensor(scale)
-            w = w[class_labels.cpu() != self.null_class_label] if w.ndim else w  # ∅'s images have no w
-            unconditional = bool((w == 0.0).all()) or bool((class_labels == null).all())
+            unconditional = bool((self.class_images_w(scale, class_labels) == 0.0).all())  # only ∅: none, so all
             return self.unet(x, t, class_labels=null if unconditional else class_labels).sample
         both = self.unet(torch.cat([x, x]), t, class_labels=torch.cat([class_labels, null])).sample
         conditional, unconditional = both.chunk(2)
