@@ -232,7 +232,7 @@ def init_from_milestone(export_dir, step: int, unet, ema: EMAModel, lr_scheduler
 
 def loss_name_of(args) -> str:
     """What the run's loss.csv holds: L_hybrid for a learned Σ_θ, else L_simple."""
-    return HYBRID_LOSS if args.variance_type == "learned_range" else SIMPLE_LOSS
+    return HYBRID_LOSS if args.variance_type in LEARNED_VARIANCE_TYPES else SIMPLE_LOSS
 
 
 def ema_unet(unet, ema: EMAModel):
