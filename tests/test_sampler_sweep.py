@@ -424,6 +424,47 @@ def test_a_conditional_sweep_reports_class_accuracy(tiny_conditional_32px, fake_
     index_file.write_text(json.dumps(index))
 
 
+@pytest.mark.slow
+def test_without_a_w_the_sweep_samples_each_class_at_the_checkpoints_own_and_says_which(
+    tiny_conditional_32px,
+    fake_fashion_mnist,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """No --guidance-scale: the checkpoint's recommended w, per class where it records them, is what the pipeline
+    gets and what the JSON records; a sweep made before the recommendation changed is not resumed as the same."""
+    out = tmp_path / "sweep.json"
+    args = ["--checkpoint", str(tiny_conditional_32px), "--data-dir", str(fake_fashion_mnist), "--num-samples", "20"]
+    args += ["--second-classifier", "", "--batch-size", "20", "--json", str(out), "--samplers", "ddim", "--nfe", "2"]
+    index_file = tiny_conditional_32px / "model_index.json"
+    index = json.loads(index_file.read_text())
+    index_file.write_text(json.dumps(index | {"recommended_guidance_scale": 2.0}))
+    sampler_sweep.main(args)
+    setup = json.loads(out.read_text())
+    assert (setup["guidance_scale"], setup["guidance_class_scales"]) == (2.0, None)
+
+    per_class = [2.0] * 9 + [3.0]
+    index_file.write_text(json.dumps(index | {"recommended_guidance_scale": 2.0,
+                                              "recommended_guidance_class_scales": per_class}))  # fmt: skip
+    with pytest.raises(SystemExit, match="other settings"):  # its points were sampled at one w
+        sampler_sweep.main(args)
+    asked = []
+    real = sampler_sweep.generate_with
+    monkeypatch.setattr(
+        sampler_sweep, "generate_with", lambda *a, **k: asked.append(a[7]) or real(*a, **k)
+    )  # the w the pipeline is given (its 8th argument)
+    args[args.index(str(out))] = str(tmp_path / "per-class.json")
+    sampler_sweep.main(args)
+    setup = json.loads((tmp_path / "per-class.json").read_text())
+    assert (setup["guidance_scale"], setup["guidance_class_scales"]) == (2.0, per_class)
+    assert asked == [per_class]
+    args[args.index(str(tmp_path / "per-class.json"))] = str(tmp_path / "one-w.json")
+    sampler_sweep.main([*args, "--guidance-scale", "2"])  # one w for every class, as asked
+    assert json.loads((tmp_path / "one-w.json").read_text())["guidance_class_scales"] is None
+    assert asked[-1] == 2.0
+    index_file.write_text(json.dumps(index))
+
+
 def test_the_default_is_the_fastest_point_within_ten_percent_of_ddpm_100_in_both_spaces():
     def point(sampler, nfe, fd, second_fd):
         return {"sampler": sampler, "steps": nfe, "nfe": nfe, "frechet_distance": fd,

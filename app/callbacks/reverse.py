@@ -25,6 +25,7 @@ from app.plans import (
     RunPlan,
     class_choices,
     class_scales_text,
+    conditioning,
     defaults_for,
     frame_budget,
     guidance_extras_reason,
@@ -490,17 +491,18 @@ def one_w_for_all():
 
 def own_w(model_name, class_choice, w):
     """The w a class-conditional run takes under the per-class box: the chosen class's own; under "one of each" a
-    guiding one if any class guides; ``w`` where the model records none (or can't be loaded)."""
+    guiding one if any class guides; ``w`` under "any" (nothing guided) and where the model records none (or the
+    request can't be read: the run says why)."""
     try:
         pipe = check_model(model_name)
+        labels, _, _ = conditioning(pipe, class_choice, w, 1)
     except UserError:
         return w
-    scales, choices = pipe.recommended_class_scales, class_choices(pipe)
-    if scales is None or choices is None:
+    scales = pipe.recommended_class_scales
+    if scales is None or labels is None:
         return w
-    if class_choice in choices[2:]:
-        return scales[choices.index(class_choice) - 2]
-    return next((s for s in scales if s not in (0.0, 1.0)), scales[0])
+    own = [scales[label] for label in labels]
+    return next((s for s in own if s not in (0.0, 1.0)), own[0])
 
 
 INTERVAL_LO_INFO = (

@@ -43,7 +43,7 @@ from pipelines.training.evaluate import (
 )
 
 # what a sweep written before a setting existed sampled with
-SETUP_DEFAULTS = {"guidance_interval": None, "guidance_rescale": 0.0}
+SETUP_DEFAULTS = {"guidance_interval": None, "guidance_rescale": 0.0, "guidance_class_scales": None}
 
 
 def resume_results(path: Path, setup: dict) -> dict:
@@ -273,6 +273,19 @@ def markdown_table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def guidance_scales(args, pipe) -> tuple[float | None, tuple[float, ...] | None]:
+    """(w, each class's w or None) a class-conditional checkpoint samples with: ``--guidance-scale`` for every class,
+    else its recommended w and w per class (the app's defaults), read now, so the sweep's JSON says what was sampled
+    and a sweep made before the checkpoint's recommendation changed is not resumed as if it were the same; (None,
+    None) for an unconditional one."""
+    if pipe.null_class_label is None:
+        return None, None
+    if args.guidance_scale is not None:
+        return args.guidance_scale, None
+    recommended = pipe.recommended_guidance()
+    return recommended.scale, recommended.class_scales
+
+
 def guidance_extras(args, pipe) -> tuple[tuple[float, float] | None, float]:
     """The guidance interval and rescale φ a class-conditional checkpoint samples with: ``--guidance-interval`` and
     ``--guidance-rescale``, else its recommended ones (the app's defaults); none for an unconditional one."""
@@ -344,13 +357,15 @@ def main(argv=None) -> None:
     score = scorer_from(args, args.num_samples)
     labels = pipe.balanced_class_labels(args.num_samples)
     interval, phi = guidance_extras(args, pipe)
+    w, class_scales = guidance_scales(args, pipe)
 
     path = Path(args.json)
     setup = {
         "checkpoint": args.checkpoint,
         "num_samples": args.num_samples,
         "seed": args.seed,
-        "guidance_scale": args.guidance_scale,
+        "guidance_scale": w,
+        "guidance_class_scales": None if class_scales is None else list(class_scales),
         "guidance_interval": None if interval is None else list(interval),
         "guidance_rescale": phi,
     }
@@ -370,7 +385,7 @@ def main(argv=None) -> None:
             args.batch_size,
             args.seed,
             labels,
-            args.guidance_scale,
+            w if class_scales is None else list(class_scales),
             partial=Path(args.partial) if args.partial else path.with_suffix(".partial.safetensors"),
             save_every=args.save_every,
             guidance_rescale=phi,
