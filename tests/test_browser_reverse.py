@@ -4,6 +4,7 @@ reached and named; Stop, which keeps the frames made; the Hub models offline. On
 default run recorded for the tiny model the tab starts on."""
 
 import json
+import re
 import time
 
 import pytest
@@ -273,6 +274,13 @@ def test_each_class_at_its_own_w_is_ticked_where_recorded_and_moving_w_unticks_i
         expect(box).to_be_visible(timeout=WAIT)
         expect(box).to_be_checked(timeout=WAIT)
         expect(page.get_by_text("w = 1, except square 3", exact=False).first).to_be_visible()
+        w_box = page.get_by_label(re.compile("^number input for Guidance w"))  # its number box: the value shown
+        # the slider shows the w the run takes: the class's own
+        choose(page, "Class (class-conditional models)", "square")
+        expect(w_box).to_have_value("3", timeout=WAIT)
+        expect(box).to_be_checked()
+        choose(page, "Class (class-conditional models)", plans.ONE_OF_EACH)  # a grid: the model's w (names the run)
+        expect(w_box).to_have_value("2", timeout=WAIT)
         click(page.get_by_role("button", name="Generate"))
         expect(status(page)).to_contain_text("each class at its own w: w = 1, except square 3", timeout=WAIT)
         # a w other than the slider's (the model's 2): set_number sees the slider take it, so a keystroke lost to a

@@ -296,6 +296,13 @@ def test_each_class_at_its_own_w_starts_ticked_runs_and_says_so(app_models):
         extras = reverse.guidance_extras_controls("circle", 2.0, True, "tiny-conditional")
         assert all(u["interactive"] is False and "w = 1" in u["info"] for u in extras)
         assert all(u["interactive"] for u in reverse.guidance_extras_controls("square", 2.0, True, "tiny-conditional"))
+        # ticked, the w slider shows the w the run takes: a class's own, the model's w for a grid; unticked, it stays
+        assert reverse.per_class_w("tiny-conditional", "square", True) == 3.0
+        assert reverse.per_class_w("tiny-conditional", "circle", True) == 1.0
+        assert reverse.per_class_w("tiny-conditional", plans.ONE_OF_EACH, True) == 2.0
+        assert reverse.per_class_w("tiny-conditional", plans.ANY_CLASS, True) == 2.0
+        for asked_w in (("tiny-conditional", "square", False), ("tiny-random", plans.ANY_CLASS, True)):
+            assert isinstance(reverse.per_class_w(*asked_w), type(gr.skip())), asked_w
     finally:
         pipe.register_to_config(recommended_guidance_class_scales=None)
     with pytest.raises(gr.Error, match="records no per-class w"):

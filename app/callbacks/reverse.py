@@ -478,8 +478,8 @@ def per_class_control(pipe):
         return gr.update(visible=False, value=False)
     info = (
         f"{class_scales_text(pipe, scales)}. Guidance buys a class's likeness with its variety, and classes differ: "
-        "the model's sweep found these w nearest every quality target. Untick (or move w) for one w for all "
-        "classes; the race and the sweep below use w."
+        "the model's sweep found these w nearest every quality target. w above shows the chosen class's own (for a "
+        "grid, the model's w). Untick (or move w) for one w for all classes; the race and the sweep below use w."
     )
     return gr.update(visible=True, value=True, info=info)
 
@@ -487,6 +487,25 @@ def per_class_control(pipe):
 def one_w_for_all():
     """Moving w by hand: one w for every class (the per-class box unticked)."""
     return False
+
+
+def per_class_w(model_name, class_choice, per_class):
+    """The w slider under the per-class box shows the w the run takes: the chosen class's own, else (a grid of every
+    class, or 'any') the model's w, which names the run. Unticked, or for a model that records no w per class, the
+    slider keeps what it shows (one w for every class)."""
+    if not per_class:
+        return gr.skip()
+    try:
+        pipe = check_model(model_name)
+        recommended = pipe.recommended_guidance()
+        labels, _, _ = conditioning(pipe, class_choice, recommended.scale, 1)
+    except UserError:
+        return gr.skip()
+    if recommended.class_scales is None:
+        return gr.skip()
+    if labels is not None and len(labels) == 1:
+        return recommended.class_scales[labels[0]]
+    return recommended.scale
 
 
 def own_w(model_name, class_choice, w):

@@ -245,6 +245,16 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
             show_progress="hidden",
             api_visibility="private",
         )
+    # under the per-class box the slider shows the w the run takes (a class's own, or the model's for a grid); the
+    # value set so is no hand's move (a .change, not an .input): the box stays ticked
+    for component in (inputs.class_choice, inputs.guidance_per_class):
+        component.change(
+            cb.per_class_w,
+            [inputs.model, inputs.class_choice, inputs.guidance_per_class],
+            inputs.guidance,
+            show_progress="hidden",
+            api_visibility="private",
+        )
     # w moved by hand means one w for every class
     inputs.guidance.input(
         cb.one_w_for_all, None, inputs.guidance_per_class, show_progress="hidden", api_visibility="private"
