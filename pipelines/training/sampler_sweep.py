@@ -273,30 +273,22 @@ def markdown_table(results: dict) -> str:
     return "\n".join(rows)
 
 
-def guidance_scales(args, pipe) -> tuple[float | None, tuple[float, ...] | None]:
-    """(w, each class's w or None) a class-conditional checkpoint samples with: ``--guidance-scale`` for every class,
-    else its recommended w and w per class (the app's defaults), read now, so the sweep's JSON says what was sampled
-    and a sweep made before the checkpoint's recommendation changed is not resumed as if it were the same; (None,
-    None) for an unconditional one."""
+def guidance_setting(args, pipe) -> tuple[float | None, tuple[float, ...] | None, tuple[float, float] | None, float]:
+    """(w, each class's w or None, guidance interval, φ) a class-conditional checkpoint samples with: the command
+    line's (``--guidance-scale`` is one w for every class), else its recommended ones (the app's defaults), read now,
+    so the sweep's JSON says what was sampled and a sweep made before the checkpoint's recommendation changed is not
+    resumed as if it were the same; (None, None, None, 0) for an unconditional one."""
     if pipe.null_class_label is None:
-        return None, None
+        return None, None, None, 0.0
+    recommended = pipe.recommended_guidance()
+    w, class_scales = recommended.scale, recommended.class_scales
     if args.guidance_scale is not None:
-        return args.guidance_scale, None
-    recommended = pipe.recommended_guidance()
-    return recommended.scale, recommended.class_scales
-
-
-def guidance_extras(args, pipe) -> tuple[tuple[float, float] | None, float]:
-    """The guidance interval and rescale φ a class-conditional checkpoint samples with: ``--guidance-interval`` and
-    ``--guidance-rescale``, else its recommended ones (the app's defaults); none for an unconditional one."""
-    if pipe.null_class_label is None:
-        return None, 0.0
-    recommended = pipe.recommended_guidance()
+        w, class_scales = args.guidance_scale, None
     interval = recommended.interval if args.guidance_interval is None else parse_interval(args.guidance_interval)
     phi = recommended.rescale if args.guidance_rescale is None else args.guidance_rescale
     if not 0 <= phi <= 1:
         raise SystemExit(f"--guidance-rescale takes φ in [0, 1], got {phi}.")
-    return interval, phi
+    return w, class_scales, interval, phi
 
 
 def main(argv=None) -> None:
@@ -356,8 +348,7 @@ def main(argv=None) -> None:
     pipe.set_progress_bar_config(disable=True)
     score = scorer_from(args, args.num_samples)
     labels = pipe.balanced_class_labels(args.num_samples)
-    interval, phi = guidance_extras(args, pipe)
-    w, class_scales = guidance_scales(args, pipe)
+    w, class_scales, interval, phi = guidance_setting(args, pipe)
 
     path = Path(args.json)
     setup = {
