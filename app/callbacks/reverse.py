@@ -489,20 +489,26 @@ def one_w_for_all():
     return False
 
 
+def recorded_class_w(model_name, class_choice):
+    """(the model's recommended guidance, the labels the request asks for: None under "any") where the model records
+    a w per class; None where it records none or the request can't be read (the run says why)."""
+    try:
+        pipe = check_model(model_name)
+        labels, _, _ = conditioning(pipe, class_choice, 1.0, 1)  # 1: any w; only the classes are read here
+    except UserError:
+        return None
+    recommended = pipe.recommended_guidance()
+    return None if recommended.class_scales is None else (recommended, labels)
+
+
 def per_class_w(model_name, class_choice, per_class):
     """The w slider under the per-class box shows the w the run takes: the chosen class's own, else (a grid of every
     class, or 'any') the model's w, which names the run. Unticked, or for a model that records no w per class, the
     slider keeps what it shows (one w for every class)."""
-    if not per_class:
+    found = recorded_class_w(model_name, class_choice) if per_class else None
+    if found is None:
         return gr.skip()
-    try:
-        pipe = check_model(model_name)
-        recommended = pipe.recommended_guidance()
-        labels, _, _ = conditioning(pipe, class_choice, recommended.scale, 1)
-    except UserError:
-        return gr.skip()
-    if recommended.class_scales is None:
-        return gr.skip()
+    recommended, labels = found
     if labels is not None and len(labels) == 1:
         return recommended.class_scales[labels[0]]
     return recommended.scale
@@ -512,15 +518,11 @@ def own_w(model_name, class_choice, w):
     """The w a class-conditional run takes under the per-class box: the chosen class's own; under "one of each" a
     guiding one if any class guides; ``w`` under "any" (nothing guided) and where the model records none (or the
     request can't be read: the run says why)."""
-    try:
-        pipe = check_model(model_name)
-        labels, _, _ = conditioning(pipe, class_choice, w, 1)
-    except UserError:
+    found = recorded_class_w(model_name, class_choice)
+    if found is None or found[1] is None:
         return w
-    scales = pipe.recommended_class_scales
-    if scales is None or labels is None:
-        return w
-    own = [scales[label] for label in labels]
+    recommended, labels = found
+    own = [recommended.class_scales[label] for label in labels]
     return next((s for s in own if s not in (0.0, 1.0)), own[0])
 
 
