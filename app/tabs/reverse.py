@@ -246,7 +246,9 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
             api_visibility="private",
         )
     # under the per-class box the slider shows the w the run takes (a class's own, or the model's for a grid); the
-    # value set so is no hand's move (a .change, not an .input): the box stays ticked
+    # value set so is no hand's move (a .change, not an .input): the box stays ticked. One queue of one, so answers
+    # land in the order asked: a model's own class and box (its "one of each") never land after a class picked since
+    # (seen under load: the grid's w over the picked class's)
     for component in (inputs.class_choice, inputs.guidance_per_class):
         component.change(
             cb.per_class_w,
@@ -254,6 +256,8 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
             inputs.guidance,
             show_progress="hidden",
             api_visibility="private",
+            concurrency_id="reverse-per-class-w",
+            concurrency_limit=1,
         )
     # w moved by hand means one w for every class
     inputs.guidance.input(
