@@ -8,7 +8,7 @@ quality:
 	ruff check app pipelines tests benchmarks app.py
 
 test:
-	python -m pytest
+	python -m pytest -n 2 --dist loadfile
 
 # the unit tier: no app launched, no real checkpoint (the whole suite is `make test`)
 test-fast:

@@ -13,7 +13,7 @@ from app.callbacks import interpolation as interp
 from app.edit_inputs import MASK_CHOICES, UPLOAD, source_choices
 from app.tabs.drawing import mask_pad
 from app.tabs.scrubbers import SPEEDS
-from app.tabs.widgets import COMPUTE_QUEUE, follow_model_T, image_panel, on_model
+from app.tabs.widgets import COMPUTE_QUEUE, follow_model_T, image_panel, listen, on_model
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 INPAINT_NOTE = (
@@ -126,10 +126,10 @@ def inpainting_section(demo: gr.Blocks, model: gr.Dropdown) -> tuple[gr.Dropdown
                      elem_id="inpaint-move", interactive=True)  # fmt: skip
     scrubber = inpaint_scrubber()
 
-    source.change(lambda s: gr.update(visible=s == UPLOAD), source, upload, api_visibility="private")
+    listen(source.change, lambda s: gr.update(visible=s == UPLOAD), source, upload)
     pad_inputs = [model, source, upload, mask_choice]
     for component in pad_inputs:
-        component.change(cb.mask_pad_value, pad_inputs, pad, api_visibility="private", show_progress="hidden")
+        listen(component.change, cb.mask_pad_value, pad_inputs, pad, show_progress="hidden")
     demo.load(cb.mask_pad_value, pad_inputs, pad, api_visibility="private")
     inputs = [model, source, upload, pad, steps, jump_length, jump_n_sample, eta, seed, class_choice, guidance]
     outputs = [*views, status, state]
@@ -190,4 +190,4 @@ def create_tab(demo: gr.Blocks) -> None:
     controls = [*inpaint_controls, class_a, class_b, guidance]
     follow = dict(fn=cb.class_of_source, inputs=[model, source], outputs=inpaint_controls[0], api_visibility="private")
     on_model(demo, model, cb.class_controls, model, controls).then(**follow)
-    source.change(**follow)
+    listen(source.change, **follow)

@@ -13,7 +13,7 @@ from app.lab_session import LabSession
 from app.rendering import LATEX_DELIMITERS
 from app.tabs.drawing import drawing_pad
 from app.tabs.scrubbers import lab_scrubber, timestep_slider
-from app.tabs.widgets import COMPUTE_QUEUE
+from app.tabs.widgets import COMPUTE_QUEUE, listen
 from pipelines.lab2d.metrics import MMD_BANDWIDTHS, SLICES
 from pipelines.lab2d.training import TrainingConfig
 
@@ -142,13 +142,10 @@ def create_tab(demo: gr.Blocks) -> None:
     )
     training.success(lambda: gr.update(value=SAMPLE_AGAIN, interactive=True), None, sample, api_visibility="private")
     stop.click(None, None, None, cancels=[training, after_training, resampling], api_visibility="private")
-    inputs.dataset.change(
-        lambda name: gr.update(visible=name == cb.DRAW_YOUR_OWN),
-        inputs.dataset,
-        inputs.sketch,
-        api_visibility="private",
+    listen(
+        inputs.dataset.change, lambda name: gr.update(visible=name == cb.DRAW_YOUR_OWN), inputs.dataset, inputs.sketch
     )
     in_page = {**set_up, "fn": cb.lab_setup_in_page}
     for component in inputs.experiment:
-        component.change(**in_page, api_visibility="private", show_progress="hidden")
+        listen(component.change, **{**in_page, "show_progress": "hidden"})
     demo.load(**in_page, api_visibility="private")

@@ -8,7 +8,7 @@ import gradio as gr
 from app import plans, settings
 from app.callbacks import race as cb
 from app.tabs.scrubbers import race_scrubber, timestep_slider
-from app.tabs.widgets import COMPUTE_QUEUE, by_name, follow_model_T, on_model
+from app.tabs.widgets import COMPUTE_QUEUE, by_name, follow_model_T, listen, on_model
 
 RACE_NOTE = (
     "The same x_T, denoised by each sampler side by side. Deterministic solvers (DDIM η = 0, DPM-Solver++, UniPC, "
@@ -104,15 +104,13 @@ def race_section(
             elem_id="quality-plot",
         )
         gr.Markdown(QUALITY_NOTE)
-    model.change(cb.quality_plot, model, plot, api_visibility="private")
-    gr.on(  # one event, run in the order of its triggers (a slow stale run never lands after a newer one)
+    listen(model.change, cb.quality_plot, model, plot)
+    listen(  # one event, run in the order of its triggers (a slow stale run never lands after a newer one)
         [demo.load, model.change, class_choice.change, guidance.change, *(c.change for c in extras)],
         cb.race_conditioning,
         [model, class_choice, guidance, *extras],
         [conditioning, batch],
-        api_visibility="private",
         show_progress="hidden",
-        trigger_mode="always_last",
     )
     inputs = [model, samplers, steps, seed, batch, class_choice, guidance, *extras]
     side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), cb.race, "race")
@@ -153,7 +151,7 @@ def guidance_section(demo: gr.Blocks, model: gr.Dropdown, T: int, extras: list) 
     on_model(demo, model, cb.guidance_controls, model, [section, class_choice]).then(
         **batch_follows, api_visibility="private"
     )
-    class_choice.change(**batch_follows, api_visibility="private")
+    listen(class_choice.change, **batch_follows)
     inputs = [model, class_choice, scales, sampler, steps, seed, batch, *extras]
     side_by_side_events(model, inputs, (start, stop), (live, status, t, scrubber), cb.guidance_sweep, "guidance_sweep")
 

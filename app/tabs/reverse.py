@@ -13,7 +13,7 @@ from app.callbacks.sdedit import sdedit
 from app.images import examples
 from app.tabs import nearest, race
 from app.tabs.scrubbers import reverse_scrubber, timestep_slider
-from app.tabs.widgets import COMPUTE_QUEUE, GifExport, by_name, follow_model_T, image_panel, on_model
+from app.tabs.widgets import COMPUTE_QUEUE, GifExport, by_name, follow_model_T, image_panel, listen, on_model
 
 SDEDIT_NOTE = (
     "Your image is noised in closed form to t, then the model denoises from t. Small t keeps the image; "
@@ -213,7 +213,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         *inputs.guidance_options,
         inputs.guidance_per_class,
     ):
-        component.change(**estimate_now)
+        listen(component.change, **estimate_now)
     # what follows the model, as the page loads and as the model changes: each one event for both triggers, run in
     # their order, so that a slow answer for the model the page opened on never lands after one for a model picked
     # since (two events ran side by side: the class of one model beside the other, seen under load). The class
@@ -233,29 +233,29 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     on_model(demo, inputs.model, cb.listed_model_preview, *preview, show_progress="hidden")
     follow = on_model(demo, inputs.model, cb.model_controls, inputs.model, [*conditioning, *own_defaults])
     follow.then(**estimate_now)
-    inputs.class_choice.change(
-        cb.batch_control, [inputs.model, inputs.class_choice], inputs.batch, api_visibility="private"
-    ).then(**estimate_now)
+    listen(inputs.class_choice.change, cb.batch_control, [inputs.model, inputs.class_choice], inputs.batch).then(
+        **estimate_now
+    )
     # the interval and rescale act on guided steps only: disabled, saying why, under the class 'any' or at w = 0, 1
     for component in (inputs.class_choice, inputs.guidance, inputs.guidance_per_class):
-        component.change(
+        listen(
+            component.change,
             cb.guidance_extras_controls,
             [inputs.class_choice, inputs.guidance, inputs.guidance_per_class, inputs.model],
             inputs.guidance_options,
             show_progress="hidden",
-            api_visibility="private",
         )
     # under the per-class box the slider shows the w the run takes (a class's own, or the model's for a grid); the
     # value set so is no hand's move (a .change, not an .input): the box stays ticked. One queue of one, so answers
     # land in the order asked: a model's own class and box (its "one of each") never land after a class picked since
     # (seen under load: the grid's w over the picked class's)
     for component in (inputs.class_choice, inputs.guidance_per_class):
-        component.change(
+        listen(
+            component.change,
             cb.per_class_w,
             [inputs.model, inputs.class_choice, inputs.guidance_per_class],
             inputs.guidance,
             show_progress="hidden",
-            api_visibility="private",
             concurrency_id="reverse-per-class-w",
             concurrency_limit=1,
         )
@@ -263,7 +263,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
     inputs.guidance.input(
         cb.one_w_for_all, None, inputs.guidance_per_class, show_progress="hidden", api_visibility="private"
     )
-    inputs.sampler.change(cb.sampler_help, [inputs.sampler, inputs.model], inputs.sampler, api_visibility="private")
+    listen(inputs.sampler.change, cb.sampler_help, [inputs.sampler, inputs.model], inputs.sampler)
     # a model with a learned Σ_θ samples with it by default
     on_model(demo, inputs.model, cb.variance_controls, inputs.model, inputs.variance)
     follow_model_T(inputs.model, t)
