@@ -194,7 +194,8 @@ def test_a_request_over_a_models_own_cap_is_refused_with_one_message(large_model
 def test_the_reverse_tab_follows_the_model_in_one_event_for_the_load_and_a_change(app_models):
     """Wiring: what follows the model (its classes with its steps and batch, the preview of a listed model, the Σ_t
     radio) is one event each for the page's load and a change of model, run in their order: as two events they ran
-    side by side, and the answer for the page's first model could land after one for a model picked since. The class
+    side by side, and the answer for the page's first model could land after one for a model picked since. Each
+    hangs off the one page-only event of those two triggers (``widgets.listen``), deferring a second call. The class
     controls and the steps and batch come in one answer (the estimate their change triggers reads both); on a change
     the steps and batch are the model's defaults, on the load only those the page was not built with."""
     from app.tabs import reverse as tab
@@ -207,11 +208,14 @@ def test_the_reverse_tab_follows_the_model_in_one_event_for_the_load_and_a_chang
     labels = lambda f: [getattr(o, "label", None) for o in f.outputs]
     for handler in ("model_controls", "listed_model_preview", "variance_controls"):
         (event,) = by_fn[handler]
-        assert sorted(name for _, name in event.targets) == ["change", "load"], handler
-        assert event.trigger_mode == "always_last" and event.trigger_after is None, handler
+        assert event.trigger_mode == "always_last" and event.trigger_after is not None, handler
+        fan_out = demo.fns[event.trigger_after]
+        assert sorted(name for _, name in fan_out.targets) == ["change", "load"], handler
+        assert fan_out.fn is None and fan_out.js, handler  # in the page: no round trip of its own
     (controls,) = by_fn["model_controls"]
     assert labels(controls)[0] == "Class (class-conditional models)"
-    assert labels(controls)[-3:] == ["Steps N (T: every timestep)", reverse.BATCH_LABEL, "Sampler"]
+    # then the model answered (a gr.State: on_model answers a model once per pick)
+    assert labels(controls)[-4:-1] == ["Steps N (T: every timestep)", reverse.BATCH_LABEL, "Sampler"]
     model_dropdown = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == reverse.MODEL_ELEM_ID)
     changed = reverse.model_controls("tiny-conditional", gr.EventData(model_dropdown, None))
     loaded = reverse.model_controls("tiny-conditional", gr.EventData(None, None))
