@@ -163,7 +163,8 @@ def test_forward_trajectory_frames_are_the_closed_form():
 
 @pytest.mark.slow
 def test_fast_cpu_paths_equal_eager(tiny_unet):
-    """channels_last and torch.compile give the eager model's frames up to float rounding."""
+    """channels_last, and torch.compile on top of it, give the eager model's frames up to float rounding. (One
+    compiled model: each compilation takes 30–50 s on 2 loaded cores, and channels_last alone is checked.)"""
     scheduler = DDPMExplorerScheduler(num_train_timesteps=20)
     run = lambda pipe: (
         pipe.sample_trajectory(batch_size=2, generator=torch.Generator().manual_seed(0), show_progress=False).final
@@ -173,9 +174,6 @@ def test_fast_cpu_paths_equal_eager(tiny_unet):
 
     fast = DDPMExplorerPipeline(unet=copy.deepcopy(tiny_unet), scheduler=scheduler).enable_fast_cpu()
     torch.testing.assert_close(run(fast), eager, atol=1e-4, rtol=1e-4)
-    compiled = DDPMExplorerPipeline(unet=copy.deepcopy(tiny_unet), scheduler=scheduler)
-    compiled.enable_fast_cpu(channels_last=False, compile=True)
-    torch.testing.assert_close(run(compiled), eager, atol=1e-4, rtol=1e-4)
     both = DDPMExplorerPipeline(unet=copy.deepcopy(tiny_unet), scheduler=scheduler).enable_fast_cpu(compile=True)
     torch.testing.assert_close(run(both), eager, atol=1e-4, rtol=1e-4)
 

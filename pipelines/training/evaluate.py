@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from pipelines.guidance import Guidance
 from pipelines.loading import load_pipeline
 from pipelines.objective import ELBOEstimate, elbo_bpd, quantize, standard_error
 from pipelines.scheduler import LEARNED_VARIANCE_TYPES
@@ -232,6 +233,22 @@ def parse_interval(text: str) -> tuple[float, float] | None:
     if not sep or interval is None or not 0 <= interval[0] <= interval[1]:
         raise SystemExit(f"A guidance interval is LO-HI with 0 ≤ LO ≤ HI (the paper's t) or none, got {text!r}.")
     return interval
+
+
+def command_line_guidance(pipe, w: float | None, interval: str | None, rescale: float | None) -> Guidance:
+    """The guidance an evaluation command samples a class-conditional checkpoint with: the command line's w (one for
+    every class), interval (``LO-HI`` or ``none``) and φ where it gives them, else the checkpoint's recommendation,
+    the app's defaults (a w per class where it records them). A value out of range exits, saying which."""
+    recommended = pipe.recommended_guidance()
+    scale, class_scales = (recommended.scale, recommended.class_scales) if w is None else (w, None)
+    interval = recommended.interval if interval is None else parse_interval(interval)
+    rescale = recommended.rescale if rescale is None else rescale
+    if not 0 <= rescale <= 1:
+        raise SystemExit(f"--guidance-rescale takes φ in [0, 1], got {rescale}.")
+    try:
+        return Guidance(scale, rescale, interval, class_scales)
+    except ValueError as e:  # one line, no traceback
+        raise SystemExit(str(e)) from None
 
 
 def guidance_label(w: float, interval: tuple[float, float] | None = None, rescale: float = 0.0) -> str:

@@ -69,7 +69,6 @@ from pathlib import Path
 
 import torch
 
-from pipelines.guidance import Guidance
 from pipelines.objective import quantize
 from pipelines.training import targets
 from pipelines.training.classifier import predict
@@ -79,11 +78,11 @@ from pipelines.training.evaluate import (
     add_sampling_arguments,
     add_scoring_arguments,
     check_classifier_classes,
+    command_line_guidance,
     conditional_pipeline,
     judge_dirs,
     judges_from,
     load_evaluation_data,
-    parse_interval,
 )
 from pipelines.training.metrics import (
     frechet_distance_between,
@@ -710,20 +709,14 @@ def main(argv=None) -> None:
         return
     start = time.time()
     pipe = conditional_pipeline(args, "a per-class report")
-    recommended = pipe.recommended_guidance()  # the checkpoint's, else w = 1 (plain conditional), φ = 0, every t
-    args.class_scales = None  # one w for all where --guidance names it
-    if args.guidance is None:
-        args.guidance, args.class_scales = recommended.scale, recommended.class_scales
-    if args.guidance_interval is None:
-        args.guidance_interval = recommended.interval
-    else:
-        args.guidance_interval = parse_interval(args.guidance_interval)
-    if args.guidance_rescale is None:
-        args.guidance_rescale = recommended.rescale
-    try:
-        Guidance(args.guidance, args.guidance_rescale, args.guidance_interval)
-    except ValueError as e:  # a φ out of range: one line, no traceback
-        raise SystemExit(str(e)) from None
+    # the command line's, else the checkpoint's (else w = 1, plain conditional; φ = 0; every t)
+    g = command_line_guidance(pipe, args.guidance, args.guidance_interval, args.guidance_rescale)
+    args.guidance, args.class_scales, args.guidance_interval, args.guidance_rescale = (
+        g.scale,
+        g.class_scales,
+        g.interval,
+        g.rescale,
+    )
     data = load_evaluation_data(args.data_dir, args.data_folder, pipe.unet.config.in_channels)
     directories = judge_dirs(args)
     check_classes(pipe, data, directories.values())

@@ -34,8 +34,8 @@ from pipelines.training.evaluate import (
     OTHER_SPACES,
     accuracy_cell,
     add_scoring_arguments,
+    command_line_guidance,
     other_spaces_summary,
-    parse_interval,
     scorer_from,
     space_cell,
     space_scores,
@@ -280,15 +280,8 @@ def guidance_setting(args, pipe) -> tuple[float | None, tuple[float, ...] | None
     resumed as if it were the same; (None, None, None, 0) for an unconditional one."""
     if pipe.null_class_label is None:
         return None, None, None, 0.0
-    recommended = pipe.recommended_guidance()
-    w, class_scales = recommended.scale, recommended.class_scales
-    if args.guidance_scale is not None:
-        w, class_scales = args.guidance_scale, None
-    interval = recommended.interval if args.guidance_interval is None else parse_interval(args.guidance_interval)
-    phi = recommended.rescale if args.guidance_rescale is None else args.guidance_rescale
-    if not 0 <= phi <= 1:
-        raise SystemExit(f"--guidance-rescale takes φ in [0, 1], got {phi}.")
-    return w, class_scales, interval, phi
+    g = command_line_guidance(pipe, args.guidance_scale, args.guidance_interval, args.guidance_rescale)
+    return g.scale, g.class_scales, g.interval, g.rescale
 
 
 def main(argv=None) -> None:
