@@ -269,8 +269,7 @@ def test_each_class_at_its_own_w_is_ticked_where_recorded_and_moving_w_unticks_i
     pipe.register_to_config(recommended_guidance_class_scales=[1.0, 3.0, 1.0])
     try:
         choose_model(page, "tiny-random")
-        # its answer has landed (the app answers a model once per pick: a switch straight back would find the
-        # controls already set for tiny-conditional, as they were before this test changed its config)
+        # its answer has landed, as a person sees it before picking the next model
         expect(page.get_by_label("Class (class-conditional models)", exact=True)).to_be_hidden(timeout=WAIT)
         choose_model(page, "tiny-conditional")
         box = page.get_by_label("Each class at its own w, as the model recommends")

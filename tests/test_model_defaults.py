@@ -214,8 +214,7 @@ def test_the_reverse_tab_follows_the_model_in_one_event_for_the_load_and_a_chang
         assert fan_out.fn is None and fan_out.js, handler  # in the page: no round trip of its own
     (controls,) = by_fn["model_controls"]
     assert labels(controls)[0] == "Class (class-conditional models)"
-    # then the model answered (a gr.State: on_model answers a model once per pick)
-    assert labels(controls)[-4:-1] == ["Steps N (T: every timestep)", reverse.BATCH_LABEL, "Sampler"]
+    assert labels(controls)[-3:] == ["Steps N (T: every timestep)", reverse.BATCH_LABEL, "Sampler"]
     model_dropdown = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == reverse.MODEL_ELEM_ID)
     changed = reverse.model_controls("tiny-conditional", gr.EventData(model_dropdown, None))
     loaded = reverse.model_controls("tiny-conditional", gr.EventData(None, None))

@@ -128,8 +128,7 @@ def inpainting_section(demo: gr.Blocks, model: gr.Dropdown) -> tuple[gr.Dropdown
 
     listen(source.change, lambda s: gr.update(visible=s == UPLOAD), source, upload)
     pad_inputs = [model, source, upload, mask_choice]
-    for component in pad_inputs:
-        listen(component.change, cb.mask_pad_value, pad_inputs, pad, show_progress="hidden")
+    listen([c.change for c in pad_inputs], cb.mask_pad_value, pad_inputs, pad, show_progress="hidden")
     demo.load(cb.mask_pad_value, pad_inputs, pad, api_visibility="private")
     inputs = [model, source, upload, pad, steps, jump_length, jump_n_sample, eta, seed, class_choice, guidance]
     outputs = [*views, status, state]

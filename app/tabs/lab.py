@@ -146,6 +146,5 @@ def create_tab(demo: gr.Blocks) -> None:
         inputs.dataset.change, lambda name: gr.update(visible=name == cb.DRAW_YOUR_OWN), inputs.dataset, inputs.sketch
     )
     in_page = {**set_up, "fn": cb.lab_setup_in_page}
-    for component in inputs.experiment:
-        listen(component.change, **{**in_page, "show_progress": "hidden"})
+    listen([c.change for c in inputs.experiment], **in_page, show_progress="hidden")
     demo.load(**in_page, api_visibility="private")

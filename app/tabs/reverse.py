@@ -204,7 +204,7 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         concurrency_id="reverse-estimate",
         concurrency_limit=1,
     )
-    for component in (
+    plan_controls = (
         inputs.sampler,
         inputs.steps,
         inputs.eta,
@@ -212,8 +212,8 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         inputs.guidance,
         *inputs.guidance_options,
         inputs.guidance_per_class,
-    ):
-        listen(component.change, **estimate_now)
+    )
+    listen([c.change for c in plan_controls], **estimate_now)
     # what follows the model, as the page loads and as the model changes: each one event for both triggers, run in
     # their order, so that a slow answer for the model the page opened on never lands after one for a model picked
     # since (two events ran side by side: the class of one model beside the other, seen under load). The class
@@ -237,28 +237,23 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         **estimate_now
     )
     # the interval and rescale act on guided steps only: disabled, saying why, under the class 'any' or at w = 0, 1
-    for component in (inputs.class_choice, inputs.guidance, inputs.guidance_per_class):
-        listen(
-            component.change,
-            cb.guidance_extras_controls,
-            [inputs.class_choice, inputs.guidance, inputs.guidance_per_class, inputs.model],
-            inputs.guidance_options,
-            show_progress="hidden",
-        )
+    listen(
+        [c.change for c in (inputs.class_choice, inputs.guidance, inputs.guidance_per_class)],
+        cb.guidance_extras_controls,
+        [inputs.class_choice, inputs.guidance, inputs.guidance_per_class, inputs.model],
+        inputs.guidance_options,
+        show_progress="hidden",
+    )
     # under the per-class box the slider shows the w the run takes (a class's own, or the model's for a grid); the
-    # value set so is no hand's move (a .change, not an .input): the box stays ticked. One queue of one, so answers
-    # land in the order asked: a model's own class and box (its "one of each") never land after a class picked since
-    # (seen under load: the grid's w over the picked class's)
-    for component in (inputs.class_choice, inputs.guidance_per_class):
-        listen(
-            component.change,
-            cb.per_class_w,
-            [inputs.model, inputs.class_choice, inputs.guidance_per_class],
-            inputs.guidance,
-            show_progress="hidden",
-            concurrency_id="reverse-per-class-w",
-            concurrency_limit=1,
-        )
+    # value set so is no hand's move (a .change, not an .input): the box stays ticked. One event for both triggers,
+    # so its answers land in the order asked
+    listen(
+        [inputs.class_choice.change, inputs.guidance_per_class.change],
+        cb.per_class_w,
+        [inputs.model, inputs.class_choice, inputs.guidance_per_class],
+        inputs.guidance,
+        show_progress="hidden",
+    )
     # w moved by hand means one w for every class
     inputs.guidance.input(
         cb.one_w_for_all, None, inputs.guidance_per_class, show_progress="hidden", api_visibility="private"

@@ -7,6 +7,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 import gradio as gr
 from gradio.context import Context
@@ -81,6 +82,9 @@ class GifExport:
         )
 
 
+_FAN_OUTS: WeakKeyDictionary = WeakKeyDictionary()  # a Blocks → its page-only event for each set of triggers
+
+
 def listen(triggers, fn: Callable, inputs=None, outputs=None, **kwargs):
     """``fn`` on ``triggers`` (``model.change``, or a list such as ``[demo.load, model.change]``), at most one call
     of it pending a session (``always_last``: a change while it runs is answered once, after it, with the values
@@ -90,7 +94,7 @@ def listen(triggers, fn: Callable, inputs=None, outputs=None, **kwargs):
     every 0.3 s for a minute; a class picked was reset). A ``.then`` re-sends itself alone. Returns the event."""
     triggers = list(triggers) if isinstance(triggers, list | tuple) else [triggers]
     key = tuple((trigger.__self__._id, trigger.event_name) for trigger in triggers)
-    fan_outs = Context.root_block.__dict__.setdefault("_fan_outs", {})  # per Blocks: one page-only event a trigger
+    fan_outs = _FAN_OUTS.setdefault(Context.root_block, {})
     if key not in fan_outs:
         fan_outs[key] = gr.on(
             triggers, None, None, None, js="() => []", trigger_mode="multiple", api_visibility="private", queue=False
@@ -101,30 +105,9 @@ def listen(triggers, fn: Callable, inputs=None, outputs=None, **kwargs):
 
 def on_model(demo: gr.Blocks, model: gr.Dropdown, fn: Callable, inputs, outputs, **kwargs):
     """``fn`` as the page loads and as ``model`` changes, one event for both: the page defers a second call until the
-    first answers (``always_last``), so the answer for the model the page opened on never lands after one for a
-    model picked since (as two events they ran side by side). ``fn`` answers once per model a session picks: the
-    deferred call reads the model the first one answered (the page reads the inputs as it sends), and setting that
-    model's controls again would undo what a person chose since (a class picked between the two answers was reset,
-    seen under load). ``inputs`` start with ``model``. Returns the event, for ``.then``."""
-    answered = gr.State(None)  # the model this session's controls were last set for
-    listed = isinstance(outputs, list)
-    count = len(outputs) if listed else 1
-    wants_event = "event" in inspect.signature(fn).parameters
-
-    def once_per_model(event: gr.EventData, last, *values):  # gradio passes the event first, by its type
-        if values[0] == last:
-            return *(gr.skip() for _ in range(count)), last
-        answer = fn(*values, event=event) if wants_event else fn(*values)
-        return *(answer if listed else (answer,)), values[0]
-
-    once_per_model.__name__ = fn.__name__  # the queue and the logs name the handler
-    return listen(
-        [demo.load, model.change],
-        once_per_model,
-        [answered, *(inputs if isinstance(inputs, list) else [inputs])],
-        [*(outputs if listed else [outputs]), answered],
-        **kwargs,
-    )
+    first answers (``always_last``, :func:`listen`), so the answer for the model the page opened on never lands
+    after one for a model picked since (as two events they ran side by side). Returns the event, for ``.then``."""
+    return listen([demo.load, model.change], fn, inputs, outputs, **kwargs)
 
 
 def follow_model_T(model: gr.Dropdown, slider: gr.Slider) -> None:
