@@ -123,6 +123,17 @@ class RunPlan:
         return any(self.guided_evaluations)
 
     @property
+    def asks_guidance(self) -> bool:
+        """Whether any image asks for guidance, a w other than 0 or 1 (its class's own, or the run's), whether or
+        not the guidance interval then leaves it a step to guide."""
+        if self.class_labels is None:
+            return False
+        if self.guidance_class_scales is None:
+            return guided(self.class_labels, self.guidance_scale)
+        scales = self.guidance_class_scales
+        return any(scales[c] not in (0.0, 1.0) for c in self.class_labels if c < len(scales))  # ∅ asks for none
+
+    @property
     def fully_guided(self) -> bool:
         """Whether every step runs both passes (no guidance interval leaves any out)."""
         return self.guided and all(self.guided_evaluations)
@@ -275,13 +286,9 @@ def interval_text(interval) -> str:
 
 
 def guidance_text(plan: RunPlan) -> str:
-    """What a guided run's guidance interval and rescale did, for its status: "" where they are off (or nothing is
-    guided)."""
-    if plan.class_labels is None:
-        return ""
-    if plan.guidance_class_scales is None and plan.guidance_scale in (None, 0.0, 1.0):
-        return ""
-    if plan.guidance_class_scales is not None and not plan.guided:  # only classes whose own w is 0 or 1
+    """What a guided run's guidance interval and rescale did, for its status: "" where no image asks for guidance
+    (:attr:`RunPlan.asks_guidance`)."""
+    if not plan.asks_guidance:
         return ""
     parts = []
     w = f"w = {plan.guidance_scale:g}"

@@ -307,3 +307,25 @@ def test_each_class_at_its_own_w_starts_ticked_runs_and_says_so(app_models):
         pipe.register_to_config(recommended_guidance_class_scales=None)
     with pytest.raises(gr.Error, match="records no per-class w"):
         last(reverse.reverse_generate("tiny-conditional", plans.DDPM, 3, **RUN, **asked))
+
+
+def test_the_done_line_names_guidance_alike_for_one_w_and_each_class_at_its_own(app_models):
+    """Whether one w or each class's own asks for guidance, the done line says the same of it: an interval that leaves
+    the run no step to guide says "at 0 of N" for both; where every image's w is 1 (a class whose own w is 1) or no
+    image has a class, it says nothing of guidance."""
+    pipe = models.get_pipeline("tiny-conditional")
+    pipe.register_to_config(recommended_guidance_class_scales=[1.0, 3.0, 1.0])
+    plan = lambda choice, **kw: plans.run_plan("tiny-conditional", plans.DDPM, 10, 0.0, 3, choice, 2.0, **kw)
+    try:
+        nowhere = dict(guidance_t_lo=95, guidance_t_hi=96)  # the run's t: 100, 90, …, 10
+        for per_class in (False, True):
+            asked = plan("square", guidance_per_class=per_class, **nowhere)
+            assert not asked.guided and asked.asks_guidance
+            note = plans.guidance_text(asked)
+            assert note.startswith("guided (") and "at 0 of 10 model evaluations" in note, note
+            assert ("each class at its own w" in note) is per_class, note
+        assert plans.guidance_text(plan("square", guidance_per_class=True)).startswith("guided (each class")
+        for quiet in (plan("circle", guidance_per_class=True, **nowhere), plan(plans.ANY_CLASS)):
+            assert not quiet.asks_guidance and plans.guidance_text(quiet) == ""
+    finally:
+        pipe.register_to_config(recommended_guidance_class_scales=None)
