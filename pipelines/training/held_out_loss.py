@@ -40,7 +40,7 @@ def fixed_inputs(n: int, shape, num_train_timesteps: int, seed: int = 0) -> tupl
 @torch.no_grad()
 def eps_errors(pipe, x0, t, noise, class_labels=None, batch_size: int = 500) -> torch.Tensor:
     """(N,) ‖ε − ε̂‖² per image (mean over pixels) of ``pipe``'s network at (x_t, t), x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε."""
-    scheduler, unet = pipe.scheduler, pipe.unet
+    scheduler, unet, tables = pipe.scheduler, pipe.unet, pipe.scheduler.tables
     channels = x0.shape[1]
     errors = []
     for start in range(0, len(x0), batch_size):
@@ -48,7 +48,6 @@ def eps_errors(pipe, x0, t, noise, class_labels=None, batch_size: int = 500) -> 
         x_t = scheduler.q_sample(x0[part], t[part], noise[part])
         labels = None if class_labels is None else class_labels[part]
         out = unet(x_t, t[part], class_labels=labels).sample[:, :channels]  # a learned Σ_θ's channels left out
-        tables = scheduler.tables
         sqrt_ab = extract(tables.sqrt_alphas_cumprod, t[part], x_t.shape, x_t.dtype)
         sqrt_1mab = extract(tables.sqrt_one_minus_alphas_cumprod, t[part], x_t.shape, x_t.dtype)
         _, eps = x0_and_eps_from_model_output(scheduler.config.prediction_type, out, x_t, sqrt_ab, sqrt_1mab)
