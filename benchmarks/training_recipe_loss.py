@@ -16,9 +16,8 @@ import torch
 from common import table, write_section
 
 from pipelines.objective import l_simple
-from pipelines.scheduler import x0_and_eps_from_model_output
-from pipelines.schedules import extract
 from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist, uint8_to_model_range
+from pipelines.training.held_out_loss import eps_errors
 from pipelines.training.train import draw_training_inputs, make_scheduler, parse_args
 from pipelines.training.unet_presets import build_unet
 
@@ -29,18 +28,6 @@ VARIANTS = {  # name: (prediction type, min-SNR γ, learning-rate decay)
     "v, L_simple, cosine decay": ("v_prediction", None, "cosine"),
     "ε, L_simple, constant rate": ("epsilon", None, "constant"),
 }
-
-
-@torch.no_grad()
-def held_out_eps_mse(unet, scheduler, x0, labels, t, noise) -> float:
-    """Unweighted ‖ε − ε̂‖² on fixed (x₀, t, ε), whatever the model predicts."""
-    x_t = scheduler.q_sample(x0, t, noise)
-    out = unet(x_t, t, class_labels=labels).sample
-    tb = scheduler.tables
-    sqrt_ab = extract(tb.sqrt_alphas_cumprod, t, x_t.shape, x_t.dtype)
-    sqrt_1mab = extract(tb.sqrt_one_minus_alphas_cumprod, t, x_t.shape, x_t.dtype)
-    _, eps = x0_and_eps_from_model_output(scheduler.config.prediction_type, out, x_t, sqrt_ab, sqrt_1mab)
-    return (eps - noise).square().mean().item()
 
 
 def train_variant(prediction_type, snr_gamma, decay, images, labels, steps, batch_size, lr, held_out):
@@ -73,7 +60,8 @@ def train_variant(prediction_type, snr_gamma, decay, images, labels, steps, batc
         opt.zero_grad(set_to_none=True)
     wall = time.perf_counter() - start
     unet.eval()
-    return held_out_eps_mse(unet, scheduler, *held_out), steps * batch_size / wall
+    x0, labels, t, noise = held_out
+    return eps_errors(unet, scheduler, x0, t, noise, labels).mean().item(), steps * batch_size / wall
 
 
 def main() -> None:

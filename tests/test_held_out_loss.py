@@ -31,7 +31,7 @@ def test_each_images_error_is_its_noise_against_the_networks_eps_hat(prediction_
     g = torch.Generator().manual_seed(3)
     x0 = torch.rand(7, 1, 32, 32, generator=g) * 2 - 1
     t, noise = held_out_loss.fixed_inputs(7, (1, 32, 32), 100, seed=4)
-    got = held_out_loss.eps_errors(pipe, x0, t, noise, batch_size=3)  # batches of 3, 3 and 1
+    got = held_out_loss.eps_errors(pipe.unet, pipe.scheduler, x0, t, noise, batch_size=3)  # batches of 3, 3 and 1
     ab = pipe.scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
     x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
     with torch.no_grad():

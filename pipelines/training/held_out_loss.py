@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from pipelines.loading import load_pipeline
+from pipelines.objective import standard_error
 from pipelines.scheduler import x0_and_eps_from_model_output
 from pipelines.schedules import extract
 from pipelines.training.data import DEFAULT_FASHION_MNIST_DIR
@@ -38,9 +39,10 @@ def fixed_inputs(n: int, shape, num_train_timesteps: int, seed: int = 0) -> tupl
 
 
 @torch.no_grad()
-def eps_errors(pipe, x0, t, noise, class_labels=None, batch_size: int = 500) -> torch.Tensor:
-    """(N,) ‖ε − ε̂‖² per image (mean over pixels) of ``pipe``'s network at (x_t, t), x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε."""
-    scheduler, unet, tables = pipe.scheduler, pipe.unet, pipe.scheduler.tables
+def eps_errors(unet, scheduler, x0, t, noise, class_labels=None, batch_size: int = 500) -> torch.Tensor:
+    """(N,) ‖ε − ε̂‖² per image (mean over pixels) of ``unet`` at (x_t, t), x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε on
+    ``scheduler``'s schedule, whatever the network predicts."""
+    tables = scheduler.tables
     channels = x0.shape[1]
     errors = []
     for start in range(0, len(x0), batch_size):
@@ -58,7 +60,7 @@ def eps_errors(pipe, x0, t, noise, class_labels=None, batch_size: int = 500) -> 
 def mean_and_error(values: torch.Tensor) -> dict:
     """The mean of per-image values and its standard error."""
     n = len(values)
-    return {"mean": values.mean().item(), "se": (values.std() / n**0.5).item() if n > 1 else float("nan"), "n": n}
+    return {"mean": values.mean().item(), "se": standard_error(values), "n": n}
 
 
 def compare(errors: dict[str, torch.Tensor], t, labels, num_train_timesteps: int, class_names) -> dict:
@@ -135,7 +137,8 @@ def main(argv=None) -> None:
     for path, pipe in pipes.items():
         conditional = pipe.null_class_label is not None
         asked = torch.full_like(labels, pipe.null_class_label) if conditional and args.null_label else labels
-        errors[path] = eps_errors(pipe, x0, t, noise, asked if conditional else None, args.batch_size)
+        labels_asked = asked if conditional else None
+        errors[path] = eps_errors(pipe.unet, pipe.scheduler, x0, t, noise, labels_asked, args.batch_size)
     report = {
         "data": data.source,
         "num_images": len(x0),
