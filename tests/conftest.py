@@ -1,11 +1,18 @@
+import atexit
 import contextlib
 import os
+import shutil
 import socket
 import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="ddpm-explorer-tests-gradio-"))
+# gradio's cache, one per test process: an app deletes every file it wrote as it closes, and uploads of the same bytes
+# share one path, so with the folder the xdist controller set for both workers (they inherit its environment), one
+# worker's app closing deleted the upload another worker's test was about to read.
+os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(
+    prefix=f"ddpm-explorer-tests-gradio-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-"
+)
 
 import pytest
 import torch
@@ -13,6 +20,7 @@ from diffusers import UNet2DModel
 
 from pipelines import DDPMExplorerPipeline, DDPMExplorerScheduler
 
+atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], ignore_errors=True)
 torch.set_num_threads(int(os.environ.get("TEST_TORCH_THREADS", "1")))  # tiny models: threads only add overhead
 
 

@@ -166,3 +166,12 @@ def test_one_request_cannot_upload_more_than_the_request_limit(live_app):
     assert r.status_code == 413 and "limit" in r.text
     one = httpx.post(live_app.rstrip("/") + "/gradio_api/upload", files=files[:1], timeout=60)
     assert one.status_code == 200, "one file under the per-file limit still goes up"
+
+
+def test_each_test_process_has_a_gradio_cache_of_its_own():
+    """An app deletes every file it wrote as it closes, and uploads of the same bytes share one path: when both xdist
+    workers inherited the controller's cache folder, one worker's app closing deleted the example image another
+    worker had just uploaded ("The uploaded file could not be read.", CI of 0935f62)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    cache = Path(os.environ["GRADIO_TEMP_DIR"])
+    assert cache.name.startswith(f"ddpm-explorer-tests-gradio-{worker}-") and cache.is_dir()
