@@ -95,6 +95,34 @@ def test_a_new_T_keeps_every_view_of_t_in_step_and_the_chain_runs_at_it(page):
     expect(number).to_have_value(str(t))  # a larger T keeps t
 
 
+def test_a_number_typed_key_by_key_is_applied_whole(page):
+    """A newcomer's walk: typing 0.03 into β end raised "β end must be a finite number between 1e-08 and 0.999, got
+    0." from the half-typed 0 (the set-up ran at every key), and T = 50 typed under t = 250 moved t to 5 (the
+    half-typed 5 came first). A typed number now applies on Enter or on leaving its box."""
+    from test_browser import scrubber_state, wait_for_new_payload
+
+    number, track = page.get_by_label(f"number input for {FORWARD_T}"), page.locator("#forward-t input[type=range]")
+    type_number(number, 250)
+    wait_painted(page, 250)
+    for label, value in (("β end", "0.03"), ("T (steps)", "50")):
+        box = page.get_by_label(label)
+        expect(box).to_be_visible()
+        expect(box).to_be_enabled()
+        version = scrubber_state(page, "forward-scrubber")["version"]
+        box.click()
+        box.press("Control+a")
+        box.press_sequentially(value, delay=100)
+        box.press("Enter")
+        wait_for_new_payload(page, "forward-scrubber", version)
+        no_errors(page)
+    expect(track).to_have_value("50", timeout=SLOW)  # t = 250 beyond the new T: moved to T, not to the 5 typed first
+    wait_painted(page, 50)
+    expect(page.locator("#forward-scrubber table.values")).to_contain_text("β_t0.03")  # β_T = β end
+    type_number(page.get_by_label("T (steps)"), 1000)  # back to the defaults for the tests below
+    type_number(page.get_by_label("β end"), 0.02)
+    expect(track).to_have_attribute("max", "1000", timeout=SLOW)
+
+
 def test_the_curves_name_their_log_axis_and_natural_log(page):
     """Issue 23 #11: β_t was on a log axis, and log SNR a natural log, without saying so."""
     labels = page.locator("#forward-scrubber canvas.curves").get_attribute("data-labels")

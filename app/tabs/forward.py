@@ -141,5 +141,8 @@ def create_tab(demo: gr.Blocks, session_files: gr.State) -> None:
         api_visibility="private",
     )
     for component in setup.inputs:
-        component.change(**set_up, show_progress="hidden")
+        if isinstance(component, gr.Number):  # typed: applied whole, on Enter or on leaving the box, not per key
+            gr.on([component.submit, component.blur], **set_up, show_progress="hidden")
+        else:
+            component.change(**set_up, show_progress="hidden")
     demo.load(**set_up)
