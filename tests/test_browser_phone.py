@@ -122,6 +122,30 @@ def test_plot_text_is_at_least_11_px(phone):
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
 
 
+def test_every_plot_is_drawn_whole_on_the_screen(phone):
+    """A newcomer's walk: drawn at their natural width and scrolled sideways in their boxes, the curves showed t to
+    about 600 of 1,000 and the spectrum's legend was cut, with nothing to say there was more. Each plot is now drawn
+    at the width it is shown at: whole on the screen, and at one canvas pixel a CSS pixel (its text stays 11 px)."""
+    page = phone
+    for tab, scrubber in (("Forward process", "#forward-scrubber"), ("Reverse process", "#reverse-scrubber")):
+        open_tab(page, tab)
+        if tab == "Reverse process":  # a run to draw (the tiny model has no recorded one)
+            tap(page.get_by_role("button", name="Generate"))
+        page.wait_for_function(f"() => document.querySelector('{scrubber} [data-paints]')", timeout=60_000)
+        plots = page.evaluate(
+            """([scrubber, canvases]) => [...document.querySelectorAll(`${scrubber} :is(${canvases})`)]
+              .filter((c) => c.offsetParent !== null)
+              .map((c) => {
+                const r = c.getBoundingClientRect();
+                return [c.className, c.width, r.left, r.right, r.width];
+              })""",
+            [scrubber, PLOT_CANVASES],
+        )
+        assert len(plots) >= 2, (tab, plots)
+        for name, drawn, left, right, shown in plots:
+            assert 0 <= left and right <= 390 and abs(drawn - shown) <= 1, (tab, name, drawn, left, right, shown)
+
+
 def test_tables_can_be_read_to_their_last_column(phone):
     page = phone
     checked = []

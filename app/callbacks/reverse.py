@@ -578,7 +578,10 @@ def reverse_frame(state: ReverseState | None, t):
         shown = 0
         result = to_uint8(trajectory.final)
         panels = [result, result, torch.full_like(result, 128)]  # ε̂: at t = 0 there is no noise left to predict
-        caption = f"**t = 0**: the result x₀, after the last step t = {trajectory.t_values[-1]} → 0."
+        caption = (
+            f"**t = 0**: the result x₀, after the last step t = {trajectory.t_values[-1]} → 0; "
+            "there is no noise left to predict, so ε̂ is blank (mid grey)."
+        )
     else:
         shown = trajectory.t_values[k]
         panels = [trajectory.samples[k], trajectory.pred_original[k], trajectory.pred_epsilon[k]]

@@ -37,8 +37,17 @@
     return `Move ${k} of ${m}: jump ${r.jump[i]} of ${jumps}, t = ${t} → ${next} (noise added).`;
   }
 
-  // t against the move index, drawn once; the cursor follows the slider
+  // t against the move index, drawn once (again when its width changes: S.fitWidth); the cursor follows the slider
   function movesPlot(canvas, r, T) {
+    S.fitWidth(canvas);
+    let cursor = movesBackground(canvas, r, T);
+    return (k) => {
+      if (S.fitWidth(canvas)) cursor = movesBackground(canvas, r, T);
+      cursor(k);
+    };
+  }
+
+  function movesBackground(canvas, r, T) {
     const W = canvas.width, H = canvas.height, left = 44, right = 10, top = 10, bottom = 30;
     const m = r.t.length - 1;
     const x = (k) => left + ((W - left - right) * k) / Math.max(m, 1);
@@ -59,7 +68,12 @@
     ctx.fillText(`t = ${T}`, 2, top + 8);
     ctx.fillText("t = 0", 2, H - bottom);
     ctx.textAlign = "center";
-    ctx.fillText(`move (0 … ${m}); blue: reverse steps, orange: jumps back up`, (W + left) / 2, H - 6);
+    const axis = `move (0 … ${m}); blue: reverse steps, orange: jumps back up`;  // on a phone, two lines
+    if (ctx.measureText(axis).width <= W - 8) ctx.fillText(axis, (W + left) / 2, H - 6);
+    else {
+      ctx.fillText(`move (0 … ${m})`, (W + left) / 2, H - 17);
+      ctx.fillText("blue: reverse steps, orange: jumps back up", W / 2, H - 4);
+    }
     return (k) => {
       const c = canvas.getContext("2d");
       c.drawImage(background, 0, 0);

@@ -82,7 +82,9 @@
     const columns = Math.ceil(Math.sqrt(c.final.length));
     const cell = (k) => `${k + 1} (row ${Math.floor(k / columns) + 1}, column ${(k % columns) + 1})`;
     Array.from(select.options).forEach((o, k) => { if (o.text !== cell(k)) o.text = cell(k); });
-    const canvas = $("canvas.classes"), ctx = canvas.getContext("2d");
+    const canvas = $("canvas.classes");
+    S.fitWidth(canvas);
+    const ctx = canvas.getContext("2d");
     const W = canvas.width, H = canvas.height, left = 36, right = 96, top = 10, bottom = 30;
     const ts = [...r.t, 0];  // the frames' t, then the result at t = 0
     const x = (v) => left + ((W - left - right) * v) / r.T, y = (p) => top + (H - top - bottom) * (1 - p);
@@ -161,7 +163,8 @@
       draw(canvases[1], r.result, 0);
       draw(canvases[2], r.noNoise, 0);  // no noise left to predict at t = 0
       if (r.v) draw($('canvas[data-panel="v"]'), r.noNoise, 0);  // no step, no Σ_θ
-      caption = `<b>t = 0</b>: the result x₀, after the last step t = ${r.t[r.t.length - 1]} → 0.`;
+      caption = `<b>t = 0</b>: the result x₀, after the last step t = ${r.t[r.t.length - 1]} → 0; ` +
+        "there is no noise left to predict, so ε̂ is blank (mid grey).";
     } else {
       shown = r.t[k];
       canvases.forEach((canvas, i) => draw(canvas, r.atlases[i], k));

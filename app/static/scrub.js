@@ -67,12 +67,43 @@ window.DDPMScrub = window.DDPMScrub || (() => {
     ctx.putImageData(image, 0, 0);
   }
 
+  // ---------------------------------------------------------------- plot widths
+  // A plot is drawn at the width it is shown at: its natural width (its canvas's width in the HTML) or, in a
+  // narrower box (a phone), the box's, so the whole plot is on screen with its 11 px text at 11 px. (Drawn at its
+  // natural width and scrolled sideways in its box, a phone showed the curves to t ≈ 600 and no class names.)
+  // Returns whether the width changed: a plot drawn once, as the curves' background, is drawn again.
+  function fitWidth(canvas, minimum = 260) {
+    if (!canvas.dataset.natural) canvas.dataset.natural = String(canvas.width);
+    const natural = Number(canvas.dataset.natural), box = canvas.parentElement.clientWidth;
+    if (!box) return false;  // its tab is hidden: drawn when it is shown (mount's resize observer)
+    const width = Math.max(Math.min(natural, Math.floor(box)), Math.min(minimum, natural));
+    if (width === canvas.width) return false;
+    canvas.width = width;
+    return true;
+  }
+
   // ---------------------------------------------------------------- the curves
   // Stacked panels over t = 0 … T, drawn once into an offscreen canvas; each move redraws only the cursor.
   // series: [{label, values: Float32Array(T + 1), log: bool, note}]; non-finite values are left out. Each panel's
   // name (and under it its note, else "(log axis)" for a log-scaled one) sits in the left margin, which is as wide as the longest name,
   // so no label is drawn over a curve.
   function curves(canvas, series, T) {
+    fitWidth(canvas);
+    let plot = curvesBackground(canvas, series, T);
+    return {
+      at(t) {
+        if (fitWidth(canvas)) plot = curvesBackground(canvas, series, T);
+        const c = canvas.getContext("2d");
+        c.drawImage(plot.background, 0, 0);
+        c.fillStyle = "rgb(220, 40, 40)";
+        const col = Math.round(plot.x(t));
+        plot.rows.forEach(([a, b]) => c.fillRect(col, a, 2, b - a));
+      },
+    };
+  }
+
+  // The curves' panels, names and ticks at the canvas's present size: {background, x (t -> column), rows}.
+  function curvesBackground(canvas, series, T) {
     const W = canvas.width, H = canvas.height;
     const ctx0 = canvas.getContext("2d");
     ctx0.font = "11px sans-serif";
@@ -125,15 +156,7 @@ window.DDPMScrub = window.DDPMScrub || (() => {
     [0, Math.round(T / 2), T].forEach((t) => ctx.fillText(String(t), Math.min(x(t), W - 16), H - 12));
     ctx.fillText("t", (W + left) / 2, H - 1);
     canvas.dataset.labels = JSON.stringify(names.map((n) => n.join(" ")));  // what the tests read back
-    return {
-      at(t) {
-        const c = canvas.getContext("2d");
-        c.drawImage(background, 0, 0);
-        c.fillStyle = "rgb(220, 40, 40)";
-        const col = Math.round(x(t));
-        rows.forEach(([a, b]) => c.fillRect(col, a, 2, b - a));
-      },
-    };
+    return { background, x, rows };
   }
 
   // ---------------------------------------------------------------- the slider
@@ -296,8 +319,19 @@ window.DDPMScrub = window.DDPMScrub || (() => {
   // with a dashed line, the band above it shaded (−1: none; 0: shade everything). The legend sits above the axes,
   // never on the curves; both axes are log₁₀ and say so, with a tick per decade of power.
   function spectrumPlot(canvas, freqs, series, logRange, mark) {
+    fitWidth(canvas);
     const ctx = canvas.getContext("2d");
-    const W = canvas.width, H = canvas.height, left = 52, right = 14, top = 24, bottom = 30;
+    const W = canvas.width, H = canvas.height, left = 52, right = 14, bottom = 30;
+    ctx.font = "11px sans-serif";
+    const legend = [];  // [x, baseline] of each entry: a row above the axes, a second where a narrow plot needs it
+    let legendX = left, legendY = 15;
+    series.forEach((s) => {
+      const wide = 20 + ctx.measureText(s.label).width;
+      if (legendX > left && legendX + wide > W) [legendX, legendY] = [left, legendY + 14];
+      legend.push([legendX, legendY]);
+      legendX += wide + 14;
+    });
+    const top = legendY + 9;
     const [lo, hi] = logRange;
     const span = Math.log10(freqs[freqs.length - 1] / freqs[0]);
     const fx = (f) => left + ((W - left - right) * Math.log10(f / freqs[0])) / span;
@@ -319,9 +353,8 @@ window.DDPMScrub = window.DDPMScrub || (() => {
         ctx.stroke();
       }
     }
-    ctx.font = "11px sans-serif";
-    let legendX = left;
-    series.forEach((s) => {
+    series.forEach((s, k) => {
+      const [lx, ly] = legend[k];
       ctx.strokeStyle = s.color;
       ctx.lineWidth = 1.8;
       ctx.setLineDash(s.dash || []);
@@ -329,13 +362,12 @@ window.DDPMScrub = window.DDPMScrub || (() => {
       s.values.forEach((p, i) => (i ? ctx.lineTo(fx(freqs[i]), fy(p)) : ctx.moveTo(fx(freqs[i]), fy(p))));
       ctx.stroke();
       ctx.beginPath();  // the legend's sample of the line, then its name, in the margin above the axes
-      ctx.moveTo(legendX, 11);
-      ctx.lineTo(legendX + 16, 11);
+      ctx.moveTo(lx, ly - 4);
+      ctx.lineTo(lx + 16, ly - 4);
       ctx.stroke();
       ctx.fillStyle = s.color;
       ctx.textAlign = "left";
-      ctx.fillText(s.label, legendX + 20, 15);
-      legendX += 20 + ctx.measureText(s.label).width + 14;
+      ctx.fillText(s.label, lx + 20, ly);
     });
     ctx.setLineDash([]);
     ctx.fillStyle = "#333";
@@ -411,6 +443,12 @@ window.DDPMScrub = window.DDPMScrub || (() => {
 
     followSlider(sliderId, show);
     controls(element, sliderId, widget.direction);
+    let shownWidth = 0;  // its tab shown (0 -> its width) or the window resized: the plots fit the new width
+    new ResizeObserver(([entry]) => {
+      if (Math.round(entry.contentRect.width) === shownWidth) return;
+      shownWidth = Math.round(entry.contentRect.width);
+      show(readT(sliderId));
+    }).observe(element);
     watch("value", () => load(props.value));
     load(props.value);
     return { refresh: () => show(readT(sliderId)) };  // repaint the slider's t (after a widget's own control moves)
@@ -436,7 +474,7 @@ window.DDPMScrub = window.DDPMScrub || (() => {
 
   return {
     bytes, float16, float32, toByte, paint, curves, spectrumPlot, readT, setT, mount, nearest, player, fmt,
-    decodeImage, drawFrame, whiteCanvas,
+    decodeImage, drawFrame, whiteCanvas, fitWidth,
     // for a widget not on mount yet: the same shared poller, controls and paint marks
     bindSlider: followSlider, controls, markPainted,
   };
