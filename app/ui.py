@@ -11,6 +11,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from app import models, rendering, settings
 from app.serving import disk_budget, gradio_memory
+from app.serving.key_limits import KeyLengthLimit
 from app.serving.queue_limits import limit_jobs_per_client
 from app.serving.route_guard import RouteGuard
 from app.serving.session_memory import return_large_buffers_to_the_system
@@ -96,7 +97,11 @@ def build_demo() -> gr.Blocks:
             loss.create_tab(demo)
         with gr.Tab("2D lab"):
             lab.create_tab(demo)
-    demo.queue(max_size=settings.QUEUE_MAX_SIZE, default_concurrency_limit=settings.SAMPLING_CONCURRENCY)
+    # api_open=False: a queued event reached by POST /run/<api_name> ran beside the queue, past its limits (one
+    # session ran 429 model runs in 30 s where the queue allows two at a time); only the queue serves them now
+    demo.queue(
+        max_size=settings.QUEUE_MAX_SIZE, default_concurrency_limit=settings.SAMPLING_CONCURRENCY, api_open=False
+    )
     limit_jobs_per_client(demo._queue)
     for folder in (demo.GRADIO_CACHE, export_dir()):
         disk_budget.budget.watch(folder)
@@ -139,10 +144,12 @@ def launch_kwargs() -> dict:
         share=False,
         show_error=True,
         state_session_capacity=settings.SESSION_CAPACITY,
+        enable_monitoring=False,  # gradio's /monitoring: call counts to anyone, its secret key printed per request
         app_kwargs={
             "middleware": [
                 Middleware(RouteGuard),
                 Middleware(disk_budget.RequestSizeLimit),
+                Middleware(KeyLengthLimit),
                 # the page (0.5 MB of config and scripts) compressed; event streams are never buffered by it
                 Middleware(GZipMiddleware, minimum_size=1024),
             ]

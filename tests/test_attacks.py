@@ -67,6 +67,47 @@ def test_no_component_keeps_uploaded_layers_for_a_client(app_url):
     assert psutil.Process().memory_info().rss - before < 50 * 2**20
 
 
+def test_a_client_cannot_name_its_session_or_upload_with_an_overlong_key(own_app):
+    """gradio keeps a session's values under the session hash the client sends, at any length: 40 requests with
+    10 MB hashes held +400 MB. A session hash or upload id over MAX_KEY_CHARS is refused (400), in a JSON body, in
+    the query and in a heartbeat's path, and gradio keeps nothing under it; the page's and gradio_client's own pass."""
+    from app import settings
+
+    demo, url = own_app
+    long = "x" * (settings.MAX_KEY_CHARS + 1)
+    with httpx.Client(base_url=url, timeout=30) as http:
+        refused = [
+            http.post("/gradio_api/queue/join", json={"data": [], "fn_index": 0, "session_hash": long}),
+            http.post("/gradio_api/run/predict", json={"data": [], "fn_index": 0, "session_hash": long}),
+            http.get("/gradio_api/queue/data", params={"session_hash": long}),
+            http.get(f"/gradio_api/heartbeat/{long}"),
+            http.post("/gradio_api/upload", params={"upload_id": long}, files={"files": ("a.png", b"x")}),
+        ]
+        for response in refused:
+            assert response.status_code == 400 and "MAX" not in response.text, (response.request.url, response.text)
+            assert "characters" in response.text
+        uploaded = http.post("/gradio_api/upload", params={"upload_id": "u" * 36}, files={"files": ("a.png", b"x")})
+        assert uploaded.status_code == 200
+    assert long not in demo.state_holder.session_data
+    client = local_client(url)  # gradio_client's 36-character hash
+    assert client.predict(handle_file(EXAMPLE), "linear", 100, 1e-4, 0.02, 0, 32, api_name="/forward_setup")
+
+
+def test_a_queued_event_cannot_be_run_past_the_queue(app_url):
+    """POST /gradio_api/run/<api_name> ran a queued event beside the queue, past its per-session and per-address
+    limits (one session ran 429 model runs in 30 s). Only the queue serves queued events now; gradio's monitoring
+    routes (call counts to anyone) are off."""
+    with httpx.Client(base_url=app_url, timeout=60) as http:
+        data = [None, "linear", 100, 1e-4, 0.02, 0, 32]
+        direct = http.post("/gradio_api/run/forward_setup", json={"data": data, "session_hash": "direct-run"})
+        assert direct.status_code >= 400 and "queue" in direct.text.lower(), direct.text[:300]
+        for path in ("/monitoring", "/monitoring/summary"):
+            assert http.get(path).status_code in (403, 404), path
+    assert local_client(app_url).predict(  # through the queue it runs
+        handle_file(EXAMPLE), "linear", 100, 1e-4, 0.02, 0, 32, api_name="/forward_setup"
+    )
+
+
 # ---------------------------------------------------------------- what gradio keeps per session
 
 

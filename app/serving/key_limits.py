@@ -1,0 +1,89 @@
+"""Bounds on the keys a client names for itself: gradio keeps a session's values and messages under the
+``session_hash`` the client sends (in a JSON body, in the query or in a heartbeat's path), and an upload's progress
+under its ``upload_id``, at whatever length they come. A 10 MB session hash kept about 10 MB for the session's life
+(40 requests: +400 MB of the server's memory, still there after the unread-message janitor had run); 2,000 upload
+ids of 60 kB, +96 MB. gradio's page makes 11-character hashes and gradio_client 36; a key over ``MAX_KEY_CHARS`` is
+refused (400) before gradio sees the request.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs
+
+from starlette.responses import PlainTextResponse
+
+from app import settings
+
+KEYS = ("session_hash", "upload_id")
+HEARTBEAT = "/heartbeat/"  # gradio's GET /gradio_api/heartbeat/{session_hash}
+
+
+def too_long(value) -> bool:
+    return isinstance(value, str) and len(value) > settings.MAX_KEY_CHARS
+
+
+def refused_in_url(path: str, query_string: bytes) -> str | None:
+    """Why a request's path or query names an overlong key, or None."""
+    query = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
+    for key in KEYS:
+        if any(too_long(value) for value in query.get(key, [])):
+            return key
+    if HEARTBEAT in path and too_long(path.rsplit(HEARTBEAT, 1)[1]):
+        return "session_hash"
+    return None
+
+
+def refused_in_body(body: bytes) -> str | None:
+    """Why a JSON body names an overlong key at its top level (where gradio reads them), or None. A body that is
+    not a JSON object is gradio's to refuse."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    return next((key for key in KEYS if too_long(data.get(key))), None)
+
+
+def refusal(key: str) -> PlainTextResponse:
+    return PlainTextResponse(f"{key} is over this server's limit of {settings.MAX_KEY_CHARS} characters.", 400)
+
+
+class KeyLengthLimit:
+    """ASGI middleware: 400 for a request whose session hash or upload id is over ``MAX_KEY_CHARS``. A JSON body is
+    read whole (it is already capped at ``MAX_REQUEST_BYTES``) and handed on unchanged."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        key = refused_in_url(scope["path"], scope.get("query_string", b""))
+        if key is not None:
+            return await refusal(key)(scope, receive, send)
+        content_type = dict(scope["headers"]).get(b"content-type", b"")
+        if scope["method"] != "POST" or not content_type.startswith(b"application/json"):
+            return await self.app(scope, receive, send)
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        key = refused_in_body(body)
+        if key is not None:
+            return await refusal(key)(scope, receive, send)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()  # after the body: the disconnect, when it comes
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
