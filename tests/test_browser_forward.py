@@ -123,6 +123,17 @@ def test_a_number_typed_key_by_key_is_applied_whole(page):
     expect(track).to_have_attribute("max", "1000", timeout=SLOW)
 
 
+def test_the_beta_range_is_shown_only_for_the_schedules_that_take_one(page):
+    """A newcomer's walk: with the cosine schedule β start and β end stayed on screen, did nothing, and raised an
+    error for a value it would not have used. They are shown for linear, quadratic and sigmoid only."""
+    for schedule, shown in (("cosine", False), ("sigmoid", True), ("cosine", False), ("linear", True)):
+        choose(page, "β schedule", schedule)
+        for label in ("β start", "β end"):
+            box = expect(page.get_by_label(label))
+            box.to_be_visible(timeout=SLOW) if shown else box.to_be_hidden(timeout=SLOW)
+    no_errors(page)
+
+
 def test_the_curves_name_their_log_axis_and_natural_log(page):
     """Issue 23 #11: β_t was on a log axis, and log SNR a natural log, without saying so."""
     labels = page.locator("#forward-scrubber canvas.curves").get_attribute("data-labels")

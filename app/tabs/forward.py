@@ -57,9 +57,15 @@ def setup_inputs() -> Setup:
         with gr.Column(scale=1, min_width=260):
             schedule = gr.Dropdown(list(cb.SCHEDULES), value="linear", label="β schedule")
             T = gr.Number(1000, label="T (steps)", precision=0, minimum=1, maximum=settings.MAX_T)
-            with gr.Row():
+            with gr.Row() as beta_range:  # shown for the schedules that take a β range (not cosine)
                 beta_start = gr.Number(1e-4, label="β start", minimum=0, maximum=0.999)
                 beta_end = gr.Number(0.02, label="β end", minimum=0, maximum=0.999)
+            show_range = lambda name: gr.Row(visible=name in cb.RANGED_SCHEDULES)
+            # never deferred (trigger_mode "multiple"): the set-up is this trigger's one deferring listener
+            # (tests/test_widgets.py)
+            schedule.change(
+                show_range, schedule, beta_range, queue=False, trigger_mode="multiple", api_visibility="private"
+            )
             with gr.Row():
                 seed = gr.Number(0, label="Seed (fixes ε)", precision=0, minimum=0, maximum=settings.MAX_SEED)
                 resolution = gr.Dropdown(list(settings.RESOLUTIONS), value=64, label="Working resolution")
