@@ -109,6 +109,16 @@ def test_the_page_gets_the_runs_payload_and_the_slider_goes_to_the_result(app_mo
     assert len(p["repaint"]["x_t"]) > 0 and p["repaint"]["num_jumps"] == 6
 
 
+def test_inpainting_reports_its_moves_as_it_goes(app_models):
+    """A newcomer's walk: RePaint ran 75 s (a loaded machine) with nothing to say how far it was. Each move of both
+    runs is reported to gradio's progress: RePaint's, then the naive run's, counting to their sum."""
+    reports = []
+    *_, state = last(editing.inpaint(*INPAINT, progress=lambda done, desc, unit: reports.append((*done, desc, unit))))
+    total = state.repaint.num_moves + state.naive.num_moves
+    assert [r[0] for r in reports] == list(range(1, total + 1)) and {r[1] for r in reports} == {total}
+    assert reports[0][2:] == ("RePaint", "moves") and reports[-1][2] == "the naive method"
+
+
 def test_frames_are_thinned_to_the_cap(app_models, monkeypatch):
     monkeypatch.setattr(settings, "EDIT_MAX_FRAMES", 5)
     *_, state = last(editing.inpaint(*INPAINT))

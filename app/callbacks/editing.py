@@ -47,21 +47,34 @@ def one_class(pipe, class_choice, guidance) -> tuple[int | None, float | None]:
     return (None if choice == ANY_CLASS else options.index(choice) - 1), w
 
 
-def _record_run(pipe, x0, keep, record: MoveRecord, seed: int, **repaint_kwargs):
-    """Run RePaint from seed's x_T, one move per step, keeping the record's frames; returns the result."""
+def _record_run(pipe, x0, keep, record: MoveRecord, seed: int, moved=lambda k: None, **repaint_kwargs):
+    """Run RePaint from seed's x_T, one move per step, keeping the record's frames and telling ``moved`` each move's
+    number (1 …); returns the result."""
     generator = torch.Generator(device=pipe.device).manual_seed(seed)
     x0_hat, x = None, None
     for frame in iter_repaint(pipe, x0, keep, generator=generator, **repaint_kwargs):
         x0_hat = frame.pred_original_sample if frame.down else x0_hat
         record.record(frame.index, frame.sample, x0_hat)
         x = frame.next_sample
+        moved(frame.index + 1)
         yield
     record.record(record.num_moves, x, x)
     return x
 
 
-def _inpaint(model_name, source, image, mask, steps, jump_length, jump_n_sample, eta, seed, class_choice, guidance):
-    """The runs' outputs (the API's), then the state, as a generator in compute slots."""
+def _reporter(progress, done: int, total: int, what: str):
+    """A run's report of its k-th move to gradio's ``progress``: the moves done of both runs (nothing without it)."""
+    if progress is None:
+        return lambda k: None
+    return lambda k: progress((done + k, total), desc=what, unit="moves")
+
+
+def _inpaint(
+    model_name, source, image, mask, steps, jump_length, jump_n_sample, eta, seed, class_choice, guidance,
+    progress=None,
+):  # fmt: skip
+    """The runs' outputs (the API's), then the state, as a generator in compute slots; ``progress`` (gradio's) is
+    told the moves done of both runs (RePaint's took 75 s on a loaded machine with nothing to say how far it was)."""
     pipe = check_model(model_name)
     c, h, w = pipe.sample_shape
     T = pipe.scheduler.config.num_train_timesteps
@@ -81,10 +94,13 @@ def _inpaint(model_name, source, image, mask, steps, jump_length, jump_n_sample,
     check_work(pipe, calls, 2 if label is not None and w_ not in (0.0, 1.0) else 1)
     results = {}
     kwargs = dict(num_inference_steps=n, jump_length=jump_length, eta=eta, class_labels=label, guidance_scale=w_)
+    total, done = sum(r.num_moves for r in runs.values()), 0
     with numerical_faults_as_errors():
         for name, resamplings in (("repaint", jump_n_sample), ("naive", 1)):
-            run = _record_run(pipe, x0, keep, runs[name], seed, jump_n_sample=resamplings, **kwargs)
+            moved = _reporter(progress, done, total, "RePaint" if name == "repaint" else "the naive method")
+            run = _record_run(pipe, x0, keep, runs[name], seed, moved, jump_n_sample=resamplings, **kwargs)
             results[name] = yield from run
+            done += runs[name].num_moves
     state = admitted(InpaintState(runs["repaint"], runs["naive"]))
     shown = keep * x0 + (1 - keep) * torch.full_like(x0, -0.2)  # the part that is regenerated, grey
     status = (
@@ -104,7 +120,7 @@ def inpaint(
     """Inpaint where the keep-mask (JSON rows, 1 keep, 0 regenerate) is 0: RePaint, and the naive method
     (``jump_n_sample`` = 1) from the same x_T. Returns the original, the mask, both results, a status and the run."""
     args = (model_name, source, image, mask, steps, jump_length, jump_n_sample, eta, seed, class_choice, guidance)
-    outputs, _ = yield from stoppable(_inpaint(*args), INPAINT_OUTPUTS)
+    outputs, _ = yield from stoppable(_inpaint(*args, progress), INPAINT_OUTPUTS)
     yield outputs
 
 
@@ -115,7 +131,7 @@ def inpaint_in_page(
 ):  # fmt: skip
     """:func:`inpaint`, then the scrubber's payload and its slider at the result."""
     args = (model_name, source, image, mask, steps, jump_length, jump_n_sample, eta, seed, class_choice, guidance)
-    outputs, (shape, T) = yield from stoppable(_inpaint(*args), INPAINT_OUTPUTS + 2)
+    outputs, (shape, T) = yield from stoppable(_inpaint(*args, progress), INPAINT_OUTPUTS + 2)
     state = outputs[-1]
     moves = state.repaint.num_moves
     yield (*outputs, inpaint_payload(state, shape, T), gr.update(maximum=moves, value=moves))
