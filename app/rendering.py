@@ -182,6 +182,9 @@ def schedule_plot(tables) -> CursorPlot:
     )
 
 
+NOT_RED = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#7f7f7f")  # matplotlib's, less red
+
+
 @drawn_under_lock
 def figure_compare_alpha_bar(curves: dict[str, np.ndarray], t_marker: int | None = None) -> np.ndarray:
     """ᾱ_t of several schedules on one plot, as pixels."""
@@ -191,8 +194,9 @@ def figure_compare_alpha_bar(curves: dict[str, np.ndarray], t_marker: int | None
 def compare_alpha_bar_figure(curves: dict[str, np.ndarray], t_marker: int | None = None):
     """The figure behind :func:`figure_compare_alpha_bar`, its legend beside the axes (call with _MPL_LOCK held)."""
     fig, ax = pyplot().subplots(figsize=(7, 3.2), dpi=100)
-    for name, ab in curves.items():
-        ax.plot(index_to_paper_t(np.arange(len(ab))), ab, label=name, lw=1.6)
+    for k, (name, ab) in enumerate(curves.items()):
+        color = NOT_RED[k % len(NOT_RED)]  # red is the slider's t alone (matplotlib's fourth colour was red too)
+        ax.plot(index_to_paper_t(np.arange(len(ab))), ab, label=name, lw=1.6, color=color)
     if t_marker:
         ax.axvline(t_marker, color="#dc2828", lw=1, label=f"t = {t_marker}")
     ax.set_xlabel("t")

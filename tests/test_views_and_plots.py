@@ -129,6 +129,20 @@ def test_the_compare_plot_uses_mathtext_and_keeps_its_legend_off_the_curves(mpl)
     mpl.close(fig)
 
 
+def test_no_schedule_in_the_compare_plot_is_drawn_in_the_markers_red(mpl):
+    """A newcomer's walk: the caption says "red: the slider's t", and the fourth schedule (sigmoid) was red too."""
+    from matplotlib.colors import to_rgb
+
+    names = ("linear", "quadratic", "cosine", "sigmoid")
+    fig = rendering.compare_alpha_bar_figure({n: make_schedule(n, 100).alphas_cumprod.numpy() for n in names}, 40)
+    *schedules, marker = fig.axes[0].get_lines()
+    red = np.array(to_rgb(marker.get_color()))
+    assert len(schedules) == 4 and marker.get_label() == "t = 40"
+    for line in schedules:  # every schedule's colour far from the marker's red
+        assert np.abs(np.array(to_rgb(line.get_color())) - red).sum() > 0.4, (line.get_label(), line.get_color())
+    mpl.close(fig)
+
+
 def test_the_elbo_plot_writes_L_t_minus_1_in_mathtext_and_keeps_its_legends_off_the_curves(mpl):
     terms = dict(timesteps=[0, 10, 50, 99], vb=[0.5, 0.1, 0.01, 0.001], prior=1e-5, mse=[1.0, 0.5, 0.1, 0.01])
     fig = rendering.elbo_terms_figure(terms)
