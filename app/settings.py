@@ -53,7 +53,11 @@ INTERPOLATION_BUDGET = _int("INTERPOLATION_BUDGET", 2 * 2**20)
 
 # disk: everything gradio and the app write (cache, uploads, exports), oldest deleted first past the budget
 MAX_TEMP_BYTES = _int("MAX_TEMP_BYTES", 2 * 2**30)  # a Space's disk is 50 GB
+MAX_TEMP_FILES = _int("MAX_TEMP_FILES", 20_000)  # and in number: the janitor walks them every second
 MAX_REQUEST_BYTES = _int("MAX_REQUEST_BYTES", 12 * 2**20)  # one request's body: one upload of MAX_FILE_SIZE
+# uploads per client address within a window: one client's junk could otherwise push everyone's files off the disk
+UPLOAD_BYTES_PER_ADDRESS = _int("UPLOAD_BYTES_PER_ADDRESS", 512 * 2**20)
+UPLOAD_WINDOW_S = float(os.environ.get("UPLOAD_WINDOW_S", 3600))
 MAX_KEY_CHARS = _int("MAX_KEY_CHARS", 128)  # a session hash or upload id (gradio's own: 11 and 36 characters)
 DISK_CHECK_EVERY_S = float(os.environ.get("DISK_CHECK_EVERY_S", 1.0))
 

@@ -16,6 +16,7 @@ from app.serving.queue_limits import limit_jobs_per_client
 from app.serving.route_guard import RouteGuard
 from app.serving.session_memory import return_large_buffers_to_the_system
 from app.serving.sessions import SessionFiles, delete_session_files, export_dir
+from app.serving.upload_quota import UploadQuota
 from app.tabs import editing, forward, lab, loss, reverse, scrubbers
 from pipelines.samplers import SAMPLERS
 
@@ -150,6 +151,7 @@ def launch_kwargs() -> dict:
                 Middleware(RouteGuard),
                 Middleware(disk_budget.RequestSizeLimit),
                 Middleware(KeyLengthLimit),
+                Middleware(UploadQuota),
                 # the page (0.5 MB of config and scripts) compressed; event streams are never buffered by it
                 Middleware(GZipMiddleware, minimum_size=1024),
             ]

@@ -108,6 +108,29 @@ def test_a_queued_event_cannot_be_run_past_the_queue(app_url):
     )
 
 
+def test_one_address_cannot_push_other_users_uploads_off_the_disk(own_app, monkeypatch):
+    """The disk budget deletes the oldest files whoever wrote them: one client's 2.37 GB of junk in 11 s deleted
+    another user's upload, whose next run failed. Each address may upload UPLOAD_BYTES_PER_ADDRESS an hour; past it
+    its uploads are refused (429, saying why) and another address's still go through."""
+    from app import settings
+    from app.serving import upload_quota
+
+    _, url = own_app
+    monkeypatch.setattr(settings, "UPLOAD_BYTES_PER_ADDRESS", 200_000)
+    monkeypatch.setattr(settings, "CLIENT_ADDRESS_HEADER", "X-Forwarded-For")
+    monkeypatch.setattr(upload_quota, "ledger", upload_quota.UploadLedger())
+    junk = b"x" * 60_000
+    with httpx.Client(base_url=url, timeout=30) as http:
+        upload = lambda who: http.post(
+            "/gradio_api/upload", files={"files": ("junk.png", junk)}, headers={"X-Forwarded-For": who}
+        )
+        codes = [upload("203.0.113.7").status_code for _ in range(5)]
+        assert codes == [200, 200, 200, 429, 429], codes
+        refused = upload("203.0.113.7")
+        assert "this address has uploaded" in refused.text and "MB" in refused.text
+        assert upload("198.51.100.2").status_code == 200  # another user's upload goes through
+
+
 # ---------------------------------------------------------------- what gradio keeps per session
 
 

@@ -59,6 +59,17 @@ def test_the_budget_deletes_the_oldest_files_first_and_orphans_and_empty_folders
     assert budget.evicted == 3
 
 
+def test_the_budget_also_caps_the_number_of_files(tmp_path):
+    """An attacker's uploads of 1,000 four-byte files a request left 100,000 files well under the byte budget, and
+    the janitor, which walks every file each second, kept 0.6–0.7 of the 2 cores busy while the app was idle.
+    Past max_files the oldest go, as past max_bytes."""
+    tiny = [write(tmp_path / f"cache/{i}/f", 4, age_s=100 - i) for i in range(10)]  # oldest first
+    budget = DiskBudget(max_bytes=2**30, min_age_s=0, max_files=4)
+    budget.watch(tmp_path / "cache")
+    assert budget.enforce() == 16
+    assert [p.exists() for p in tiny] == [False] * 6 + [True] * 4 and budget.evicted == 6
+
+
 def test_files_a_request_may_still_use_are_left_alone(tmp_path):
     recent = write(tmp_path / "cache/x/image.png", 5000, age_s=0)
     budget = DiskBudget(max_bytes=1000, min_age_s=2)

@@ -3,10 +3,12 @@ exports.
 
 Without it disk grew without bound: every API frame is a new PNG (gradio keeps them up to ``delete_cache``'s hour),
 uploads had no quota (40 × 9 MB in one request), and every call with a file input left a 0-byte temp file behind.
-Here a janitor thread, and every upload as it ends, keeps the watched folders under ``MAX_TEMP_BYTES``: it deletes
-orphaned empty files, then the oldest files first until the total fits, then empty folders. Files and folders of the
-last ``min_age_s`` seconds are left alone (a request may be writing or reading them), so the budget can be overshot
-by what is written in that time; one request's body is capped at ``MAX_REQUEST_BYTES`` (:class:`RequestSizeLimit`).
+Here a janitor thread, and every upload as it ends, keeps the watched folders under ``MAX_TEMP_BYTES`` and
+``MAX_TEMP_FILES``: it deletes orphaned empty files, then the oldest files first until both fit, then empty
+folders. Files and folders of the last ``min_age_s`` seconds are left alone (a request may be writing or reading
+them), so the budget can be overshot by what is written in that time; one request's body is capped at
+``MAX_REQUEST_BYTES`` (:class:`RequestSizeLimit`), and one address's uploads in an hour by
+:mod:`app.serving.upload_quota`.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ def _files(folder: Path) -> list[tuple[float, int, Path]]:
 class DiskBudget:
     """Keeps the files under some folders within ``max_bytes`` in all, deleting the oldest first."""
 
-    def __init__(self, max_bytes: int, orphan_age_s: float = 10.0, min_age_s: float = 2.0):
+    def __init__(self, max_bytes: int, orphan_age_s: float = 10.0, min_age_s: float = 2.0, max_files: int = 20_000):
         self.max_bytes, self.orphan_age_s, self.min_age_s = max_bytes, orphan_age_s, min_age_s
+        self.max_files = max_files  # the janitor walks every file: 100,000 tiny uploads kept it at 0.6–0.7 cores
         self.folders: set[Path] = set()
         self.evicted = 0  # files deleted to keep the budget (not counting orphans)
         self._lock = threading.Lock()
@@ -65,11 +68,13 @@ class DiskBudget:
                 else:
                     kept.append((mtime, size, path))
                     total += size
+            count = len(kept)
             for mtime, size, path in sorted(kept):
-                if total <= self.max_bytes or now - mtime < self.min_age_s:
+                if (total <= self.max_bytes and count <= self.max_files) or now - mtime < self.min_age_s:
                     break
                 path.unlink(missing_ok=True)
                 total -= size
+                count -= 1
                 self.evicted += 1
             self._remove_empty_folders(now)
             return total
@@ -102,7 +107,7 @@ class DiskBudget:
         self._thread.start()
 
 
-budget = DiskBudget(settings.MAX_TEMP_BYTES)
+budget = DiskBudget(settings.MAX_TEMP_BYTES, max_files=settings.MAX_TEMP_FILES)
 
 
 def use_private_temp_dir() -> str:
