@@ -179,6 +179,32 @@ def test_one_request_cannot_upload_more_than_the_request_limit(live_app):
     assert one.status_code == 200, "one file under the per-file limit still goes up"
 
 
+def test_a_body_sent_in_chunks_past_the_limit_is_refused_with_413(live_app):
+    """Three 7 MB files sent in chunks, with no Content-Length, got a 500 and a traceback (the limit raised inside
+    gradio's parser); it is the same 413 as for a declared length now."""
+    seven_mb = b"\x00" * (7 * 2**20)
+    boundary = "b0undary"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{i}.png"\r\n\r\n'.encode()
+        + seven_mb
+        + b"\r\n"
+        for i in range(3)
+    ]
+
+    def chunks():
+        for part in parts:
+            yield from (part[k : k + 2**20] for k in range(0, len(part), 2**20))
+        yield f"--{boundary}--\r\n".encode()
+
+    r = httpx.post(
+        live_app.rstrip("/") + "/gradio_api/upload",
+        content=chunks(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        timeout=60,
+    )
+    assert r.status_code == 413 and "limit" in r.text, (r.status_code, r.text[:200])
+
+
 def test_each_test_process_has_a_gradio_cache_of_its_own():
     """An app deletes every file it wrote as it closes, and uploads of the same bytes share one path: when both xdist
     workers inherited the controller's cache folder, one worker's app closing deleted the example image another

@@ -120,6 +120,10 @@ def use_private_temp_dir() -> str:
     return os.environ["GRADIO_TEMP_DIR"]
 
 
+class BodyTooLarge(Exception):
+    """A request body that passed ``MAX_REQUEST_BYTES`` while it arrived."""
+
+
 class RequestSizeLimit:
     """ASGI middleware: refuses a request whose body is over ``MAX_REQUEST_BYTES`` (413), by its Content-Length or,
     for a body sent in chunks, as it arrives; enforces the disk budget after every upload."""
@@ -135,18 +139,27 @@ class RequestSizeLimit:
         if length is not None and length.isdigit() and int(length) > limit:
             response = PlainTextResponse(f"Request body over this server's limit of {limit:,} bytes.", 413)
             return await response(scope, receive, send)
-        received = 0
+        received, started = 0, False
 
         async def counted_receive():
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
             if received > limit:
-                raise ValueError(f"Request body over this server's limit of {limit:,} bytes.")
+                raise BodyTooLarge(f"Request body over this server's limit of {limit:,} bytes.")
             return message
 
+        async def watched_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, counted_receive, send)
+            await self.app(scope, counted_receive, watched_send)
+        except BodyTooLarge as e:  # a body sent in chunks, past the limit: 413, as for a declared length (was a 500)
+            if started:
+                raise
+            await PlainTextResponse(str(e), 413)(scope, receive, send)
         finally:
             if scope["path"].endswith("/upload"):
                 await asyncio.to_thread(budget.enforce)
