@@ -35,6 +35,10 @@ class StopRequests:
     queue (Generate notes it there, unqueued): a run stopped while it waited ends after its first step."""
 
     WAITING_FOR_S = 600  # a run noted as waiting that never started (refused by the queue) is forgotten after this
+    # Old marks are swept at most every SWEEP_EVERY_S, and past MAX_WAITING the oldest go: one client's 3,000 invented
+    # session hashes left 3,000 marks, all read under the lock by every Generate (24 -> 83 ms a call)
+    SWEEP_EVERY_S = 10.0
+    MAX_WAITING = 4000
 
     def __init__(self, directory: str | Path | None = None):
         if directory is None:
@@ -43,6 +47,7 @@ class StopRequests:
         self._dir = Path(directory)
         self._dir.mkdir(parents=True, exist_ok=True)
         self._thread_lock = threading.Lock()
+        self._swept = float("-inf")  # when this process last swept the waiting marks
 
     @contextmanager
     def _locked(self):
@@ -78,12 +83,19 @@ class StopRequests:
         """The session's Generate was clicked: its run waits in the queue until :meth:`started`."""
         with self._locked():
             now = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process of the machine
-            for old in self._dir.glob(f"*.{WAITING}"):
-                since = self._waited_since(old)
-                if since is None or now - since >= self.WAITING_FOR_S:
-                    old.unlink(missing_ok=True)
+            if now - self._swept >= self.SWEEP_EVERY_S:
+                self._sweep(now)
             if not self._path(session, RUNNING).exists():
                 self._set(session, WAITING, now)
+
+    def _sweep(self, now: float) -> None:
+        """Forget the waiting marks older than ``WAITING_FOR_S``, and the oldest past ``MAX_WAITING`` (lock held)."""
+        self._swept = now
+        marks = [(self._waited_since(path), path) for path in self._dir.glob(f"*.{WAITING}")]
+        marks = sorted(marks, key=lambda m: -1.0 if m[0] is None else m[0])  # unreadable first, then oldest
+        for k, (since, path) in enumerate(marks):
+            if since is None or now - since >= self.WAITING_FOR_S or len(marks) - k > self.MAX_WAITING - 1:
+                path.unlink(missing_ok=True)
 
     def started(self, session: str) -> None:
         with self._locked():
