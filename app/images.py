@@ -53,6 +53,9 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.nan_to_num(arr), 0, 255).round().astype(np.uint8), mode="L")
 
 
+ON_WHITE = "ddpm_explorer_on_white"  # set in a normalized image's info where transparent pixels were laid on white
+
+
 def normalize_mode(im: Image.Image) -> Image.Image:
     """Any PIL mode to L (grayscale sources) or RGB; transparency is composited on white."""
     if im.mode in ("1", "L"):
@@ -64,7 +67,9 @@ def normalize_mode(im: Image.Image) -> Image.Image:
     if im.mode in ("LA", "La", "PA", "RGBA", "RGBa"):
         im = im.convert("RGBA")
         background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, im).convert("RGB")
+        flat = Image.alpha_composite(background, im).convert("RGB")
+        flat.info[ON_WHITE] = im.getchannel("A").getextrema()[0] < 255  # any pixel less than opaque
+        return flat
     return im.convert("RGB")  # RGB, CMYK, YCbCr, LAB, HSV, RGBX
 
 
@@ -130,9 +135,15 @@ def to_model_tensor(im: Image.Image, resolution: int, channels: int) -> torch.Te
     return arr / 127.5 - 1.0
 
 
-def crop_note(size: tuple[int, int], resolution: int) -> str:
+def crop_note(size: tuple[int, int], resolution: int, on_white: bool = False) -> str:
     """What :func:`to_model_tensor` does to an image of ``size`` (width, height), in words for the page: a
-    non-square image loses the edges of its longer side (never silently)."""
+    non-square image loses the edges of its longer side, and transparent pixels were laid on white (``on_white``,
+    :func:`normalize_mode`'s mark in the image's info): never silently."""
+    note = _crop_words(size, resolution)
+    return f"{note}; its transparent parts laid on white" if on_white else note
+
+
+def _crop_words(size: tuple[int, int], resolution: int) -> str:
     w, h = size
     side = min(w, h)
     resized = f"resized to {resolution}×{resolution}"

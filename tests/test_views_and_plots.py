@@ -43,6 +43,20 @@ def test_a_t_past_T_is_refused_with_a_message_that_says_what_to_do():
             handler()
 
 
+def test_an_upload_with_transparency_is_said_to_be_laid_on_white(tmp_path):
+    """A newcomer's walk: a transparent PNG's clear part became white with nothing said. An opaque RGBA says nothing
+    of it (its alpha hides nothing)."""
+    clear, opaque = tmp_path / "clear.png", tmp_path / "opaque.png"
+    rgba = np.full((40, 40, 4), 255, np.uint8)
+    Image.fromarray(rgba).save(opaque)
+    rgba[:20, :, 3] = 0
+    Image.fromarray(rgba).save(clear)
+    _, _, note, _, _ = in_page(0, image=str(clear), resolution=32)
+    assert "its transparent parts laid on white" in note and "resized to 32×32" in note
+    _, _, note, _, _ = in_page(0, image=str(opaque), resolution=32)
+    assert "transparent" not in note
+
+
 def test_a_non_square_upload_is_said_to_be_cropped(tmp_path):
     path = tmp_path / "wide.png"
     Image.fromarray(np.full((150, 200, 3), 128, np.uint8)).save(path)
