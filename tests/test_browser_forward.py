@@ -223,6 +223,12 @@ def test_the_elbo_tab_shows_the_image_it_measures(page):
     expect(summary).to_contain_text("both models on the same timesteps and noise", timeout=SLOW)
     expect(summary).to_contain_text("Σ fixed at β_t − tiny-random:")
     no_errors(page)
+    # another image: the last bound, which was not this image's, is cleared (a newcomer's walk saw both at once)
+    page.locator("[role=tabpanel]:visible input[type=file]").first.set_input_files("app/assets/shapes.png")
+    expect(summary).to_contain_text("The image or the model changed", timeout=SLOW)
+    expect(summary).not_to_contain_text("bits/dim")
+    expect(page.locator("#elbo-plot img")).to_have_count(0)
+    expect(note).to_contain_text("Measured:")
 
 
 def test_sdedit_shows_whole_sharp_images_with_whole_captions_and_the_quality_plot_has_no_chip(page):

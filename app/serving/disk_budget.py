@@ -76,16 +76,19 @@ class DiskBudget:
                 total -= size
                 count -= 1
                 self.evicted += 1
-            self._remove_empty_folders(now)
+            self._remove_empty_folders()
             return total
 
-    def _remove_empty_folders(self, now: float) -> None:
+    def _remove_empty_folders(self) -> None:
+        # the time after this pass's deletions: a folder it has just emptied has that deletion as its mtime (with
+        # the pass's start time, such a folder was "made in the future", and stayed: a CI failure under load)
+        now = time.time()
         for folder in self.folders:
             for root, dirs, files in os.walk(folder, topdown=False):
                 if Path(root) == folder or dirs or files:
                     continue
                 try:
-                    if now - os.stat(root).st_mtime > self.min_age_s:  # not one a request has just made
+                    if now - os.stat(root).st_mtime >= self.min_age_s:  # not one a request has just made
                         os.rmdir(root)
                 except OSError:  # something was written there meanwhile
                     pass

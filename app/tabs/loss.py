@@ -32,6 +32,9 @@ $$L_{\text{vlb}} = \underbrace{D_{KL}\big(q(x_T\mid x_0)\,\|\,p(x_T)\big)}_{L_T}
 """
 
 
+STALE_BOUND = "The image or the model changed: press **Compute the bound's terms** to measure this one."
+
+
 def create_tab(demo: gr.Blocks) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
@@ -69,8 +72,16 @@ def create_tab(demo: gr.Blocks) -> None:
             plot = gr.Image(show_label=False, format="png", interactive=False, elem_id="elbo-plot")
     gr.Markdown(FORMULAS, latex_delimiters=LATEX_DELIMITERS)
     show_input = dict(fn=elbo_input, inputs=[model, upload], outputs=[measured, what], api_visibility="private")
+    # a new image or model clears the last bound: its figures beside the new image contradicted it (a newcomer's
+    # walk: "Measured: your image …" under "Variational bound for the image shown (test image #0): 1.393 bits/dim")
     for component in (model, upload):
-        component.change(**show_input, show_progress="hidden")
+        component.change(
+            lambda name, image: (*elbo_input(name, image), STALE_BOUND, None),
+            [model, upload],
+            [measured, what, summary, plot],
+            api_visibility="private",
+            show_progress="hidden",
+        )
     demo.load(**show_input)
     button.click(
         elbo_terms,
