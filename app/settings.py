@@ -59,6 +59,7 @@ MAX_REQUEST_BYTES = _int("MAX_REQUEST_BYTES", 12 * 2**20)  # one request's body:
 UPLOAD_BYTES_PER_ADDRESS = _int("UPLOAD_BYTES_PER_ADDRESS", 512 * 2**20)
 UPLOAD_WINDOW_S = float(os.environ.get("UPLOAD_WINDOW_S", 3600))
 MAX_KEY_CHARS = _int("MAX_KEY_CHARS", 128)  # a session hash or upload id (gradio's own: 11 and 36 characters)
+MAX_VALUE_CHARS = _int("MAX_VALUE_CHARS", 200_000)  # one string among a request's input values
 DISK_CHECK_EVERY_S = float(os.environ.get("DISK_CHECK_EVERY_S", 1.0))
 
 # serving

@@ -93,6 +93,24 @@ def test_a_client_cannot_name_its_session_or_upload_with_an_overlong_key(own_app
     assert client.predict(handle_file(EXAMPLE), "linear", 100, 1e-4, 0.02, 0, 32, api_name="/forward_setup")
 
 
+def test_an_overlong_input_value_is_refused_before_gradio_logs_it(app_url, capfd):
+    """gradio refuses a bad value (a choice not in a dropdown) by logging a traceback with the value in it: one
+    10 MB value wrote 10 MB of log. A string over MAX_VALUE_CHARS among the input values is refused (400) before
+    gradio sees it; the app's own longest inputs (a drawing, at most LAB_SKETCH_MAX_CHARS) are well within."""
+    from app import settings
+
+    assert settings.LAB_SKETCH_MAX_CHARS * 2 <= settings.MAX_VALUE_CHARS
+    big = "A" * (settings.MAX_VALUE_CHARS + 1)
+    with httpx.Client(base_url=app_url, timeout=30) as http:
+        for path in ("/gradio_api/queue/join", "/gradio_api/run/predict"):
+            body = {"data": [big, "", 0], "fn_index": 0, "session_hash": "overlong-value"}
+            refused = http.post(path, json=body)
+            assert refused.status_code == 400 and "input value is over" in refused.text, path
+        nested = http.post("/gradio_api/queue/join", json={"data": [[{"x": big}]], "fn_index": 0, "session_hash": "n"})
+        assert nested.status_code == 400
+    assert big[:1000] not in capfd.readouterr().err  # nothing of it reached the log
+
+
 def test_a_queued_event_cannot_be_run_past_the_queue(app_url):
     """POST /gradio_api/run/<api_name> ran a queued event beside the queue, past its per-session and per-address
     limits (one session ran 429 model runs in 30 s). Only the queue serves queued events now; gradio's monitoring

@@ -4,6 +4,10 @@ under its ``upload_id``, at whatever length they come. A 10 MB session hash kept
 (40 requests: +400 MB of the server's memory, still there after the unread-message janitor had run); 2,000 upload
 ids of 60 kB, +96 MB. gradio's page makes 11-character hashes and gradio_client 36; a key over ``MAX_KEY_CHARS`` is
 refused (400) before gradio sees the request.
+
+The same pass bounds each string among a JSON body's input values at ``MAX_VALUE_CHARS``: gradio refuses a bad
+value (a choice not in a dropdown) by logging a traceback with the value in it, so one 10 MB value wrote 10 MB of
+log, outside the disk budget. The app's longest inputs, a drawing's strokes and an inpainting mask, are far shorter.
 """
 
 from __future__ import annotations
@@ -34,16 +38,33 @@ def refused_in_url(path: str, query_string: bytes) -> str | None:
     return None
 
 
-def refused_in_body(body: bytes) -> str | None:
-    """Why a JSON body names an overlong key at its top level (where gradio reads them), or None. A body that is
-    not a JSON object is gradio's to refuse."""
+def longest_string(value, depth: int = 4) -> int:
+    """The length of the longest string in ``value``, through lists and dicts to ``depth`` levels."""
+    if isinstance(value, str):
+        return len(value)
+    if depth == 0:
+        return 0
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return max((longest_string(v, depth - 1) for v in items), default=0)
+
+
+def refused_in_body(body: bytes) -> PlainTextResponse | None:
+    """The refusal of a JSON body that names an overlong key at its top level (where gradio reads them) or carries
+    an overlong input value in ``data``, or None. A body that is not a JSON object is gradio's to refuse."""
     try:
         data = json.loads(body)
     except ValueError:
         return None
     if not isinstance(data, dict):
         return None
-    return next((key for key in KEYS if too_long(data.get(key))), None)
+    key = next((key for key in KEYS if too_long(data.get(key))), None)
+    if key is not None:
+        return refusal(key)
+    if longest_string(data.get("data")) > settings.MAX_VALUE_CHARS:
+        return PlainTextResponse(
+            f"An input value is over this server's limit of {settings.MAX_VALUE_CHARS:,} characters.", 400
+        )
+    return None
 
 
 def refusal(key: str) -> PlainTextResponse:
@@ -51,8 +72,9 @@ def refusal(key: str) -> PlainTextResponse:
 
 
 class KeyLengthLimit:
-    """ASGI middleware: 400 for a request whose session hash or upload id is over ``MAX_KEY_CHARS``. A JSON body is
-    read whole (it is already capped at ``MAX_REQUEST_BYTES``) and handed on unchanged."""
+    """ASGI middleware: 400 for a request whose session hash or upload id is over ``MAX_KEY_CHARS``, or whose JSON
+    input values hold a string over ``MAX_VALUE_CHARS``. A JSON body is read whole (it is already capped at
+    ``MAX_REQUEST_BYTES``) and handed on unchanged."""
 
     def __init__(self, app):
         self.app = app
@@ -74,9 +96,9 @@ class KeyLengthLimit:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        key = refused_in_body(body)
-        if key is not None:
-            return await refusal(key)(scope, receive, send)
+        refused = refused_in_body(body)
+        if refused is not None:
+            return await refused(scope, receive, send)
         sent = False
 
         async def replay():
