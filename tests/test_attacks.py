@@ -102,8 +102,11 @@ def test_an_overlong_input_value_is_refused_before_gradio_logs_it(app_url, capfd
     assert settings.LAB_SKETCH_MAX_CHARS * 2 <= settings.MAX_VALUE_CHARS
     big = "A" * (settings.MAX_VALUE_CHARS + 1)
     with httpx.Client(base_url=app_url, timeout=30) as http:
-        for path in ("/gradio_api/queue/join", "/gradio_api/run/predict"):
-            body = {"data": [big, "", 0], "fn_index": 0, "session_hash": "overlong-value"}
+        for path, value in (
+            ("/gradio_api/queue/join", big),
+            ("/gradio_api/run/predict", "A" * 2**21),
+        ):  # 2 MB: off the loop
+            body = {"data": [value, "", 0], "fn_index": 0, "session_hash": "overlong-value"}
             refused = http.post(path, json=body)
             assert refused.status_code == 400 and "input value is over" in refused.text, path
         nested = http.post("/gradio_api/queue/join", json={"data": [[{"x": big}]], "fn_index": 0, "session_hash": "n"})
