@@ -143,6 +143,12 @@ def crop_note(size: tuple[int, int], resolution: int, on_white: bool = False) ->
     return f"{note}; its transparent parts laid on white" if on_white else note
 
 
+def upload_note(im: Image.Image, resolution: int) -> str:
+    """:func:`crop_note` for a loaded image: its size, and whether :func:`normalize_mode` laid its transparency on
+    white."""
+    return crop_note(im.size, resolution, im.info.get(ON_WHITE, False))
+
+
 def _crop_words(size: tuple[int, int], resolution: int) -> str:
     w, h = size
     side = min(w, h)

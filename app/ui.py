@@ -11,7 +11,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from app import models, rendering, settings
 from app.serving import disk_budget, gradio_memory
-from app.serving.key_limits import KeyLengthLimit
+from app.serving.key_limits import LengthLimits
 from app.serving.queue_limits import limit_jobs_per_client
 from app.serving.route_guard import RouteGuard
 from app.serving.session_memory import return_large_buffers_to_the_system
@@ -150,7 +150,7 @@ def launch_kwargs() -> dict:
             "middleware": [
                 Middleware(RouteGuard),
                 Middleware(disk_budget.RequestSizeLimit),
-                Middleware(KeyLengthLimit),
+                Middleware(LengthLimits),
                 Middleware(UploadQuota),
                 # the page (0.5 MB of config and scripts) compressed; event streams are never buffered by it
                 Middleware(GZipMiddleware, minimum_size=1024),

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from app import rendering, settings
-from app.images import ON_WHITE, crop_note, to_model_tensor
+from app.images import to_model_tensor, upload_note
 from app.plans import SCHEDULES
 from app.scrub_payload import forward_payload
 from app.serving.compute_slots import collected, compute_slot, stoppable
@@ -77,7 +77,7 @@ def forward_state(image, schedule, num_timesteps, beta_start, beta_end, seed, re
     x0 = to_model_tensor(pil, resolution, 3 if pil.mode == "RGB" else 1)
     trajectory = ForwardTrajectory(x0, tables, generator=torch.Generator().manual_seed(seed))
     plot_key = (schedule, tables.num_timesteps, float(beta_start), float(beta_end))
-    return ForwardState(trajectory, plot_key, crop_note(pil.size, resolution, pil.info.get(ON_WHITE, False)))
+    return ForwardState(trajectory, plot_key, upload_note(pil, resolution))
 
 
 def forward_setup(image, schedule, num_timesteps, beta_start, beta_end, seed, resolution):

@@ -8,7 +8,7 @@ import gradio as gr
 import torch
 
 from app import rendering, settings
-from app.images import ON_WHITE, crop_note, to_model_tensor
+from app.images import to_model_tensor, upload_note
 from app.plans import check_work
 from app.serving.compute_slots import compute_slot, gpu, stoppable
 from app.validation import UserError, check_int, check_model, open_image
@@ -47,7 +47,7 @@ def measured_image(image, sample_shape: tuple[int, int, int]) -> tuple[torch.Ten
         return x0.clone(), f"Fashion-MNIST test image #{TEST_IMAGE} ({name}), at {h}×{h} as in training"
     pil = open_image(image)
     what = "your image" if image is not None else "the example photo"
-    return to_model_tensor(pil, h, c).unsqueeze(0), f"{what}: {crop_note(pil.size, h, pil.info.get(ON_WHITE, False))}"
+    return to_model_tensor(pil, h, c).unsqueeze(0), f"{what}: {upload_note(pil, h)}"
 
 
 def elbo_input(model_name, image):

@@ -12,7 +12,7 @@ import gradio as gr
 import torch
 
 from app import rendering, settings
-from app.images import ON_WHITE, crop_note, to_model_tensor
+from app.images import to_model_tensor, upload_note
 from app.plans import check_work
 from app.rendering import grid_image
 from app.serving.compute_slots import gpu, in_compute_slots
@@ -37,7 +37,7 @@ def sdedit(model_name, image, t_start, steps, seed, progress=gr.Progress(track_t
     # its label says what became of the upload (a non-square one is centre-cropped)
     x0_view = gr.update(
         value=rendering.png_output(rendering.image_to_uint8(x0[0].cpu())),
-        label=f"x₀: {crop_note(pil.size, h, pil.info.get(ON_WHITE, False))}",
+        label=f"x₀: {upload_note(pil, h)}",
     )
     gallery, last_yield = [], time.perf_counter()
     for t in sweep:

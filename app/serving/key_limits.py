@@ -28,14 +28,14 @@ def too_long(value) -> bool:
     return isinstance(value, str) and len(value) > settings.MAX_KEY_CHARS
 
 
-def refused_in_url(path: str, query_string: bytes) -> str | None:
-    """Why a request's path or query names an overlong key, or None."""
+def refused_in_url(path: str, query_string: bytes) -> PlainTextResponse | None:
+    """The refusal of a request whose path or query names an overlong key, or None."""
     query = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
     for key in KEYS:
         if any(too_long(value) for value in query.get(key, [])):
-            return key
+            return refusal(key)
     if HEARTBEAT in path and too_long(path.rsplit(HEARTBEAT, 1)[1]):
-        return "session_hash"
+        return refusal("session_hash")
     return None
 
 
@@ -72,7 +72,7 @@ def refusal(key: str) -> PlainTextResponse:
     return PlainTextResponse(f"{key} is over this server's limit of {settings.MAX_KEY_CHARS} characters.", 400)
 
 
-class KeyLengthLimit:
+class LengthLimits:
     """ASGI middleware: 400 for a request whose session hash or upload id is over ``MAX_KEY_CHARS``, or whose JSON
     input values hold a string over ``MAX_VALUE_CHARS``. A JSON body is read whole (it is already capped at
     ``MAX_REQUEST_BYTES``) and handed on unchanged."""
@@ -83,9 +83,9 @@ class KeyLengthLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        key = refused_in_url(scope["path"], scope.get("query_string", b""))
-        if key is not None:
-            return await refusal(key)(scope, receive, send)
+        refused = refused_in_url(scope["path"], scope.get("query_string", b""))
+        if refused is not None:
+            return await refused(scope, receive, send)
         content_type = dict(scope["headers"]).get(b"content-type", b"")
         if scope["method"] != "POST" or not content_type.startswith(b"application/json"):
             return await self.app(scope, receive, send)
